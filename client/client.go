@@ -1,0 +1,172 @@
+// Package client is the Go SDK for the coordinator's HTTP API: submit sagas
+// (optionally waiting for their outcome), inspect and abort transactions.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/saga"
+	"github.com/dtxhq/dtx/transport/httptransport"
+)
+
+// Client talks to one coordinator. It is safe for concurrent use.
+type Client struct {
+	base string
+	hc   *http.Client
+	// WaitTimeout bounds server-side waiting for SubmitSaga(wait=true)
+	// (default 60s).
+	WaitTimeout time.Duration
+}
+
+// New returns a client for the coordinator at baseURL (e.g.
+// "http://127.0.0.1:8480"). A nil hc gets a keep-alive pooled client.
+func New(baseURL string, hc *http.Client) *Client {
+	if hc == nil {
+		hc = &http.Client{Transport: httptransport.NewRoundTripper()}
+	}
+	return &Client{base: strings.TrimRight(baseURL, "/"), hc: hc, WaitTimeout: 60 * time.Second}
+}
+
+// APIError is a non-2xx answer from the coordinator. It matches the dtx
+// sentinels with errors.Is (404 → dtx.ErrNotFound, 409 → dtx.ErrConflict,
+// 400 → dtx.ErrInvalid).
+type APIError struct {
+	Status int
+	Detail string
+}
+
+func (e *APIError) Error() string { return fmt.Sprintf("coordinator: HTTP %d: %s", e.Status, e.Detail) }
+
+// Is implements errors.Is matching on the status class.
+func (e *APIError) Is(target error) bool {
+	switch e.Status {
+	case http.StatusNotFound:
+		return target == dtx.ErrNotFound
+	case http.StatusConflict:
+		return target == dtx.ErrConflict
+	case http.StatusBadRequest:
+		return target == dtx.ErrInvalid
+	}
+	return false
+}
+
+// SubmitSaga submits spec. With wait, the call returns once the saga has
+// finished (or the wait timeout passed: the returned state is then still
+// running). Resubmitting the same gid and content is idempotent.
+func (c *Client) SubmitSaga(ctx context.Context, spec saga.Spec, wait bool) (*dtx.TxDetail, error) {
+	body, err := json.Marshal(&spec)
+	if err != nil {
+		return nil, fmt.Errorf("encode saga: %w", err)
+	}
+	path := "/v1/sagas"
+	if wait {
+		path += "?wait=true&timeout=" + url.QueryEscape(c.WaitTimeout.String())
+	}
+	var out dtx.TxDetail
+	if err := c.do(ctx, http.MethodPost, path, body, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Get returns a transaction with its branches and history.
+func (c *Client) Get(ctx context.Context, gid string) (*dtx.TxDetail, error) {
+	var out dtx.TxDetail
+	if err := c.do(ctx, http.MethodGet, "/v1/transactions/"+url.PathEscape(gid), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// ListResult is a page of transactions plus counts by status.
+type ListResult struct {
+	Transactions []dtx.Tx          `json:"transactions"`
+	Counts       map[dtx.Status]int `json:"counts"`
+}
+
+// List returns transactions, newest first.
+func (c *Client) List(ctx context.Context, f dtx.ListFilter) (*ListResult, error) {
+	q := url.Values{}
+	if f.Status != "" {
+		q.Set("status", string(f.Status))
+	}
+	if f.Limit > 0 {
+		q.Set("limit", fmt.Sprint(f.Limit))
+	}
+	if !f.Before.IsZero() {
+		q.Set("before", f.Before.Format(time.RFC3339Nano))
+	}
+	var out ListResult
+	if err := c.do(ctx, http.MethodGet, "/v1/transactions?"+q.Encode(), nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Abort asks a running saga to compensate.
+func (c *Client) Abort(ctx context.Context, gid, reason string) (*dtx.TxDetail, error) {
+	body, _ := json.Marshal(map[string]string{"reason": reason})
+	var out dtx.TxDetail
+	if err := c.do(ctx, http.MethodPost, "/v1/transactions/"+url.PathEscape(gid)+"/abort", body, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Health checks that the coordinator answers.
+func (c *Client) Health(ctx context.Context) error {
+	return c.do(ctx, http.MethodGet, "/healthz", nil, nil)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body []byte, out any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("read response: %w", err)
+	}
+	if resp.StatusCode >= 300 {
+		var p struct {
+			Detail string `json:"detail"`
+			Title  string `json:"title"`
+		}
+		json.Unmarshal(data, &p)
+		if p.Detail == "" {
+			p.Detail = p.Title
+		}
+		if p.Detail == "" {
+			p.Detail = strings.TrimSpace(string(data))
+		}
+		return &APIError{Status: resp.StatusCode, Detail: p.Detail}
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("decode response: %w", err)
+	}
+	return nil
+}

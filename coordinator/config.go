@@ -1,0 +1,117 @@
+package coordinator
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+)
+
+// Defaults for Config.
+const (
+	DefaultLeaseTTL        = 10 * time.Second
+	DefaultRecoverInterval = time.Second
+	DefaultRetryBase       = 100 * time.Millisecond
+	DefaultRetryMax        = 10 * time.Second
+	DefaultAlertAfter      = 5
+	DefaultMaxActive       = 20000
+	DefaultShutdownTimeout = 10 * time.Second
+)
+
+// Alert reports an operation that keeps failing: a compensation, or a step
+// past the pivot, that must eventually succeed.
+type Alert struct {
+	GID      string
+	Branch   int
+	Name     string
+	Op       string
+	Attempts int
+	LastErr  string
+}
+
+// Config configures a Coordinator. Zero values take the defaults.
+type Config struct {
+	// Owner identifies this coordinator in leases (default: host-pid-random).
+	Owner string
+	// LeaseTTL is how long a lease lasts without renewal (default 10s). A
+	// crashed coordinator's transactions are resumed after at most this.
+	LeaseTTL time.Duration
+	// RecoverInterval is how often expired leases are claimed (default 1s).
+	RecoverInterval time.Duration
+	// RetryBase and RetryMax bound the backoff between retries of an unknown
+	// outcome (defaults 100ms, 10s); the delay doubles per attempt and is
+	// jittered.
+	RetryBase, RetryMax time.Duration
+	// AlertAfter raises an alert every AlertAfter failed attempts of an
+	// operation that cannot be given up (default 5).
+	AlertAfter int
+	// OnAlert, if set, is called (from the driver goroutine; keep it quick)
+	// for each alert, in addition to a warning log line.
+	OnAlert func(Alert)
+	// MaxActive bounds the transactions driven at once by this process
+	// (default 20000). Recovery claims no more than the free slots.
+	MaxActive int
+	// ShutdownTimeout bounds how long Close waits for in-flight calls.
+	ShutdownTimeout time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.Owner == "" {
+		host, _ := os.Hostname()
+		var b [4]byte
+		rand.Read(b[:])
+		c.Owner = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = DefaultLeaseTTL
+	}
+	if c.RecoverInterval == 0 {
+		c.RecoverInterval = DefaultRecoverInterval
+	}
+	if c.RetryBase == 0 {
+		c.RetryBase = DefaultRetryBase
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = DefaultRetryMax
+	}
+	if c.AlertAfter == 0 {
+		c.AlertAfter = DefaultAlertAfter
+	}
+	if c.MaxActive == 0 {
+		c.MaxActive = DefaultMaxActive
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate reports every invalid field at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.LeaseTTL < 100*time.Millisecond {
+		errs = append(errs, fmt.Errorf("lease TTL %v is below 100ms", c.LeaseTTL))
+	}
+	if c.RetryBase <= 0 || c.RetryMax < c.RetryBase {
+		errs = append(errs, fmt.Errorf("retry backoff base %v / max %v: need 0 < base <= max", c.RetryBase, c.RetryMax))
+	}
+	if c.RecoverInterval <= 0 {
+		errs = append(errs, fmt.Errorf("recover interval must be positive"))
+	}
+	if c.MaxActive < 1 || c.AlertAfter < 1 {
+		errs = append(errs, fmt.Errorf("max active and alert-after must be positive"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,396 @@
+package coordinator
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/saga"
+)
+
+// ErrNotDrivenHere is returned by Abort for a transaction whose lease is
+// held by another coordinator process.
+var ErrNotDrivenHere = errors.New("coordinator: transaction is driven by another coordinator")
+
+// ErrPastPivot is returned by Abort for a saga that can only move forward.
+var ErrPastPivot = errors.New("coordinator: saga is past its pivot and can no longer be compensated")
+
+// Coordinator drives global transactions stored in a dtx.Store.
+type Coordinator struct {
+	cfg       Config
+	store     dtx.Store
+	transport dtx.Transport
+	log       *slog.Logger
+
+	mu      sync.Mutex
+	active  map[string]*run
+	waiters map[string][]chan *dtx.TxDetail
+
+	started  bool
+	stopping chan struct{} // closed by Close: no new work
+	hardCtx  context.Context
+	hardStop context.CancelFunc // cancels in-flight calls after the drain
+	loopWG   sync.WaitGroup     // recovery and renewal loops
+	runWG    sync.WaitGroup     // drivers
+	closeOne sync.Once
+}
+
+// New returns a coordinator. Call Start to resume unfinished transactions
+// and begin lease renewal; Close to stop.
+func New(store dtx.Store, transport dtx.Transport, cfg Config) (*Coordinator, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("coordinator config: %w", err)
+	}
+	hard, cancel := context.WithCancel(context.Background())
+	return &Coordinator{
+		cfg: cfg, store: store, transport: transport,
+		log:      cfg.Logger.With(slog.String("component", "coordinator"), slog.String("owner", cfg.Owner)),
+		active:   map[string]*run{},
+		waiters:  map[string][]chan *dtx.TxDetail{},
+		stopping: make(chan struct{}),
+		hardCtx:  hard, hardStop: cancel,
+	}, nil
+}
+
+// Owner returns the lease owner name of this coordinator.
+func (c *Coordinator) Owner() string { return c.cfg.Owner }
+
+// Store returns the coordinator's store.
+func (c *Coordinator) Store() dtx.Store { return c.store }
+
+// Start claims unfinished transactions at once, then keeps claiming expired
+// leases and renewing its own in the background until Close.
+func (c *Coordinator) Start(ctx context.Context) error {
+	c.mu.Lock()
+	if c.started {
+		c.mu.Unlock()
+		return nil
+	}
+	c.started = true
+	c.mu.Unlock()
+	if err := c.recoverOnce(ctx); err != nil {
+		return fmt.Errorf("initial recovery: %w", err)
+	}
+	c.loopWG.Add(2)
+	go c.recoveryLoop()
+	go c.renewLoop()
+	return nil
+}
+
+// Close stops taking work, lets in-flight branch calls finish (bounded by
+// ShutdownTimeout), records their outcomes and releases the leases of
+// unfinished transactions so another coordinator can take them over at once.
+// It is idempotent.
+func (c *Coordinator) Close(ctx context.Context) error {
+	c.closeOne.Do(func() {
+		close(c.stopping)
+		c.loopWG.Wait()
+		done := make(chan struct{})
+		go func() { c.runWG.Wait(); close(done) }()
+		t := time.NewTimer(c.cfg.ShutdownTimeout)
+		defer t.Stop()
+		select {
+		case <-done:
+		case <-t.C:
+			c.hardStop()
+			<-done
+		case <-ctx.Done():
+			c.hardStop()
+			<-done
+		}
+		c.hardStop()
+	})
+	return nil
+}
+
+func (c *Coordinator) isStopping() bool {
+	select {
+	case <-c.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
+// NewGID returns a random, roughly time-ordered transaction id.
+func NewGID() string {
+	var b [8]byte
+	rand.Read(b[:])
+	return fmt.Sprintf("%x-%s", time.Now().UnixMilli(), hex.EncodeToString(b[:]))
+}
+
+// Submit validates and durably records a saga, then starts driving it. It
+// returns the transaction and whether it was created now. Resubmitting a gid
+// with identical content returns the existing transaction (created=false);
+// different content fails with dtx.ErrConflict. Invalid specs fail with an
+// error wrapping dtx.ErrInvalid.
+func (c *Coordinator) Submit(ctx context.Context, spec saga.Spec) (*dtx.TxDetail, bool, error) {
+	if c.isStopping() {
+		return nil, false, dtx.ErrClosed
+	}
+	if spec.GID == "" {
+		spec.GID = NewGID()
+	}
+	if err := spec.Normalize(); err != nil {
+		return nil, false, err
+	}
+	raw, err := json.Marshal(&spec)
+	if err != nil {
+		return nil, false, fmt.Errorf("encode spec: %w", err)
+	}
+	now := c.cfg.Now()
+	tx := &dtx.Tx{
+		GID: spec.GID, Pattern: dtx.PatternSaga, Status: dtx.StatusRunning,
+		Spec: raw, Digest: spec.Digest(), CreatedAt: now, UpdatedAt: now,
+		Deadline:   now.Add(spec.Timeout.Std()),
+		LeaseOwner: c.cfg.Owner, LeaseUntil: now.Add(c.cfg.LeaseTTL),
+	}
+	branches := saga.InitialBranches(spec.GID, &spec)
+	switch err := c.store.Create(ctx, tx, branches); {
+	case errors.Is(err, dtx.ErrExists):
+		old, oldBr, err := c.store.Get(ctx, spec.GID)
+		if err != nil {
+			return nil, false, err
+		}
+		if old.Digest != tx.Digest {
+			return nil, false, fmt.Errorf("%w: %s", dtx.ErrConflict, spec.GID)
+		}
+		return &dtx.TxDetail{Tx: *old, Branches: oldBr}, false, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("record saga %s: %w", spec.GID, err)
+	}
+	r := c.newRun(tx, &spec, branches)
+	if !c.startRun(r) {
+		// Shutting down between Create and now: hand it to whoever recovers.
+		c.store.Release(context.WithoutCancel(ctx), c.cfg.Owner, tx.GID)
+	}
+	return &dtx.TxDetail{Tx: *tx, Branches: branches}, true, nil
+}
+
+func (c *Coordinator) startRun(r *run) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.isStopping() {
+		return false
+	}
+	if _, dup := c.active[r.gid]; dup {
+		return true
+	}
+	c.active[r.gid] = r
+	c.runWG.Add(1)
+	go r.loop()
+	return true
+}
+
+// runDone is called by a driver when it stops, with the final state if the
+// transaction finished.
+func (c *Coordinator) runDone(gid string, final *dtx.TxDetail) {
+	c.mu.Lock()
+	delete(c.active, gid)
+	ws := c.waiters[gid]
+	if final != nil {
+		delete(c.waiters, gid)
+	}
+	c.mu.Unlock()
+	if final != nil {
+		for _, w := range ws {
+			w <- final
+		}
+	}
+	c.runWG.Done()
+}
+
+// Wait blocks until the transaction is finished (or ctx ends) and returns its
+// final state. It works for transactions driven by other coordinators too,
+// by polling the store.
+func (c *Coordinator) Wait(ctx context.Context, gid string) (*dtx.TxDetail, error) {
+	ch := make(chan *dtx.TxDetail, 1)
+	c.mu.Lock()
+	c.waiters[gid] = append(c.waiters[gid], ch)
+	c.mu.Unlock()
+	defer c.unsubscribe(gid, ch)
+	poll := time.NewTicker(250 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		tx, br, err := c.store.Get(ctx, gid)
+		if err != nil {
+			return nil, err
+		}
+		if tx.Status.Terminal() {
+			return &dtx.TxDetail{Tx: *tx, Branches: br}, nil
+		}
+		select {
+		case d := <-ch:
+			return d, nil
+		case <-ctx.Done():
+			return &dtx.TxDetail{Tx: *tx, Branches: br}, ctx.Err()
+		case <-poll.C:
+		}
+	}
+}
+
+func (c *Coordinator) unsubscribe(gid string, ch chan *dtx.TxDetail) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ws := c.waiters[gid]
+	for i, w := range ws {
+		if w == ch {
+			ws = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(ws) == 0 {
+		delete(c.waiters, gid)
+	} else {
+		c.waiters[gid] = ws
+	}
+}
+
+// Abort asks a running saga to compensate. It fails with dtx.ErrNotFound,
+// dtx.ErrFinished, ErrPastPivot, or ErrNotDrivenHere when another
+// coordinator holds the saga's lease (retry there, or after it expires).
+func (c *Coordinator) Abort(ctx context.Context, gid, reason string) error {
+	if reason == "" {
+		reason = "aborted by operator"
+	}
+	tx, br, err := c.store.Get(ctx, gid)
+	if err != nil {
+		return err
+	}
+	if tx.Status.Terminal() {
+		return dtx.ErrFinished
+	}
+	if tx.Status == dtx.StatusCompensating {
+		return nil
+	}
+	var spec saga.Spec
+	if err := json.Unmarshal(tx.Spec, &spec); err != nil {
+		return fmt.Errorf("decode spec %s: %w", gid, err)
+	}
+	if saga.PastPivot(&spec, br) {
+		return ErrPastPivot
+	}
+	c.mu.Lock()
+	r := c.active[gid]
+	c.mu.Unlock()
+	if r == nil {
+		return ErrNotDrivenHere
+	}
+	resp := make(chan error, 1)
+	select {
+	case r.abort <- abortReq{reason: reason, resp: resp}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-r.done:
+		return dtx.ErrFinished
+	}
+	select {
+	case err := <-resp:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Active returns how many transactions this coordinator is driving.
+func (c *Coordinator) Active() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.active)
+}
+
+func (c *Coordinator) recoveryLoop() {
+	defer c.loopWG.Done()
+	t := time.NewTicker(c.cfg.RecoverInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stopping:
+			return
+		case <-t.C:
+			if err := c.recoverOnce(c.hardCtx); err != nil && !c.isStopping() {
+				c.log.Warn("recovery pass failed", slog.Any("err", err))
+			}
+		}
+	}
+}
+
+// recoverOnce claims expired leases (up to the free slots) and resumes them.
+func (c *Coordinator) recoverOnce(ctx context.Context) error {
+	for {
+		free := c.cfg.MaxActive - c.Active()
+		if free <= 0 || c.isStopping() {
+			return nil
+		}
+		limit := min(free, 500)
+		now := c.cfg.Now()
+		gids, err := c.store.Claim(ctx, c.cfg.Owner, now, now.Add(c.cfg.LeaseTTL), limit)
+		if err != nil {
+			return err
+		}
+		for _, gid := range gids {
+			if err := c.resume(ctx, gid); err != nil {
+				c.log.Error("cannot resume transaction", slog.String("gid", gid), slog.Any("err", err))
+				c.store.Release(ctx, c.cfg.Owner, gid)
+			}
+		}
+		if len(gids) > 0 {
+			c.log.Info("resumed transactions", slog.Int("count", len(gids)))
+		}
+		if len(gids) < limit {
+			return nil
+		}
+	}
+}
+
+func (c *Coordinator) resume(ctx context.Context, gid string) error {
+	c.mu.Lock()
+	_, running := c.active[gid]
+	c.mu.Unlock()
+	if running {
+		return nil
+	}
+	tx, br, err := c.store.Get(ctx, gid)
+	if err != nil {
+		return err
+	}
+	if tx.Status.Terminal() {
+		return nil
+	}
+	if tx.Pattern != dtx.PatternSaga {
+		return fmt.Errorf("pattern %q is not supported by this coordinator", tx.Pattern)
+	}
+	var spec saga.Spec
+	if err := json.Unmarshal(tx.Spec, &spec); err != nil {
+		return fmt.Errorf("decode spec: %w", err)
+	}
+	if len(br) != len(spec.Steps) {
+		return fmt.Errorf("store has %d branches for %d steps", len(br), len(spec.Steps))
+	}
+	c.startRun(c.newRun(tx, &spec, br))
+	return nil
+}
+
+func (c *Coordinator) renewLoop() {
+	defer c.loopWG.Done()
+	t := time.NewTicker(c.cfg.LeaseTTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.stopping:
+			return
+		case <-t.C:
+			if _, err := c.store.Renew(c.hardCtx, c.cfg.Owner, c.cfg.Now().Add(c.cfg.LeaseTTL)); err != nil && !c.isStopping() {
+				c.log.Warn("lease renewal failed", slog.Any("err", err))
+			}
+		}
+	}
+}

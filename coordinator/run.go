@@ -1,0 +1,342 @@
+package coordinator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/saga"
+)
+
+// run drives one saga. It is the only goroutine that touches its fields;
+// branch calls run in their own goroutines and report on results.
+type run struct {
+	c        *Coordinator
+	gid      string
+	spec     *saga.Spec
+	tx       dtx.Tx
+	br       []dtx.Branch
+	inflight map[saga.Call]bool
+	retryAt  map[saga.Call]time.Time
+	results  chan result
+	abort    chan abortReq
+	done     chan struct{}
+	draining bool
+}
+
+type result struct {
+	call    saga.Call
+	outcome dtx.Outcome
+	took    time.Duration
+}
+
+type abortReq struct {
+	reason string
+	resp   chan error
+}
+
+func (c *Coordinator) newRun(tx *dtx.Tx, spec *saga.Spec, br []dtx.Branch) *run {
+	return &run{
+		c: c, gid: tx.GID, spec: spec, tx: *tx,
+		br:       append([]dtx.Branch(nil), br...),
+		inflight: map[saga.Call]bool{},
+		retryAt:  map[saga.Call]time.Time{},
+		results:  make(chan result, len(spec.Steps)),
+		abort:    make(chan abortReq),
+		done:     make(chan struct{}),
+	}
+}
+
+// busy tells the machine which calls not to issue: in flight or backing off.
+func (r *run) busy(c saga.Call) bool {
+	if r.inflight[c] {
+		return true
+	}
+	_, waiting := r.retryAt[c]
+	return waiting
+}
+
+func (r *run) loop() {
+	var final *dtx.TxDetail
+	defer func() {
+		close(r.done)
+		r.c.runDone(r.gid, final)
+	}()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if r.tx.Status.Terminal() {
+			final = &dtx.TxDetail{Tx: r.tx, Branches: r.br}
+			return
+		}
+		if !r.draining {
+			if err := r.step(); err != nil {
+				r.stopOnError(err)
+				return
+			}
+			if r.tx.Status.Terminal() {
+				continue
+			}
+		}
+		if r.draining && len(r.inflight) == 0 {
+			// Everything we know is durable; let another coordinator (or our
+			// next start) take over immediately.
+			r.c.store.Release(context.Background(), r.c.cfg.Owner, r.gid)
+			return
+		}
+		wake, ok := r.nextWake()
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+		if ok {
+			timer.Reset(max(wake.Sub(r.c.cfg.Now()), 0))
+		} else {
+			timer.Reset(time.Hour)
+		}
+		select {
+		case res := <-r.results:
+			if err := r.handle(res); err != nil {
+				r.stopOnError(err)
+				return
+			}
+		case <-timer.C:
+			now := r.c.cfg.Now()
+			for call, at := range r.retryAt {
+				if !at.After(now) {
+					delete(r.retryAt, call)
+				}
+			}
+			if err := r.checkDeadline(now); err != nil {
+				r.stopOnError(err)
+				return
+			}
+		case req := <-r.abort:
+			req.resp <- r.doAbort(req.reason)
+		case <-r.c.stopping:
+			r.draining = true
+		}
+	}
+}
+
+func (r *run) stopOnError(err error) {
+	if errors.Is(err, dtx.ErrLeaseLost) {
+		r.c.log.Info("lease lost; another coordinator drives the saga", slog.String("gid", r.gid))
+	} else if !r.c.isStopping() {
+		r.c.log.Error("saga driver stopped", slog.String("gid", r.gid), slog.Any("err", err))
+		r.c.store.Release(context.Background(), r.c.cfg.Owner, r.gid)
+	}
+	// Wait for our in-flight calls so their goroutines do not outlive us.
+	for len(r.inflight) > 0 {
+		res := <-r.results
+		delete(r.inflight, res.call)
+	}
+}
+
+// nextWake is the earliest retry or deadline the loop must wake for.
+func (r *run) nextWake() (time.Time, bool) {
+	var at time.Time
+	for _, t := range r.retryAt {
+		if at.IsZero() || t.Before(at) {
+			at = t
+		}
+	}
+	if r.tx.Status == dtx.StatusRunning && !r.tx.Deadline.IsZero() && !saga.PastPivot(r.spec, r.br) {
+		if at.IsZero() || r.tx.Deadline.Before(at) {
+			at = r.tx.Deadline
+		}
+	}
+	return at, !at.IsZero()
+}
+
+// step asks the machine what is due and starts those calls. A terminal
+// decision reached without a call result (e.g. every action was skipped) is
+// persisted here.
+func (r *run) step() error {
+	d := saga.Next(r.spec, r.tx.Status, r.br, r.busy)
+	if d.Status != "" {
+		return r.persist(nil, nil, d.Status, "")
+	}
+	for _, call := range d.Calls {
+		r.start(call)
+	}
+	return nil
+}
+
+func (r *run) start(call saga.Call) {
+	st := r.spec.Steps[call.Index]
+	url, attempt := st.Action, r.br[call.Index].ActionAttempts+1
+	if call.Op == dtx.OpCompensate {
+		url, attempt = st.Compensate, r.br[call.Index].CompensateAttempts+1
+	}
+	r.inflight[call] = true
+	req := dtx.Call{
+		GID: r.gid, Branch: call.Index, Op: call.Op, URL: url, Payload: st.Payload,
+		Attempt: attempt, Timeout: r.spec.BranchTimeout.Std(),
+	}
+	go func() {
+		t0 := time.Now()
+		out := r.c.transport.Call(r.c.hardCtx, req)
+		r.results <- result{call: call, outcome: out, took: time.Since(t0)}
+	}()
+}
+
+// handle folds one call result into the state and persists it (together
+// with a terminal status if the saga is now finished) before anything else
+// is started.
+func (r *run) handle(res result) error {
+	delete(r.inflight, res.call)
+	i, op := res.call.Index, res.call.Op
+	b := r.br[i]
+	ev := dtx.Event{At: r.c.cfg.Now(), Branch: i, Op: op, Outcome: res.outcome.Class.String(), Detail: errText(res.outcome.Err), Duration: res.took}
+	var status dtx.Status
+	var reason string
+	attempts := &b.ActionAttempts
+	if op == dtx.OpCompensate {
+		attempts = &b.CompensateAttempts
+	}
+	*attempts++
+	if res.outcome.Err != nil {
+		b.LastError = res.outcome.Err.Error()
+	}
+	class := res.outcome.Class
+	// Operations that may not be given up turn a definite failure into a
+	// retry: compensations, and steps past the pivot.
+	mustSucceed := op == dtx.OpCompensate || r.spec.Steps[i].Compensate == ""
+	if class == dtx.Failure && mustSucceed {
+		class = dtx.Unknown
+	}
+	switch class {
+	case dtx.Success:
+		if op == dtx.OpAction {
+			b.Action = dtx.BranchSucceeded
+		} else {
+			b.Compensate = dtx.BranchSucceeded
+		}
+	case dtx.Failure: // an action of a compensatable step
+		b.Action = dtx.BranchFailed
+		if r.tx.Status == dtx.StatusRunning {
+			status = dtx.StatusCompensating
+			reason = fmt.Sprintf("step %d (%s) failed: %s", i, r.spec.Steps[i].Name, res.outcome.Reason())
+		}
+	default: // unknown: retry the same operation later
+		if op == dtx.OpAction && r.tx.Status == dtx.StatusCompensating {
+			break // the compensation will run instead (the barrier makes a late action a no-op)
+		}
+		r.retryAt[res.call] = r.c.cfg.Now().Add(backoff(r.c.cfg.RetryBase, r.c.cfg.RetryMax, *attempts))
+		if mustSucceed && *attempts%r.c.cfg.AlertAfter == 0 {
+			r.alert(i, op, *attempts, b.LastError)
+		}
+	}
+	r.br[i] = b
+	if status == "" {
+		// Fold a now-final decision into this write.
+		status = saga.Next(r.spec, r.tx.Status, r.br, r.busy).Status
+		if status == dtx.StatusRunning || status == dtx.StatusCompensating {
+			status = ""
+		}
+	}
+	return r.persist([]dtx.Branch{b}, []dtx.Event{ev}, status, reason)
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func (r *run) alert(i int, op dtx.Op, attempts int, lastErr string) {
+	a := Alert{GID: r.gid, Branch: i, Name: r.spec.Steps[i].Name, Op: string(op), Attempts: attempts, LastErr: lastErr}
+	r.c.log.Warn("operation keeps failing; retrying", slog.String("gid", a.GID), slog.Int("branch", a.Branch),
+		slog.String("op", a.Op), slog.Int("attempts", a.Attempts), slog.String("last_error", a.LastErr))
+	if r.c.cfg.OnAlert != nil {
+		r.c.cfg.OnAlert(a)
+	}
+}
+
+// checkDeadline switches a saga that ran out of time to compensation.
+func (r *run) checkDeadline(now time.Time) error {
+	if r.tx.Status != dtx.StatusRunning || r.tx.Deadline.IsZero() || now.Before(r.tx.Deadline) || saga.PastPivot(r.spec, r.br) {
+		return nil
+	}
+	reason := fmt.Sprintf("timed out after %v", r.spec.Timeout.Std())
+	if b := r.lastError(); b != "" {
+		reason += ": last error: " + b
+	}
+	return r.persist(nil, nil, dtx.StatusCompensating, reason)
+}
+
+func (r *run) lastError() string {
+	for _, b := range r.br {
+		if !b.Action.Done() && b.LastError != "" {
+			return b.LastError
+		}
+	}
+	return ""
+}
+
+func (r *run) doAbort(reason string) error {
+	if r.tx.Status != dtx.StatusRunning {
+		if r.tx.Status.Terminal() {
+			return dtx.ErrFinished
+		}
+		return nil
+	}
+	if saga.PastPivot(r.spec, r.br) {
+		return ErrPastPivot
+	}
+	return r.persist(nil, nil, dtx.StatusCompensating, reason)
+}
+
+// persist writes the change fenced by our lease, retrying database errors
+// with backoff: nothing proceeds until the state is durable.
+func (r *run) persist(br []dtx.Branch, evs []dtx.Event, status dtx.Status, reason string) error {
+	now := r.c.cfg.Now()
+	u := dtx.Update{GID: r.gid, Owner: r.c.cfg.Owner, At: now, Branches: br, Events: evs, Status: status, Reason: reason}
+	if status != "" {
+		u.Events = append(u.Events, dtx.Event{At: now, Branch: -1, Outcome: string(status), Detail: reason})
+		u.Release = status.Terminal()
+	}
+	for attempt := 1; ; attempt++ {
+		err := r.c.store.Apply(r.c.hardCtx, u)
+		if err == nil {
+			break
+		}
+		if errors.Is(err, dtx.ErrLeaseLost) || r.c.hardCtx.Err() != nil {
+			return err
+		}
+		if attempt == 1 || attempt%20 == 0 {
+			r.c.log.Warn("cannot persist saga progress; retrying", slog.String("gid", r.gid), slog.Any("err", err))
+		}
+		select {
+		case <-time.After(backoff(r.c.cfg.RetryBase, r.c.cfg.RetryMax, attempt)):
+		case <-r.c.hardCtx.Done():
+			return err
+		}
+	}
+	if status == dtx.StatusCompensating {
+		// Pending retries of actions are dropped: we compensate instead.
+		for call := range r.retryAt {
+			if call.Op == dtx.OpAction {
+				delete(r.retryAt, call)
+			}
+		}
+	}
+	if status != "" {
+		r.tx.Status = status
+		if reason != "" {
+			r.tx.Reason = reason
+		}
+		if u.Release {
+			r.tx.LeaseOwner, r.tx.LeaseUntil = "", time.Time{}
+		}
+	}
+	r.tx.UpdatedAt = now
+	return nil
+}

@@ -1,0 +1,34 @@
+// Package dtx is the shared vocabulary of the dtx toolkit: global transaction
+// ids (gids), branch and transaction states, the typed outcome of a branch
+// call, and the Store interface that every durable store implements.
+//
+// # How the pieces fit
+//
+// A global transaction (a saga today; TCC, XA and choreographed flows later)
+// is written to a Store before anything is acted on. The coordinator package
+// drives it: it asks the pattern's pure state machine (package saga) which
+// branch calls are due, performs them through a transport (package
+// transport/httptransport), classifies each answer as an Outcome and writes
+// the new branch state back to the Store before deciding the next step.
+//
+// Each branch call ends in exactly one outcome class:
+//
+//   - Success: the participant applied the operation.
+//   - Failure: a definite business "no"; the participant applied nothing and
+//     retrying will not help. The saga compensates.
+//   - Unknown: timeout, connection error, 5xx. The operation may or may not
+//     have been applied; the coordinator retries the same operation with the
+//     same ids and never guesses.
+//
+// Participants make every operation idempotent with the barrier in package
+// participant, so that retries, duplicate deliveries, null compensations and
+// late ("hanging") actions are harmless.
+//
+// # Durability and leases
+//
+// Every unfinished transaction carries a lease (owner, expiry). A
+// coordinator drives only transactions it holds a lease on and every write it
+// makes is fenced by that lease, so two coordinator processes sharing one
+// database never drive the same transaction at once, and the transactions of
+// a dead coordinator are claimed by another once its leases expire.
+package dtx

@@ -1,0 +1,155 @@
+package saga
+
+import "github.com/dtxhq/dtx"
+
+// Call is one branch operation the machine wants performed.
+type Call struct {
+	Index int
+	Op    dtx.Op
+}
+
+// Decision is the machine's answer for the current state.
+type Decision struct {
+	// Calls are the operations to start now (excluding those in flight).
+	Calls []Call
+	// Status is the transaction's new terminal status, or "" if unchanged.
+	Status dtx.Status
+}
+
+// InitialBranches returns the branch records for a new saga: operations with
+// nothing to call (no URL) start out skipped.
+func InitialBranches(gid string, s *Spec) []dtx.Branch {
+	out := make([]dtx.Branch, len(s.Steps))
+	for i, st := range s.Steps {
+		b := dtx.Branch{GID: gid, Index: i, Name: st.Name, Action: dtx.BranchPending, Compensate: dtx.BranchPending}
+		if st.Action == "" {
+			b.Action = dtx.BranchSkipped
+		}
+		if st.Compensate == "" {
+			b.Compensate = dtx.BranchSkipped
+		}
+		out[i] = b
+	}
+	return out
+}
+
+// depsDone reports whether every dependency of step i has a completed action,
+// i.e. step i has been (or may have been) started.
+func depsDone(s *Spec, br []dtx.Branch, i int) bool {
+	for _, d := range s.Deps(i) {
+		if !br[d].Action.Done() {
+			return false
+		}
+	}
+	return true
+}
+
+// PastPivot reports whether every compensatable step's action has completed:
+// from then on the saga only moves forward and can no longer be compensated.
+func PastPivot(s *Spec, br []dtx.Branch) bool {
+	for i, st := range s.Steps {
+		if st.Compensate != "" && !br[i].Action.Done() {
+			return false
+		}
+	}
+	return true
+}
+
+// NeedsCompensation reports whether step i must be compensated before a
+// compensating saga can finish: its compensation is not done and the step
+// ran or may have run.
+func NeedsCompensation(s *Spec, br []dtx.Branch, i int) bool {
+	if br[i].Compensate.Done() {
+		return false
+	}
+	switch br[i].Action {
+	case dtx.BranchSucceeded, dtx.BranchFailed:
+		return true
+	}
+	return depsDone(s, br, i)
+}
+
+// Next returns what to do for a saga in the given status. inflight reports
+// whether an operation is currently being called; the machine neither
+// re-issues it nor compensates a step whose action is still in flight.
+func Next(s *Spec, status dtx.Status, br []dtx.Branch, inflight func(Call) bool) Decision {
+	switch status {
+	case dtx.StatusRunning:
+		return forward(s, br, inflight)
+	case dtx.StatusCompensating:
+		return backward(s, br, inflight)
+	}
+	return Decision{}
+}
+
+func forward(s *Spec, br []dtx.Branch, inflight func(Call) bool) Decision {
+	var d Decision
+	allDone := true
+	pivot := PastPivot(s, br)
+	for i, st := range s.Steps {
+		if br[i].Action.Done() {
+			continue
+		}
+		allDone = false
+		c := Call{Index: i, Op: dtx.OpAction}
+		if br[i].Action != dtx.BranchPending || inflight(c) || !depsDone(s, br, i) {
+			continue
+		}
+		if st.Compensate == "" && !pivot {
+			continue
+		}
+		d.Calls = append(d.Calls, c)
+	}
+	if allDone {
+		d.Status = dtx.StatusSucceeded
+	}
+	return d
+}
+
+// backward schedules compensations in reverse dependency order: step i is
+// compensated once no step that depends on it still needs compensation.
+func backward(s *Spec, br []dtx.Branch, inflight func(Call) bool) Decision {
+	var d Decision
+	need := make([]bool, len(s.Steps))
+	any := false
+	for i := range s.Steps {
+		need[i] = NeedsCompensation(s, br, i)
+		any = any || need[i]
+	}
+	busy := false
+	for i := range s.Steps {
+		if inflight(Call{Index: i, Op: dtx.OpAction}) {
+			busy = true
+		}
+	}
+	if !any {
+		if !busy {
+			d.Status = dtx.StatusFailed
+		}
+		return d
+	}
+	for i := range s.Steps {
+		if !need[i] {
+			continue
+		}
+		c := Call{Index: i, Op: dtx.OpCompensate}
+		if inflight(c) || inflight(Call{Index: i, Op: dtx.OpAction}) {
+			continue
+		}
+		blocked := false
+		for j := range s.Steps {
+			if j == i || !need[j] {
+				continue
+			}
+			for _, dep := range s.Deps(j) {
+				if dep == i {
+					blocked = true
+				}
+			}
+		}
+		if !blocked {
+			d.Calls = append(d.Calls, c)
+		}
+	}
+	return d
+}

@@ -1,0 +1,208 @@
+package saga
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/dtxhq/dtx"
+)
+
+// Limits on a saga definition.
+const (
+	MaxSteps       = 64
+	MaxGIDLength   = 128
+	MaxPayloadSize = 64 << 10
+)
+
+// Spec is the definition of a saga as submitted to the coordinator.
+type Spec struct {
+	// GID is the global transaction id. The coordinator generates one when
+	// empty. Resubmitting the same gid with the same content is idempotent;
+	// with different content it is rejected (dtx.ErrConflict).
+	GID   string `json:"gid,omitempty"`
+	Steps []Step `json:"steps"`
+	// Parallel makes steps run as a DAG: a step starts once every step in its
+	// After list has succeeded. When false, each step implicitly runs after
+	// the previous one.
+	Parallel bool `json:"parallel,omitempty"`
+	// Timeout bounds the forward phase: a saga still running after Timeout is
+	// compensated (unless it is past its pivot, see Step.Compensate). Zero:
+	// DefaultTimeout.
+	Timeout dtx.Duration `json:"timeout,omitempty"`
+	// BranchTimeout bounds one branch call; a call that exceeds it has an
+	// unknown outcome and is retried. Zero: DefaultBranchTimeout.
+	BranchTimeout dtx.Duration `json:"branch_timeout,omitempty"`
+}
+
+// Step is one saga step: an action and the compensation that undoes it.
+type Step struct {
+	// Name is shown in logs and the dashboard (default "step-<index>").
+	Name string `json:"name,omitempty"`
+	// Action is the URL called (POST, JSON Payload) to perform the step.
+	// Empty: the step has no forward work (a compensation-only step, such as
+	// "mark the order cancelled").
+	Action string `json:"action,omitempty"`
+	// Compensate is the URL called to undo the step. Empty: the step cannot be
+	// undone, which makes it a retriable step: it starts only once every
+	// compensatable step has succeeded (the pivot), and from then on the saga
+	// only moves forward.
+	Compensate string `json:"compensate,omitempty"`
+	// Payload is sent as the request body of both calls.
+	Payload json.RawMessage `json:"payload,omitempty"`
+	// After lists the indexes of steps this one depends on (Parallel only).
+	After []int `json:"after,omitempty"`
+}
+
+// Normalize fills defaults and validates s, returning all problems at once
+// (each wrapped around dtx.ErrInvalid).
+func (s *Spec) Normalize() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{dtx.ErrInvalid}, args...)...))
+	}
+	if len(s.GID) > MaxGIDLength {
+		bad("gid longer than %d characters", MaxGIDLength)
+	}
+	if strings.ContainsAny(s.GID, " \t\r\n/?#") {
+		bad("gid %q contains whitespace or one of / ? #", s.GID)
+	}
+	if len(s.Steps) == 0 {
+		bad("a saga needs at least one step")
+	}
+	if len(s.Steps) > MaxSteps {
+		bad("a saga has at most %d steps, got %d", MaxSteps, len(s.Steps))
+	}
+	if s.Timeout < 0 || s.BranchTimeout < 0 {
+		bad("timeouts must not be negative")
+	}
+	for i := range s.Steps {
+		st := &s.Steps[i]
+		if st.Name == "" {
+			st.Name = fmt.Sprintf("step-%d", i)
+		}
+		if st.Action == "" && st.Compensate == "" {
+			bad("step %d (%s): needs an action or a compensate URL", i, st.Name)
+		}
+		for _, u := range []string{st.Action, st.Compensate} {
+			if u == "" {
+				continue
+			}
+			if err := checkURL(u); err != nil {
+				bad("step %d (%s): %v", i, st.Name, err)
+			}
+		}
+		if len(st.Payload) > MaxPayloadSize {
+			bad("step %d (%s): payload larger than %d bytes", i, st.Name, MaxPayloadSize)
+		}
+		if len(st.Payload) > 0 && !json.Valid(st.Payload) {
+			bad("step %d (%s): payload is not valid JSON", i, st.Name)
+		}
+		if !s.Parallel {
+			if i > 0 && st.Compensate != "" && s.Steps[i-1].Compensate == "" {
+				bad("step %d (%s): a compensatable step cannot follow a step without compensation", i, st.Name)
+			}
+			if len(st.After) > 0 {
+				bad("step %d (%s): after is only allowed with parallel", i, st.Name)
+			}
+			continue
+		}
+		for _, d := range st.After {
+			if d < 0 || d >= len(s.Steps) || d == i {
+				bad("step %d (%s): after refers to invalid step %d", i, st.Name, d)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if s.Parallel {
+		if err := s.checkGraph(); err != nil {
+			return err
+		}
+	}
+	if s.Timeout == 0 {
+		s.Timeout = dtx.Duration(DefaultTimeout)
+	}
+	if s.BranchTimeout == 0 {
+		s.BranchTimeout = dtx.Duration(DefaultBranchTimeout)
+	}
+	return nil
+}
+
+func checkURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("invalid URL %q", raw)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("URL %q must be http or https", raw)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("URL %q has no host", raw)
+	}
+	return nil
+}
+
+// checkGraph rejects cycles and compensatable steps that depend on
+// retriable (non-compensatable) ones: retriable steps run after the pivot.
+func (s *Spec) checkGraph() error {
+	state := make([]int, len(s.Steps)) // 0 new, 1 visiting, 2 done
+	var visit func(i int) error
+	visit = func(i int) error {
+		switch state[i] {
+		case 1:
+			return fmt.Errorf("%w: steps form a cycle through step %d", dtx.ErrInvalid, i)
+		case 2:
+			return nil
+		}
+		state[i] = 1
+		for _, d := range s.Steps[i].After {
+			if err := visit(d); err != nil {
+				return err
+			}
+		}
+		state[i] = 2
+		return nil
+	}
+	for i := range s.Steps {
+		if err := visit(i); err != nil {
+			return err
+		}
+		for _, d := range s.Steps[i].After {
+			if s.Steps[i].Compensate != "" && s.Steps[d].Compensate == "" {
+				return fmt.Errorf("%w: compensatable step %d depends on step %d, which has no compensation", dtx.ErrInvalid, i, d)
+			}
+		}
+	}
+	return nil
+}
+
+// Deps returns the indexes of the steps step i waits for.
+func (s *Spec) Deps(i int) []int {
+	if s.Parallel {
+		return s.Steps[i].After
+	}
+	if i == 0 {
+		return nil
+	}
+	return []int{i - 1}
+}
+
+// Digest identifies the content of a normalized spec (gid included).
+func (s *Spec) Digest() string {
+	b, _ := json.Marshal(s)
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:12])
+}
+
+// Default limits applied by Normalize.
+const (
+	DefaultTimeout       = 60 * time.Second
+	DefaultBranchTimeout = 5 * time.Second
+)

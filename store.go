@@ -1,0 +1,78 @@
+package dtx
+
+import (
+	"context"
+	"time"
+)
+
+// Store is the durable log of global transactions. Implementations live in
+// store/sqlite and store/postgres and pass the conformance suite in
+// store/storetest. All methods are safe for concurrent use.
+type Store interface {
+	TxLog
+	LeaseStore
+	// Close releases the store's resources. It is idempotent.
+	Close() error
+}
+
+// TxLog records transactions, their branches and their history.
+type TxLog interface {
+	// Create durably records a new transaction, its branches and an initial
+	// event, leased to tx.LeaseOwner until tx.LeaseUntil. It returns
+	// ErrExists (and writes nothing) when the gid is taken.
+	Create(ctx context.Context, tx *Tx, branches []Branch) error
+	// Get returns a transaction and its branches ordered by index, or
+	// ErrNotFound.
+	Get(ctx context.Context, gid string) (*Tx, []Branch, error)
+	// Events returns a transaction's history in order.
+	Events(ctx context.Context, gid string) ([]Event, error)
+	// List returns transactions matching f, newest first.
+	List(ctx context.Context, f ListFilter) ([]Tx, error)
+	// Counts returns the number of transactions per status.
+	Counts(ctx context.Context) (map[Status]int, error)
+	// Apply writes one step of progress atomically, fenced by the lease: if
+	// u.Owner does not hold the lease on u.GID, nothing is written and
+	// ErrLeaseLost is returned. Implementations may group concurrent Apply
+	// calls into one database commit; Apply returns only once its change is
+	// durable.
+	Apply(ctx context.Context, u Update) error
+}
+
+// LeaseStore hands out leases on unfinished transactions.
+type LeaseStore interface {
+	// Claim leases up to limit unfinished transactions whose lease has
+	// expired (or that have none) to owner until `until`, and returns their
+	// gids. Concurrent callers never receive the same gid.
+	Claim(ctx context.Context, owner string, now, until time.Time, limit int) ([]string, error)
+	// Renew extends every lease owner holds on an unfinished transaction to
+	// `until` and returns how many it extended.
+	Renew(ctx context.Context, owner string, until time.Time) (int, error)
+	// Release gives up owner's lease on gid (no-op if not held), so another
+	// coordinator can claim it at once.
+	Release(ctx context.Context, owner, gid string) error
+}
+
+// ListFilter selects transactions for Store.List.
+type ListFilter struct {
+	Status Status // empty: any
+	Limit  int    // 0: a default of 100
+	// Before pages backwards: only transactions created before it.
+	Before time.Time
+}
+
+// Update is one atomic step of progress on a transaction.
+type Update struct {
+	GID   string
+	Owner string
+	At    time.Time
+	// Branches to overwrite (matched by Index).
+	Branches []Branch
+	// Status, when non-empty, is the transaction's new status.
+	Status Status
+	// Reason, when non-empty, replaces the transaction's reason.
+	Reason string
+	// Events to append to the history.
+	Events []Event
+	// Release clears the lease (the transaction is finished or handed back).
+	Release bool
+}

@@ -1,0 +1,42 @@
+CREATE TABLE dtx_tx (
+    gid         TEXT PRIMARY KEY,
+    pattern     TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    reason      TEXT NOT NULL DEFAULT '',
+    spec        TEXT NOT NULL,
+    digest      TEXT NOT NULL,
+    created_at  BIGINT NOT NULL,
+    updated_at  BIGINT NOT NULL,
+    deadline    BIGINT NOT NULL DEFAULT 0,
+    lease_owner TEXT NOT NULL DEFAULT '',
+    lease_until BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX dtx_tx_due ON dtx_tx (lease_until) WHERE status IN ('running', 'compensating');
+CREATE INDEX dtx_tx_owner ON dtx_tx (lease_owner) WHERE status IN ('running', 'compensating');
+CREATE INDEX dtx_tx_created ON dtx_tx (created_at);
+CREATE INDEX dtx_tx_status ON dtx_tx (status, created_at);
+
+CREATE TABLE dtx_branch (
+    gid                 TEXT NOT NULL,
+    idx                 BIGINT NOT NULL,
+    name                TEXT NOT NULL,
+    action              TEXT NOT NULL,
+    compensate          TEXT NOT NULL,
+    action_attempts     BIGINT NOT NULL DEFAULT 0,
+    compensate_attempts BIGINT NOT NULL DEFAULT 0,
+    last_error          TEXT NOT NULL DEFAULT '',
+    updated_at          BIGINT NOT NULL,
+    PRIMARY KEY (gid, idx)
+);
+
+CREATE TABLE dtx_event (
+    gid         TEXT NOT NULL,
+    seq         BIGINT NOT NULL,
+    at          BIGINT NOT NULL,
+    branch      BIGINT NOT NULL,
+    op          TEXT NOT NULL,
+    outcome     TEXT NOT NULL,
+    detail      TEXT NOT NULL,
+    duration_us BIGINT NOT NULL,
+    PRIMARY KEY (gid, seq)
+);

@@ -1,0 +1,68 @@
+// Package postgres is the dtx.Store for PostgreSQL (through pgx). Several
+// coordinator processes may share one database: claims use FOR UPDATE SKIP
+// LOCKED and every write is fenced by the writer's lease.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" database/sql driver
+
+	"github.com/dtxhq/dtx/store/sqlstore"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Dialect is the PostgreSQL dialect of sqlstore.
+var Dialect = sqlstore.Dialect{
+	Name:       "postgres",
+	Migrations: mustSub(migrations, "migrations"),
+	SkipLocked: "FOR UPDATE SKIP LOCKED",
+	Writers:    4,
+	IsUniqueViolation: func(err error) bool {
+		var e *pgconn.PgError
+		return errors.As(err, &e) && e.Code == "23505"
+	},
+}
+
+func mustSub(f fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(f, dir)
+	if err != nil {
+		panic(err)
+	}
+	return sub
+}
+
+// Open connects to the database at dsn (a postgres:// URL or key=value
+// string), migrates it and returns the store.
+func Open(ctx context.Context, dsn string, cfg sqlstore.Config) (*sqlstore.Store, error) {
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open postgres: %w", err)
+	}
+	db.SetMaxOpenConns(32)
+	db.SetMaxIdleConns(32)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("connect postgres: %w", err)
+	}
+	// Concurrent first starts race on CREATE TABLE; serialise them.
+	if _, err := db.ExecContext(ctx, `SELECT pg_advisory_lock(7231001)`); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("lock for migration: %w", err)
+	}
+	err = sqlstore.Migrate(ctx, db, Dialect)
+	db.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(7231001)`)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	return sqlstore.Open(db, Dialect, cfg), nil
+}

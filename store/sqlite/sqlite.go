@@ -1,0 +1,52 @@
+// Package sqlite is the embedded default dtx.Store: one SQLite file (WAL,
+// synchronous=FULL) written through a single group-commit writer.
+package sqlite
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/dtxhq/dtx/internal/sqlitedb"
+	"github.com/dtxhq/dtx/store/sqlstore"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Dialect is the SQLite dialect of sqlstore.
+var Dialect = sqlstore.Dialect{
+	Name:       "sqlite",
+	Migrations: mustSub(migrations, "migrations"),
+	Writers:    1, // SQLite has one writer; more would only queue on the lock.
+	IsUniqueViolation: func(err error) bool {
+		var e *sqlite.Error
+		return errors.As(err, &e) && (e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE)
+	},
+}
+
+func mustSub(f fs.FS, dir string) fs.FS {
+	sub, err := fs.Sub(f, dir)
+	if err != nil {
+		panic(err)
+	}
+	return sub
+}
+
+// Open opens (creating and migrating) the store in the SQLite file at path.
+func Open(ctx context.Context, path string, cfg sqlstore.Config) (*sqlstore.Store, error) {
+	db, err := sqlitedb.Open(ctx, path, 8)
+	if err != nil {
+		return nil, err
+	}
+	if err := sqlstore.Migrate(ctx, db, Dialect); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("migrate %s: %w", path, err)
+	}
+	return sqlstore.Open(db, Dialect, cfg), nil
+}

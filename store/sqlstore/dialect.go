@@ -1,0 +1,20 @@
+package sqlstore
+
+import "io/fs"
+
+// Dialect describes what differs between SQL databases.
+type Dialect struct {
+	// Name is used in errors and logs ("sqlite", "postgres").
+	Name string
+	// Migrations holds NNN_name.sql files applied in name order.
+	Migrations fs.FS
+	// SkipLocked is appended to the claim subquery where the database has
+	// row locks ("FOR UPDATE SKIP LOCKED"); empty for SQLite, whose single
+	// writer makes the claim statement atomic anyway.
+	SkipLocked string
+	// Writers is the number of concurrent group-commit writers (SQLite: 1).
+	Writers int
+	// IsUniqueViolation reports whether err is a primary-key or unique
+	// constraint violation.
+	IsUniqueViolation func(err error) bool
+}

@@ -1,0 +1,470 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dtxhq/dtx"
+)
+
+var _ dtx.Store = (*Store)(nil)
+
+// Config tunes a Store.
+type Config struct {
+	// MaxBatch bounds how many queued writes share one commit (default 256).
+	MaxBatch int
+	// Writers overrides Dialect.Writers (default: the dialect's, at least 1).
+	Writers int
+}
+
+// Store is a dtx.Store on a *sql.DB.
+type Store struct {
+	db      *sql.DB
+	d       Dialect
+	cfg     Config
+	queue   chan *write
+	closeMu sync.RWMutex
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+// write is one queued Create or Apply.
+type write struct {
+	ctx    context.Context
+	create *createReq
+	update *dtx.Update
+	done   chan error
+}
+
+type createReq struct {
+	tx       *dtx.Tx
+	branches []dtx.Branch
+}
+
+// Open wraps db (already migrated, see Migrate) and starts the group-commit
+// writers. Close stops them; it does not close db unless closeDB is set.
+func Open(db *sql.DB, d Dialect, cfg Config) *Store {
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = 256
+	}
+	if cfg.Writers <= 0 {
+		cfg.Writers = max(d.Writers, 1)
+	}
+	s := &Store{db: db, d: d, cfg: cfg, queue: make(chan *write, 4096)}
+	for range cfg.Writers {
+		s.wg.Add(1)
+		go s.writer()
+	}
+	return s
+}
+
+// DB returns the underlying database handle.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// Close stops the writers after draining queued writes, then closes the DB.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.queue)
+	s.closeMu.Unlock()
+	s.wg.Wait()
+	return s.db.Close()
+}
+
+func (s *Store) submit(ctx context.Context, w *write) error {
+	w.ctx = ctx
+	w.done = make(chan error, 1)
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		return dtx.ErrClosed
+	}
+	select {
+	case s.queue <- w:
+	case <-ctx.Done():
+		s.closeMu.RUnlock()
+		return ctx.Err()
+	}
+	s.closeMu.RUnlock()
+	// Once queued the write is not abandoned: waiting for it keeps the
+	// caller's view consistent with what was committed.
+	return <-w.done
+}
+
+// Create implements dtx.TxLog.
+func (s *Store) Create(ctx context.Context, tx *dtx.Tx, branches []dtx.Branch) error {
+	return s.submit(ctx, &write{create: &createReq{tx: tx, branches: branches}})
+}
+
+// Apply implements dtx.TxLog.
+func (s *Store) Apply(ctx context.Context, u dtx.Update) error {
+	return s.submit(ctx, &write{update: &u})
+}
+
+// writer takes the first queued write, gathers whatever else is queued (up
+// to MaxBatch) and commits them together.
+func (s *Store) writer() {
+	defer s.wg.Done()
+	batch := make([]*write, 0, s.cfg.MaxBatch)
+	for w := range s.queue {
+		batch = append(batch[:0], w)
+	gather:
+		for len(batch) < s.cfg.MaxBatch {
+			select {
+			case w2, ok := <-s.queue:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, w2)
+			default:
+				break gather
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+// commit writes a batch in one transaction. Per-write outcomes that change
+// nothing (ErrExists, ErrLeaseLost) do not abort the batch. If the batch
+// fails as a whole, each write is retried alone so one bad write cannot fail
+// its neighbours.
+func (s *Store) commit(batch []*write) {
+	results, err := s.commitBatch(batch)
+	if err == nil {
+		for i, w := range batch {
+			w.done <- results[i]
+		}
+		return
+	}
+	if len(batch) == 1 {
+		batch[0].done <- err
+		return
+	}
+	for _, w := range batch {
+		res, err := s.commitBatch([]*write{w})
+		if err == nil {
+			err = res[0]
+		}
+		w.done <- err
+	}
+}
+
+func (s *Store) commitBatch(batch []*write) ([]error, error) {
+	ctx := context.Background()
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	results := make([]error, len(batch))
+	for i, w := range batch {
+		if w.ctx.Err() != nil {
+			// The caller gave up before we started: skip, report.
+			results[i] = w.ctx.Err()
+			continue
+		}
+		if w.create != nil {
+			results[i], err = s.doCreate(ctx, tx, w.create)
+		} else {
+			results[i], err = s.doApply(ctx, tx, w.update)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+	return results, nil
+}
+
+func ms(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+func fromMS(v int64) time.Time {
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(v).UTC()
+}
+
+func (s *Store) doCreate(ctx context.Context, tx *sql.Tx, c *createReq) (error, error) {
+	t := c.tx
+	res, err := tx.ExecContext(ctx, `INSERT INTO dtx_tx
+		(gid, pattern, status, reason, spec, digest, created_at, updated_at, deadline, lease_owner, lease_until)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (gid) DO NOTHING`,
+		t.GID, string(t.Pattern), string(t.Status), t.Reason, string(t.Spec), t.Digest,
+		ms(t.CreatedAt), ms(t.UpdatedAt), ms(t.Deadline), t.LeaseOwner, ms(t.LeaseUntil))
+	if err != nil {
+		return nil, fmt.Errorf("insert tx %s: %w", t.GID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return dtx.ErrExists, nil
+	}
+	for _, b := range c.branches {
+		if err := insertBranch(ctx, tx, t.GID, b, t.CreatedAt); err != nil {
+			return nil, err
+		}
+	}
+	ev := dtx.Event{At: t.CreatedAt, Branch: -1, Outcome: string(t.Status), Detail: "submitted"}
+	if err := insertEvents(ctx, tx, t.GID, []dtx.Event{ev}); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+func insertBranch(ctx context.Context, tx *sql.Tx, gid string, b dtx.Branch, at time.Time) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO dtx_branch
+		(gid, idx, name, action, compensate, action_attempts, compensate_attempts, last_error, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+		gid, b.Index, b.Name, string(b.Action), string(b.Compensate), b.ActionAttempts, b.CompensateAttempts, b.LastError, ms(at))
+	if err != nil {
+		return fmt.Errorf("insert branch %s/%d: %w", gid, b.Index, err)
+	}
+	return nil
+}
+
+func insertEvents(ctx context.Context, tx *sql.Tx, gid string, evs []dtx.Event) error {
+	for _, e := range evs {
+		_, err := tx.ExecContext(ctx, `INSERT INTO dtx_event (gid, seq, at, branch, op, outcome, detail, duration_us)
+			VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM dtx_event WHERE gid = $1), $2, $3, $4, $5, $6, $7)`,
+			gid, ms(e.At), e.Branch, string(e.Op), e.Outcome, truncate(e.Detail, 1000), e.Duration.Microseconds())
+		if err != nil {
+			return fmt.Errorf("insert event %s: %w", gid, err)
+		}
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+// doApply writes one update. The fenced UPDATE of dtx_tx comes first: when
+// the lease is not held it matches no row, nothing has been written, and the
+// rest is skipped.
+func (s *Store) doApply(ctx context.Context, tx *sql.Tx, u *dtx.Update) (error, error) {
+	q := `UPDATE dtx_tx SET updated_at = $1`
+	args := []any{ms(u.At)}
+	if u.Status != "" {
+		args = append(args, string(u.Status))
+		q += fmt.Sprintf(", status = $%d", len(args))
+	}
+	if u.Reason != "" {
+		args = append(args, truncate(u.Reason, 1000))
+		q += fmt.Sprintf(", reason = $%d", len(args))
+	}
+	if u.Release {
+		q += `, lease_owner = '', lease_until = 0`
+	}
+	args = append(args, u.GID, u.Owner)
+	q += fmt.Sprintf(" WHERE gid = $%d AND lease_owner = $%d", len(args)-1, len(args))
+	res, err := tx.ExecContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("update tx %s: %w", u.GID, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 || u.Owner == "" {
+		return dtx.ErrLeaseLost, nil
+	}
+	for _, b := range u.Branches {
+		_, err := tx.ExecContext(ctx, `UPDATE dtx_branch SET action = $1, compensate = $2,
+			action_attempts = $3, compensate_attempts = $4, last_error = $5, updated_at = $6
+			WHERE gid = $7 AND idx = $8`,
+			string(b.Action), string(b.Compensate), b.ActionAttempts, b.CompensateAttempts,
+			truncate(b.LastError, 1000), ms(u.At), u.GID, b.Index)
+		if err != nil {
+			return nil, fmt.Errorf("update branch %s/%d: %w", u.GID, b.Index, err)
+		}
+	}
+	if err := insertEvents(ctx, tx, u.GID, u.Events); err != nil {
+		return nil, err
+	}
+	return nil, nil
+}
+
+const txColumns = `gid, pattern, status, reason, spec, digest, created_at, updated_at, deadline, lease_owner, lease_until`
+
+func scanTx(row interface{ Scan(...any) error }) (*dtx.Tx, error) {
+	var t dtx.Tx
+	var pattern, status, spec string
+	var created, updated, deadline, leaseUntil int64
+	if err := row.Scan(&t.GID, &pattern, &status, &t.Reason, &spec, &t.Digest, &created, &updated, &deadline, &t.LeaseOwner, &leaseUntil); err != nil {
+		return nil, err
+	}
+	t.Pattern, t.Status, t.Spec = dtx.Pattern(pattern), dtx.Status(status), []byte(spec)
+	t.CreatedAt, t.UpdatedAt, t.Deadline, t.LeaseUntil = fromMS(created), fromMS(updated), fromMS(deadline), fromMS(leaseUntil)
+	return &t, nil
+}
+
+// Get implements dtx.TxLog.
+func (s *Store) Get(ctx context.Context, gid string) (*dtx.Tx, []dtx.Branch, error) {
+	t, err := scanTx(s.db.QueryRowContext(ctx, `SELECT `+txColumns+` FROM dtx_tx WHERE gid = $1`, gid))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, dtx.ErrNotFound
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("get %s: %w", gid, err)
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT idx, name, action, compensate, action_attempts, compensate_attempts, last_error, updated_at
+		FROM dtx_branch WHERE gid = $1 ORDER BY idx`, gid)
+	if err != nil {
+		return nil, nil, fmt.Errorf("get branches %s: %w", gid, err)
+	}
+	defer rows.Close()
+	var out []dtx.Branch
+	for rows.Next() {
+		b := dtx.Branch{GID: gid}
+		var action, comp string
+		var updated int64
+		if err := rows.Scan(&b.Index, &b.Name, &action, &comp, &b.ActionAttempts, &b.CompensateAttempts, &b.LastError, &updated); err != nil {
+			return nil, nil, fmt.Errorf("scan branch %s: %w", gid, err)
+		}
+		b.Action, b.Compensate, b.UpdatedAt = dtx.BranchStatus(action), dtx.BranchStatus(comp), fromMS(updated)
+		out = append(out, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("get branches %s: %w", gid, err)
+	}
+	return t, out, nil
+}
+
+// Events implements dtx.TxLog.
+func (s *Store) Events(ctx context.Context, gid string) ([]dtx.Event, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT seq, at, branch, op, outcome, detail, duration_us
+		FROM dtx_event WHERE gid = $1 ORDER BY seq`, gid)
+	if err != nil {
+		return nil, fmt.Errorf("events %s: %w", gid, err)
+	}
+	defer rows.Close()
+	var out []dtx.Event
+	for rows.Next() {
+		e := dtx.Event{GID: gid}
+		var at, dur int64
+		var op string
+		if err := rows.Scan(&e.Seq, &at, &e.Branch, &op, &e.Outcome, &e.Detail, &dur); err != nil {
+			return nil, fmt.Errorf("scan event %s: %w", gid, err)
+		}
+		e.At, e.Op, e.Duration = fromMS(at), dtx.Op(op), time.Duration(dur)*time.Microsecond
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// List implements dtx.TxLog.
+func (s *Store) List(ctx context.Context, f dtx.ListFilter) ([]dtx.Tx, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	var where []string
+	var args []any
+	if f.Status != "" {
+		args = append(args, string(f.Status))
+		where = append(where, fmt.Sprintf("status = $%d", len(args)))
+	}
+	if !f.Before.IsZero() {
+		args = append(args, ms(f.Before))
+		where = append(where, fmt.Sprintf("created_at < $%d", len(args)))
+	}
+	q := `SELECT ` + txColumns + ` FROM dtx_tx`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	args = append(args, limit)
+	q += fmt.Sprintf(" ORDER BY created_at DESC, gid DESC LIMIT $%d", len(args))
+	rows, err := s.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list: %w", err)
+	}
+	defer rows.Close()
+	var out []dtx.Tx
+	for rows.Next() {
+		t, err := scanTx(rows)
+		if err != nil {
+			return nil, fmt.Errorf("list: %w", err)
+		}
+		out = append(out, *t)
+	}
+	return out, rows.Err()
+}
+
+// Counts implements dtx.TxLog.
+func (s *Store) Counts(ctx context.Context) (map[dtx.Status]int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT status, count(*) FROM dtx_tx GROUP BY status`)
+	if err != nil {
+		return nil, fmt.Errorf("counts: %w", err)
+	}
+	defer rows.Close()
+	out := map[dtx.Status]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, fmt.Errorf("counts: %w", err)
+		}
+		out[dtx.Status(st)] = n
+	}
+	return out, rows.Err()
+}
+
+const unfinished = `status IN ('running', 'compensating')`
+
+// Claim implements dtx.LeaseStore.
+func (s *Store) Claim(ctx context.Context, owner string, now, until time.Time, limit int) ([]string, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	rows, err := s.db.QueryContext(ctx, `UPDATE dtx_tx SET lease_owner = $1, lease_until = $2
+		WHERE gid IN (SELECT gid FROM dtx_tx WHERE `+unfinished+` AND lease_until < $3
+			ORDER BY lease_until LIMIT $4 `+s.d.SkipLocked+`)
+		AND `+unfinished+` AND lease_until < $3
+		RETURNING gid`, owner, ms(until), ms(now), limit)
+	if err != nil {
+		return nil, fmt.Errorf("claim: %w", err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var gid string
+		if err := rows.Scan(&gid); err != nil {
+			return nil, fmt.Errorf("claim: %w", err)
+		}
+		out = append(out, gid)
+	}
+	return out, rows.Err()
+}
+
+// Renew implements dtx.LeaseStore.
+func (s *Store) Renew(ctx context.Context, owner string, until time.Time) (int, error) {
+	res, err := s.db.ExecContext(ctx, `UPDATE dtx_tx SET lease_until = $1 WHERE lease_owner = $2 AND `+unfinished, ms(until), owner)
+	if err != nil {
+		return 0, fmt.Errorf("renew: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return int(n), nil
+}
+
+// Release implements dtx.LeaseStore.
+func (s *Store) Release(ctx context.Context, owner, gid string) error {
+	_, err := s.db.ExecContext(ctx, `UPDATE dtx_tx SET lease_owner = '', lease_until = 0 WHERE gid = $1 AND lease_owner = $2`, gid, owner)
+	if err != nil {
+		return fmt.Errorf("release %s: %w", gid, err)
+	}
+	return nil
+}

@@ -1,0 +1,35 @@
+package dtx
+
+import (
+	"context"
+	"time"
+)
+
+// Header names carried by every branch call, so that participants can key
+// their barrier on (gid, branch, op).
+const (
+	HeaderGID     = "Dtx-Gid"
+	HeaderBranch  = "Dtx-Branch"
+	HeaderOp      = "Dtx-Op"
+	HeaderAttempt = "Dtx-Attempt"
+)
+
+// Call is one branch operation to perform on a participant.
+type Call struct {
+	GID     string
+	Branch  int
+	Op      Op
+	URL     string
+	Payload []byte
+	// Attempt numbers calls of the same operation from 1.
+	Attempt int
+	// Timeout bounds the call; exceeding it is an Unknown outcome.
+	Timeout time.Duration
+}
+
+// Transport performs branch calls. Implementations classify every result
+// into an Outcome and never return Success unless the participant confirmed.
+// Call is safe for concurrent use.
+type Transport interface {
+	Call(ctx context.Context, c Call) Outcome
+}
