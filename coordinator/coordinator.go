@@ -209,32 +209,59 @@ func (c *Coordinator) runDone(gid string, final *dtx.TxDetail) {
 }
 
 // Wait blocks until the transaction is finished (or ctx ends) and returns its
-// final state. It works for transactions driven by other coordinators too,
+// final state. When ctx ends or the coordinator closes first, it returns
+// the latest state with ctx.Err() or dtx.ErrClosed. It works for transactions driven by other coordinators too,
 // by polling the store.
 func (c *Coordinator) Wait(ctx context.Context, gid string) (*dtx.TxDetail, error) {
 	ch := make(chan *dtx.TxDetail, 1)
 	c.mu.Lock()
+	// A transaction driven here reports its end on ch (runDone removes it
+	// from active and notifies under the same lock), so no store read is
+	// needed; otherwise read the store first and then poll it.
+	_, local := c.active[gid]
 	c.waiters[gid] = append(c.waiters[gid], ch)
 	c.mu.Unlock()
 	defer c.unsubscribe(gid, ch)
 	poll := time.NewTicker(250 * time.Millisecond)
 	defer poll.Stop()
+	var last *dtx.TxDetail
+	check := !local
 	for {
-		tx, br, err := c.store.Get(ctx, gid)
-		if err != nil {
-			return nil, err
-		}
-		if tx.Status.Terminal() {
-			return &dtx.TxDetail{Tx: *tx, Branches: br}, nil
+		if check {
+			tx, br, err := c.store.Get(ctx, gid)
+			if err != nil {
+				return nil, err
+			}
+			last = &dtx.TxDetail{Tx: *tx, Branches: br}
+			if tx.Status.Terminal() {
+				return last, nil
+			}
 		}
 		select {
 		case d := <-ch:
 			return d, nil
 		case <-ctx.Done():
-			return &dtx.TxDetail{Tx: *tx, Branches: br}, ctx.Err()
+			return c.latest(last, gid), ctx.Err()
+		case <-c.stopping:
+			return c.latest(last, gid), dtx.ErrClosed
 		case <-poll.C:
+			check = true
 		}
 	}
+}
+
+// latest returns last, or reads the transaction when nothing was read yet.
+func (c *Coordinator) latest(last *dtx.TxDetail, gid string) *dtx.TxDetail {
+	if last != nil {
+		return last
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tx, br, err := c.store.Get(ctx, gid)
+	if err != nil {
+		return nil
+	}
+	return &dtx.TxDetail{Tx: *tx, Branches: br}
 }
 
 func (c *Coordinator) unsubscribe(gid string, ch chan *dtx.TxDetail) {

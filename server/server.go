@@ -106,7 +106,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case err == nil:
 			d = final
-		case errors.Is(err, context.DeadlineExceeded):
+		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, dtx.ErrClosed):
 			if final != nil {
 				d = final
 			}

@@ -14,6 +14,10 @@ type Dialect struct {
 	SkipLocked string
 	// Writers is the number of concurrent group-commit writers (SQLite: 1).
 	Writers int
+	// OneStatement writes each batch as one statement of data-modifying
+	// CTEs in autocommit (PostgreSQL); otherwise a batch is a transaction
+	// of a few multi-row statements.
+	OneStatement bool
 	// IsUniqueViolation reports whether err is a primary-key or unique
 	// constraint violation.
 	IsUniqueViolation func(err error) bool

@@ -138,7 +138,11 @@ func (s *Store) writer() {
 // fails as a whole, each write is retried alone so one bad write cannot fail
 // its neighbours.
 func (s *Store) commit(batch []*write) {
-	results, err := s.commitBatch(batch)
+	commitFn := s.commitBatch
+	if s.d.OneStatement {
+		commitFn = s.commitOneStatement
+	}
+	results, err := commitFn(batch)
 	if err == nil {
 		for i, w := range batch {
 			w.done <- results[i]
@@ -150,41 +154,12 @@ func (s *Store) commit(batch []*write) {
 		return
 	}
 	for _, w := range batch {
-		res, err := s.commitBatch([]*write{w})
+		res, err := commitFn([]*write{w})
 		if err == nil {
 			err = res[0]
 		}
 		w.done <- err
 	}
-}
-
-func (s *Store) commitBatch(batch []*write) ([]error, error) {
-	ctx := context.Background()
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback()
-	results := make([]error, len(batch))
-	for i, w := range batch {
-		if w.ctx.Err() != nil {
-			// The caller gave up before we started: skip, report.
-			results[i] = w.ctx.Err()
-			continue
-		}
-		if w.create != nil {
-			results[i], err = s.doCreate(ctx, tx, w.create)
-		} else {
-			results[i], err = s.doApply(ctx, tx, w.update)
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("commit: %w", err)
-	}
-	return results, nil
 }
 
 func ms(t time.Time) int64 {
@@ -201,101 +176,11 @@ func fromMS(v int64) time.Time {
 	return time.UnixMilli(v).UTC()
 }
 
-func (s *Store) doCreate(ctx context.Context, tx *sql.Tx, c *createReq) (error, error) {
-	t := c.tx
-	res, err := tx.ExecContext(ctx, `INSERT INTO dtx_tx
-		(gid, pattern, status, reason, spec, digest, created_at, updated_at, deadline, lease_owner, lease_until)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (gid) DO NOTHING`,
-		t.GID, string(t.Pattern), string(t.Status), t.Reason, string(t.Spec), t.Digest,
-		ms(t.CreatedAt), ms(t.UpdatedAt), ms(t.Deadline), t.LeaseOwner, ms(t.LeaseUntil))
-	if err != nil {
-		return nil, fmt.Errorf("insert tx %s: %w", t.GID, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return dtx.ErrExists, nil
-	}
-	for _, b := range c.branches {
-		if err := insertBranch(ctx, tx, t.GID, b, t.CreatedAt); err != nil {
-			return nil, err
-		}
-	}
-	ev := dtx.Event{At: t.CreatedAt, Branch: -1, Outcome: string(t.Status), Detail: "submitted"}
-	if err := insertEvents(ctx, tx, t.GID, []dtx.Event{ev}); err != nil {
-		return nil, err
-	}
-	return nil, nil
-}
-
-func insertBranch(ctx context.Context, tx *sql.Tx, gid string, b dtx.Branch, at time.Time) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO dtx_branch
-		(gid, idx, name, action, compensate, action_attempts, compensate_attempts, last_error, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-		gid, b.Index, b.Name, string(b.Action), string(b.Compensate), b.ActionAttempts, b.CompensateAttempts, b.LastError, ms(at))
-	if err != nil {
-		return fmt.Errorf("insert branch %s/%d: %w", gid, b.Index, err)
-	}
-	return nil
-}
-
-func insertEvents(ctx context.Context, tx *sql.Tx, gid string, evs []dtx.Event) error {
-	for _, e := range evs {
-		_, err := tx.ExecContext(ctx, `INSERT INTO dtx_event (gid, seq, at, branch, op, outcome, detail, duration_us)
-			VALUES ($1, (SELECT COALESCE(MAX(seq), 0) + 1 FROM dtx_event WHERE gid = $1), $2, $3, $4, $5, $6, $7)`,
-			gid, ms(e.At), e.Branch, string(e.Op), e.Outcome, truncate(e.Detail, 1000), e.Duration.Microseconds())
-		if err != nil {
-			return fmt.Errorf("insert event %s: %w", gid, err)
-		}
-	}
-	return nil
-}
-
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
 	}
 	return s[:n]
-}
-
-// doApply writes one update. The fenced UPDATE of dtx_tx comes first: when
-// the lease is not held it matches no row, nothing has been written, and the
-// rest is skipped.
-func (s *Store) doApply(ctx context.Context, tx *sql.Tx, u *dtx.Update) (error, error) {
-	q := `UPDATE dtx_tx SET updated_at = $1`
-	args := []any{ms(u.At)}
-	if u.Status != "" {
-		args = append(args, string(u.Status))
-		q += fmt.Sprintf(", status = $%d", len(args))
-	}
-	if u.Reason != "" {
-		args = append(args, truncate(u.Reason, 1000))
-		q += fmt.Sprintf(", reason = $%d", len(args))
-	}
-	if u.Release {
-		q += `, lease_owner = '', lease_until = 0`
-	}
-	args = append(args, u.GID, u.Owner)
-	q += fmt.Sprintf(" WHERE gid = $%d AND lease_owner = $%d", len(args)-1, len(args))
-	res, err := tx.ExecContext(ctx, q, args...)
-	if err != nil {
-		return nil, fmt.Errorf("update tx %s: %w", u.GID, err)
-	}
-	if n, _ := res.RowsAffected(); n == 0 || u.Owner == "" {
-		return dtx.ErrLeaseLost, nil
-	}
-	for _, b := range u.Branches {
-		_, err := tx.ExecContext(ctx, `UPDATE dtx_branch SET action = $1, compensate = $2,
-			action_attempts = $3, compensate_attempts = $4, last_error = $5, updated_at = $6
-			WHERE gid = $7 AND idx = $8`,
-			string(b.Action), string(b.Compensate), b.ActionAttempts, b.CompensateAttempts,
-			truncate(b.LastError, 1000), ms(u.At), u.GID, b.Index)
-		if err != nil {
-			return nil, fmt.Errorf("update branch %s/%d: %w", u.GID, b.Index, err)
-		}
-	}
-	if err := insertEvents(ctx, tx, u.GID, u.Events); err != nil {
-		return nil, err
-	}
-	return nil, nil
 }
 
 const txColumns = `gid, pattern, status, reason, spec, digest, created_at, updated_at, deadline, lease_owner, lease_until`
@@ -346,8 +231,8 @@ func (s *Store) Get(ctx context.Context, gid string) (*dtx.Tx, []dtx.Branch, err
 
 // Events implements dtx.TxLog.
 func (s *Store) Events(ctx context.Context, gid string) ([]dtx.Event, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT seq, at, branch, op, outcome, detail, duration_us
-		FROM dtx_event WHERE gid = $1 ORDER BY seq`, gid)
+	rows, err := s.db.QueryContext(ctx, `SELECT id, at, branch, op, outcome, detail, duration_us
+		FROM dtx_event WHERE gid = $1 ORDER BY id`, gid)
 	if err != nil {
 		return nil, fmt.Errorf("events %s: %w", gid, err)
 	}
@@ -430,11 +315,15 @@ func (s *Store) Claim(ctx context.Context, owner string, now, until time.Time, l
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := s.db.QueryContext(ctx, `UPDATE dtx_tx SET lease_owner = $1, lease_until = $2
-		WHERE gid IN (SELECT gid FROM dtx_tx WHERE `+unfinished+` AND lease_until < $3
+	// The CTE is materialised so the locking subquery runs exactly once
+	// (as an IN-subquery PostgreSQL may re-run it, and SKIP LOCKED would then
+	// hand out more rows than the limit).
+	rows, err := s.db.QueryContext(ctx, `WITH due AS MATERIALIZED (
+			SELECT gid FROM dtx_tx WHERE `+unfinished+` AND lease_until < $3
 			ORDER BY lease_until LIMIT $4 `+s.d.SkipLocked+`)
-		AND `+unfinished+` AND lease_until < $3
-		RETURNING gid`, owner, ms(until), ms(now), limit)
+		UPDATE dtx_tx SET lease_owner = $1, lease_until = $2 FROM due
+		WHERE dtx_tx.gid = due.gid AND `+unfinished+` AND lease_until < $3
+		RETURNING dtx_tx.gid`, owner, ms(until), ms(now), limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}

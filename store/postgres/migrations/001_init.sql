@@ -30,13 +30,13 @@ CREATE TABLE dtx_branch (
 );
 
 CREATE TABLE dtx_event (
+    id          BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     gid         TEXT NOT NULL,
-    seq         BIGINT NOT NULL,
     at          BIGINT NOT NULL,
     branch      BIGINT NOT NULL,
     op          TEXT NOT NULL,
     outcome     TEXT NOT NULL,
     detail      TEXT NOT NULL,
-    duration_us BIGINT NOT NULL,
-    PRIMARY KEY (gid, seq)
+    duration_us BIGINT NOT NULL
 );
+CREATE INDEX dtx_event_gid ON dtx_event (gid, id);

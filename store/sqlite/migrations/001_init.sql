@@ -30,13 +30,13 @@ CREATE TABLE dtx_branch (
 ) WITHOUT ROWID;
 
 CREATE TABLE dtx_event (
+    id          INTEGER PRIMARY KEY,
     gid         TEXT NOT NULL,
-    seq         INTEGER NOT NULL,
-    at          INTEGER NOT NULL,
-    branch      INTEGER NOT NULL,
+    at          BIGINT NOT NULL,
+    branch      BIGINT NOT NULL,
     op          TEXT NOT NULL,
     outcome     TEXT NOT NULL,
     detail      TEXT NOT NULL,
-    duration_us INTEGER NOT NULL,
-    PRIMARY KEY (gid, seq)
-) WITHOUT ROWID;
+    duration_us BIGINT NOT NULL
+);
+CREATE INDEX dtx_event_gid ON dtx_event (gid, id);
