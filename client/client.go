@@ -89,7 +89,7 @@ func (c *Client) Get(ctx context.Context, gid string) (*dtx.TxDetail, error) {
 
 // ListResult is a page of transactions plus counts by status.
 type ListResult struct {
-	Transactions []dtx.Tx          `json:"transactions"`
+	Transactions []dtx.Tx           `json:"transactions"`
 	Counts       map[dtx.Status]int `json:"counts"`
 }
 

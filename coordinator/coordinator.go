@@ -146,7 +146,8 @@ func (c *Coordinator) Submit(ctx context.Context, spec saga.Spec) (*dtx.TxDetail
 	if err != nil {
 		return nil, false, fmt.Errorf("encode spec: %w", err)
 	}
-	now := c.cfg.Now()
+	// Stores keep millisecond precision; so does the state we return.
+	now := time.UnixMilli(c.cfg.Now().UnixMilli()).UTC()
 	tx := &dtx.Tx{
 		GID: spec.GID, Pattern: dtx.PatternSaga, Status: dtx.StatusRunning,
 		Spec: raw, Digest: spec.Digest(), CreatedAt: now, UpdatedAt: now,

@@ -34,10 +34,30 @@ func InitialBranches(gid string, s *Spec) []dtx.Branch {
 }
 
 // depsDone reports whether every dependency of step i has a completed action,
-// i.e. step i has been (or may have been) started.
+// i.e. step i has been (or may have been) started. A step without an action
+// completes only once its own dependencies have: it must not let the steps
+// after it overtake the steps before it.
 func depsDone(s *Spec, br []dtx.Branch, i int) bool {
+	memo := make([]int8, len(s.Steps)) // 0 unknown, 1 completed, -1 not
+	var completed func(j int) bool
+	completed = func(j int) bool {
+		if memo[j] == 0 {
+			ok := br[j].Action == dtx.BranchSucceeded
+			if br[j].Action == dtx.BranchSkipped {
+				ok = true
+				for _, d := range s.Deps(j) {
+					ok = ok && completed(d)
+				}
+			}
+			memo[j] = -1
+			if ok {
+				memo[j] = 1
+			}
+		}
+		return memo[j] > 0
+	}
 	for _, d := range s.Deps(i) {
-		if !br[d].Action.Done() {
+		if !completed(d) {
 			return false
 		}
 	}
@@ -71,7 +91,7 @@ func NeedsCompensation(s *Spec, br []dtx.Branch, i int) bool {
 
 // Next returns what to do for a saga in the given status. inflight reports
 // whether an operation is currently being called; the machine neither
-// re-issues it nor compensates a step whose action is still in flight.
+// re-issues it nor starts compensations while any action is still in flight.
 func Next(s *Spec, status dtx.Status, br []dtx.Branch, inflight func(Call) bool) Decision {
 	switch status {
 	case dtx.StatusRunning:
@@ -126,6 +146,12 @@ func backward(s *Spec, br []dtx.Branch, inflight func(Call) bool) Decision {
 		if !busy {
 			d.Status = dtx.StatusFailed
 		}
+		return d
+	}
+	if busy {
+		// An action still in flight may yet make a step "may have run" (its
+		// last dependency succeeding), and that step must be compensated
+		// before its dependencies: wait until the actions have landed.
 		return d
 	}
 	for i := range s.Steps {

@@ -155,7 +155,9 @@ func decodeStrict(w http.ResponseWriter, r *http.Request, v any) error {
 		}
 		return fmt.Errorf("malformed JSON body: %v", err)
 	}
-	if dec.More() {
+	// Anything but whitespace after the object is trailing data (More alone
+	// would let a stray '}' or ']' through).
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errors.New("malformed JSON body: trailing data after the object")
 	}
 	return nil
@@ -178,7 +180,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 
 // ListResponse is the body of GET /v1/transactions.
 type ListResponse struct {
-	Transactions []dtx.Tx          `json:"transactions"`
+	Transactions []dtx.Tx           `json:"transactions"`
 	Counts       map[dtx.Status]int `json:"counts"`
 }
 

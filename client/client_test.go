@@ -1,0 +1,226 @@
+package client_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/client"
+	"github.com/dtxhq/dtx/coordinator"
+	"github.com/dtxhq/dtx/saga"
+	"github.com/dtxhq/dtx/server"
+	"github.com/dtxhq/dtx/store/sqlite"
+	"github.com/dtxhq/dtx/store/sqlstore"
+	"github.com/dtxhq/dtx/transport/httptransport"
+)
+
+// setup starts a participant answering behave(path) (200 when nil), a
+// coordinator on a fresh SQLite store and its API, and returns a client for
+// it and the participant's base URL.
+func setup(t *testing.T, behave func(path string) int) (*client.Client, string) {
+	t.Helper()
+	part := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		code := http.StatusOK
+		if behave != nil {
+			code = behave(r.URL.Path)
+		}
+		w.WriteHeader(code)
+	}))
+	t.Cleanup(part.Close)
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "dtx.db"), sqlstore.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	c, err := coordinator.New(st, httptransport.New(nil), coordinator.Config{
+		LeaseTTL: 2 * time.Second, RecoverInterval: 50 * time.Millisecond,
+		RetryBase: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond,
+	})
+	require.NoError(t, err)
+	require.NoError(t, c.Start(context.Background()))
+	t.Cleanup(func() { c.Close(context.Background()) })
+	api := httptest.NewServer(server.New(c))
+	t.Cleanup(api.Close)
+	cl := client.New(api.URL+"/", nil)
+	cl.WaitTimeout = 5 * time.Second
+	return cl, part.URL
+}
+
+func twoSteps(base, gid string) saga.Spec {
+	return saga.Spec{GID: gid, Steps: []saga.Step{
+		{Name: "reserve", Action: base + "/reserve", Compensate: base + "/release", Payload: json.RawMessage(`{"qty":1}`)},
+		{Name: "charge", Action: base + "/charge", Compensate: base + "/refund"},
+	}}
+}
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+func TestClient_SubmitWaitGetList(t *testing.T) {
+	cl, base := setup(t, func(path string) int {
+		if path == "/fail" {
+			return http.StatusConflict
+		}
+		return http.StatusOK
+	})
+	require.NoError(t, cl.Health(ctx(t)))
+
+	d, err := cl.SubmitSaga(ctx(t), twoSteps(base, "c-1"), true)
+	require.NoError(t, err)
+	require.Equal(t, "c-1", d.GID)
+	require.Equal(t, dtx.StatusSucceeded, d.Status)
+	require.Len(t, d.Branches, 2)
+	require.Equal(t, dtx.BranchSucceeded, d.Branches[1].Action)
+
+	// Idempotent resubmission.
+	again, err := cl.SubmitSaga(ctx(t), twoSteps(base, "c-1"), false)
+	require.NoError(t, err)
+	require.Equal(t, d.Digest, again.Digest)
+	require.Equal(t, dtx.StatusSucceeded, again.Status)
+
+	// Conflicting resubmission.
+	other := twoSteps(base, "c-1")
+	other.Steps[1].Payload = json.RawMessage(`{"amount":10}`)
+	_, err = cl.SubmitSaga(ctx(t), other, false)
+	require.ErrorIs(t, err, dtx.ErrConflict)
+
+	// Invalid saga.
+	_, err = cl.SubmitSaga(ctx(t), saga.Spec{GID: "c-bad"}, true)
+	require.ErrorIs(t, err, dtx.ErrInvalid)
+	var apiErr *client.APIError
+	require.True(t, errors.As(err, &apiErr))
+	require.Equal(t, http.StatusBadRequest, apiErr.Status)
+	require.Contains(t, apiErr.Detail, "at least one step")
+	require.Contains(t, err.Error(), "HTTP 400")
+
+	failing := saga.Spec{GID: "c-2", Steps: []saga.Step{{Action: base + "/fail", Compensate: base + "/undo"}}}
+	f, err := cl.SubmitSaga(ctx(t), failing, true)
+	require.NoError(t, err)
+	require.Equal(t, dtx.StatusFailed, f.Status)
+
+	g, err := cl.Get(ctx(t), "c-1")
+	require.NoError(t, err)
+	require.Equal(t, dtx.StatusSucceeded, g.Status)
+	require.NotEmpty(t, g.Events)
+	_, err = cl.Get(ctx(t), "missing")
+	require.ErrorIs(t, err, dtx.ErrNotFound)
+	require.NotErrorIs(t, err, dtx.ErrConflict)
+
+	all, err := cl.List(ctx(t), dtx.ListFilter{})
+	require.NoError(t, err)
+	require.Len(t, all.Transactions, 2)
+	require.Equal(t, 1, all.Counts[dtx.StatusSucceeded])
+	require.Equal(t, 1, all.Counts[dtx.StatusFailed])
+
+	onlyFailed, err := cl.List(ctx(t), dtx.ListFilter{Status: dtx.StatusFailed, Limit: 10})
+	require.NoError(t, err)
+	require.Len(t, onlyFailed.Transactions, 1)
+	require.Equal(t, "c-2", onlyFailed.Transactions[0].GID)
+
+	// Paging backwards from the newest transaction leaves the older one.
+	page, err := cl.List(ctx(t), dtx.ListFilter{Before: all.Transactions[0].CreatedAt})
+	require.NoError(t, err)
+	require.Len(t, page.Transactions, 1)
+	require.Equal(t, all.Transactions[1].GID, page.Transactions[0].GID)
+
+	_, err = cl.List(ctx(t), dtx.ListFilter{Status: "weird"})
+	require.ErrorIs(t, err, dtx.ErrInvalid)
+}
+
+func TestClient_SubmitWithoutWait(t *testing.T) {
+	cl, base := setup(t, nil)
+	d, err := cl.SubmitSaga(ctx(t), twoSteps(base, ""), false)
+	require.NoError(t, err)
+	require.NotEmpty(t, d.GID)
+	require.Eventually(t, func() bool {
+		g, err := cl.Get(ctx(t), d.GID)
+		return err == nil && g.Status == dtx.StatusSucceeded
+	}, 5*time.Second, 10*time.Millisecond)
+}
+
+func TestClient_Abort(t *testing.T) {
+	release := make(chan struct{})
+	cl, base := setup(t, func(path string) int {
+		if path == "/charge" {
+			<-release
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(release)
+		}
+	})
+	_, err := cl.SubmitSaga(ctx(t), twoSteps(base, "ab-1"), false)
+	require.NoError(t, err)
+
+	d, err := cl.Abort(ctx(t), "ab-1", "changed my mind")
+	require.NoError(t, err)
+	require.Equal(t, dtx.StatusCompensating, d.Status)
+	close(release)
+	released = true
+
+	require.Eventually(t, func() bool {
+		g, err := cl.Get(ctx(t), "ab-1")
+		return err == nil && g.Status == dtx.StatusFailed
+	}, 5*time.Second, 10*time.Millisecond)
+	g, err := cl.Get(ctx(t), "ab-1")
+	require.NoError(t, err)
+	require.Equal(t, "changed my mind", g.Reason)
+
+	_, err = cl.Abort(ctx(t), "ab-1", "")
+	require.ErrorIs(t, err, dtx.ErrConflict, "finished")
+	_, err = cl.Abort(ctx(t), "nope", "")
+	require.ErrorIs(t, err, dtx.ErrNotFound)
+	var apiErr *client.APIError
+	require.True(t, errors.As(err, &apiErr))
+	require.Equal(t, http.StatusNotFound, apiErr.Status)
+	require.NotEmpty(t, apiErr.Detail)
+}
+
+func TestClient_Errors(t *testing.T) {
+	t.Run("PlainTextError", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "upstream exploded", http.StatusBadGateway)
+		}))
+		defer srv.Close()
+		err := client.New(srv.URL, nil).Health(ctx(t))
+		var apiErr *client.APIError
+		require.True(t, errors.As(err, &apiErr))
+		require.Equal(t, http.StatusBadGateway, apiErr.Status)
+		require.Equal(t, "upstream exploded", apiErr.Detail)
+		require.NotErrorIs(t, err, dtx.ErrNotFound)
+		require.NotErrorIs(t, err, dtx.ErrConflict)
+		require.NotErrorIs(t, err, dtx.ErrInvalid)
+	})
+	t.Run("Unreachable", func(t *testing.T) {
+		srv := httptest.NewServer(http.NotFoundHandler())
+		addr := srv.URL
+		srv.Close()
+		err := client.New(addr, nil).Health(ctx(t))
+		require.Error(t, err)
+		var apiErr *client.APIError
+		require.False(t, errors.As(err, &apiErr))
+	})
+	t.Run("BadResponseBody", func(t *testing.T) {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Write([]byte("not json"))
+		}))
+		defer srv.Close()
+		_, err := client.New(srv.URL, nil).Get(ctx(t), "x")
+		require.ErrorContains(t, err, "decode response")
+	})
+}

@@ -1,0 +1,254 @@
+package saga_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/saga"
+)
+
+const (
+	actURL  = "http://svc.local/act"
+	compURL = "http://svc.local/undo"
+)
+
+// st is a compensatable step with the given dependencies.
+func st(after ...int) saga.Step {
+	return saga.Step{Action: actURL, Compensate: compURL, After: after}
+}
+
+// retriable is a step without compensation.
+func retriable(after ...int) saga.Step {
+	return saga.Step{Action: actURL, After: after}
+}
+
+func TestNormalize_ValidSpecsGetDefaults(t *testing.T) {
+	tests := []struct {
+		name  string
+		spec  saga.Spec
+		names []string
+	}{
+		{
+			name:  "SequentialUnnamed",
+			spec:  saga.Spec{Steps: []saga.Step{st(), st(), retriable()}},
+			names: []string{"step-0", "step-1", "step-2"},
+		},
+		{
+			name: "SequentialNamedKeepsNames",
+			spec: saga.Spec{GID: "order-42", Steps: []saga.Step{
+				{Name: "reserve", Action: actURL, Compensate: compURL, Payload: json.RawMessage(`{"sku":"x","qty":2}`)},
+				{Action: "https://pay.example:8443/charge", Compensate: "https://pay.example:8443/refund"},
+				{Name: "ship", Action: actURL},
+			}},
+			names: []string{"reserve", "step-1", "ship"},
+		},
+		{
+			name:  "CompensationOnlyStep",
+			spec:  saga.Spec{Steps: []saga.Step{{Compensate: compURL}, st()}},
+			names: []string{"step-0", "step-1"},
+		},
+		{
+			name:  "ParallelDiamond",
+			spec:  saga.Spec{Parallel: true, Steps: []saga.Step{st(), st(0), st(0), retriable(1, 2)}},
+			names: []string{"step-0", "step-1", "step-2", "step-3"},
+		},
+		{
+			name:  "ParallelForwardReferences",
+			spec:  saga.Spec{Parallel: true, Steps: []saga.Step{st(2), st(), st(1)}},
+			names: []string{"step-0", "step-1", "step-2"},
+		},
+		{
+			name:  "ParallelRetriableAfterRetriable",
+			spec:  saga.Spec{Parallel: true, Steps: []saga.Step{st(), retriable(0), retriable(1), retriable()}},
+			names: []string{"step-0", "step-1", "step-2", "step-3"},
+		},
+		{
+			name:  "MaxSteps",
+			spec:  saga.Spec{Steps: make([]saga.Step, saga.MaxSteps)},
+			names: nil,
+		},
+		{
+			name:  "LongestGID",
+			spec:  saga.Spec{GID: strings.Repeat("g", saga.MaxGIDLength), Steps: []saga.Step{st()}},
+			names: []string{"step-0"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := tt.spec
+			if tt.name == "MaxSteps" {
+				for i := range spec.Steps {
+					spec.Steps[i] = st()
+				}
+			}
+			require.NoError(t, spec.Normalize())
+			require.Equal(t, dtx.Duration(saga.DefaultTimeout), spec.Timeout)
+			require.Equal(t, dtx.Duration(saga.DefaultBranchTimeout), spec.BranchTimeout)
+			for i, s := range spec.Steps {
+				require.NotEmpty(t, s.Name, "step %d", i)
+				if tt.names != nil {
+					require.Equal(t, tt.names[i], s.Name)
+				}
+			}
+			// Normalizing twice changes nothing.
+			before := spec.Digest()
+			require.NoError(t, spec.Normalize())
+			require.Equal(t, before, spec.Digest())
+		})
+	}
+}
+
+func TestNormalize_KeepsExplicitTimeouts(t *testing.T) {
+	spec := saga.Spec{Steps: []saga.Step{st()},
+		Timeout: dtx.Duration(3 * time.Second), BranchTimeout: dtx.Duration(250 * time.Millisecond)}
+	require.NoError(t, spec.Normalize())
+	require.Equal(t, 3*time.Second, spec.Timeout.Std())
+	require.Equal(t, 250*time.Millisecond, spec.BranchTimeout.Std())
+}
+
+func TestNormalize_Invalid(t *testing.T) {
+	many := make([]saga.Step, saga.MaxSteps+1)
+	for i := range many {
+		many[i] = st()
+	}
+	tests := []struct {
+		name string
+		spec saga.Spec
+		want string // substring of the error message
+	}{
+		{"NoSteps", saga.Spec{}, "at least one step"},
+		{"EmptyStepList", saga.Spec{Steps: []saga.Step{}}, "at least one step"},
+		{"TooManySteps", saga.Spec{Steps: many}, fmt.Sprintf("at most %d steps, got %d", saga.MaxSteps, saga.MaxSteps+1)},
+		{"StepWithoutURLs", saga.Spec{Steps: []saga.Step{st(), {Name: "empty"}}}, "step 1 (empty): needs an action or a compensate URL"},
+		{"NonHTTPAction", saga.Spec{Steps: []saga.Step{{Action: "ftp://svc.local/x", Compensate: compURL}}}, "must be http or https"},
+		{"NonHTTPCompensate", saga.Spec{Steps: []saga.Step{{Action: actURL, Compensate: "mailto:ops@example.com"}}}, "must be http or https"},
+		{"RelativeURL", saga.Spec{Steps: []saga.Step{{Action: "/act"}}}, "must be http or https"},
+		{"URLWithoutHost", saga.Spec{Steps: []saga.Step{{Action: "http:///act"}}}, "has no host"},
+		{"UnparsableURL", saga.Spec{Steps: []saga.Step{{Name: "bad", Action: "http://[::1/act"}}}, `step 0 (bad): invalid URL "http://[::1/act"`},
+		{"InvalidPayload", saga.Spec{Steps: []saga.Step{{Action: actURL, Payload: json.RawMessage(`{"a":`)}}}, "payload is not valid JSON"},
+		{"PayloadTooLarge", saga.Spec{Steps: []saga.Step{{Action: actURL, Payload: json.RawMessage(`"` + strings.Repeat("x", saga.MaxPayloadSize) + `"`)}}}, "payload larger than"},
+		{"NegativeTimeout", saga.Spec{Timeout: dtx.Duration(-time.Second), Steps: []saga.Step{st()}}, "must not be negative"},
+		{"NegativeBranchTimeout", saga.Spec{BranchTimeout: dtx.Duration(-1), Steps: []saga.Step{st()}}, "must not be negative"},
+		{"AfterWithoutParallel", saga.Spec{Steps: []saga.Step{st(), st(0)}}, "step 1 (step-1): after is only allowed with parallel"},
+		{"AfterOutOfRange", saga.Spec{Parallel: true, Steps: []saga.Step{st(), st(2)}}, "after refers to invalid step 2"},
+		{"AfterNegative", saga.Spec{Parallel: true, Steps: []saga.Step{st(-1)}}, "after refers to invalid step -1"},
+		{"AfterSelf", saga.Spec{Parallel: true, Steps: []saga.Step{st(), st(1)}}, "step 1 (step-1): after refers to invalid step 1"},
+		{"TwoCycle", saga.Spec{Parallel: true, Steps: []saga.Step{st(1), st(0)}}, "cycle"},
+		{"LongCycle", saga.Spec{Parallel: true, Steps: []saga.Step{st(), st(0, 3), st(1), st(2)}}, "cycle"},
+		{"SequentialCompensatableAfterRetriable", saga.Spec{Steps: []saga.Step{st(), retriable(), st()}}, "step 2 (step-2): a compensatable step cannot follow a step without compensation"},
+		{"ParallelCompensatableOnRetriable", saga.Spec{Parallel: true, Steps: []saga.Step{retriable(), st(0)}}, "compensatable step 1 depends on step 0, which has no compensation"},
+		{"GIDWithSlash", saga.Spec{GID: "a/b", Steps: []saga.Step{st()}}, `gid "a/b" contains whitespace`},
+		{"GIDWithSpace", saga.Spec{GID: "a b", Steps: []saga.Step{st()}}, "contains whitespace"},
+		{"GIDWithNewline", saga.Spec{GID: "a\nb", Steps: []saga.Step{st()}}, "contains whitespace"},
+		{"GIDWithQuery", saga.Spec{GID: "a?b", Steps: []saga.Step{st()}}, "contains whitespace or one of / ? #"},
+		{"GIDTooLong", saga.Spec{GID: strings.Repeat("g", saga.MaxGIDLength+1), Steps: []saga.Step{st()}}, fmt.Sprintf("gid longer than %d", saga.MaxGIDLength)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			spec := tt.spec
+			err := spec.Normalize()
+			require.Error(t, err)
+			require.ErrorIs(t, err, dtx.ErrInvalid)
+			require.Contains(t, err.Error(), tt.want)
+		})
+	}
+}
+
+func TestNormalize_ReportsAllProblems(t *testing.T) {
+	spec := saga.Spec{
+		GID:     "bad gid",
+		Timeout: dtx.Duration(-time.Second),
+		Steps: []saga.Step{
+			{Name: "a", Action: "ftp://svc.local/a", Compensate: compURL},
+			{Name: "b"},
+			{Name: "c", Action: actURL, Payload: json.RawMessage(`nope`)},
+			{Name: "d", Action: actURL, Compensate: compURL, After: []int{0}},
+		},
+	}
+	err := spec.Normalize()
+	require.ErrorIs(t, err, dtx.ErrInvalid)
+	msg := err.Error()
+	for _, want := range []string{
+		`gid "bad gid"`,
+		"timeouts must not be negative",
+		"step 0 (a): URL",
+		"step 1 (b): needs an action",
+		"step 2 (c): payload is not valid JSON",
+		"step 3 (d): a compensatable step cannot follow",
+		"step 3 (d): after is only allowed with parallel",
+	} {
+		require.Contains(t, msg, want)
+	}
+	// Each problem is its own error, each wrapping dtx.ErrInvalid.
+	var joined interface{ Unwrap() []error }
+	require.True(t, errors.As(err, &joined))
+	require.Len(t, joined.Unwrap(), 7)
+	for _, e := range joined.Unwrap() {
+		require.ErrorIs(t, e, dtx.ErrInvalid)
+	}
+	// No defaults are filled into an invalid spec's timeouts.
+	require.Equal(t, dtx.Duration(0), spec.BranchTimeout)
+}
+
+func TestDigest(t *testing.T) {
+	mk := func(payload string) saga.Spec {
+		s := saga.Spec{GID: "g-1", Steps: []saga.Step{
+			{Name: "a", Action: actURL, Compensate: compURL, Payload: json.RawMessage(payload)},
+			{Name: "b", Action: actURL, Compensate: compURL},
+		}}
+		require.NoError(t, s.Normalize())
+		return s
+	}
+	a, b := mk(`{"n":1}`), mk(`{"n":1}`)
+	require.Equal(t, a.Digest(), b.Digest(), "equal specs have equal digests")
+	require.NotEmpty(t, a.Digest())
+
+	changed := mk(`{"n":2}`)
+	require.NotEqual(t, a.Digest(), changed.Digest(), "payload change")
+
+	other := mk(`{"n":1}`)
+	other.GID = "g-2"
+	require.NotEqual(t, a.Digest(), other.Digest(), "gid change")
+
+	other = mk(`{"n":1}`)
+	other.Steps[1].Compensate = "http://svc.local/other"
+	require.NotEqual(t, a.Digest(), other.Digest(), "URL change")
+
+	other = mk(`{"n":1}`)
+	other.Timeout = dtx.Duration(time.Second)
+	require.NotEqual(t, a.Digest(), other.Digest(), "timeout change")
+
+	// Explicit defaults are the same content as omitted ones.
+	explicit := saga.Spec{GID: "g-1", Timeout: dtx.Duration(saga.DefaultTimeout), BranchTimeout: dtx.Duration(saga.DefaultBranchTimeout),
+		Steps: []saga.Step{
+			{Name: "a", Action: actURL, Compensate: compURL, Payload: json.RawMessage(`{"n":1}`)},
+			{Name: "b", Action: actURL, Compensate: compURL},
+		}}
+	require.NoError(t, explicit.Normalize())
+	require.Equal(t, a.Digest(), explicit.Digest())
+
+	// The digest survives the JSON round trip through the store.
+	raw, err := json.Marshal(&a)
+	require.NoError(t, err)
+	var back saga.Spec
+	require.NoError(t, json.Unmarshal(raw, &back))
+	require.Equal(t, a.Digest(), back.Digest())
+}
+
+func TestDeps(t *testing.T) {
+	seq := saga.Spec{Steps: []saga.Step{st(), st(), st()}}
+	require.Empty(t, seq.Deps(0))
+	require.Equal(t, []int{0}, seq.Deps(1))
+	require.Equal(t, []int{1}, seq.Deps(2))
+	par := saga.Spec{Parallel: true, Steps: []saga.Step{st(), st(), st(0, 1)}}
+	require.Empty(t, par.Deps(0))
+	require.Empty(t, par.Deps(1))
+	require.Equal(t, []int{0, 1}, par.Deps(2))
+}
