@@ -1,0 +1,402 @@
+package pgtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ErrNotInstalled is returned (wrapped) by StartServer when no PostgreSQL
+// binaries can be found.
+var ErrNotInstalled = errors.New("pgtest: PostgreSQL binaries (initdb, postgres) not found")
+
+// EnvBinDir names a directory holding initdb and postgres; it overrides the
+// search of PATH and /usr/lib/postgresql.
+const EnvBinDir = "DTX_PG_BIN"
+
+// superuser is the database superuser created by initdb.
+const superuser = "postgres"
+
+// Server is a running PostgreSQL server started by StartServer. Its methods
+// are safe for concurrent use.
+type Server struct {
+	port     int
+	dataDir  string
+	sockDir  string
+	ownsSock bool // sockDir was created outside dir and must be removed
+	logPath  string
+	cmd      *exec.Cmd
+	exited   chan struct{} // closed when the postgres process has exited
+	waitErr  error         // valid after exited is closed
+
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// StartServer initialises a new cluster in dir/pgdata (dir must exist; it
+// is created if missing) and starts a postgres server on 127.0.0.1 with a
+// free port, fsync on, max_connections=200 and shared_buffers=128MB. The
+// server is killed if the calling process dies; call Stop to shut it down
+// cleanly. ctx bounds the start-up only.
+//
+// When running as root, the server runs as the "postgres" user (or
+// "nobody"): dir and every directory above it must then be searchable by
+// that user.
+func StartServer(ctx context.Context, dir string) (*Server, error) {
+	bin, err := findBinDir()
+	if err != nil {
+		return nil, err
+	}
+	dir, err = filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("pgtest: %w", err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("pgtest: %w", err)
+	}
+	cred, err := runAs()
+	if err != nil {
+		return nil, err
+	}
+	if cred != nil {
+		if err := checkTraversable(dir, cred); err != nil {
+			return nil, err
+		}
+		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+			return nil, fmt.Errorf("pgtest: chown %s: %w", dir, err)
+		}
+	}
+
+	s := &Server{
+		dataDir: filepath.Join(dir, "pgdata"),
+		sockDir: filepath.Join(dir, "sock"),
+		logPath: filepath.Join(dir, "postgres.log"),
+	}
+	// Unix socket paths are limited to ~107 bytes.
+	if len(s.sockDir)+len("/.s.PGSQL.65535") > 100 {
+		d, err := os.MkdirTemp("/tmp", "dtxpg-")
+		if err != nil {
+			return nil, fmt.Errorf("pgtest: %w", err)
+		}
+		s.sockDir, s.ownsSock = d, true
+	} else if err := os.MkdirAll(s.sockDir, 0o700); err != nil {
+		return nil, fmt.Errorf("pgtest: %w", err)
+	}
+	if cred != nil {
+		if err := os.Chown(s.sockDir, int(cred.Uid), int(cred.Gid)); err != nil {
+			s.cleanupSock()
+			return nil, fmt.Errorf("pgtest: chown %s: %w", s.sockDir, err)
+		}
+	}
+
+	if err := initdb(ctx, bin, dir, s.dataDir, cred); err != nil {
+		s.cleanupSock()
+		return nil, err
+	}
+	// A free port can be taken by someone else between our probe and
+	// postgres binding it: retry a few times on "address in use".
+	for attempt := 1; ; attempt++ {
+		err = s.start(ctx, bin, dir, cred)
+		if err == nil {
+			return s, nil
+		}
+		if attempt >= 5 || ctx.Err() != nil || !strings.Contains(err.Error(), "already in use") {
+			s.cleanupSock()
+			return nil, err
+		}
+	}
+}
+
+// findBinDir locates the directory holding initdb and postgres.
+func findBinDir() (string, error) {
+	ok := func(dir string) bool {
+		for _, name := range []string{"initdb", "postgres"} {
+			fi, err := os.Stat(filepath.Join(dir, name))
+			if err != nil || fi.IsDir() || fi.Mode()&0o111 == 0 {
+				return false
+			}
+		}
+		return true
+	}
+	if d := os.Getenv(EnvBinDir); d != "" {
+		if ok(d) {
+			return d, nil
+		}
+		return "", fmt.Errorf("%w in %s=%s", ErrNotInstalled, EnvBinDir, d)
+	}
+	if p, err := exec.LookPath("pg_ctl"); err == nil {
+		if real, err := filepath.EvalSymlinks(p); err == nil {
+			p = real
+		}
+		if d := filepath.Dir(p); ok(d) {
+			return d, nil
+		}
+	}
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	// Highest major version first ("15" > "9.6").
+	ver := func(d string) float64 {
+		v, _ := strconv.ParseFloat(filepath.Base(filepath.Dir(d)), 64)
+		return v
+	}
+	sort.Slice(dirs, func(i, j int) bool { return ver(dirs[i]) > ver(dirs[j]) })
+	for _, d := range dirs {
+		if ok(d) {
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("%w (looked at $%s, pg_ctl on PATH, /usr/lib/postgresql/*/bin)", ErrNotInstalled, EnvBinDir)
+}
+
+// runAs returns the credentials to run PostgreSQL with: nil unless we are
+// root, in which case those of "postgres" or, failing that, "nobody".
+func runAs() (*syscall.Credential, error) {
+	if os.Geteuid() != 0 {
+		return nil, nil
+	}
+	for _, name := range []string{"postgres", "nobody"} {
+		u, err := user.Lookup(name)
+		if err != nil {
+			continue
+		}
+		uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
+		gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
+		if err1 != nil || err2 != nil || uid == 0 {
+			continue
+		}
+		return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
+	}
+	return nil, errors.New("pgtest: running as root and neither a \"postgres\" nor a \"nobody\" user exists to run PostgreSQL as")
+}
+
+// checkTraversable reports a clear error if some directory above dir cannot
+// be searched by cred's user (postgres would fail obscurely).
+func checkTraversable(dir string, cred *syscall.Credential) error {
+	for d := filepath.Dir(dir); ; d = filepath.Dir(d) {
+		fi, err := os.Stat(d)
+		if err != nil {
+			return fmt.Errorf("pgtest: %w", err)
+		}
+		st, _ := fi.Sys().(*syscall.Stat_t)
+		perm := fi.Mode().Perm()
+		switch {
+		case perm&0o001 != 0:
+		case st != nil && st.Uid == cred.Uid && perm&0o100 != 0:
+		case st != nil && st.Gid == cred.Gid && perm&0o010 != 0:
+		default:
+			return fmt.Errorf("pgtest: running as root, PostgreSQL runs as uid %d which cannot enter %s (mode %v); use a directory under /tmp", cred.Uid, d, perm)
+		}
+		if d == filepath.Dir(d) {
+			return nil
+		}
+	}
+}
+
+func command(ctx context.Context, bin, name, dir string, cred *syscall.Credential, args ...string) *exec.Cmd {
+	var cmd *exec.Cmd
+	if ctx != nil {
+		cmd = exec.CommandContext(ctx, filepath.Join(bin, name), args...)
+	} else {
+		cmd = exec.Command(filepath.Join(bin, name), args...)
+	}
+	cmd.Dir = dir // the process user must be able to enter its working directory
+	cmd.Env = append(os.Environ(), "LC_ALL=C", "LANG=C", "TZ=UTC")
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Credential: cred,
+		// Die with us: nothing leaks if the test binary is killed. Go sets
+		// this after switching credentials, so it survives the uid change.
+		Pdeathsig: syscall.SIGKILL,
+		Setpgid:   true,
+	}
+	return cmd
+}
+
+func initdb(ctx context.Context, bin, dir, dataDir string, cred *syscall.Credential) error {
+	cmd := command(ctx, bin, "initdb", dir, cred,
+		"-D", dataDir, "-U", superuser, "-A", "trust", "-E", "UTF8", "--locale=C",
+		// Skips syncing the initial catalog files only; the server itself
+		// runs with fsync on.
+		"--no-sync")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("pgtest: initdb: %w\n%s", err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+func (s *Server) start(ctx context.Context, bin, dir string, cred *syscall.Credential) error {
+	port, err := freePort()
+	if err != nil {
+		return fmt.Errorf("pgtest: free port: %w", err)
+	}
+	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return fmt.Errorf("pgtest: %w", err)
+	}
+	defer logf.Close() // the child has its own copy
+	// Not CommandContext: ctx bounds start-up, not the server's life.
+	cmd := command(nil, bin, "postgres", dir, cred,
+		"-D", s.dataDir,
+		"-p", strconv.Itoa(port),
+		"-c", "listen_addresses=127.0.0.1",
+		"-c", "unix_socket_directories="+s.sockDir,
+		"-c", "max_connections=200",
+		"-c", "shared_buffers=128MB",
+		"-c", "fsync=on",
+		"-c", "synchronous_commit=on",
+		"-c", "logging_collector=off",
+	)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("pgtest: start postgres: %w", err)
+	}
+	s.port, s.cmd, s.exited = port, cmd, make(chan struct{})
+	go func() {
+		s.waitErr = cmd.Wait()
+		close(s.exited)
+	}()
+
+	// Wait until it accepts connections.
+	for {
+		cctx, cancel := context.WithTimeout(ctx, time.Second)
+		conn, err := pgx.Connect(cctx, s.DSN("postgres"))
+		if err == nil {
+			err = conn.Ping(cctx)
+			conn.Close(cctx)
+		}
+		cancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-s.exited:
+			return fmt.Errorf("pgtest: postgres exited during start-up (%v):\n%s", s.waitErr, s.logTail())
+		case <-ctx.Done():
+			s.kill()
+			return fmt.Errorf("pgtest: postgres did not become ready: %w (last error: %v)\n%s", ctx.Err(), err, s.logTail())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (s *Server) logTail() string {
+	b, _ := os.ReadFile(s.logPath)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(bytes.TrimSpace(b))
+}
+
+func (s *Server) kill() {
+	_ = s.cmd.Process.Kill()
+	<-s.exited
+}
+
+func (s *Server) cleanupSock() {
+	if s.ownsSock {
+		_ = os.RemoveAll(s.sockDir)
+	}
+}
+
+// Port is the TCP port the server listens on (on 127.0.0.1).
+func (s *Server) Port() int { return s.port }
+
+// LogPath is the server's log file.
+func (s *Server) LogPath() string { return s.logPath }
+
+// DSN returns a connection URL for database dbname as the superuser
+// "postgres" (trust authentication, no TLS).
+func (s *Server) DSN(dbname string) string {
+	u := url.URL{
+		Scheme:   "postgres",
+		User:     url.User(superuser),
+		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)),
+		Path:     "/" + dbname,
+		RawQuery: "sslmode=disable",
+	}
+	return u.String()
+}
+
+var dbNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+func (s *Server) admin(ctx context.Context, stmt string) error {
+	conn, err := pgx.Connect(ctx, s.DSN("postgres"))
+	if err != nil {
+		return fmt.Errorf("pgtest: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, stmt); err != nil {
+		return fmt.Errorf("pgtest: %s: %w", stmt, err)
+	}
+	return nil
+}
+
+// CreateDB creates an empty database (name: lower-case letters, digits and
+// underscores) and returns its DSN.
+func (s *Server) CreateDB(ctx context.Context, name string) (string, error) {
+	if !dbNameRE.MatchString(name) {
+		return "", fmt.Errorf("pgtest: invalid database name %q", name)
+	}
+	if err := s.admin(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", err
+	}
+	return s.DSN(name), nil
+}
+
+// DropDB drops a database, terminating any sessions still connected to it.
+// Dropping a database that does not exist is not an error.
+func (s *Server) DropDB(ctx context.Context, name string) error {
+	if !dbNameRE.MatchString(name) {
+		return fmt.Errorf("pgtest: invalid database name %q", name)
+	}
+	return s.admin(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+}
+
+// Stop shuts the server down (fast shutdown: open sessions are
+// disconnected), killing it if it has not exited within 15 seconds. It is
+// safe to call more than once. The data directory is left in place.
+func (s *Server) Stop() error {
+	s.stopOnce.Do(func() {
+		defer s.cleanupSock()
+		select {
+		case <-s.exited:
+			return // already gone
+		default:
+		}
+		if err := s.cmd.Process.Signal(syscall.SIGINT); err != nil {
+			s.kill()
+			return
+		}
+		select {
+		case <-s.exited:
+		case <-time.After(15 * time.Second):
+			s.kill()
+			s.stopErr = errors.New("pgtest: postgres did not shut down within 15s; killed")
+		}
+	})
+	return s.stopErr
+}

@@ -1,0 +1,31 @@
+// Package participant is the participant side of dtx: what a service that
+// the coordinator calls needs to make its branch operations safe.
+//
+// The coordinator calls each branch operation as POST <url> with a JSON body
+// and the headers Dtx-Gid, Dtx-Branch, Dtx-Op and Dtx-Attempt, and it
+// classifies the answer: 2xx is success; 4xx other than 408, 425 and 429 is
+// a definite failure (a business "no": nothing was applied); anything else,
+// including network errors, is unknown and the same operation is retried.
+// Handler, WriteJSON and WriteError produce answers in those terms: an error
+// wrapped with dtx.Permanent becomes 409, any other error 500.
+//
+// Because operations are retried and may be delivered more than once, may
+// arrive out of order, and a compensation may arrive for an action that never
+// ran (or is still on its way), every operation should run behind a Barrier.
+// Barrier.Do executes the operation's local writes in one database
+// transaction together with a barrier row keyed by (gid, branch, op), which
+// gives:
+//
+//   - idempotence: a duplicate delivery of an operation that already
+//     committed does nothing and reports success;
+//   - null compensation: a compensation whose action never ran records that
+//     fact and reports success without doing anything;
+//   - anti-hanging: an action that arrives after its compensation is
+//     refused with ErrHanging (a permanent error, answered 409);
+//   - atomicity: if the operation fails, its barrier row is rolled back
+//     with it, so a retry runs it again.
+//
+// Barrier.Do works on database/sql (SQLite and PostgreSQL dialects). Other
+// drivers reuse the same logic through Barrier.Enter and the TxExecer
+// interface; package participant/pgxbarrier does so for native pgx.
+package participant

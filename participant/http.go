@@ -1,0 +1,101 @@
+package participant
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/dtxhq/dtx"
+)
+
+// MaxBodySize is the largest request body Handler accepts.
+const MaxBodySize = 1 << 20
+
+// problem is an RFC 9457 problem details body.
+type problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail,omitempty"`
+}
+
+func writeProblem(w http.ResponseWriter, status int, detail string) {
+	body, _ := json.Marshal(problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail})
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// WriteError answers a failed branch operation in the coordinator's terms:
+// 409 Conflict (a definite failure: nothing was applied, do not retry) if
+// err is permanent (dtx.IsPermanent), else 500 (outcome unknown: retry).
+// The body is application/problem+json with err's text as detail.
+func WriteError(w http.ResponseWriter, err error) {
+	if err == nil {
+		err = errors.New("participant: WriteError called with a nil error")
+	}
+	status := http.StatusInternalServerError
+	if dtx.IsPermanent(err) {
+		status = http.StatusConflict
+	}
+	writeProblem(w, status, err.Error())
+}
+
+// WriteJSON answers with status and v encoded as JSON. If v cannot be
+// encoded it answers 500 instead.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		writeProblem(w, http.StatusInternalServerError, "participant: encode response: "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// Handler adapts a branch operation to HTTP. It reads the branch identity
+// from the Dtx-* headers and the body (at most MaxBodySize bytes), answering
+// 400 if either is missing or malformed, then calls fn with the request's
+// context. A nil error is answered 200 with result as JSON ({} if result is
+// nil); an error is answered by WriteError (409 if permanent, else 500).
+// Only POST is accepted (405 otherwise).
+//
+// fn should run its local writes through Barrier.Do, so that retries and
+// duplicate deliveries are harmless.
+func Handler(fn func(ctx context.Context, br Branch, body []byte) (any, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			writeProblem(w, http.StatusMethodNotAllowed, "branch operations are called with POST")
+			return
+		}
+		br, err := BranchFromRequest(r)
+		if err != nil {
+			writeProblem(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodySize))
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				writeProblem(w, http.StatusBadRequest, "participant: request body larger than 1 MiB")
+				return
+			}
+			writeProblem(w, http.StatusBadRequest, "participant: read request body: "+err.Error())
+			return
+		}
+		result, err := fn(r.Context(), br, body)
+		if err != nil {
+			WriteError(w, err)
+			return
+		}
+		if result == nil {
+			result = struct{}{}
+		}
+		WriteJSON(w, http.StatusOK, result)
+	})
+}
