@@ -1,0 +1,42 @@
+// Package order is the shop's order service and the saga that fulfils an
+// order across the inventory and payment services.
+//
+// # Placing an order
+//
+//	POST /orders            {"user_id":1,"items":[{"product_id":1,"quantity":2}]}
+//	     Idempotency-Key:   optional; a retry with the same key returns the first order
+//	     ?wait=true         optional; answer once the saga has finished
+//
+// The service validates the request, prices it from the inventory's price
+// list (never from the client), stores the order as PENDING in one local
+// transaction, and submits this saga, gid "order-<id>", to the coordinator:
+//
+//	step       action                      compensation
+//	0 order    -                           POST /orders/saga/cancel (PENDING -> CANCELLED)
+//	1 inventory POST /inventory/deduct     POST /inventory/deduct/cancel
+//	2 payment  POST /payment/charge        POST /payment/charge/cancel
+//	3 complete POST /orders/saga/complete  - (PENDING -> COMPLETED; runs only after
+//	                                          steps 1 and 2 succeeded, retried until done)
+//
+// A definite failure in step 1 or 2 (no stock, payment declined) makes the
+// coordinator compensate the steps that ran, in reverse, ending with step 0
+// which cancels the order. Both status changes are guarded: only a PENDING
+// order moves, so a late or repeated call can never flip a finished order.
+//
+// Answers: 201 with the order; 200 when an Idempotency-Key replays an earlier
+// order; 202 when the order is stored but the saga could not be submitted
+// (or, with ?wait=true, has not finished in time). Invalid input is a 400
+// problem, a key reused with a different body a 409.
+//
+// # No order without a saga
+//
+// If the coordinator is unreachable the order stays PENDING. Service.Run
+// periodically resubmits PENDING orders that have not been (re)submitted
+// recently. The gid and content are deterministic, so a resubmission of a
+// saga the coordinator already holds is accepted as a no-op.
+//
+// # Reads
+//
+//	GET /orders/{id}
+//	GET /orders?status=PENDING|COMPLETED|CANCELLED
+package order

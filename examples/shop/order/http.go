@@ -1,0 +1,106 @@
+package order
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/dtxhq/dtx/internal/problem"
+	"github.com/dtxhq/dtx/participant"
+)
+
+// Paths served by Handler (besides the saga steps).
+const PathOrders = "/orders"
+
+// HeaderIdempotencyKey carries the client's idempotency key.
+const HeaderIdempotencyKey = "Idempotency-Key"
+
+// maxBody bounds a POST /orders body.
+const maxBody = 1 << 20
+
+// Handler returns the service's HTTP routes.
+func (s *Service) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+PathOrders, s.handlePlace)
+	mux.HandleFunc("GET "+PathOrders, s.handleList)
+	mux.HandleFunc("GET "+PathOrders+"/{id}", s.handleGet)
+	mux.Handle("POST "+PathSagaComplete, participant.Handler(s.complete))
+	mux.Handle("POST "+PathSagaCancel, participant.Handler(s.cancel))
+	return mux
+}
+
+func (s *Service) handlePlace(w http.ResponseWriter, r *http.Request) {
+	wait := false
+	if v := r.URL.Query().Get("wait"); v != "" {
+		var err error
+		if wait, err = strconv.ParseBool(v); err != nil {
+			problem.Write(w, http.StatusBadRequest, "wait must be true or false")
+			return
+		}
+	}
+	var req PlaceRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		problem.Write(w, http.StatusBadRequest, "malformed order: "+err.Error())
+		return
+	}
+	p, err := s.Place(r.Context(), req, r.Header.Get(HeaderIdempotencyKey), wait)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	status := http.StatusCreated
+	if p.Replayed {
+		status = http.StatusOK
+	}
+	if !p.Submitted {
+		status = http.StatusAccepted // stored; the saga will be (re)submitted
+	}
+	participant.WriteJSON(w, status, p.Order)
+}
+
+func (s *Service) handleGet(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil {
+		problem.Write(w, http.StatusBadRequest, "order id must be an integer")
+		return
+	}
+	o, err := s.Get(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	participant.WriteJSON(w, http.StatusOK, o)
+}
+
+func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
+	status := Status(r.URL.Query().Get("status"))
+	if status != "" && !status.Valid() {
+		problem.Write(w, http.StatusBadRequest, "status must be PENDING, COMPLETED or CANCELLED")
+		return
+	}
+	orders, err := s.List(r.Context(), status)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	participant.WriteJSON(w, http.StatusOK, orders)
+}
+
+func (s *Service) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	switch {
+	case errors.Is(err, ErrInvalid):
+		problem.Write(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, ErrKeyReused):
+		problem.Write(w, http.StatusConflict, err.Error())
+	case errors.Is(err, ErrNotFound):
+		problem.Write(w, http.StatusNotFound, err.Error())
+	case errors.Is(err, ErrPricesUnavailable):
+		problem.Write(w, http.StatusServiceUnavailable, err.Error())
+	default:
+		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		problem.Write(w, http.StatusInternalServerError, "internal error")
+	}
+}

@@ -1,0 +1,174 @@
+package order
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/participant"
+	"github.com/dtxhq/dtx/saga"
+)
+
+// Paths of the order service's own saga steps.
+const (
+	PathSagaComplete = "/orders/saga/complete"
+	PathSagaCancel   = "/orders/saga/cancel"
+)
+
+// Payloads of the saga steps. Their JSON is the participants' contract;
+// the order service keeps its own copy of the types instead of importing
+// the other services' packages.
+type (
+	orderRef struct {
+		OrderID int64 `json:"order_id"`
+	}
+	deductPayload struct {
+		OrderID int64  `json:"order_id"`
+		Items   []Item `json:"items"`
+	}
+	chargePayload struct {
+		OrderID int64 `json:"order_id"`
+		UserID  int64 `json:"user_id"`
+		Amount  int64 `json:"amount"`
+	}
+)
+
+// SagaSpec returns the saga that fulfils o. It depends only on the order
+// and the service's configuration, so submitting it again is idempotent.
+func (s *Service) SagaSpec(o *Order) saga.Spec {
+	ref := mustJSON(orderRef{OrderID: o.ID})
+	return saga.Spec{
+		GID: o.GID,
+		Steps: []saga.Step{
+			// Compensation only: cancels the order once everything after it
+			// has been undone.
+			{Name: "order", Compensate: s.cfg.URL + PathSagaCancel, Payload: ref},
+			{
+				Name:       "inventory",
+				Action:     s.cfg.InventoryURL + "/inventory/deduct",
+				Compensate: s.cfg.InventoryURL + "/inventory/deduct/cancel",
+				Payload:    mustJSON(deductPayload{OrderID: o.ID, Items: o.Items}),
+			},
+			{
+				Name:       "payment",
+				Action:     s.cfg.PaymentURL + "/payment/charge",
+				Compensate: s.cfg.PaymentURL + "/payment/charge/cancel",
+				Payload:    mustJSON(chargePayload{OrderID: o.ID, UserID: o.UserID, Amount: o.Total}),
+			},
+			// No compensation: runs after the steps above succeeded and is
+			// retried until it does.
+			{Name: "complete", Action: s.cfg.URL + PathSagaComplete, Payload: ref},
+		},
+		Timeout:       dtx.Duration(s.cfg.SagaTimeout),
+		BranchTimeout: dtx.Duration(s.cfg.BranchTimeout),
+	}
+}
+
+func mustJSON(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // plain structs of integers always marshal
+	}
+	return b
+}
+
+// submit hands the order's saga to the coordinator and reports whether the
+// coordinator took it (and, with wait, whether it finished). On success it
+// records the submission time, which keeps Run from resubmitting too soon.
+func (s *Service) submit(ctx context.Context, o *Order, wait bool) bool {
+	if wait {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.WaitTimeout)
+		defer cancel()
+	}
+	tx, err := s.cfg.Coordinator.SubmitSaga(ctx, s.SagaSpec(o), wait)
+	switch {
+	case errors.Is(err, dtx.ErrConflict):
+		// The coordinator holds this gid with other content (for instance,
+		// submitted before a restart on other ports). That saga drives the
+		// order; resubmitting cannot help.
+		s.log.WarnContext(ctx, "saga exists with different content", "gid", o.GID, "err", err)
+	case err != nil:
+		s.log.WarnContext(ctx, "submit saga; will resubmit later", "gid", o.GID, "err", err)
+		return false
+	}
+	bg := context.WithoutCancel(ctx)
+	if _, err := s.db.ExecContext(bg, `UPDATE orders SET submitted_at = $1 WHERE id = $2`,
+		time.Now().UnixMilli(), o.ID); err != nil {
+		s.log.WarnContext(ctx, "record saga submission", "gid", o.GID, "err", err)
+	}
+	if tx != nil && tx.Status == dtx.StatusFailed && tx.Reason != "" {
+		// The cancel step cannot know why the saga failed; the coordinator
+		// does. Keep the more useful reason on the cancelled order.
+		if _, err := s.db.ExecContext(bg, `UPDATE orders SET reason = $1 WHERE id = $2 AND status = $3`,
+			tx.Reason, o.ID, Cancelled); err != nil {
+			s.log.WarnContext(ctx, "record cancel reason", "gid", o.GID, "err", err)
+		}
+	}
+	return !wait || (tx != nil && tx.Status.Terminal())
+}
+
+// complete is the action of the "complete" step: PENDING -> COMPLETED.
+// Repeating it is harmless; completing a cancelled order is refused.
+func (s *Service) complete(ctx context.Context, br participant.Branch, body []byte) (any, error) {
+	return s.transition(ctx, br, body, Completed)
+}
+
+// cancel is the compensation of the "order" step: PENDING -> CANCELLED.
+func (s *Service) cancel(ctx context.Context, br participant.Branch, body []byte) (any, error) {
+	return s.transition(ctx, br, body, Cancelled)
+}
+
+// transition moves an order out of PENDING. These two steps need no
+// barrier: the guarded UPDATE is itself idempotent, and step 0 has no
+// action, so a barrier would take its compensation for a null one.
+func (s *Service) transition(ctx context.Context, br participant.Branch, body []byte, to Status) (any, error) {
+	var ref orderRef
+	if err := json.Unmarshal(body, &ref); err != nil || ref.OrderID <= 0 {
+		return nil, dtx.Permanentf("order: malformed payload %q", body)
+	}
+	reason := ""
+	if to == Cancelled {
+		reason = "cancelled by saga " + br.GID
+	}
+	res, err := s.db.ExecContext(ctx,
+		`UPDATE orders SET status = $1, reason = $2, updated_at = $3 WHERE id = $4 AND gid = $5 AND status = $6`,
+		to, reason, time.Now().UnixMilli(), ref.OrderID, br.GID, Pending)
+	if err != nil {
+		return nil, fmt.Errorf("update order %d: %w", ref.OrderID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return nil, err
+	} else if n == 1 {
+		return map[string]any{"order_id": ref.OrderID, "status": to}, nil
+	}
+
+	// Nothing moved: find out why.
+	var status Status
+	var gid string
+	err = s.db.QueryRowContext(ctx, `SELECT status, gid FROM orders WHERE id = $1`, ref.OrderID).Scan(&status, &gid)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if to == Cancelled {
+			return map[string]any{"order_id": ref.OrderID}, nil // nothing to cancel
+		}
+		return nil, dtx.Permanentf("order: no order %d", ref.OrderID)
+	case err != nil:
+		return nil, fmt.Errorf("read order %d: %w", ref.OrderID, err)
+	case gid != br.GID:
+		return nil, dtx.Permanentf("order: order %d belongs to saga %s, not %s", ref.OrderID, gid, br.GID)
+	case status == to:
+		return map[string]any{"order_id": ref.OrderID, "status": status}, nil // repeated call
+	case to == Completed:
+		return nil, dtx.Permanentf("order: order %d is %s and cannot complete", ref.OrderID, status)
+	default:
+		// A compensation must not fail, and a completed order must not be
+		// cancelled (its saga is past the pivot): keep it, and say so.
+		s.log.ErrorContext(ctx, "cancel of a completed order ignored", "order_id", ref.OrderID, "gid", br.GID)
+		return map[string]any{"order_id": ref.OrderID, "status": status}, nil
+	}
+}

@@ -1,0 +1,345 @@
+package shop
+
+import (
+	"cmp"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/dtxhq/dtx/client"
+	"github.com/dtxhq/dtx/examples/shop/faults"
+	"github.com/dtxhq/dtx/examples/shop/internal/shopdb"
+	"github.com/dtxhq/dtx/examples/shop/inventory"
+	"github.com/dtxhq/dtx/examples/shop/order"
+	"github.com/dtxhq/dtx/examples/shop/payment"
+	"github.com/dtxhq/dtx/examples/shop/verify"
+)
+
+// DefaultAddr is where a service listens when its address is empty: a free
+// loopback port.
+const DefaultAddr = "127.0.0.1:0"
+
+// DefaultProducts are seeded into an empty inventory. Prices are cents.
+var DefaultProducts = []inventory.Product{
+	{ID: 1, Name: "Widget", Price: 100, Available: 1000},
+	{ID: 2, Name: "Gadget", Price: 200, Available: 1000},
+	{ID: 3, Name: "Gizmo", Price: 1500, Available: 50},
+	{ID: 4, Name: "Doohickey", Price: 2500, Available: 5},
+	{ID: 5, Name: "Sold-out thing", Price: 999, Available: 0},
+}
+
+// DefaultAccounts are seeded into an empty payment database. Balances are
+// cents. User 2 is always declined (payment.DeclinedUserID); user 3 is
+// nearly broke.
+var DefaultAccounts = []payment.Account{
+	{UserID: 1, Balance: 1_000_000},
+	{UserID: 2, Balance: 1_000_000},
+	{UserID: 3, Balance: 5_000},
+	{UserID: 4, Balance: 1_000_000},
+}
+
+// Config configures a Shop. Zero values take the defaults.
+type Config struct {
+	// Dir holds the SQLite files (order.db, inventory.db, payment.db) of
+	// the services without a DSN.
+	Dir string
+	// OrderDSN, InventoryDSN and PaymentDSN select Postgres for a service
+	// ("postgres://..."); empty means SQLite in Dir. The three may name the
+	// same database: table names do not overlap.
+	OrderDSN, InventoryDSN, PaymentDSN string
+	// OrderAddr, InventoryAddr and PaymentAddr are the listen addresses
+	// (default DefaultAddr). Fixed ports keep saga URLs valid across a
+	// restart.
+	OrderAddr, InventoryAddr, PaymentAddr string
+	// Coordinator submits the sagas. If nil, a client for CoordinatorURL is
+	// used; one of the two is required.
+	Coordinator    order.Coordinator
+	CoordinatorURL string
+	// OrderFaults, InventoryFaults and PaymentFaults inject faults into each
+	// service's saga endpoints (default: none).
+	OrderFaults, InventoryFaults, PaymentFaults faults.Config
+	// Products and Accounts are seeded into empty databases (defaults
+	// DefaultProducts, DefaultAccounts).
+	Products []inventory.Product
+	Accounts []payment.Account
+	// BranchTimeout and SagaTimeout go into every saga (zero: the
+	// coordinator's defaults).
+	BranchTimeout, SagaTimeout time.Duration
+	// ResubmitInterval and ResubmitAfter tune the order service's
+	// resubmitter (defaults: order.DefaultResubmitInterval and
+	// order.DefaultResubmitAfter).
+	ResubmitInterval, ResubmitAfter time.Duration
+	// WaitTimeout bounds POST /orders?wait=true (default
+	// order.DefaultWaitTimeout).
+	WaitTimeout time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+// Shop is a running shop: three services, their databases and servers.
+type Shop struct {
+	// The services, for direct use and tests.
+	Orders    *order.Service
+	Inventory *inventory.Service
+	Payment   *payment.Service
+
+	orderDB, inventoryDB, paymentDB             *sql.DB
+	orderURL, inventoryURL, paymentURL          string
+	orderFaults, inventoryFaults, paymentFaults *faults.Injector
+
+	servers []*http.Server
+	stop    context.CancelFunc // stops the resubmitter
+	wg      sync.WaitGroup
+	client  *order.Client
+	log     *slog.Logger
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start opens and prepares the databases and starts the three services. The
+// shop runs until Close.
+func Start(ctx context.Context, cfg Config) (_ *Shop, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	coord := cfg.Coordinator
+	if coord == nil && cfg.CoordinatorURL != "" {
+		coord = client.New(cfg.CoordinatorURL, nil)
+	}
+	if coord == nil {
+		return nil, errors.New("shop: Config.Coordinator or Config.CoordinatorURL is required")
+	}
+	if cfg.Dir == "" && (cfg.OrderDSN == "" || cfg.InventoryDSN == "" || cfg.PaymentDSN == "") {
+		return nil, errors.New("shop: Config.Dir is required for SQLite databases")
+	}
+	s := &Shop{log: cfg.Logger}
+	defer func() {
+		if err != nil {
+			s.Close(context.Background())
+		}
+	}()
+
+	// Fault injectors first: a bad fault config fails before anything opens.
+	if s.orderFaults, err = faults.New(cfg.OrderFaults); err != nil {
+		return nil, fmt.Errorf("shop: order faults: %w", err)
+	}
+	if s.inventoryFaults, err = faults.New(cfg.InventoryFaults); err != nil {
+		return nil, fmt.Errorf("shop: inventory faults: %w", err)
+	}
+	if s.paymentFaults, err = faults.New(cfg.PaymentFaults); err != nil {
+		return nil, fmt.Errorf("shop: payment faults: %w", err)
+	}
+
+	// Inventory and payment.
+	invDB, invDialect, err := shopdb.Open(ctx, cfg.InventoryDSN, filepath.Join(cfg.Dir, "inventory.db"))
+	if err != nil {
+		return nil, fmt.Errorf("shop: inventory database: %w", err)
+	}
+	s.inventoryDB = invDB
+	s.Inventory = inventory.New(invDB, inventory.Config{Dialect: invDialect, Logger: cfg.Logger})
+	if err := s.Inventory.Migrate(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.Inventory.Seed(ctx, orDefault(cfg.Products, DefaultProducts)); err != nil {
+		return nil, err
+	}
+	payDB, payDialect, err := shopdb.Open(ctx, cfg.PaymentDSN, filepath.Join(cfg.Dir, "payment.db"))
+	if err != nil {
+		return nil, fmt.Errorf("shop: payment database: %w", err)
+	}
+	s.paymentDB = payDB
+	s.Payment = payment.New(payDB, payment.Config{Dialect: payDialect, Logger: cfg.Logger})
+	if err := s.Payment.Migrate(ctx); err != nil {
+		return nil, err
+	}
+	if err := s.Payment.Seed(ctx, orDefault(cfg.Accounts, DefaultAccounts)); err != nil {
+		return nil, err
+	}
+
+	// Listen before building the order service: its sagas carry the URLs.
+	invLn, err := listen(cfg.InventoryAddr)
+	if err != nil {
+		return nil, fmt.Errorf("shop: inventory: %w", err)
+	}
+	s.inventoryURL = s.serve(invLn, s.inventoryFaults.Wrap(s.Inventory.Handler()))
+	payLn, err := listen(cfg.PaymentAddr)
+	if err != nil {
+		return nil, fmt.Errorf("shop: payment: %w", err)
+	}
+	s.paymentURL = s.serve(payLn, s.paymentFaults.Wrap(s.Payment.Handler()))
+	orderLn, err := listen(cfg.OrderAddr)
+	if err != nil {
+		return nil, fmt.Errorf("shop: order: %w", err)
+	}
+	s.orderURL = "http://" + orderLn.Addr().String()
+
+	// Order.
+	orderDB, orderDialect, err := shopdb.Open(ctx, cfg.OrderDSN, filepath.Join(cfg.Dir, "order.db"))
+	if err != nil {
+		orderLn.Close()
+		return nil, fmt.Errorf("shop: order database: %w", err)
+	}
+	s.orderDB = orderDB
+	s.Orders, err = order.New(orderDB, order.Config{
+		Dialect:          orderDialect,
+		URL:              s.orderURL,
+		InventoryURL:     s.inventoryURL,
+		PaymentURL:       s.paymentURL,
+		Coordinator:      coord,
+		SagaTimeout:      cfg.SagaTimeout,
+		BranchTimeout:    cfg.BranchTimeout,
+		WaitTimeout:      cfg.WaitTimeout,
+		ResubmitInterval: cfg.ResubmitInterval,
+		ResubmitAfter:    cfg.ResubmitAfter,
+		Logger:           cfg.Logger,
+	})
+	if err != nil {
+		orderLn.Close()
+		return nil, fmt.Errorf("shop: %w", err)
+	}
+	if err := s.Orders.Migrate(ctx); err != nil {
+		orderLn.Close()
+		return nil, err
+	}
+	s.serve(orderLn, s.orderFaults.Wrap(s.Orders.Handler()))
+
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	s.stop = stop
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		_ = s.Orders.Run(runCtx)
+	}()
+
+	s.client = &order.Client{URL: s.orderURL, HTTP: &http.Client{}}
+	s.log.Info("shop started", "order", s.orderURL, "inventory", s.inventoryURL, "payment", s.paymentURL)
+	return s, nil
+}
+
+func orDefault[T any](v, def []T) []T {
+	if len(v) == 0 {
+		return def
+	}
+	return v
+}
+
+func listen(addr string) (net.Listener, error) {
+	return net.Listen("tcp", cmp.Or(addr, DefaultAddr))
+}
+
+// serve serves h on ln in the background and returns the base URL.
+func (s *Shop) serve(ln net.Listener, h http.Handler) string {
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.servers = append(s.servers, srv)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Error("shop server stopped", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// OrderURL is the order service's base URL.
+func (s *Shop) OrderURL() string { return s.orderURL }
+
+// InventoryURL is the inventory service's base URL.
+func (s *Shop) InventoryURL() string { return s.inventoryURL }
+
+// PaymentURL is the payment service's base URL.
+func (s *Shop) PaymentURL() string { return s.paymentURL }
+
+// OrderDB is the order service's database.
+func (s *Shop) OrderDB() *sql.DB { return s.orderDB }
+
+// InventoryDB is the inventory service's database.
+func (s *Shop) InventoryDB() *sql.DB { return s.inventoryDB }
+
+// PaymentDB is the payment service's database.
+func (s *Shop) PaymentDB() *sql.DB { return s.paymentDB }
+
+// Verify checks the invariants over the three databases (see package
+// verify).
+func (s *Shop) Verify(ctx context.Context) (*verify.Report, error) {
+	return verify.Check(ctx, s.orderDB, s.inventoryDB, s.paymentDB)
+}
+
+// FaultStats counts the faults injected so far, per service.
+type FaultStats struct {
+	Order     faults.Stats `json:"order"`
+	Inventory faults.Stats `json:"inventory"`
+	Payment   faults.Stats `json:"payment"`
+}
+
+// Total is the number of faults injected in all services.
+func (f FaultStats) Total() int64 {
+	return f.Order.Faults() + f.Inventory.Faults() + f.Payment.Faults()
+}
+
+// FaultStats returns the fault counts so far.
+func (s *Shop) FaultStats() FaultStats {
+	return FaultStats{
+		Order:     s.orderFaults.Stats(),
+		Inventory: s.inventoryFaults.Stats(),
+		Payment:   s.paymentFaults.Stats(),
+	}
+}
+
+// PlaceOrder places an order over HTTP, as a client of the shop would.
+// idemKey may be empty; with wait it returns once the saga has finished (or
+// the order service's wait timeout passed). Errors from the service are
+// *order.HTTPError.
+func (s *Shop) PlaceOrder(ctx context.Context, userID int64, items []order.Item, idemKey string, wait bool) (*order.Order, error) {
+	return s.client.Place(ctx, order.PlaceRequest{UserID: userID, Items: items}, idemKey, wait)
+}
+
+// Close stops the resubmitter, shuts the servers down gracefully (until ctx
+// is done, then abruptly) and closes the databases. It is idempotent.
+func (s *Shop) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		if s.stop != nil {
+			s.stop()
+		}
+		var (
+			mu   sync.Mutex
+			errs []error
+			wg   sync.WaitGroup
+		)
+		for _, srv := range s.servers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := srv.Shutdown(ctx); err != nil {
+					srv.Close()
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		s.wg.Wait()
+		for _, db := range []*sql.DB{s.orderDB, s.inventoryDB, s.paymentDB} {
+			if db != nil {
+				if err := db.Close(); err != nil {
+					errs = append(errs, err)
+				}
+			}
+		}
+		s.closeErr = errors.Join(errs...)
+	})
+	return s.closeErr
+}
