@@ -1,0 +1,85 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/dtxhq/dtx/coordinator"
+	"github.com/dtxhq/dtx/server"
+	"github.com/dtxhq/dtx/transport/httptransport"
+)
+
+func runServer(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("dtx server", flag.ContinueOnError)
+	listen := fs.String("listen", "127.0.0.1:8480", "address of the HTTP API")
+	storeDSN := fs.String("store", "sqlite://dtx-data/coordinator.db", "store DSN: sqlite://path or postgres://…")
+	owner := fs.String("owner", "", "lease owner name (default host-pid-random)")
+	leaseTTL := fs.Duration("lease-ttl", coordinator.DefaultLeaseTTL, "lease duration; a crashed coordinator's sagas resume after at most this")
+	retryBase := fs.Duration("retry-base", coordinator.DefaultRetryBase, "first retry delay for unknown outcomes")
+	retryMax := fs.Duration("retry-max", coordinator.DefaultRetryMax, "maximum retry delay")
+	shutdown := fs.Duration("shutdown-timeout", coordinator.DefaultShutdownTimeout, "how long to wait for in-flight calls on shutdown")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	logJSON := fs.Bool("log-json", false, "log as JSON")
+	readyFile := fs.String("ready-file", "", "write the listen address to this file once serving (for scripts)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	log, err := newLogger(*logLevel, *logJSON)
+	if err != nil {
+		return err
+	}
+	st, err := openStore(ctx, *storeDSN)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	c, err := coordinator.New(st, httptransport.New(nil), coordinator.Config{
+		Owner: *owner, LeaseTTL: *leaseTTL, RetryBase: *retryBase, RetryMax: *retryMax,
+		ShutdownTimeout: *shutdown, Logger: log,
+	})
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	if err := c.Start(ctx); err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{Handler: server.New(c), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("coordinator serving", slog.String("addr", ln.Addr().String()), slog.String("store", describeStore(*storeDSN)), slog.String("owner", c.Owner()))
+	if *readyFile != "" {
+		if err := writeFileAtomic(*readyFile, ln.Addr().String()); err != nil {
+			return err
+		}
+	}
+	select {
+	case err := <-errc:
+		c.Close(context.Background())
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), *shutdown+5*time.Second)
+	defer cancel()
+	// Stop accepting requests and drain the drivers together; callers
+	// waiting on a saga get its latest state (202) when the drivers stop.
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(sctx) }()
+	c.Close(sctx)
+	if err := <-shut; err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		log.Warn("http shutdown", slog.Any("err", err))
+	}
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"time"
+
+	"github.com/dtxhq/dtx/examples/shop"
+	"github.com/dtxhq/dtx/examples/shop/faults"
+)
+
+func runShop(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("dtx shop", flag.ContinueOnError)
+	coordURL := fs.String("coordinator", "http://127.0.0.1:8480", "coordinator API URL")
+	dir := fs.String("dir", "dtx-data/shop", "directory of the services' SQLite files")
+	orderDSN := fs.String("order-db", "", "order service database (default: SQLite in --dir; or postgres://…)")
+	inventoryDSN := fs.String("inventory-db", "", "inventory service database (default: SQLite in --dir; or postgres://…)")
+	paymentDSN := fs.String("payment-db", "", "payment service database (default: SQLite in --dir; or postgres://…)")
+	orderAddr := fs.String("order-addr", "127.0.0.1:8481", "order service listen address")
+	inventoryAddr := fs.String("inventory-addr", "127.0.0.1:8482", "inventory service listen address")
+	paymentAddr := fs.String("payment-addr", "127.0.0.1:8483", "payment service listen address")
+	rate := fs.Float64("faults", 0, "probability that a saga call to any service is faulted")
+	kinds := fs.String("fault-kinds", "all", "fault kinds: comma-separated fail,delay,lose or all")
+	delay := fs.Duration("fault-delay", faults.DefaultDelay, "longest injected delay")
+	seed := fs.Int64("seed", 1, "fault seed")
+	branchTimeout := fs.Duration("branch-timeout", 2*time.Second, "branch timeout put into each order's saga")
+	sagaTimeout := fs.Duration("saga-timeout", time.Minute, "saga timeout put into each order's saga")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	readyFile := fs.String("ready-file", "", "write the three service URLs to this file once serving")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *rate < 0 || *rate > 1 {
+		return usagef("faults must be a rate between 0 and 1")
+	}
+	ks, err := faults.ParseKinds(*kinds)
+	if err != nil {
+		return usageError{err.Error()}
+	}
+	log, err := newLogger(*logLevel, false)
+	if err != nil {
+		return err
+	}
+	fc := func(salt int64) faults.Config {
+		return faults.Config{Rate: *rate, Kinds: ks, Delay: *delay, Seed: *seed*7919 + salt}
+	}
+	sh, err := shop.Start(ctx, shop.Config{
+		Dir: *dir, OrderDSN: *orderDSN, InventoryDSN: *inventoryDSN, PaymentDSN: *paymentDSN,
+		OrderAddr: *orderAddr, InventoryAddr: *inventoryAddr, PaymentAddr: *paymentAddr,
+		CoordinatorURL: *coordURL,
+		OrderFaults:    fc(1), InventoryFaults: fc(2), PaymentFaults: fc(3),
+		BranchTimeout: *branchTimeout, SagaTimeout: *sagaTimeout, Logger: log,
+	})
+	if err != nil {
+		return err
+	}
+	defer sh.Close(context.Background())
+	fmt.Printf("order %s\ninventory %s\npayment %s\n", sh.OrderURL(), sh.InventoryURL(), sh.PaymentURL())
+	if *readyFile != "" {
+		if err := writeFileAtomic(*readyFile, fmt.Sprintf("%s\n%s\n%s\n", sh.OrderURL(), sh.InventoryURL(), sh.PaymentURL())); err != nil {
+			return err
+		}
+	}
+	<-ctx.Done()
+	return nil
+}

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/store/postgres"
+	"github.com/dtxhq/dtx/store/sqlite"
+	"github.com/dtxhq/dtx/store/sqlstore"
+)
+
+// openStore selects the adapter by DSN scheme:
+//
+//	sqlite:///abs/path.db, sqlite://rel/path.db, or a bare file path
+//	postgres://user@host:port/db (also postgresql://)
+func openStore(ctx context.Context, dsn string) (dtx.Store, error) {
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return postgres.Open(ctx, dsn, sqlstore.Config{})
+	case strings.HasPrefix(dsn, "sqlite://"):
+		return sqlite.Open(ctx, strings.TrimPrefix(dsn, "sqlite://"), sqlstore.Config{})
+	case strings.Contains(dsn, "://"):
+		return nil, usagef("store %q: unsupported scheme (want sqlite:// or postgres://)", dsn)
+	case dsn == "":
+		return nil, usagef("store: empty DSN")
+	default:
+		return sqlite.Open(ctx, dsn, sqlstore.Config{})
+	}
+}
+
+func describeStore(dsn string) string {
+	if i := strings.Index(dsn, "@"); i > 0 && strings.Contains(dsn[:i], "://") {
+		// Hide credentials.
+		return dsn[:strings.Index(dsn, "://")+3] + "…" + dsn[i:]
+	}
+	return fmt.Sprint(dsn)
+}
