@@ -12,6 +12,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -110,12 +111,16 @@ var errExit = errors.New("exit 1")
 
 // parseFlags parses args, turning flag errors into usage errors.
 func parseFlags(fs *flag.FlagSet, args []string) error {
-	fs.SetOutput(os.Stderr)
+	// Errors are reported by main as one line; the flag list only on -h.
+	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintf(os.Stderr, "Usage of %s:\n", fs.Name())
+			fs.SetOutput(os.Stderr)
+			fs.PrintDefaults()
 			return err
 		}
-		return usageError{err.Error()}
+		return usageError{err.Error() + " (run with -h for the flags)"}
 	}
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
