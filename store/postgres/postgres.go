@@ -69,5 +69,10 @@ func Open(ctx context.Context, dsn string, cfg sqlstore.Config) (*sqlstore.Store
 		db.Close()
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	return sqlstore.Open(db, Dialect, cfg), nil
+	st, err := sqlstore.Open(ctx, db, Dialect, cfg)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return st, nil
 }

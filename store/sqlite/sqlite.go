@@ -48,5 +48,10 @@ func Open(ctx context.Context, path string, cfg sqlstore.Config) (*sqlstore.Stor
 		db.Close()
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
-	return sqlstore.Open(db, Dialect, cfg), nil
+	st, err := sqlstore.Open(ctx, db, Dialect, cfg)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	return st, nil
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"strings"
+	"time"
 
 	"github.com/dtxhq/dtx"
 )
@@ -13,217 +13,158 @@ import (
 // supported databases (SQLite 32766, PostgreSQL 65535).
 const maxParams = 30000
 
-// rowsWriter builds multi-row statements: a fixed head, one "(…)" group of
-// numbered placeholders per row, and a tail. Every placeholder is wrapped
-// in a CAST so that PostgreSQL can type parameters inside a VALUES list.
-type rowsWriter struct {
-	head, tail string
-	types      []string // SQL type of each column
-}
-
-// exec runs the statement over rows in chunks that respect maxParams and
-// returns what the RETURNING clause (if any) yields as strings.
-func (w rowsWriter) exec(ctx context.Context, tx *sql.Tx, rows [][]any, returning bool) ([]string, error) {
-	per := len(w.types)
-	chunk := max(maxParams/per, 1)
-	var out []string
-	for start := 0; start < len(rows); start += chunk {
-		part := rows[start:min(start+chunk, len(rows))]
-		var b strings.Builder
-		b.WriteString(w.head)
-		args := make([]any, 0, len(part)*per)
-		for i, r := range part {
-			if i > 0 {
-				b.WriteString(", ")
-			}
-			b.WriteByte('(')
-			for j, v := range r {
-				if j > 0 {
-					b.WriteString(", ")
-				}
-				args = append(args, v)
-				fmt.Fprintf(&b, "CAST($%d AS %s)", len(args), w.types[j])
-			}
-			b.WriteByte(')')
-		}
-		b.WriteString(w.tail)
-		if !returning {
-			if _, err := tx.ExecContext(ctx, b.String(), args...); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		rs, err := tx.QueryContext(ctx, b.String(), args...)
-		if err != nil {
-			return nil, err
-		}
-		for rs.Next() {
-			var s string
-			if err := rs.Scan(&s); err != nil {
-				rs.Close()
-				return nil, err
-			}
-			out = append(out, s)
-		}
-		if err := rs.Close(); err != nil {
-			return nil, err
-		}
-		if err := rs.Err(); err != nil {
-			return nil, err
-		}
-	}
-	return out, nil
-}
-
+// Row layouts shared by both batch writers: the column types (for casts in
+// multi-row VALUES lists) and the functions that build one row's arguments.
 var (
-	insertTxs = rowsWriter{
-		head:  `INSERT INTO dtx_tx (gid, pattern, status, reason, spec, digest, created_at, updated_at, deadline, lease_owner, lease_until) VALUES `,
-		tail:  ` ON CONFLICT (gid) DO NOTHING RETURNING gid`,
-		types: []string{"TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "BIGINT"},
-	}
-	insertBranches = rowsWriter{
-		head:  `INSERT INTO dtx_branch (gid, idx, name, action, compensate, action_attempts, compensate_attempts, last_error, updated_at) VALUES `,
-		types: []string{"TEXT", "BIGINT", "TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT", "TEXT", "BIGINT"},
-	}
-	insertEvents = rowsWriter{
-		head:  `INSERT INTO dtx_event (gid, at, branch, op, outcome, detail, duration_us) VALUES `,
-		types: []string{"TEXT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT", "BIGINT"},
-	}
-	// The lease fence: a row is updated only where the writer owns it; the
-	// gids returned are the writes that may proceed.
-	updateTxs = rowsWriter{
-		head: `WITH v (gid, owner, at, status, reason, rel) AS (VALUES `,
-		tail: `) UPDATE dtx_tx SET updated_at = v.at,
-			status = CASE WHEN v.status = '' THEN dtx_tx.status ELSE v.status END,
-			reason = CASE WHEN v.reason = '' THEN dtx_tx.reason ELSE v.reason END,
-			lease_owner = CASE WHEN v.rel = 1 THEN '' ELSE dtx_tx.lease_owner END,
-			lease_until = CASE WHEN v.rel = 1 THEN 0 ELSE dtx_tx.lease_until END
-			FROM v WHERE dtx_tx.gid = v.gid AND dtx_tx.lease_owner = v.owner AND v.owner <> ''
-			RETURNING dtx_tx.gid`,
-		types: []string{"TEXT", "TEXT", "BIGINT", "TEXT", "TEXT", "BIGINT"},
-	}
-	updateBranches = rowsWriter{
-		head: `WITH v (gid, idx, action, compensate, aa, ca, err, at) AS (VALUES `,
-		tail: `) UPDATE dtx_branch SET action = v.action, compensate = v.compensate,
-			action_attempts = v.aa, compensate_attempts = v.ca, last_error = v.err, updated_at = v.at
-			FROM v WHERE dtx_branch.gid = v.gid AND dtx_branch.idx = v.idx`,
-		types: []string{"TEXT", "BIGINT", "TEXT", "TEXT", "BIGINT", "BIGINT", "TEXT", "BIGINT"},
-	}
+	txTypes          = []string{"TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "BIGINT"}
+	branchTypes      = []string{"TEXT", "BIGINT", "TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT", "TEXT", "BIGINT"}
+	eventTypes       = []string{"TEXT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT", "BIGINT"}
+	txUpdateTypes    = []string{"TEXT", "TEXT", "BIGINT", "TEXT", "TEXT", "BIGINT"}
+	branchUpdateType = []string{"TEXT", "BIGINT", "TEXT", "TEXT", "BIGINT", "BIGINT", "TEXT", "BIGINT"}
 )
 
-// commitBatch writes a batch in one transaction with a constant number of
-// statements, whatever its size: creates, then fenced updates, then the
-// branch and event rows of the writes that went through.
-func (s *Store) commitBatch(batch []*write) ([]error, error) {
-	ctx := context.Background()
-	results := make([]error, len(batch))
-	var creates, updates []int
-	for i, w := range batch {
-		switch {
-		case w.ctx.Err() != nil:
-			results[i] = w.ctx.Err() // the caller gave up before we started
-		case w.create != nil:
-			creates = append(creates, i)
-		default:
-			updates = append(updates, i)
-		}
-	}
-	if len(creates) == 0 && len(updates) == 0 {
-		return results, nil
-	}
-	tx, err := s.db.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("begin: %w", err)
-	}
-	defer tx.Rollback()
-	var branchIns, eventIns, branchUpd [][]any
+func txRow(t *dtx.Tx) []any {
+	return []any{t.GID, string(t.Pattern), string(t.Status), t.Reason, string(t.Spec), t.Digest,
+		ms(t.CreatedAt), ms(t.UpdatedAt), ms(t.Deadline), t.LeaseOwner, ms(t.LeaseUntil)}
+}
 
-	if len(creates) > 0 {
-		rows := make([][]any, 0, len(creates))
-		for _, i := range creates {
-			t := batch[i].create.tx
-			rows = append(rows, []any{t.GID, string(t.Pattern), string(t.Status), t.Reason, string(t.Spec), t.Digest,
-				ms(t.CreatedAt), ms(t.UpdatedAt), ms(t.Deadline), t.LeaseOwner, ms(t.LeaseUntil)})
-		}
-		created, err := insertTxs.exec(ctx, tx, rows, true)
-		if err != nil {
-			return nil, fmt.Errorf("insert transactions: %w", err)
-		}
-		ok := set(created)
-		for _, i := range creates {
-			c := batch[i].create
-			if !ok[c.tx.GID] {
-				results[i] = dtx.ErrExists
-				continue
-			}
-			for _, b := range c.branches {
-				branchIns = append(branchIns, []any{c.tx.GID, b.Index, b.Name, string(b.Action), string(b.Compensate),
-					b.ActionAttempts, b.CompensateAttempts, b.LastError, ms(c.tx.CreatedAt)})
-			}
-			eventIns = append(eventIns, eventRow(c.tx.GID, dtx.Event{At: c.tx.CreatedAt, Branch: -1, Outcome: string(c.tx.Status), Detail: "submitted"}))
-		}
-	}
-
-	if len(updates) > 0 {
-		rows := make([][]any, 0, len(updates))
-		for _, i := range updates {
-			u := batch[i].update
-			rel := 0
-			if u.Release {
-				rel = 1
-			}
-			rows = append(rows, []any{u.GID, u.Owner, ms(u.At), string(u.Status), truncate(u.Reason, 1000), rel})
-		}
-		fenced, err := updateTxs.exec(ctx, tx, rows, true)
-		if err != nil {
-			return nil, fmt.Errorf("update transactions: %w", err)
-		}
-		ok := set(fenced)
-		for _, i := range updates {
-			u := batch[i].update
-			if !ok[u.GID] {
-				results[i] = dtx.ErrLeaseLost
-				continue
-			}
-			for _, b := range u.Branches {
-				branchUpd = append(branchUpd, []any{u.GID, b.Index, string(b.Action), string(b.Compensate),
-					b.ActionAttempts, b.CompensateAttempts, truncate(b.LastError, 1000), ms(u.At)})
-			}
-			for _, e := range u.Events {
-				eventIns = append(eventIns, eventRow(u.GID, e))
-			}
-		}
-	}
-
-	if len(branchIns) > 0 {
-		if _, err := insertBranches.exec(ctx, tx, branchIns, false); err != nil {
-			return nil, fmt.Errorf("insert branches: %w", err)
-		}
-	}
-	if len(branchUpd) > 0 {
-		if _, err := updateBranches.exec(ctx, tx, branchUpd, false); err != nil {
-			return nil, fmt.Errorf("update branches: %w", err)
-		}
-	}
-	if len(eventIns) > 0 {
-		if _, err := insertEvents.exec(ctx, tx, eventIns, false); err != nil {
-			return nil, fmt.Errorf("insert events: %w", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("commit: %w", err)
-	}
-	return results, nil
+func branchRow(gid string, b dtx.Branch, at time.Time) []any {
+	return []any{gid, b.Index, b.Name, string(b.Action), string(b.Compensate),
+		b.ActionAttempts, b.CompensateAttempts, truncate(b.LastError, 1000), ms(at)}
 }
 
 func eventRow(gid string, e dtx.Event) []any {
 	return []any{gid, ms(e.At), e.Branch, string(e.Op), e.Outcome, truncate(e.Detail, 1000), e.Duration.Microseconds()}
 }
 
-func set(ss []string) map[string]bool {
-	m := make(map[string]bool, len(ss))
-	for _, s := range ss {
-		m[s] = true
+func createdEvent(t *dtx.Tx) dtx.Event {
+	return dtx.Event{At: t.CreatedAt, Branch: -1, Outcome: string(t.Status), Detail: "submitted"}
+}
+
+func txUpdateRow(u *dtx.Update) []any {
+	rel := 0
+	if u.Release {
+		rel = 1
 	}
-	return m
+	return []any{u.GID, u.Owner, ms(u.At), string(u.Status), truncate(u.Reason, 1000), rel}
+}
+
+func branchUpdateRow(u *dtx.Update, b dtx.Branch) []any {
+	return []any{u.GID, b.Index, string(b.Action), string(b.Compensate),
+		b.ActionAttempts, b.CompensateAttempts, truncate(b.LastError, 1000), ms(u.At)}
+}
+
+// Single-row statements of the transactional batch writer, with arguments
+// in the row layouts above.
+const (
+	sqlInsertTx = `INSERT INTO dtx_tx (gid, pattern, status, reason, spec, digest, created_at, updated_at, deadline, lease_owner, lease_until)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (gid) DO NOTHING`
+	sqlInsertBranch = `INSERT INTO dtx_branch (gid, idx, name, action, compensate, action_attempts, compensate_attempts, last_error, updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
+	sqlInsertEvent = `INSERT INTO dtx_event (gid, at, branch, op, outcome, detail, duration_us) VALUES ($1, $2, $3, $4, $5, $6, $7)`
+	// The lease fence: the row changes only where the writer owns it.
+	sqlUpdateTx = `UPDATE dtx_tx SET updated_at = $3,
+		status = CASE WHEN $4 = '' THEN status ELSE $4 END,
+		reason = CASE WHEN $5 = '' THEN reason ELSE $5 END,
+		lease_owner = CASE WHEN $6 = 1 THEN '' ELSE lease_owner END,
+		lease_until = CASE WHEN $6 = 1 THEN 0 ELSE lease_until END
+		WHERE gid = $1 AND lease_owner = $2 AND $2 <> ''`
+	sqlUpdateBranch = `UPDATE dtx_branch SET action = $3, compensate = $4, action_attempts = $5,
+		compensate_attempts = $6, last_error = $7, updated_at = $8 WHERE gid = $1 AND idx = $2`
+)
+
+// stmts are the prepared statements of the transactional writer: preparing
+// once matters for SQLite, where parsing SQL costs more than running it.
+type stmts struct {
+	insertTx, insertBranch, insertEvent, updateTx, updateBranch *sql.Stmt
+}
+
+func prepare(ctx context.Context, db *sql.DB) (*stmts, error) {
+	var s stmts
+	for _, p := range []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		{&s.insertTx, sqlInsertTx}, {&s.insertBranch, sqlInsertBranch}, {&s.insertEvent, sqlInsertEvent},
+		{&s.updateTx, sqlUpdateTx}, {&s.updateBranch, sqlUpdateBranch},
+	} {
+		st, err := db.PrepareContext(ctx, p.sql)
+		if err != nil {
+			s.close()
+			return nil, fmt.Errorf("prepare: %w", err)
+		}
+		*p.dst = st
+	}
+	return &s, nil
+}
+
+func (s *stmts) close() {
+	for _, st := range []*sql.Stmt{s.insertTx, s.insertBranch, s.insertEvent, s.updateTx, s.updateBranch} {
+		if st != nil {
+			st.Close()
+		}
+	}
+}
+
+// commitBatch writes a batch in one database transaction with prepared
+// single-row statements. Writes that change nothing (ErrExists,
+// ErrLeaseLost) do not abort the batch.
+func (s *Store) commitBatch(batch []*write) ([]error, error) {
+	ctx := context.Background()
+	results := make([]error, len(batch))
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	insTx, insBranch, insEvent := tx.StmtContext(ctx, s.stmts.insertTx), tx.StmtContext(ctx, s.stmts.insertBranch), tx.StmtContext(ctx, s.stmts.insertEvent)
+	updTx, updBranch := tx.StmtContext(ctx, s.stmts.updateTx), tx.StmtContext(ctx, s.stmts.updateBranch)
+	for i, w := range batch {
+		if w.ctx.Err() != nil {
+			results[i] = w.ctx.Err() // the caller gave up before we started
+			continue
+		}
+		if c := w.create; c != nil {
+			res, err := insTx.ExecContext(ctx, txRow(c.tx)...)
+			if err != nil {
+				return nil, fmt.Errorf("insert tx %s: %w", c.tx.GID, err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				results[i] = dtx.ErrExists
+				continue
+			}
+			for _, b := range c.branches {
+				if _, err := insBranch.ExecContext(ctx, branchRow(c.tx.GID, b, c.tx.CreatedAt)...); err != nil {
+					return nil, fmt.Errorf("insert branch %s/%d: %w", c.tx.GID, b.Index, err)
+				}
+			}
+			if _, err := insEvent.ExecContext(ctx, eventRow(c.tx.GID, createdEvent(c.tx))...); err != nil {
+				return nil, fmt.Errorf("insert event %s: %w", c.tx.GID, err)
+			}
+			continue
+		}
+		u := w.update
+		res, err := updTx.ExecContext(ctx, txUpdateRow(u)...)
+		if err != nil {
+			return nil, fmt.Errorf("update tx %s: %w", u.GID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			results[i] = dtx.ErrLeaseLost
+			continue
+		}
+		for _, b := range u.Branches {
+			if _, err := updBranch.ExecContext(ctx, branchUpdateRow(u, b)...); err != nil {
+				return nil, fmt.Errorf("update branch %s/%d: %w", u.GID, b.Index, err)
+			}
+		}
+		for _, e := range u.Events {
+			if _, err := insEvent.ExecContext(ctx, eventRow(u.GID, e)...); err != nil {
+				return nil, fmt.Errorf("insert event %s: %w", u.GID, err)
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
+	}
+	return results, nil
 }

@@ -58,10 +58,10 @@ func (s *Store) commitOneStatement(batch []*write) ([]error, error) {
 
 func paramsOf(w *write) int {
 	if w.create != nil {
-		return len(insertTxs.types) + len(w.create.branches)*len(insertBranches.types) + len(insertEvents.types)
+		return len(txTypes) + len(w.create.branches)*len(branchTypes) + len(eventTypes)
 	}
 	u := w.update
-	return len(updateTxs.types) + len(u.Branches)*len(updateBranches.types) + len(u.Events)*len(insertEvents.types)
+	return len(txUpdateTypes) + len(u.Branches)*len(branchUpdateType) + len(u.Events)*len(eventTypes)
 }
 
 // stmt accumulates the CTEs of one statement.
@@ -114,25 +114,17 @@ func (s *Store) execGroup(batch []*write, group []int, results []error) error {
 	for _, i := range group {
 		w := batch[i]
 		if c := w.create; c != nil {
-			t := c.tx
-			txRows = append(txRows, []any{t.GID, string(t.Pattern), string(t.Status), t.Reason, string(t.Spec), t.Digest,
-				ms(t.CreatedAt), ms(t.UpdatedAt), ms(t.Deadline), t.LeaseOwner, ms(t.LeaseUntil)})
+			txRows = append(txRows, txRow(c.tx))
 			for _, b := range c.branches {
-				brRows = append(brRows, []any{t.GID, b.Index, b.Name, string(b.Action), string(b.Compensate),
-					b.ActionAttempts, b.CompensateAttempts, b.LastError, ms(t.CreatedAt)})
+				brRows = append(brRows, branchRow(c.tx.GID, b, c.tx.CreatedAt))
 			}
-			evRows = append(evRows, eventRow(t.GID, dtx.Event{At: t.CreatedAt, Branch: -1, Outcome: string(t.Status), Detail: "submitted"}))
+			evRows = append(evRows, eventRow(c.tx.GID, createdEvent(c.tx)))
 			continue
 		}
 		u := w.update
-		rel := 0
-		if u.Release {
-			rel = 1
-		}
-		updRows = append(updRows, []any{u.GID, u.Owner, ms(u.At), string(u.Status), truncate(u.Reason, 1000), rel})
+		updRows = append(updRows, txUpdateRow(u))
 		for _, b := range u.Branches {
-			ubRows = append(ubRows, []any{u.GID, b.Index, string(b.Action), string(b.Compensate),
-				b.ActionAttempts, b.CompensateAttempts, truncate(b.LastError, 1000), ms(u.At)})
+			ubRows = append(ubRows, branchUpdateRow(u, b))
 		}
 		for _, e := range u.Events {
 			evRows = append(evRows, eventRow(u.GID, e))
@@ -141,18 +133,18 @@ func (s *Store) execGroup(batch []*write, group []int, results []error) error {
 	var st stmt
 	var done []string // CTE names yielding ("c"|"u", gid) rows
 	if len(txRows) > 0 {
-		st.values("ct", "gid, pattern, status, reason, spec, digest, created_at, updated_at, deadline, lease_owner, lease_until", insertTxs.types, txRows)
+		st.values("ct", "gid, pattern, status, reason, spec, digest, created_at, updated_at, deadline, lease_owner, lease_until", txTypes, txRows)
 		st.cte("ins", `INSERT INTO dtx_tx (gid, pattern, status, reason, spec, digest, created_at, updated_at, deadline, lease_owner, lease_until)
 			SELECT * FROM ct ON CONFLICT (gid) DO NOTHING RETURNING gid`)
 		done = append(done, "SELECT 'c', gid FROM ins")
 		if len(brRows) > 0 {
-			st.values("cb", "gid, idx, name, action, compensate, action_attempts, compensate_attempts, last_error, updated_at", insertBranches.types, brRows)
+			st.values("cb", "gid, idx, name, action, compensate, action_attempts, compensate_attempts, last_error, updated_at", branchTypes, brRows)
 			st.cte("insb", `INSERT INTO dtx_branch (gid, idx, name, action, compensate, action_attempts, compensate_attempts, last_error, updated_at)
 				SELECT cb.* FROM cb JOIN ins ON ins.gid = cb.gid`)
 		}
 	}
 	if len(updRows) > 0 {
-		st.values("uv", "gid, owner, at, status, reason, rel", updateTxs.types, updRows)
+		st.values("uv", "gid, owner, at, status, reason, rel", txUpdateTypes, updRows)
 		st.cte("upd", `UPDATE dtx_tx SET updated_at = uv.at,
 			status = CASE WHEN uv.status = '' THEN dtx_tx.status ELSE uv.status END,
 			reason = CASE WHEN uv.reason = '' THEN dtx_tx.reason ELSE uv.reason END,
@@ -162,14 +154,14 @@ func (s *Store) execGroup(batch []*write, group []int, results []error) error {
 			RETURNING dtx_tx.gid`)
 		done = append(done, "SELECT 'u', gid FROM upd")
 		if len(ubRows) > 0 {
-			st.values("ub", "gid, idx, action, compensate, aa, ca, err, at", updateBranches.types, ubRows)
+			st.values("ub", "gid, idx, action, compensate, aa, ca, err, at", branchUpdateType, ubRows)
 			st.cte("updb", `UPDATE dtx_branch SET action = ub.action, compensate = ub.compensate,
 				action_attempts = ub.aa, compensate_attempts = ub.ca, last_error = ub.err, updated_at = ub.at
 				FROM ub JOIN upd ON upd.gid = ub.gid WHERE dtx_branch.gid = ub.gid AND dtx_branch.idx = ub.idx`)
 		}
 	}
 	if len(evRows) > 0 {
-		st.values("ev", "gid, at, branch, op, outcome, detail, duration_us", insertEvents.types, evRows)
+		st.values("ev", "gid, at, branch, op, outcome, detail, duration_us", eventTypes, evRows)
 		var src []string
 		if len(txRows) > 0 {
 			src = append(src, "SELECT gid FROM ins")

@@ -27,6 +27,7 @@ type Store struct {
 	db      *sql.DB
 	d       Dialect
 	cfg     Config
+	stmts   *stmts
 	queue   chan *write
 	closeMu sync.RWMutex
 	closed  bool
@@ -46,9 +47,10 @@ type createReq struct {
 	branches []dtx.Branch
 }
 
-// Open wraps db (already migrated, see Migrate) and starts the group-commit
-// writers. Close stops them; it does not close db unless closeDB is set.
-func Open(db *sql.DB, d Dialect, cfg Config) *Store {
+// Open wraps db (already migrated, see Migrate), prepares the writer's
+// statements and starts the group-commit writers. Close stops them and
+// closes db.
+func Open(ctx context.Context, db *sql.DB, d Dialect, cfg Config) (*Store, error) {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 256
 	}
@@ -56,11 +58,18 @@ func Open(db *sql.DB, d Dialect, cfg Config) *Store {
 		cfg.Writers = max(d.Writers, 1)
 	}
 	s := &Store{db: db, d: d, cfg: cfg, queue: make(chan *write, 4096)}
+	if !d.OneStatement {
+		st, err := prepare(ctx, db)
+		if err != nil {
+			return nil, err
+		}
+		s.stmts = st
+	}
 	for range cfg.Writers {
 		s.wg.Add(1)
 		go s.writer()
 	}
-	return s
+	return s, nil
 }
 
 // DB returns the underlying database handle.
@@ -77,6 +86,9 @@ func (s *Store) Close() error {
 	close(s.queue)
 	s.closeMu.Unlock()
 	s.wg.Wait()
+	if s.stmts != nil {
+		s.stmts.close()
+	}
 	return s.db.Close()
 }
 
