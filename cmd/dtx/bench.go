@@ -22,6 +22,7 @@ import (
 	"github.com/dtxhq/dtx/coordinator"
 	"github.com/dtxhq/dtx/saga"
 	"github.com/dtxhq/dtx/server"
+	"github.com/dtxhq/dtx/store/sqlstore"
 	"github.com/dtxhq/dtx/transport/httptransport"
 )
 
@@ -49,6 +50,7 @@ func runBench(ctx context.Context, args []string) error {
 	duration := fs.Duration("duration", 10*time.Second, "measured duration")
 	warmup := fs.Duration("warmup", 2*time.Second, "unmeasured warm-up")
 	asJSON := fs.Bool("json", false, "print one JSON object")
+	writers := fs.Int("store-writers", 0, "group-commit writers of the store (0: the store's default)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured period to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -61,7 +63,7 @@ func runBench(ctx context.Context, args []string) error {
 		return err
 	}
 	defer cleanup()
-	st, err := openStore(ctx, dsn)
+	st, err := openStoreWith(ctx, dsn, sqlstore.Config{Writers: *writers})
 	if err != nil {
 		return err
 	}

@@ -16,17 +16,22 @@ import (
 //	sqlite:///abs/path.db, sqlite://rel/path.db, or a bare file path
 //	postgres://user@host:port/db (also postgresql://)
 func openStore(ctx context.Context, dsn string) (dtx.Store, error) {
+	return openStoreWith(ctx, dsn, sqlstore.Config{})
+}
+
+// openStoreWith is openStore with store tuning.
+func openStoreWith(ctx context.Context, dsn string, cfg sqlstore.Config) (dtx.Store, error) {
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		return postgres.Open(ctx, dsn, sqlstore.Config{})
+		return postgres.Open(ctx, dsn, cfg)
 	case strings.HasPrefix(dsn, "sqlite://"):
-		return sqlite.Open(ctx, strings.TrimPrefix(dsn, "sqlite://"), sqlstore.Config{})
+		return sqlite.Open(ctx, strings.TrimPrefix(dsn, "sqlite://"), cfg)
 	case strings.Contains(dsn, "://"):
 		return nil, usagef("store %q: unsupported scheme (want sqlite:// or postgres://)", dsn)
 	case dsn == "":
 		return nil, usagef("store: empty DSN")
 	default:
-		return sqlite.Open(ctx, dsn, sqlstore.Config{})
+		return sqlite.Open(ctx, dsn, cfg)
 	}
 }
 
