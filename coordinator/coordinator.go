@@ -168,7 +168,7 @@ func (c *Coordinator) Submit(ctx context.Context, spec saga.Spec) (*dtx.TxDetail
 	case err != nil:
 		return nil, false, fmt.Errorf("record saga %s: %w", spec.GID, err)
 	}
-	r := c.newRun(tx, &spec, branches)
+	r := c.newRun(tx, &spec, branches, false)
 	if !c.startRun(r) {
 		// Shutting down between Create and now: hand it to whoever recovers.
 		c.store.Release(context.WithoutCancel(ctx), c.cfg.Owner, tx.GID)
@@ -403,7 +403,7 @@ func (c *Coordinator) resume(ctx context.Context, gid string) error {
 	if len(br) != len(spec.Steps) {
 		return fmt.Errorf("store has %d branches for %d steps", len(br), len(spec.Steps))
 	}
-	c.startRun(c.newRun(tx, &spec, br))
+	c.startRun(c.newRun(tx, &spec, br, true))
 	return nil
 }
 

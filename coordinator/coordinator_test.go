@@ -396,3 +396,51 @@ func TestCoordinator_RecoversAfterRestart(t *testing.T) {
 	require.Equal(t, dtx.StatusSucceeded, tx.Status)
 	st.Close()
 }
+
+// TestCoordinator_RecoveredSagaCompensatesConservatively: successes are
+// written lazily, so a saga resumed from the store may have run steps the
+// store still shows pending. Resumed past its deadline, it must compensate
+// every step that may have run, not only those recorded.
+func TestCoordinator_RecoveredSagaCompensatesConservatively(t *testing.T) {
+	block := make(chan struct{})
+	p := newParticipant(t, func(path string, n int) int {
+		if path == "/c" {
+			<-block // the dying coordinator never learns c's outcome
+		}
+		return http.StatusOK
+	})
+	t.Cleanup(func() { close(block) }) // before the participant server closes
+	st := openStore(t, filepath.Join(t.TempDir(), "c.db"))
+	defer st.Close()
+	dead, err := coordinator.New(st, httptransport.New(nil), coordinator.Config{Owner: "dead", LeaseTTL: time.Second, ShutdownTimeout: 50 * time.Millisecond})
+	require.NoError(t, err)
+	t.Cleanup(func() { dead.Close(context.Background()) })
+	ctx := context.Background()
+	spec := saga.Spec{GID: "lazy-1", Timeout: dtx.Duration(300 * time.Millisecond), BranchTimeout: dtx.Duration(time.Minute), Steps: []saga.Step{
+		{Name: "a", Action: p.url("/a"), Compensate: p.url("/a-undo")},
+		{Name: "b", Action: p.url("/b"), Compensate: p.url("/b-undo")},
+		{Name: "c", Action: p.url("/c"), Compensate: p.url("/c-undo")},
+	}}
+	_, _, err = dead.Submit(ctx, spec)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return p.count("/c") == 1 }, 5*time.Second, 5*time.Millisecond)
+	_, br, err := st.Get(ctx, "lazy-1")
+	require.NoError(t, err)
+	require.Equal(t, dtx.BranchPending, br[1].Action, "b's success is not written yet")
+
+	// The dead coordinator's lease expires after its saga's deadline.
+	c := newCoordinator(t, st, coordinator.Config{Owner: "heir"})
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	d, err := c.Wait(wctx, "lazy-1")
+	require.NoError(t, err)
+	require.Equal(t, dtx.StatusFailed, d.Status)
+	require.Contains(t, d.Reason, "timed out")
+	require.Equal(t, 1, p.count("/a"), "the heir does not run anything forward past the deadline")
+	require.Equal(t, 1, p.count("/b"))
+	for _, undo := range []string{"/c-undo", "/b-undo", "/a-undo"} {
+		require.Equal(t, 1, p.count(undo), "%s: every step that may have run is compensated", undo)
+	}
+	log := p.log()
+	require.Equal(t, []string{"/c-undo:compensate", "/b-undo:compensate", "/a-undo:compensate"}, log[len(log)-3:], "in reverse order")
+}

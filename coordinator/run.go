@@ -25,6 +25,14 @@ type run struct {
 	abort    chan abortReq
 	done     chan struct{}
 	draining bool
+	// recovered: resumed from the store, where successes may be missing
+	// (they are written lazily), so compensation must be conservative.
+	recovered bool
+	// dirty branches and events not yet written: an action's success is
+	// folded into the saga's next write instead of costing a commit of its
+	// own. Any other outcome is written at once, with them.
+	dirty  map[int]bool
+	unsent []dtx.Event
 }
 
 type result struct {
@@ -38,8 +46,9 @@ type abortReq struct {
 	resp   chan error
 }
 
-func (c *Coordinator) newRun(tx *dtx.Tx, spec *saga.Spec, br []dtx.Branch) *run {
+func (c *Coordinator) newRun(tx *dtx.Tx, spec *saga.Spec, br []dtx.Branch, recovered bool) *run {
 	return &run{
+		recovered: recovered, dirty: map[int]bool{},
 		c: c, gid: tx.GID, spec: spec, tx: *tx,
 		br:       append([]dtx.Branch(nil), br...),
 		inflight: map[saga.Call]bool{},
@@ -73,6 +82,12 @@ func (r *run) loop() {
 			return
 		}
 		if !r.draining {
+			// A saga resumed past its deadline compensates before it
+			// calls anything.
+			if err := r.checkDeadline(r.c.cfg.Now()); err != nil {
+				r.stopOnError(err)
+				return
+			}
 			if err := r.step(); err != nil {
 				r.stopOnError(err)
 				return
@@ -82,8 +97,14 @@ func (r *run) loop() {
 			}
 		}
 		if r.draining && len(r.inflight) == 0 {
-			// Everything we know is durable; let another coordinator (or our
-			// next start) take over immediately.
+			// Make everything we know durable, then let another coordinator
+			// (or our next start) take over immediately.
+			if len(r.dirty) > 0 || len(r.unsent) > 0 {
+				if err := r.persist(nil, nil, "", ""); err != nil {
+					r.stopOnError(err)
+					return
+				}
+			}
 			r.c.store.Release(context.Background(), r.c.cfg.Owner, r.gid)
 			return
 		}
@@ -158,7 +179,7 @@ func (r *run) nextWake() (time.Time, bool) {
 // decision reached without a call result (e.g. every action was skipped) is
 // persisted here.
 func (r *run) step() error {
-	d := saga.Next(r.spec, r.tx.Status, r.br, r.busy)
+	d := saga.NextWith(r.spec, r.tx.Status, r.br, r.busy, r.recovered)
 	if d.Status != "" {
 		return r.persist(nil, nil, d.Status, "")
 	}
@@ -236,10 +257,18 @@ func (r *run) handle(res result) error {
 	r.br[i] = b
 	if status == "" {
 		// Fold a now-final decision into this write.
-		status = saga.Next(r.spec, r.tx.Status, r.br, r.busy).Status
+		status = saga.NextWith(r.spec, r.tx.Status, r.br, r.busy, r.recovered).Status
 		if status == dtx.StatusRunning || status == dtx.StatusCompensating {
 			status = ""
 		}
+	}
+	if class == dtx.Success && op == dtx.OpAction && status == "" && r.tx.Status == dtx.StatusRunning {
+		// Lazy: the dependants may start before this success is durable.
+		// After a crash the step is re-run (participants are idempotent)
+		// and a recovered saga compensates conservatively (saga.NextWith).
+		r.dirty[i] = true
+		r.unsent = append(r.unsent, ev)
+		return nil
 	}
 	return r.persist([]dtx.Branch{b}, []dtx.Event{ev}, status, reason)
 }
@@ -298,6 +327,15 @@ func (r *run) doAbort(reason string) error {
 // with backoff: nothing proceeds until the state is durable.
 func (r *run) persist(br []dtx.Branch, evs []dtx.Event, status dtx.Status, reason string) error {
 	now := r.c.cfg.Now()
+	if len(r.dirty) > 0 {
+		for _, b := range br {
+			delete(r.dirty, b.Index)
+		}
+		for i := range r.dirty {
+			br = append(br, r.br[i])
+		}
+		evs = append(append([]dtx.Event(nil), r.unsent...), evs...)
+	}
 	u := dtx.Update{GID: r.gid, Owner: r.c.cfg.Owner, At: now, Branches: br, Events: evs, Status: status, Reason: reason}
 	if status != "" {
 		u.Events = append(u.Events, dtx.Event{At: now, Branch: -1, Outcome: string(status), Detail: reason})
@@ -308,7 +346,7 @@ func (r *run) persist(br []dtx.Branch, evs []dtx.Event, status dtx.Status, reaso
 		if err == nil {
 			break
 		}
-		if errors.Is(err, dtx.ErrLeaseLost) || r.c.hardCtx.Err() != nil {
+		if errors.Is(err, dtx.ErrLeaseLost) || errors.Is(err, dtx.ErrClosed) || r.c.hardCtx.Err() != nil {
 			return err
 		}
 		if attempt == 1 || attempt%20 == 0 {
@@ -320,6 +358,8 @@ func (r *run) persist(br []dtx.Branch, evs []dtx.Event, status dtx.Status, reaso
 			return err
 		}
 	}
+	clear(r.dirty)
+	r.unsent = r.unsent[:0]
 	if status == dtx.StatusCompensating {
 		// Pending retries of actions are dropped: we compensate instead.
 		for call := range r.retryAt {

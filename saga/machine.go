@@ -93,13 +93,55 @@ func NeedsCompensation(s *Spec, br []dtx.Branch, i int) bool {
 // whether an operation is currently being called; the machine neither
 // re-issues it nor starts compensations while any action is still in flight.
 func Next(s *Spec, status dtx.Status, br []dtx.Branch, inflight func(Call) bool) Decision {
+	return NextWith(s, status, br, inflight, false)
+}
+
+// NextWith is Next for a driver that may not know every success: a
+// coordinator records a step's success lazily (with its next write), so
+// after it resumes a saga from the store (recovered = true) a pending step
+// may in fact have run. Such a saga, when compensating, compensates every
+// step that may have run by that weaker rule (see MayHaveRun); a step that
+// never ran gets a null compensation, which participants must accept.
+func NextWith(s *Spec, status dtx.Status, br []dtx.Branch, inflight func(Call) bool, recovered bool) Decision {
 	switch status {
 	case dtx.StatusRunning:
 		return forward(s, br, inflight)
 	case dtx.StatusCompensating:
-		return backward(s, br, inflight)
+		return backward(s, br, inflight, recovered)
 	}
 	return Decision{}
+}
+
+// MayHaveRun reports, for every step, whether it may have run when
+// successes are known only up to the last durable write: no step on any
+// path to it failed definitively (a step starts only after its
+// dependencies succeeded).
+func MayHaveRun(s *Spec, br []dtx.Branch) []bool {
+	const unknown, no, yes = 0, 1, 2
+	memo := make([]int, len(s.Steps))
+	var may func(i int) bool
+	may = func(i int) bool {
+		if memo[i] != unknown {
+			return memo[i] == yes
+		}
+		ok := true
+		for _, d := range s.Deps(i) {
+			if br[d].Action == dtx.BranchFailed || !may(d) {
+				ok = false
+				break
+			}
+		}
+		memo[i] = no
+		if ok {
+			memo[i] = yes
+		}
+		return ok
+	}
+	out := make([]bool, len(s.Steps))
+	for i := range out {
+		out[i] = may(i)
+	}
+	return out
 }
 
 func forward(s *Spec, br []dtx.Branch, inflight func(Call) bool) Decision {
@@ -128,12 +170,20 @@ func forward(s *Spec, br []dtx.Branch, inflight func(Call) bool) Decision {
 
 // backward schedules compensations in reverse dependency order: step i is
 // compensated once no step that depends on it still needs compensation.
-func backward(s *Spec, br []dtx.Branch, inflight func(Call) bool) Decision {
+func backward(s *Spec, br []dtx.Branch, inflight func(Call) bool, recovered bool) Decision {
 	var d Decision
 	need := make([]bool, len(s.Steps))
+	var may []bool
+	if recovered {
+		may = MayHaveRun(s, br)
+	}
 	any := false
 	for i := range s.Steps {
-		need[i] = NeedsCompensation(s, br, i)
+		if recovered {
+			need[i] = !br[i].Compensate.Done() && may[i]
+		} else {
+			need[i] = NeedsCompensation(s, br, i)
+		}
 		any = any || need[i]
 	}
 	busy := false

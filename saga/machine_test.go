@@ -557,3 +557,30 @@ func describe(s *saga.Spec, hist []simEvent) string {
 	}
 	return b.String()
 }
+
+// TestNextWith_Recovered: a saga resumed from the store may have run steps
+// the store shows pending (successes are written lazily), so it compensates
+// every step that may have run, in reverse order — but never a step behind
+// a definite failure.
+func TestNextWith_Recovered(t *testing.T) {
+	s := normalized(t, saga.Spec{Steps: []saga.Step{st(), st(), st()}})
+	br := saga.InitialBranches("g", s)
+
+	exact := saga.NextWith(s, dtx.StatusCompensating, br, none, false)
+	require.Equal(t, []saga.Call{comp(0)}, exact.Calls, "exact knowledge: only step 0 may have run")
+
+	rec := saga.NextWith(s, dtx.StatusCompensating, br, none, true)
+	require.Equal(t, []saga.Call{comp(2)}, rec.Calls, "recovered: all may have run; the last goes first")
+	br[2].Compensate = dtx.BranchSucceeded
+	require.Equal(t, []saga.Call{comp(1)}, saga.NextWith(s, dtx.StatusCompensating, br, none, true).Calls)
+	br[1].Compensate = dtx.BranchSucceeded
+	require.Equal(t, []saga.Call{comp(0)}, saga.NextWith(s, dtx.StatusCompensating, br, none, true).Calls)
+	br[0].Compensate = dtx.BranchSucceeded
+	require.Equal(t, dtx.StatusFailed, saga.NextWith(s, dtx.StatusCompensating, br, none, true).Status)
+
+	// A recorded definite failure bounds what may have run.
+	br = saga.InitialBranches("g", s)
+	br[1].Action = dtx.BranchFailed
+	require.Equal(t, []bool{true, true, false}, saga.MayHaveRun(s, br))
+	require.Equal(t, []saga.Call{comp(1)}, saga.NextWith(s, dtx.StatusCompensating, br, none, true).Calls)
+}
