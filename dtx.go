@@ -11,6 +11,10 @@ type Pattern string
 // Patterns known to the coordinator.
 const (
 	PatternSaga Pattern = "saga"
+	// PatternTCC is try/confirm/cancel, driven by the saga engine: tries are
+	// compensatable steps (cancel undoes try), confirms are retriable steps
+	// after the pivot (see package tcc).
+	PatternTCC Pattern = "tcc"
 )
 
 // Status is the state of a global transaction.
@@ -45,6 +49,10 @@ type Op string
 const (
 	OpAction     Op = "action"
 	OpCompensate Op = "compensate"
+	// TCC names for the same roles, as participants see them in Dtx-Op.
+	OpTry     Op = "try"
+	OpConfirm Op = "confirm"
+	OpCancel  Op = "cancel"
 )
 
 // BranchStatus is the durable state of one operation of one branch.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/saga"
+	"github.com/dtxhq/dtx/tcc"
 	"github.com/dtxhq/dtx/transport/httptransport"
 )
 
@@ -63,11 +64,19 @@ func (e *APIError) Is(target error) bool {
 // finished (or the wait timeout passed: the returned state is then still
 // running). Resubmitting the same gid and content is idempotent.
 func (c *Client) SubmitSaga(ctx context.Context, spec saga.Spec, wait bool) (*dtx.TxDetail, error) {
-	body, err := json.Marshal(&spec)
+	return c.submit(ctx, "/v1/sagas", &spec, wait)
+}
+
+// SubmitTCC submits a TCC transaction; like SubmitSaga otherwise.
+func (c *Client) SubmitTCC(ctx context.Context, spec tcc.Spec, wait bool) (*dtx.TxDetail, error) {
+	return c.submit(ctx, "/v1/tcc", &spec, wait)
+}
+
+func (c *Client) submit(ctx context.Context, path string, spec any, wait bool) (*dtx.TxDetail, error) {
+	body, err := json.Marshal(spec)
 	if err != nil {
-		return nil, fmt.Errorf("encode saga: %w", err)
+		return nil, fmt.Errorf("encode transaction: %w", err)
 	}
-	path := "/v1/sagas"
 	if wait {
 		path += "?wait=true&timeout=" + url.QueryEscape(c.WaitTimeout.String())
 	}

@@ -133,6 +133,15 @@ func NewGID() string {
 // different content fails with dtx.ErrConflict. Invalid specs fail with an
 // error wrapping dtx.ErrInvalid.
 func (c *Coordinator) Submit(ctx context.Context, spec saga.Spec) (*dtx.TxDetail, bool, error) {
+	return c.SubmitPattern(ctx, dtx.PatternSaga, spec)
+}
+
+// SubmitPattern is Submit for a pattern the saga engine drives (saga, or
+// tcc as built by package tcc); the pattern is recorded for display.
+func (c *Coordinator) SubmitPattern(ctx context.Context, pattern dtx.Pattern, spec saga.Spec) (*dtx.TxDetail, bool, error) {
+	if pattern != dtx.PatternSaga && pattern != dtx.PatternTCC {
+		return nil, false, fmt.Errorf("%w: pattern %q is not driven by the saga engine", dtx.ErrInvalid, pattern)
+	}
 	if c.isStopping() {
 		return nil, false, dtx.ErrClosed
 	}
@@ -149,8 +158,8 @@ func (c *Coordinator) Submit(ctx context.Context, spec saga.Spec) (*dtx.TxDetail
 	// Stores keep millisecond precision; so does the state we return.
 	now := time.UnixMilli(c.cfg.Now().UnixMilli()).UTC()
 	tx := &dtx.Tx{
-		GID: spec.GID, Pattern: dtx.PatternSaga, Status: dtx.StatusRunning,
-		Spec: raw, Digest: spec.Digest(), CreatedAt: now, UpdatedAt: now,
+		GID: spec.GID, Pattern: pattern, Status: dtx.StatusRunning,
+		Spec: raw, Digest: digest(pattern, &spec), CreatedAt: now, UpdatedAt: now,
 		Deadline:   now.Add(spec.Timeout.Std()),
 		LeaseOwner: c.cfg.Owner, LeaseUntil: now.Add(c.cfg.LeaseTTL),
 	}
@@ -393,7 +402,7 @@ func (c *Coordinator) resume(ctx context.Context, gid string) error {
 	if tx.Status.Terminal() {
 		return nil
 	}
-	if tx.Pattern != dtx.PatternSaga {
+	if tx.Pattern != dtx.PatternSaga && tx.Pattern != dtx.PatternTCC {
 		return fmt.Errorf("pattern %q is not supported by this coordinator", tx.Pattern)
 	}
 	var spec saga.Spec
@@ -421,4 +430,12 @@ func (c *Coordinator) renewLoop() {
 			}
 		}
 	}
+}
+
+// digest identifies a submission: the spec, and the pattern unless saga.
+func digest(p dtx.Pattern, s *saga.Spec) string {
+	if p == dtx.PatternSaga {
+		return s.Digest()
+	}
+	return string(p) + ":" + s.Digest()
 }

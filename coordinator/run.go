@@ -197,7 +197,7 @@ func (r *run) start(call saga.Call) {
 	}
 	r.inflight[call] = true
 	req := dtx.Call{
-		GID: r.gid, Branch: call.Index, Op: call.Op, URL: url, Payload: st.Payload,
+		GID: r.gid, Branch: call.Index, Op: st.WireOp(call.Op), URL: url, Payload: st.Payload,
 		Attempt: attempt, Timeout: r.spec.BranchTimeout.Std(),
 	}
 	go func() {
@@ -214,7 +214,7 @@ func (r *run) handle(res result) error {
 	delete(r.inflight, res.call)
 	i, op := res.call.Index, res.call.Op
 	b := r.br[i]
-	ev := dtx.Event{At: r.c.cfg.Now(), Branch: i, Op: op, Outcome: res.outcome.Class.String(), Detail: errText(res.outcome.Err), Duration: res.took}
+	ev := dtx.Event{At: r.c.cfg.Now(), Branch: i, Op: r.spec.Steps[i].WireOp(op), Outcome: res.outcome.Class.String(), Detail: errText(res.outcome.Err), Duration: res.took}
 	var status dtx.Status
 	var reason string
 	attempts := &b.ActionAttempts
@@ -281,7 +281,7 @@ func errText(err error) string {
 }
 
 func (r *run) alert(i int, op dtx.Op, attempts int, lastErr string) {
-	a := Alert{GID: r.gid, Branch: i, Name: r.spec.Steps[i].Name, Op: string(op), Attempts: attempts, LastErr: lastErr}
+	a := Alert{GID: r.gid, Branch: i, Name: r.spec.Steps[i].Name, Op: string(r.spec.Steps[i].WireOp(op)), Attempts: attempts, LastErr: lastErr}
 	r.c.log.Warn("operation keeps failing; retrying", slog.String("gid", a.GID), slog.Int("branch", a.Branch),
 		slog.String("op", a.Op), slog.Int("attempts", a.Attempts), slog.String("last_error", a.LastErr))
 	if r.c.cfg.OnAlert != nil {

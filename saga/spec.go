@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strings"
 	"time"
 
@@ -57,6 +58,21 @@ type Step struct {
 	Payload json.RawMessage `json:"payload,omitempty"`
 	// After lists the indexes of steps this one depends on (Parallel only).
 	After []int `json:"after,omitempty"`
+	// ActionOp and CompensateOp name the operations in the Dtx-Op header
+	// (default "action" and "compensate"); TCC uses try, confirm, cancel.
+	ActionOp     dtx.Op `json:"action_op,omitempty"`
+	CompensateOp dtx.Op `json:"compensate_op,omitempty"`
+}
+
+// WireOp is the name participants receive for op of this step.
+func (st *Step) WireOp(op dtx.Op) dtx.Op {
+	switch {
+	case op == dtx.OpAction && st.ActionOp != "":
+		return st.ActionOp
+	case op == dtx.OpCompensate && st.CompensateOp != "":
+		return st.CompensateOp
+	}
+	return op
 }
 
 // Normalize fills defaults and validates s, returning all problems at once
@@ -97,6 +113,11 @@ func (s *Spec) Normalize() error {
 				bad("step %d (%s): %v", i, st.Name, err)
 			}
 		}
+		for _, op := range []dtx.Op{st.ActionOp, st.CompensateOp} {
+			if op != "" && !opRE.MatchString(string(op)) {
+				bad("step %d (%s): operation name %q must be 1-32 lowercase letters", i, st.Name, op)
+			}
+		}
 		if len(st.Payload) > MaxPayloadSize {
 			bad("step %d (%s): payload larger than %d bytes", i, st.Name, MaxPayloadSize)
 		}
@@ -134,6 +155,8 @@ func (s *Spec) Normalize() error {
 	}
 	return nil
 }
+
+var opRE = regexp.MustCompile(`^[a-z]{1,32}$`)
 
 func checkURL(raw string) error {
 	u, err := url.Parse(raw)

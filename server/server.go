@@ -1,6 +1,7 @@
 // Package server is the coordinator's HTTP JSON API:
 //
 //	POST /v1/sagas                      submit a saga (?wait=true[&timeout=30s] waits for the outcome)
+//	POST /v1/tcc                        submit a TCC transaction (same query parameters)
 //	GET  /v1/transactions               list (?status=&limit=&before=RFC3339)
 //	GET  /v1/transactions/{gid}         one transaction with branches and history
 //	POST /v1/transactions/{gid}/abort   compensate a running saga
@@ -23,6 +24,7 @@ import (
 	"github.com/dtxhq/dtx/coordinator"
 	"github.com/dtxhq/dtx/internal/problem"
 	"github.com/dtxhq/dtx/saga"
+	"github.com/dtxhq/dtx/tcc"
 )
 
 // MaxBody bounds request bodies.
@@ -41,6 +43,7 @@ type Server struct {
 func New(c *coordinator.Coordinator) *Server {
 	s := &Server{c: c, mux: http.NewServeMux()}
 	s.mux.HandleFunc("POST /v1/sagas", s.submit)
+	s.mux.HandleFunc("POST /v1/tcc", s.submitTCC)
 	s.mux.HandleFunc("GET /v1/transactions", s.list)
 	s.mux.HandleFunc("GET /v1/transactions/{gid}", s.get)
 	s.mux.HandleFunc("POST /v1/transactions/{gid}/abort", s.abort)
@@ -80,17 +83,37 @@ func writeError(w http.ResponseWriter, err error) {
 }
 
 func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
-	wait, waitFor, err := waitParams(r)
-	if err != nil {
-		problem.Write(w, http.StatusBadRequest, err.Error())
-		return
-	}
 	var spec saga.Spec
 	if err := decodeStrict(w, r, &spec); err != nil {
 		problem.Write(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	d, created, err := s.c.Submit(r.Context(), spec)
+	s.start(w, r, dtx.PatternSaga, spec)
+}
+
+func (s *Server) submitTCC(w http.ResponseWriter, r *http.Request) {
+	var spec tcc.Spec
+	if err := decodeStrict(w, r, &spec); err != nil {
+		problem.Write(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	sg, err := spec.Saga()
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	s.start(w, r, dtx.PatternTCC, sg)
+}
+
+// start submits spec and answers with its state, waiting for the outcome
+// when asked to.
+func (s *Server) start(w http.ResponseWriter, r *http.Request, pattern dtx.Pattern, spec saga.Spec) {
+	wait, waitFor, err := waitParams(r)
+	if err != nil {
+		problem.Write(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	d, created, err := s.c.SubmitPattern(r.Context(), pattern, spec)
 	if err != nil {
 		writeError(w, err)
 		return

@@ -1,0 +1,92 @@
+// Package tcc is try/confirm/cancel on the saga engine.
+//
+// A TCC transaction reserves resources at every participant (try), then
+// either confirms every reservation or cancels every reservation that was
+// (or may have been) made. That is a saga whose actions are the tries, whose
+// compensations are the cancels, and whose confirms are retriable steps after
+// the pivot:
+//
+//   - the tries run in parallel; a definite "no" or a timeout cancels every
+//     try that ran or may have run, in reverse dependency order, each cancel
+//     retried until it succeeds;
+//   - once every try has succeeded (the pivot) the transaction can only move
+//     forward: the confirms run and are retried until they succeed, with an
+//     alert when they keep failing. A confirm never runs after a cancel.
+//
+// Participants see Dtx-Op try, confirm or cancel. A try and its cancel share
+// a branch index, so the participant barrier (package participant) makes a
+// cancel without a try a no-op and a try after its cancel do nothing.
+package tcc
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/saga"
+)
+
+// Participant is one resource owner in a TCC transaction. Every URL is
+// optional, but Try needs Cancel: a participant may only have Cancel (work
+// to undo on failure, e.g. mark an order cancelled) or only Confirm (work to
+// do on success, e.g. mark an order completed).
+type Participant struct {
+	Name    string          `json:"name,omitempty"`
+	Try     string          `json:"try,omitempty"`
+	Confirm string          `json:"confirm,omitempty"`
+	Cancel  string          `json:"cancel,omitempty"`
+	Payload json.RawMessage `json:"payload,omitempty"`
+}
+
+// Spec is a TCC transaction as submitted to the coordinator.
+type Spec struct {
+	GID          string        `json:"gid,omitempty"`
+	Participants []Participant `json:"participants"`
+	// Timeout bounds the try phase (a transaction still trying then is
+	// cancelled); BranchTimeout bounds one call. Zero: the saga defaults.
+	Timeout       dtx.Duration `json:"timeout,omitempty"`
+	BranchTimeout dtx.Duration `json:"branch_timeout,omitempty"`
+}
+
+// Saga returns the saga that drives s: one step per try (with its cancel),
+// in parallel, then one retriable step per confirm, after every try.
+func (s *Spec) Saga() (saga.Spec, error) {
+	out := saga.Spec{GID: s.GID, Parallel: true, Timeout: s.Timeout, BranchTimeout: s.BranchTimeout}
+	if len(s.Participants) == 0 {
+		return out, fmt.Errorf("%w: a TCC transaction needs at least one participant", dtx.ErrInvalid)
+	}
+	var tries []int
+	for i, p := range s.Participants {
+		name := p.Name
+		if name == "" {
+			name = fmt.Sprintf("participant-%d", i)
+		}
+		switch {
+		case p.Try != "" && p.Cancel == "":
+			return out, fmt.Errorf("%w: participant %d (%s): a try needs a cancel", dtx.ErrInvalid, i, name)
+		case p.Try == "" && p.Confirm == "" && p.Cancel == "":
+			return out, fmt.Errorf("%w: participant %d (%s): needs try+cancel, cancel or confirm", dtx.ErrInvalid, i, name)
+		}
+		if p.Try != "" || p.Cancel != "" {
+			tries = append(tries, len(out.Steps))
+			out.Steps = append(out.Steps, saga.Step{
+				Name: name + ".try", Action: p.Try, Compensate: p.Cancel, Payload: p.Payload,
+				ActionOp: dtx.OpTry, CompensateOp: dtx.OpCancel,
+			})
+		}
+	}
+	for i, p := range s.Participants {
+		if p.Confirm == "" {
+			continue
+		}
+		name := p.Name
+		if name == "" {
+			name = fmt.Sprintf("participant-%d", i)
+		}
+		out.Steps = append(out.Steps, saga.Step{
+			Name: name + ".confirm", Action: p.Confirm, Payload: p.Payload, ActionOp: dtx.OpConfirm,
+			After: append([]int(nil), tries...),
+		})
+	}
+	return out, nil
+}

@@ -1,0 +1,148 @@
+package tcc_test
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/coordinator"
+	"github.com/dtxhq/dtx/store/sqlite"
+	"github.com/dtxhq/dtx/store/sqlstore"
+	"github.com/dtxhq/dtx/tcc"
+	"github.com/dtxhq/dtx/transport/httptransport"
+)
+
+// env is a coordinator on SQLite and one fake participant host that records
+// "path op" for every call and answers what behave says.
+type env struct {
+	c      *coordinator.Coordinator
+	url    string
+	mu     sync.Mutex
+	calls  []string
+	behave func(path string, n int) int
+	n      map[string]int
+}
+
+func newEnv(t *testing.T, behave func(path string, n int) int) *env {
+	e := &env{behave: behave, n: map[string]int{}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		e.mu.Lock()
+		e.n[r.URL.Path]++
+		n := e.n[r.URL.Path]
+		e.calls = append(e.calls, r.URL.Path+" "+r.Header.Get(dtx.HeaderOp))
+		e.mu.Unlock()
+		code := http.StatusOK
+		if e.behave != nil {
+			code = e.behave(r.URL.Path, n)
+		}
+		w.WriteHeader(code)
+	}))
+	t.Cleanup(srv.Close)
+	e.url = srv.URL
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "c.db"), sqlstore.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	e.c, err = coordinator.New(st, httptransport.New(nil), coordinator.Config{RetryBase: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond})
+	require.NoError(t, err)
+	require.NoError(t, e.c.Start(context.Background()))
+	t.Cleanup(func() { e.c.Close(context.Background()) })
+	return e
+}
+
+func (e *env) log() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.calls)
+}
+
+func (e *env) spec(gid string) tcc.Spec {
+	return tcc.Spec{GID: gid, Participants: []tcc.Participant{
+		{Name: "order", Cancel: e.url + "/order/cancel", Confirm: e.url + "/order/complete"},
+		{Name: "stock", Try: e.url + "/stock/reserve", Confirm: e.url + "/stock/confirm", Cancel: e.url + "/stock/cancel"},
+		{Name: "money", Try: e.url + "/money/reserve", Confirm: e.url + "/money/confirm", Cancel: e.url + "/money/cancel"},
+	}}
+}
+
+func (e *env) run(t *testing.T, s tcc.Spec) *dtx.TxDetail {
+	t.Helper()
+	sg, err := s.Saga()
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	d, created, err := e.c.SubmitPattern(ctx, dtx.PatternTCC, sg)
+	require.NoError(t, err)
+	require.True(t, created)
+	require.Equal(t, dtx.PatternTCC, d.Pattern)
+	final, err := e.c.Wait(ctx, d.GID)
+	require.NoError(t, err)
+	return final
+}
+
+func TestTCC_AllTriesSucceedThenConfirm(t *testing.T) {
+	e := newEnv(t, nil)
+	d := e.run(t, e.spec("tcc-ok"))
+	require.Equal(t, dtx.StatusSucceeded, d.Status)
+	log := e.log()
+	require.ElementsMatch(t, []string{
+		"/stock/reserve try", "/money/reserve try",
+		"/order/complete confirm", "/stock/confirm confirm", "/money/confirm confirm",
+	}, log)
+	for _, confirm := range log[2:] {
+		require.Contains(t, confirm, "confirm", "no confirm before every try succeeded")
+	}
+}
+
+func TestTCC_TryFailureCancelsAndNeverConfirms(t *testing.T) {
+	e := newEnv(t, func(path string, n int) int {
+		if path == "/money/reserve" {
+			return http.StatusConflict // insufficient balance
+		}
+		return http.StatusOK
+	})
+	d := e.run(t, e.spec("tcc-no"))
+	require.Equal(t, dtx.StatusFailed, d.Status)
+	require.Contains(t, d.Reason, "money.try")
+	log := e.log()
+	require.Contains(t, log, "/stock/cancel cancel")
+	require.Contains(t, log, "/money/cancel cancel", "a failed try is cancelled too (a no-op for the participant)")
+	require.Contains(t, log, "/order/cancel cancel")
+	for _, c := range log {
+		require.NotContains(t, c, "confirm", "nothing is confirmed after a cancel")
+	}
+}
+
+func TestTCC_ConfirmRetriedUntilItSucceeds(t *testing.T) {
+	e := newEnv(t, func(path string, n int) int {
+		if path == "/money/confirm" && n <= 4 {
+			if n%2 == 0 {
+				return http.StatusConflict // even a refusal is retried: confirms must succeed
+			}
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	d := e.run(t, e.spec("tcc-confirm"))
+	require.Equal(t, dtx.StatusSucceeded, d.Status)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	require.Equal(t, 5, e.n["/money/confirm"])
+	require.Zero(t, e.n["/money/cancel"]+e.n["/stock/cancel"], "past the pivot nothing is cancelled")
+}
+
+func TestTCC_Validation(t *testing.T) {
+	_, err := (&tcc.Spec{}).Saga()
+	require.ErrorIs(t, err, dtx.ErrInvalid)
+	_, err = (&tcc.Spec{Participants: []tcc.Participant{{Try: "http://x/try"}}}).Saga()
+	require.ErrorIs(t, err, dtx.ErrInvalid)
+	require.ErrorContains(t, err, "a try needs a cancel")
+}
