@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dtxhq/dtx"
@@ -38,8 +39,10 @@ type Coordinator struct {
 	hardCtx  context.Context
 	hardStop context.CancelFunc // cancels in-flight calls after the drain
 	loopWG   sync.WaitGroup     // recovery and renewal loops
-	runWG    sync.WaitGroup     // drivers
-	closeOne sync.Once
+	// renewedAt is when our leases were last known extended (UnixNano).
+	renewedAt atomic.Int64
+	runWG     sync.WaitGroup // drivers
+	closeOne  sync.Once
 }
 
 // New returns a coordinator. Call Start to resume unfinished transactions
@@ -76,6 +79,7 @@ func (c *Coordinator) Start(ctx context.Context) error {
 	}
 	c.started = true
 	c.mu.Unlock()
+	c.renewedAt.Store(c.cfg.Now().UnixNano())
 	if err := c.recoverOnce(ctx); err != nil {
 		return fmt.Errorf("initial recovery: %w", err)
 	}
@@ -173,6 +177,13 @@ func (c *Coordinator) SubmitPattern(ctx context.Context, pattern dtx.Pattern, sp
 		if old.Digest != tx.Digest {
 			return nil, false, fmt.Errorf("%w: %s", dtx.ErrConflict, spec.GID)
 		}
+		if !old.Status.Terminal() && old.LeaseOwner == c.cfg.Owner {
+			// Ours but possibly not driven (e.g. a create whose answer was
+			// lost): resume is a no-op if a driver exists.
+			if err := c.resume(ctx, old.GID); err != nil {
+				return nil, false, err
+			}
+		}
 		return &dtx.TxDetail{Tx: *old, Branches: oldBr}, false, nil
 	case err != nil:
 		return nil, false, fmt.Errorf("record saga %s: %w", spec.GID, err)
@@ -203,6 +214,13 @@ func (c *Coordinator) startRun(r *run) bool {
 // runDone is called by a driver when it stops, with the final state if the
 // transaction finished.
 func (c *Coordinator) runDone(gid string, final *dtx.TxDetail) {
+	if final == nil {
+		// Unfinished: make sure it is claimable (we may have re-claimed it
+		// while this driver was stopping; Release is a no-op otherwise).
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c.store.Release(ctx, c.cfg.Owner, gid)
+		cancel()
+	}
 	c.mu.Lock()
 	delete(c.active, gid)
 	ws := c.waiters[gid]
@@ -412,8 +430,18 @@ func (c *Coordinator) resume(ctx context.Context, gid string) error {
 	if len(br) != len(spec.Steps) {
 		return fmt.Errorf("store has %d branches for %d steps", len(br), len(spec.Steps))
 	}
-	c.startRun(c.newRun(tx, &spec, br, true))
+	if !c.startRun(c.newRun(tx, &spec, br, true)) {
+		c.store.Release(ctx, c.cfg.Owner, gid) // shutting down: hand it over now
+	}
 	return nil
+}
+
+// leaseFresh reports whether our leases were renewed recently enough (within
+// half a TTL) that progress may be kept in memory for a while: a driver that
+// may have lost its lease writes before it calls anything more.
+func (c *Coordinator) leaseFresh() bool {
+	at := c.renewedAt.Load()
+	return at != 0 && c.cfg.Now().Sub(time.Unix(0, at)) < c.cfg.LeaseTTL/2
 }
 
 func (c *Coordinator) renewLoop() {
@@ -425,9 +453,14 @@ func (c *Coordinator) renewLoop() {
 		case <-c.stopping:
 			return
 		case <-t.C:
-			if _, err := c.store.Renew(c.hardCtx, c.cfg.Owner, c.cfg.Now().Add(c.cfg.LeaseTTL)); err != nil && !c.isStopping() {
-				c.log.Warn("lease renewal failed", slog.Any("err", err))
+			now := c.cfg.Now()
+			if _, err := c.store.Renew(c.hardCtx, c.cfg.Owner, now.Add(c.cfg.LeaseTTL)); err != nil {
+				if !c.isStopping() {
+					c.log.Warn("lease renewal failed", slog.Any("err", err))
+				}
+				continue
 			}
+			c.renewedAt.Store(now.UnixNano())
 		}
 	}
 }

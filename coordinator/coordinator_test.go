@@ -412,8 +412,14 @@ func TestCoordinator_RecoveredSagaCompensatesConservatively(t *testing.T) {
 	t.Cleanup(func() { close(block) }) // before the participant server closes
 	st := openStore(t, filepath.Join(t.TempDir(), "c.db"))
 	defer st.Close()
-	dead, err := coordinator.New(st, httptransport.New(nil), coordinator.Config{Owner: "dead", LeaseTTL: time.Second, ShutdownTimeout: 50 * time.Millisecond})
+	// The dying coordinator runs normally (fresh leases, so it keeps
+	// successes in memory) until it is cut off from the store's renewals.
+	cut := &partitioned{Store: st}
+	dead, err := coordinator.New(cut, httptransport.New(nil), coordinator.Config{
+		Owner: "dead", LeaseTTL: time.Second, RecoverInterval: time.Hour, ShutdownTimeout: 50 * time.Millisecond,
+	})
 	require.NoError(t, err)
+	require.NoError(t, dead.Start(context.Background()))
 	t.Cleanup(func() { dead.Close(context.Background()) })
 	ctx := context.Background()
 	spec := saga.Spec{GID: "lazy-1", Timeout: dtx.Duration(300 * time.Millisecond), BranchTimeout: dtx.Duration(time.Minute), Steps: []saga.Step{
@@ -424,6 +430,7 @@ func TestCoordinator_RecoveredSagaCompensatesConservatively(t *testing.T) {
 	_, _, err = dead.Submit(ctx, spec)
 	require.NoError(t, err)
 	require.Eventually(t, func() bool { return p.count("/c") == 1 }, 5*time.Second, 5*time.Millisecond)
+	cut.renewals.Store(true)
 	_, br, err := st.Get(ctx, "lazy-1")
 	require.NoError(t, err)
 	require.Equal(t, dtx.BranchPending, br[1].Action, "b's success is not written yet")
@@ -443,4 +450,62 @@ func TestCoordinator_RecoveredSagaCompensatesConservatively(t *testing.T) {
 	}
 	log := p.log()
 	require.Equal(t, []string{"/c-undo:compensate", "/b-undo:compensate", "/a-undo:compensate"}, log[len(log)-3:], "in reverse order")
+}
+
+// partitioned is a store whose lease renewals fail once cut: the owner's
+// leases expire while it still believes it drives its sagas.
+type partitioned struct {
+	dtx.Store
+	renewals atomic.Bool
+}
+
+func (p *partitioned) Renew(ctx context.Context, owner string, until time.Time) (int, error) {
+	if p.renewals.Load() {
+		return 0, fmt.Errorf("partitioned")
+	}
+	return p.Store.Renew(ctx, owner, until)
+}
+
+// TestCoordinator_PivotIsDurableBeforeRetriableSteps: a saga whose
+// retriable step (no compensation) has started can only move forward, even
+// when another coordinator resumes it past its deadline.
+func TestCoordinator_PivotIsDurableBeforeRetriableSteps(t *testing.T) {
+	block := make(chan struct{})
+	p := newParticipant(t, func(path string, n int) int {
+		if path == "/ship" && n == 1 {
+			<-block
+		}
+		return http.StatusOK
+	})
+	t.Cleanup(func() { close(block) })
+	st := openStore(t, filepath.Join(t.TempDir(), "c.db"))
+	defer st.Close()
+	cut := &partitioned{Store: st}
+	dead, err := coordinator.New(cut, httptransport.New(nil), coordinator.Config{
+		Owner: "dead", LeaseTTL: time.Second, RecoverInterval: time.Hour, ShutdownTimeout: 50 * time.Millisecond,
+	})
+	require.NoError(t, err)
+	require.NoError(t, dead.Start(context.Background()))
+	t.Cleanup(func() { dead.Close(context.Background()) })
+	ctx := context.Background()
+	spec := saga.Spec{GID: "pivot-2", Timeout: dtx.Duration(300 * time.Millisecond), BranchTimeout: dtx.Duration(time.Minute), Steps: []saga.Step{
+		{Name: "reserve", Action: p.url("/reserve"), Compensate: p.url("/reserve-undo")},
+		{Name: "ship", Action: p.url("/ship")},
+	}}
+	_, _, err = dead.Submit(ctx, spec)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return p.count("/ship") == 1 }, 5*time.Second, 5*time.Millisecond)
+	cut.renewals.Store(true)
+	_, br, err := st.Get(ctx, "pivot-2")
+	require.NoError(t, err)
+	require.Equal(t, dtx.BranchSucceeded, br[0].Action, "crossing the pivot is written before the retriable step starts")
+
+	c := newCoordinator(t, st, coordinator.Config{Owner: "heir"})
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	d, err := c.Wait(wctx, "pivot-2")
+	require.NoError(t, err)
+	require.Equal(t, dtx.StatusSucceeded, d.Status, "past the pivot the deadline no longer compensates")
+	require.Equal(t, 0, p.count("/reserve-undo"))
+	require.Equal(t, 2, p.count("/ship"))
 }

@@ -76,6 +76,7 @@ func (r *run) loop() {
 	}()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	stopping := r.c.stopping // set to nil once seen, so draining does not spin
 	for {
 		if r.tx.Status.Terminal() {
 			final = &dtx.TxDetail{Tx: r.tx, Branches: r.br}
@@ -139,8 +140,9 @@ func (r *run) loop() {
 			}
 		case req := <-r.abort:
 			req.resp <- r.doAbort(req.reason)
-		case <-r.c.stopping:
+		case <-stopping:
 			r.draining = true
+			stopping = nil
 		}
 	}
 }
@@ -262,10 +264,15 @@ func (r *run) handle(res result) error {
 			status = ""
 		}
 	}
-	if class == dtx.Success && op == dtx.OpAction && status == "" && r.tx.Status == dtx.StatusRunning {
+	if class == dtx.Success && op == dtx.OpAction && status == "" && r.tx.Status == dtx.StatusRunning &&
+		(r.spec.Steps[i].Compensate == "" || !saga.PastPivot(r.spec, r.br)) && r.c.leaseFresh() {
 		// Lazy: the dependants may start before this success is durable.
 		// After a crash the step is re-run (participants are idempotent)
 		// and a recovered saga compensates conservatively (saga.NextWith).
+		// Never lazy across the pivot: once steps that cannot be undone may
+		// start, the store must know the saga can only move forward. And
+		// never lazy when our lease may be stale: a write is what fences a
+		// coordinator that lost its lease.
 		r.dirty[i] = true
 		r.unsent = append(r.unsent, ev)
 		return nil
