@@ -19,7 +19,9 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dtxhq/dtx"
 )
@@ -143,8 +145,13 @@ func detail(body []byte) string {
 			return p.Title
 		}
 	}
-	if len(body) > 200 {
-		body = body[:200]
+	text := strings.ToValidUTF8(string(bytes.TrimSpace(body)), "\uFFFD")
+	if len(text) > 200 {
+		cut := 200
+		for cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text = text[:cut]
 	}
-	return string(bytes.TrimSpace(body))
+	return strings.ReplaceAll(text, "\x00", "")
 }
