@@ -34,6 +34,12 @@ type Dialect int
 const (
 	SQLite Dialect = iota
 	Postgres
+	// MySQL covers MySQL and MariaDB with InnoDB tables. A concurrent
+	// duplicate waits on the first delivery's row lock like the others; a
+	// waiter that finds the first delivery rolled back may, rarely, get a
+	// deadlock error instead of running: a transient error the coordinator
+	// retries.
+	MySQL
 )
 
 func (d Dialect) String() string {
@@ -42,6 +48,8 @@ func (d Dialect) String() string {
 		return "sqlite"
 	case Postgres:
 		return "postgres"
+	case MySQL:
+		return "mysql"
 	}
 	return fmt.Sprintf("Dialect(%d)", int(d))
 }
@@ -97,6 +105,25 @@ var dialects = map[Dialect]dialectSQL{
 )`},
 		insert: `INSERT INTO {table} (gid, branch, op, origin) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
 		origin: `SELECT origin FROM {table} WHERE gid = $1 AND branch = $2 AND op = $3`,
+	},
+	MySQL: {
+		// VARBINARY keys match byte for byte (a utf8mb4 collation would
+		// fold case and ignore trailing spaces). The lengths cover what
+		// Branch.validate accepts, so INSERT IGNORE cannot truncate.
+		// Concurrent CREATE TABLE IF NOT EXISTS is safe in InnoDB.
+		schema: []string{`CREATE TABLE IF NOT EXISTS {table} (
+	gid        VARBINARY(256) NOT NULL,
+	branch     INT            NOT NULL,
+	op         VARBINARY(32)  NOT NULL,
+	origin     VARBINARY(32)  NOT NULL,
+	created_at TIMESTAMP(6)   NOT NULL DEFAULT CURRENT_TIMESTAMP(6),
+	PRIMARY KEY (gid, branch, op)
+) ENGINE=InnoDB`},
+		// On a duplicate key InnoDB takes a shared lock on the existing
+		// row, so a concurrent insert of the same key waits for the first
+		// to commit (0 rows: duplicate) or roll back (1 row: inserted).
+		insert: `INSERT IGNORE INTO {table} (gid, branch, op, origin) VALUES (?, ?, ?, ?)`,
+		origin: `SELECT origin FROM {table} WHERE gid = ? AND branch = ? AND op = ?`,
 	},
 }
 

@@ -76,32 +76,56 @@ const (
 // stmts are the prepared statements of the transactional writer: preparing
 // once matters for SQLite, where parsing SQL costs more than running it.
 type stmts struct {
-	insertTx, insertBranch, insertEvent, updateTx, updateBranch *sql.Stmt
+	insertTx, insertBranch, insertEvent, updateTx, updateBranch prepared
 }
 
-func prepare(ctx context.Context, db *sql.DB) (*stmts, error) {
+// prepared is a statement with the argument order of its placeholders (see
+// Dialect.bind).
+type prepared struct {
+	st    *sql.Stmt
+	order []int
+}
+
+// in returns the statement bound to tx.
+func (p prepared) in(ctx context.Context, tx *sql.Tx) prepared {
+	return prepared{st: tx.StmtContext(ctx, p.st), order: p.order}
+}
+
+// exec runs the statement with arguments in the row layout.
+func (p prepared) exec(ctx context.Context, args []any) (sql.Result, error) {
+	if p.order != nil {
+		args = reorder(p.order, args)
+	}
+	return p.st.ExecContext(ctx, args...)
+}
+
+func prepare(ctx context.Context, db *sql.DB, d Dialect) (*stmts, error) {
 	var s stmts
 	for _, p := range []struct {
-		dst **sql.Stmt
+		dst *prepared
 		sql string
 	}{
-		{&s.insertTx, sqlInsertTx}, {&s.insertBranch, sqlInsertBranch}, {&s.insertEvent, sqlInsertEvent},
+		{&s.insertTx, d.stmt(d.Override.InsertTx, sqlInsertTx)}, {&s.insertBranch, sqlInsertBranch}, {&s.insertEvent, sqlInsertEvent},
 		{&s.updateTx, sqlUpdateTx}, {&s.updateBranch, sqlUpdateBranch},
 	} {
-		st, err := db.PrepareContext(ctx, p.sql)
+		q := p.sql
+		if d.BindVars == Question {
+			q, p.dst.order = rebindQuestion(q)
+		}
+		st, err := db.PrepareContext(ctx, q)
 		if err != nil {
 			s.close()
 			return nil, fmt.Errorf("prepare: %w", err)
 		}
-		*p.dst = st
+		p.dst.st = st
 	}
 	return &s, nil
 }
 
 func (s *stmts) close() {
-	for _, st := range []*sql.Stmt{s.insertTx, s.insertBranch, s.insertEvent, s.updateTx, s.updateBranch} {
-		if st != nil {
-			st.Close()
+	for _, p := range []prepared{s.insertTx, s.insertBranch, s.insertEvent, s.updateTx, s.updateBranch} {
+		if p.st != nil {
+			p.st.Close()
 		}
 	}
 }
@@ -117,15 +141,21 @@ func (s *Store) commitBatch(batch []*write) ([]error, error) {
 		return nil, fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
-	insTx, insBranch, insEvent := tx.StmtContext(ctx, s.stmts.insertTx), tx.StmtContext(ctx, s.stmts.insertBranch), tx.StmtContext(ctx, s.stmts.insertEvent)
-	updTx, updBranch := tx.StmtContext(ctx, s.stmts.updateTx), tx.StmtContext(ctx, s.stmts.updateBranch)
+	insTx, insBranch, insEvent := s.stmts.insertTx.in(ctx, tx), s.stmts.insertBranch.in(ctx, tx), s.stmts.insertEvent.in(ctx, tx)
+	updTx, updBranch := s.stmts.updateTx.in(ctx, tx), s.stmts.updateBranch.in(ctx, tx)
 	for i, w := range batch {
 		if w.ctx.Err() != nil {
 			results[i] = w.ctx.Err() // the caller gave up before we started
 			continue
 		}
 		if c := w.create; c != nil {
-			res, err := insTx.ExecContext(ctx, txRow(c.tx)...)
+			res, err := insTx.exec(ctx, txRow(c.tx))
+			if err != nil && s.d.IsUniqueViolation != nil && s.d.IsUniqueViolation(err) {
+				// Dialects whose InsertTx fails on a taken gid (see
+				// Statements.InsertTx): only the statement was undone.
+				results[i] = dtx.ErrExists
+				continue
+			}
 			if err != nil {
 				return nil, fmt.Errorf("insert tx %s: %w", c.tx.GID, err)
 			}
@@ -134,17 +164,17 @@ func (s *Store) commitBatch(batch []*write) ([]error, error) {
 				continue
 			}
 			for _, b := range c.branches {
-				if _, err := insBranch.ExecContext(ctx, branchRow(c.tx.GID, b, c.tx.CreatedAt)...); err != nil {
+				if _, err := insBranch.exec(ctx, branchRow(c.tx.GID, b, c.tx.CreatedAt)); err != nil {
 					return nil, fmt.Errorf("insert branch %s/%d: %w", c.tx.GID, b.Index, err)
 				}
 			}
-			if _, err := insEvent.ExecContext(ctx, eventRow(c.tx.GID, createdEvent(c.tx))...); err != nil {
+			if _, err := insEvent.exec(ctx, eventRow(c.tx.GID, createdEvent(c.tx))); err != nil {
 				return nil, fmt.Errorf("insert event %s: %w", c.tx.GID, err)
 			}
 			continue
 		}
 		u := w.update
-		res, err := updTx.ExecContext(ctx, txUpdateRow(u)...)
+		res, err := updTx.exec(ctx, txUpdateRow(u))
 		if err != nil {
 			return nil, fmt.Errorf("update tx %s: %w", u.GID, err)
 		}
@@ -153,12 +183,12 @@ func (s *Store) commitBatch(batch []*write) ([]error, error) {
 			continue
 		}
 		for _, b := range u.Branches {
-			if _, err := updBranch.ExecContext(ctx, branchUpdateRow(u, b)...); err != nil {
+			if _, err := updBranch.exec(ctx, branchUpdateRow(u, b)); err != nil {
 				return nil, fmt.Errorf("update branch %s/%d: %w", u.GID, b.Index, err)
 			}
 		}
 		for _, e := range u.Events {
-			if _, err := insEvent.ExecContext(ctx, eventRow(u.GID, e)...); err != nil {
+			if _, err := insEvent.exec(ctx, eventRow(u.GID, e)); err != nil {
 				return nil, fmt.Errorf("insert event %s: %w", u.GID, err)
 			}
 		}

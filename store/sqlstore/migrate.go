@@ -10,10 +10,13 @@ import (
 )
 
 // Migrate applies the dialect's migrations that are not yet recorded in
-// dtx_schema_migrations, each in its own transaction.
+// dtx_schema_migrations, each in its own transaction. MySQL commits DDL
+// implicitly, so there a migration is not atomic: its statements should be
+// idempotent (IF NOT EXISTS), and concurrent callers must serialise (as
+// store/mysql does with a named lock).
 func Migrate(ctx context.Context, db *sql.DB, d Dialect) error {
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS dtx_schema_migrations (
-		name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+	if _, err := db.ExecContext(ctx, d.stmt(d.Override.MigrationsTable, `CREATE TABLE IF NOT EXISTS dtx_schema_migrations (
+		name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)`)); err != nil {
 		return fmt.Errorf("create migrations table: %w", err)
 	}
 	names, err := fs.Glob(d.Migrations, "*.sql")
@@ -40,7 +43,8 @@ func applyMigration(ctx context.Context, db *sql.DB, d Dialect, name, body strin
 	}
 	defer tx.Rollback()
 	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM dtx_schema_migrations WHERE name = $1`, name).Scan(&n); err != nil {
+	q, args := d.bind(`SELECT count(*) FROM dtx_schema_migrations WHERE name = $1`, []any{name})
+	if err := tx.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
 		return fmt.Errorf("migration %s: %w", name, err)
 	}
 	if n > 0 {
@@ -50,7 +54,8 @@ func applyMigration(ctx context.Context, db *sql.DB, d Dialect, name, body strin
 		// Another process may have applied it concurrently.
 		return fmt.Errorf("apply migration %s (%s): %w", name, d.Name, err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO dtx_schema_migrations (name, applied_at) VALUES ($1, $2)`, name, time.Now().UnixMilli()); err != nil {
+	q, args = d.bind(`INSERT INTO dtx_schema_migrations (name, applied_at) VALUES ($1, $2)`, []any{name, time.Now().UnixMilli()})
+	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 		return fmt.Errorf("record migration %s: %w", name, err)
 	}
 	return tx.Commit()

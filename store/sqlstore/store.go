@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dtxhq/dtx"
 )
@@ -59,7 +60,7 @@ func Open(ctx context.Context, db *sql.DB, d Dialect, cfg Config) (*Store, error
 	}
 	s := &Store{db: db, d: d, cfg: cfg, queue: make(chan *write, 4096)}
 	if !d.OneStatement {
-		st, err := prepare(ctx, db)
+		st, err := prepare(ctx, db, d)
 		if err != nil {
 			return nil, err
 		}
@@ -188,11 +189,37 @@ func fromMS(v int64) time.Time {
 	return time.UnixMilli(v).UTC()
 }
 
+// truncate cuts s to at most n bytes of valid UTF-8 (invalid bytes become
+// U+FFFD first), so that PostgreSQL and MySQL (utf8mb4, strict mode) accept
+// it: error texts from participants can be arbitrary bytes.
 func truncate(s string, n int) string {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
 	if len(s) <= n {
 		return s
 	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
 	return s[:n]
+}
+
+// query, queryRow and exec run a statement written with $N placeholders on
+// the store's database, rewritten for the dialect.
+func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	q, args = s.d.bind(q, args)
+	return s.db.QueryContext(ctx, q, args...)
+}
+
+func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
+	q, args = s.d.bind(q, args)
+	return s.db.QueryRowContext(ctx, q, args...)
+}
+
+func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
+	q, args = s.d.bind(q, args)
+	return s.db.ExecContext(ctx, q, args...)
 }
 
 const txColumns = `gid, pattern, status, reason, spec, digest, created_at, updated_at, deadline, lease_owner, lease_until`
@@ -211,14 +238,14 @@ func scanTx(row interface{ Scan(...any) error }) (*dtx.Tx, error) {
 
 // Get implements dtx.TxLog.
 func (s *Store) Get(ctx context.Context, gid string) (*dtx.Tx, []dtx.Branch, error) {
-	t, err := scanTx(s.db.QueryRowContext(ctx, `SELECT `+txColumns+` FROM dtx_tx WHERE gid = $1`, gid))
+	t, err := scanTx(s.queryRow(ctx, `SELECT `+txColumns+` FROM dtx_tx WHERE gid = $1`, gid))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil, dtx.ErrNotFound
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("get %s: %w", gid, err)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT idx, name, action, compensate, action_attempts, compensate_attempts, last_error, updated_at
+	rows, err := s.query(ctx, `SELECT idx, name, action, compensate, action_attempts, compensate_attempts, last_error, updated_at
 		FROM dtx_branch WHERE gid = $1 ORDER BY idx`, gid)
 	if err != nil {
 		return nil, nil, fmt.Errorf("get branches %s: %w", gid, err)
@@ -243,7 +270,7 @@ func (s *Store) Get(ctx context.Context, gid string) (*dtx.Tx, []dtx.Branch, err
 
 // Events implements dtx.TxLog.
 func (s *Store) Events(ctx context.Context, gid string) ([]dtx.Event, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT id, at, branch, op, outcome, detail, duration_us
+	rows, err := s.query(ctx, `SELECT id, at, branch, op, outcome, detail, duration_us
 		FROM dtx_event WHERE gid = $1 ORDER BY id`, gid)
 	if err != nil {
 		return nil, fmt.Errorf("events %s: %w", gid, err)
@@ -285,7 +312,7 @@ func (s *Store) List(ctx context.Context, f dtx.ListFilter) ([]dtx.Tx, error) {
 	}
 	args = append(args, limit)
 	q += fmt.Sprintf(" ORDER BY created_at DESC, gid DESC LIMIT $%d", len(args))
-	rows, err := s.db.QueryContext(ctx, q, args...)
+	rows, err := s.query(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list: %w", err)
 	}
@@ -327,6 +354,9 @@ func (s *Store) Claim(ctx context.Context, owner string, now, until time.Time, l
 	if limit <= 0 {
 		return nil, nil
 	}
+	if s.d.Override.ClaimDue != "" {
+		return s.claimLocking(ctx, owner, now, until, limit)
+	}
 	// The CTE is materialised so the locking subquery runs exactly once
 	// (as an IN-subquery PostgreSQL may re-run it, and SKIP LOCKED would then
 	// hand out more rows than the limit).
@@ -353,7 +383,7 @@ func (s *Store) Claim(ctx context.Context, owner string, now, until time.Time, l
 
 // Renew implements dtx.LeaseStore.
 func (s *Store) Renew(ctx context.Context, owner string, until time.Time) (int, error) {
-	res, err := s.db.ExecContext(ctx, `UPDATE dtx_tx SET lease_until = $1 WHERE lease_owner = $2 AND `+unfinished, ms(until), owner)
+	res, err := s.exec(ctx, `UPDATE dtx_tx SET lease_until = $1 WHERE lease_owner = $2 AND `+unfinished, ms(until), owner)
 	if err != nil {
 		return 0, fmt.Errorf("renew: %w", err)
 	}
@@ -363,9 +393,55 @@ func (s *Store) Renew(ctx context.Context, owner string, until time.Time) (int, 
 
 // Release implements dtx.LeaseStore.
 func (s *Store) Release(ctx context.Context, owner, gid string) error {
-	_, err := s.db.ExecContext(ctx, `UPDATE dtx_tx SET lease_owner = '', lease_until = 0 WHERE gid = $1 AND lease_owner = $2`, gid, owner)
+	_, err := s.exec(ctx, `UPDATE dtx_tx SET lease_owner = '', lease_until = 0 WHERE gid = $1 AND lease_owner = $2`, gid, owner)
 	if err != nil {
 		return fmt.Errorf("release %s: %w", gid, err)
 	}
 	return nil
+}
+
+// claimLocking is Claim for dialects with Override.ClaimDue: one
+// transaction that selects and locks the due rows (skipping rows other
+// claimers hold) and then leases exactly those.
+func (s *Store) claimLocking(ctx context.Context, owner string, now, until time.Time, limit int) ([]string, error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("claim: %w", err)
+	}
+	defer tx.Rollback()
+	q, args := s.d.bind(s.d.Override.ClaimDue, []any{ms(now), limit})
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("claim: %w", err)
+	}
+	var gids []string
+	for rows.Next() {
+		var gid string
+		if err := rows.Scan(&gid); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("claim: %w", err)
+		}
+		gids = append(gids, gid)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("claim: %w", err)
+	}
+	if len(gids) == 0 {
+		return nil, nil
+	}
+	args = []any{owner, ms(until)}
+	marks := make([]string, len(gids))
+	for i, g := range gids {
+		args = append(args, g)
+		marks[i] = fmt.Sprintf("$%d", len(args))
+	}
+	q, args = s.d.bind(`UPDATE dtx_tx SET lease_owner = $1, lease_until = $2 WHERE gid IN (`+strings.Join(marks, ", ")+`)`, args)
+	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+		return nil, fmt.Errorf("claim: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("claim: %w", err)
+	}
+	return gids, nil
 }

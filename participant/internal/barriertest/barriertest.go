@@ -22,20 +22,32 @@ import (
 // transaction; create it with CounterSchema.
 const CounterTable = "barrier_test_counter"
 
-// CounterSchema creates CounterTable (same text for SQLite and PostgreSQL).
+// CounterSchema creates CounterTable (same text for SQLite and PostgreSQL;
+// see CounterSchemaFor).
 const CounterSchema = `CREATE TABLE IF NOT EXISTS ` + CounterTable + ` (k TEXT PRIMARY KEY, n INTEGER NOT NULL)`
 
-// Increment returns the statement adding one to counter $1 / ?1.
-func Increment(d participant.Dialect) string {
-	p := "?"
-	if d == participant.Postgres {
-		p = "$1"
+// CounterSchemaFor returns the statement creating CounterTable in d.
+func CounterSchemaFor(d participant.Dialect) string {
+	if d == participant.MySQL {
+		return `CREATE TABLE IF NOT EXISTS ` + CounterTable + ` (k VARBINARY(400) PRIMARY KEY, n INTEGER NOT NULL) ENGINE=InnoDB`
 	}
-	return `INSERT INTO ` + CounterTable + ` (k, n) VALUES (` + p + `, 1)
+	return CounterSchema
+}
+
+// Increment returns the statement adding one to counter $1 / ?1 / ?.
+func Increment(d participant.Dialect) string {
+	switch d {
+	case participant.Postgres:
+		return `INSERT INTO ` + CounterTable + ` (k, n) VALUES ($1, 1)
+ON CONFLICT (k) DO UPDATE SET n = ` + CounterTable + `.n + 1`
+	case participant.MySQL:
+		return `INSERT INTO ` + CounterTable + ` (k, n) VALUES (?, 1) ON DUPLICATE KEY UPDATE n = n + 1`
+	}
+	return `INSERT INTO ` + CounterTable + ` (k, n) VALUES (?, 1)
 ON CONFLICT (k) DO UPDATE SET n = ` + CounterTable + `.n + 1`
 }
 
-// Select returns the query reading counter $1 / ?1.
+// Select returns the query reading counter $1 / ?1 / ?.
 func Select(d participant.Dialect) string {
 	p := "?"
 	if d == participant.Postgres {
