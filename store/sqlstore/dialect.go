@@ -71,6 +71,11 @@ type Statements struct {
 	// before now, locking them and skipping rows locked by others (FOR
 	// UPDATE SKIP LOCKED); an UPDATE then leases exactly those gids.
 	ClaimDue string
+	// Renew, when set, replaces the shared renewal statement (arguments:
+	// $1 until, $2 owner). PostgreSQL uses it to lock the owner's rows in
+	// gid order, skipping rows a batch writer holds, so a renewal never
+	// deadlocks with a batch (a skipped row is renewed on the next tick).
+	Renew string
 }
 
 func (d Dialect) stmt(override, shared string) string {

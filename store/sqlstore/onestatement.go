@@ -18,13 +18,27 @@ func (s *Store) commitOneStatement(batch []*write) ([]error, error) {
 	results := make([]error, len(batch))
 	var group []int
 	params := 0
-	flush := func() error {
+	inGroup := map[string]bool{} // gids updated in the current group
+	// Each group commits on its own; a group that fails is retried one
+	// write at a time, so one bad write fails alone and nothing that
+	// committed is written twice.
+	flush := func() {
 		if len(group) == 0 {
-			return nil
+			return
 		}
-		err := s.execGroup(batch, group, results)
+		if err := s.execGroup(batch, group, results); err != nil {
+			if len(group) == 1 {
+				results[group[0]] = err
+			} else {
+				for _, i := range group {
+					if err := s.execGroup(batch, []int{i}, results); err != nil {
+						results[i] = err
+					}
+				}
+			}
+		}
 		group, params = group[:0], 0
-		return err
+		clear(inGroup)
 	}
 	seen := map[string]bool{}
 	for i, w := range batch {
@@ -42,17 +56,18 @@ func (s *Store) commitOneStatement(batch []*write) ([]error, error) {
 			seen[w.create.tx.GID] = true
 		}
 		n := paramsOf(w)
-		if params+n > maxParams {
-			if err := flush(); err != nil {
-				return nil, err
-			}
+		// Two updates of one gid in one statement would join one row twice
+		// (only one applies): give the second its own statement.
+		if params+n > maxParams || (w.update != nil && inGroup[w.update.GID]) {
+			flush()
+		}
+		if w.update != nil {
+			inGroup[w.update.GID] = true
 		}
 		group = append(group, i)
 		params += n
 	}
-	if err := flush(); err != nil {
-		return nil, err
-	}
+	flush()
 	return results, nil
 }
 
@@ -110,7 +125,14 @@ func (s *stmt) cte(name, body string) {
 }
 
 func (s *Store) execGroup(batch []*write, group []int, results []error) error {
+	// Events carry their kind (c: of a create, u: of an update) so that a
+	// create that finds its gid taken cannot slip its event into the
+	// history of an update of that gid in the same statement, and an
+	// ordinal so they are inserted (and numbered) in order.
 	var txRows, brRows, evRows, updRows, ubRows [][]any
+	event := func(kind, gid string, e dtx.Event) {
+		evRows = append(evRows, append(eventRow(gid, e), kind, int64(len(evRows))))
+	}
 	for _, i := range group {
 		w := batch[i]
 		if c := w.create; c != nil {
@@ -118,7 +140,7 @@ func (s *Store) execGroup(batch []*write, group []int, results []error) error {
 			for _, b := range c.branches {
 				brRows = append(brRows, branchRow(c.tx.GID, b, c.tx.CreatedAt))
 			}
-			evRows = append(evRows, eventRow(c.tx.GID, createdEvent(c.tx)))
+			event("c", c.tx.GID, createdEvent(c.tx))
 			continue
 		}
 		u := w.update
@@ -127,7 +149,7 @@ func (s *Store) execGroup(batch []*write, group []int, results []error) error {
 			ubRows = append(ubRows, branchUpdateRow(u, b))
 		}
 		for _, e := range u.Events {
-			evRows = append(evRows, eventRow(u.GID, e))
+			event("u", u.GID, e)
 		}
 	}
 	var st stmt
@@ -161,16 +183,17 @@ func (s *Store) execGroup(batch []*write, group []int, results []error) error {
 		}
 	}
 	if len(evRows) > 0 {
-		st.values("ev", "gid, at, branch, op, outcome, detail, duration_us", eventTypes, evRows)
+		st.values("ev", "gid, at, branch, op, outcome, detail, duration_us, kind, ord", append(eventTypes[:len(eventTypes):len(eventTypes)], "TEXT", "BIGINT"), evRows)
 		var src []string
 		if len(txRows) > 0 {
-			src = append(src, "SELECT gid FROM ins")
+			src = append(src, "SELECT 'c', gid FROM ins")
 		}
 		if len(updRows) > 0 {
-			src = append(src, "SELECT gid FROM upd")
+			src = append(src, "SELECT 'u', gid FROM upd")
 		}
 		st.cte("inse", `INSERT INTO dtx_event (gid, at, branch, op, outcome, detail, duration_us)
-			SELECT ev.* FROM ev WHERE ev.gid IN (`+strings.Join(src, " UNION ALL ")+`)`)
+			SELECT ev.gid, ev.at, ev.branch, ev.op, ev.outcome, ev.detail, ev.duration_us FROM ev
+			WHERE (ev.kind, ev.gid) IN (`+strings.Join(src, " UNION ALL ")+`) ORDER BY ev.ord`)
 	}
 	st.b.WriteString("\n" + strings.Join(done, " UNION ALL "))
 

@@ -383,7 +383,7 @@ func (s *Store) Claim(ctx context.Context, owner string, now, until time.Time, l
 
 // Renew implements dtx.LeaseStore.
 func (s *Store) Renew(ctx context.Context, owner string, until time.Time) (int, error) {
-	res, err := s.exec(ctx, `UPDATE dtx_tx SET lease_until = $1 WHERE lease_owner = $2 AND `+unfinished, ms(until), owner)
+	res, err := s.exec(ctx, s.d.stmt(s.d.Override.Renew, `UPDATE dtx_tx SET lease_until = $1 WHERE lease_owner = $2 AND `+unfinished), ms(until), owner)
 	if err != nil {
 		return 0, fmt.Errorf("renew: %w", err)
 	}

@@ -35,6 +35,8 @@ func Run(t *testing.T, newStore Factory) {
 		{"RenewRelease", testRenewRelease},
 		{"ListCounts", testListCounts},
 		{"ConcurrentApply", testConcurrentApply},
+		{"EventsInOrder", testEventsInOrder},
+		{"DuplicateCreateBesideUpdate", testDuplicateCreateBesideUpdate},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -345,4 +347,51 @@ func testConcurrentApply(t *testing.T, s dtx.Store) {
 		}
 		require.True(t, sort.IntsAreSorted(seqs))
 	}
+}
+
+func testEventsInOrder(t *testing.T, s dtx.Store) {
+	ctx := context.Background()
+	mustCreate(t, s, "ord", "c1", base)
+	var evs []dtx.Event
+	for i := range 7 {
+		evs = append(evs, dtx.Event{At: base, Branch: i % 2, Op: dtx.OpAction, Outcome: fmt.Sprintf("e%d", i)})
+	}
+	require.NoError(t, s.Apply(ctx, dtx.Update{GID: "ord", Owner: "c1", At: base, Events: evs}))
+	got, err := s.Events(ctx, "ord")
+	require.NoError(t, err)
+	require.Len(t, got, 8)
+	for i := range 7 {
+		require.Equal(t, fmt.Sprintf("e%d", i), got[i+1].Outcome, "events of one write keep their order")
+	}
+}
+
+// testDuplicateCreateBesideUpdate resubmits a gid while its owner writes
+// progress, so that both may share a batch: the history must hold exactly
+// the owner's events.
+func testDuplicateCreateBesideUpdate(t *testing.T, s dtx.Store) {
+	ctx := context.Background()
+	mustCreate(t, s, "busy", "c1", base)
+	const n = 30
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			tx, br := newTx("busy", "c2", base)
+			if err := s.Create(ctx, tx, br); err != dtx.ErrExists {
+				t.Errorf("duplicate create: %v", err)
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			if err := s.Apply(ctx, dtx.Update{GID: "busy", Owner: "c1", At: base,
+				Events: []dtx.Event{{At: base, Branch: 0, Op: dtx.OpAction, Outcome: fmt.Sprintf("u%d", i)}}}); err != nil {
+				t.Errorf("apply: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	evs, err := s.Events(ctx, "busy")
+	require.NoError(t, err)
+	require.Len(t, evs, 1+n, "one creation event plus one per update, none from the duplicates")
 }
