@@ -52,7 +52,7 @@ type demoResult struct {
 
 func runDemo(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("dtx demo", flag.ContinueOnError)
-	pattern := fs.String("pattern", "saga", "transaction pattern: saga")
+	pattern := fs.String("pattern", "saga", "transaction pattern: saga or tcc")
 	orders := fs.Int("orders", 200, "orders to place")
 	concurrency := fs.Int("concurrency", 16, "orders placed at once")
 	faultRate := fs.Float64("faults", 0.2, "probability that a branch call is faulted (fail before commit, delay, or commit-then-lose-the-response)")
@@ -65,8 +65,8 @@ func runDemo(ctx context.Context, args []string) error {
 		return err
 	}
 	switch {
-	case *pattern != "saga":
-		return usagef("pattern %q is not available yet (available: saga)", *pattern)
+	case *pattern != order.PatternSaga && *pattern != order.PatternTCC:
+		return usagef("pattern %q is not available (available: saga, tcc; xa and choreography are not built yet)", *pattern)
 	case *orders < 1 || *orders > 1_000_000:
 		return usagef("orders must be between 1 and 1000000")
 	case *concurrency < 1 || *concurrency > 1024:
@@ -120,7 +120,7 @@ func runDemo(ctx context.Context, args []string) error {
 		return faults.Config{Rate: *faultRate, Kinds: faults.AllKinds, Delay: 800 * time.Millisecond, Seed: int64(*seed*7919 + salt)}
 	}
 	sh, err := shop.Start(ctx, shop.Config{
-		Dir: work, CoordinatorURL: apiURL,
+		Dir: work, CoordinatorURL: apiURL, Pattern: *pattern,
 		OrderFaults: fc(1), InventoryFaults: fc(2), PaymentFaults: fc(3),
 		BranchTimeout: branchTimeout, SagaTimeout: 60 * time.Second,
 		ResubmitInterval: time.Second, ResubmitAfter: 3 * time.Second, WaitTimeout: 30 * time.Second,
@@ -131,7 +131,7 @@ func runDemo(ctx context.Context, args []string) error {
 	}
 	defer sh.Close(context.Background())
 	urls := map[string]string{"coordinator": apiURL, "order": sh.OrderURL(), "inventory": sh.InventoryURL(), "payment": sh.PaymentURL()}
-	fmt.Fprintf(out, "dtx demo: saga pattern, %d orders, %d at a time, faults %.0f%% of branch calls, seed %d\n", *orders, *concurrency, *faultRate*100, *seed)
+	fmt.Fprintf(out, "dtx demo: %s pattern, %d orders, %d at a time, faults %.0f%% of branch calls, seed %d\n", *pattern, *orders, *concurrency, *faultRate*100, *seed)
 	fmt.Fprintf(out, "  coordinator API %s  (try: curl %s/v1/transactions?limit=5)\n", apiURL, apiURL)
 	fmt.Fprintf(out, "  order %s  inventory %s  payment %s\n  databases in %s\n", sh.OrderURL(), sh.InventoryURL(), sh.PaymentURL(), work)
 

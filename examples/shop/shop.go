@@ -62,6 +62,9 @@ type Config struct {
 	// used; one of the two is required.
 	Coordinator    order.Coordinator
 	CoordinatorURL string
+	// Pattern is how orders are fulfilled: order.PatternSaga (default) or
+	// order.PatternTCC (reserve, then confirm or cancel).
+	Pattern string
 	// OrderFaults, InventoryFaults and PaymentFaults inject faults into each
 	// service's saga endpoints (default: none).
 	OrderFaults, InventoryFaults, PaymentFaults faults.Config
@@ -194,6 +197,7 @@ func Start(ctx context.Context, cfg Config) (_ *Shop, err error) {
 		InventoryURL:     s.inventoryURL,
 		PaymentURL:       s.paymentURL,
 		Coordinator:      coord,
+		Pattern:          cfg.Pattern,
 		SagaTimeout:      cfg.SagaTimeout,
 		BranchTimeout:    cfg.BranchTimeout,
 		WaitTimeout:      cfg.WaitTimeout,

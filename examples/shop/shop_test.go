@@ -20,6 +20,7 @@ import (
 	"github.com/dtxhq/dtx/examples/shop/payment"
 	"github.com/dtxhq/dtx/internal/pgtest"
 	"github.com/dtxhq/dtx/saga"
+	"github.com/dtxhq/dtx/tcc"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -192,6 +193,13 @@ func (c *switchable) SubmitSaga(ctx context.Context, spec saga.Spec, wait bool) 
 		return nil, errors.New("coordinator unreachable")
 	}
 	return c.next.SubmitSaga(ctx, spec, wait)
+}
+
+func (c *switchable) SubmitTCC(ctx context.Context, spec tcc.Spec, wait bool) (*dtx.TxDetail, error) {
+	if c.down.Load() {
+		return nil, errors.New("coordinator unreachable")
+	}
+	return c.next.SubmitTCC(ctx, spec, wait)
 }
 
 func TestShop_CoordinatorDown(t *testing.T) {

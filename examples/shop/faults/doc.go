@@ -16,6 +16,10 @@
 //	       connection: the coordinator cannot know the call succeeded and
 //	       retries it, which the barrier must turn into a no-op
 //
+// Config.Ops restricts injection to some operations (for instance only TCC
+// confirms), Config.Max caps the number of faults, and Config.MinDelay makes
+// delays predictable, so a test can stage one precise failure.
+//
 // Choices come from a random source seeded with Config.Seed, so a run with
 // one seed and one request order faults the same calls.
 package faults

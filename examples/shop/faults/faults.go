@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -57,6 +58,14 @@ type Config struct {
 	Kinds []Kind
 	// Delay is the longest delay of a Delay fault (default DefaultDelay).
 	Delay time.Duration
+	// MinDelay is the shortest delay of a Delay fault (default 0); it is
+	// capped at Delay.
+	MinDelay time.Duration
+	// Ops restricts injection to branch calls whose Dtx-Op is listed, for
+	// instance only TCC confirms (default: every branch call).
+	Ops []dtx.Op
+	// Max stops injection after Max faults (default 0: no limit).
+	Max int64
 	// Seed seeds the random choices.
 	Seed int64
 }
@@ -81,6 +90,7 @@ type Injector struct {
 	rng *rand.Rand
 
 	calls, fail, delay, lose atomic.Int64
+	injected                 int64 // guarded by mu
 }
 
 // New returns an injector for cfg.
@@ -99,6 +109,10 @@ func New(cfg Config) (*Injector, error) {
 	if cfg.Delay <= 0 {
 		cfg.Delay = DefaultDelay
 	}
+	if cfg.MinDelay < 0 || cfg.Max < 0 {
+		return nil, fmt.Errorf("faults: negative MinDelay or Max")
+	}
+	cfg.MinDelay = min(cfg.MinDelay, cfg.Delay)
 	seed := uint64(cfg.Seed)
 	return &Injector{cfg: cfg, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}, nil
 }
@@ -121,14 +135,23 @@ type decision struct {
 func (in *Injector) decide() decision {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	if in.cfg.Max > 0 && in.injected >= in.cfg.Max {
+		return decision{}
+	}
 	if in.rng.Float64() >= in.cfg.Rate {
 		return decision{}
 	}
+	in.injected++
 	return decision{
 		kind:  in.cfg.Kinds[in.rng.IntN(len(in.cfg.Kinds))],
-		delay: time.Duration(in.rng.Int64N(int64(in.cfg.Delay) + 1)),
+		delay: in.cfg.MinDelay + time.Duration(in.rng.Int64N(int64(in.cfg.Delay-in.cfg.MinDelay)+1)),
 		drop:  in.rng.IntN(2) == 0,
 	}
+}
+
+// targets reports whether a branch call with op is subject to injection.
+func (in *Injector) targets(op dtx.Op) bool {
+	return len(in.cfg.Ops) == 0 || slices.Contains(in.cfg.Ops, op)
 }
 
 // Wrap returns next with faults injected into its branch calls.
@@ -137,7 +160,7 @@ func (in *Injector) Wrap(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get(dtx.HeaderGID) == "" {
+		if r.Header.Get(dtx.HeaderGID) == "" || !in.targets(dtx.Op(r.Header.Get(dtx.HeaderOp))) {
 			next.ServeHTTP(w, r)
 			return
 		}

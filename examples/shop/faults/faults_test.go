@@ -137,3 +137,27 @@ func TestInjector(t *testing.T) {
 		assert.NotNil(t, in.Wrap(h))
 	})
 }
+
+func TestOpsAndMax(t *testing.T) {
+	in, srv, calls := serve(t, faults.Config{Rate: 1, Kinds: []faults.Kind{faults.Fail}, Ops: []dtx.Op{dtx.OpConfirm}, Max: 2})
+	code, _ := shoptest.Call(t, srv.URL, "g", 1, dtx.OpTry, `{}`)
+	assert.Equal(t, http.StatusOK, code, "other ops pass through")
+	for range 2 {
+		code, _ = shoptest.Call(t, srv.URL, "g", 2, dtx.OpConfirm, `{}`)
+		assert.Equal(t, http.StatusServiceUnavailable, code)
+	}
+	code, _ = shoptest.Call(t, srv.URL, "g", 2, dtx.OpConfirm, `{}`)
+	assert.Equal(t, http.StatusOK, code, "no more than Max faults")
+	assert.Equal(t, int64(2), calls.Load())
+	assert.Equal(t, faults.Stats{Calls: 3, Fail: 2}, in.Stats())
+}
+
+func TestMinDelay(t *testing.T) {
+	_, srv, _ := serve(t, faults.Config{Rate: 1, Kinds: []faults.Kind{faults.Delay}, MinDelay: 80 * time.Millisecond, Delay: 100 * time.Millisecond})
+	start := time.Now()
+	code, _ := shoptest.Call(t, srv.URL, "g", 1, dtx.OpAction, `{}`)
+	assert.Equal(t, http.StatusOK, code)
+	assert.GreaterOrEqual(t, time.Since(start), 80*time.Millisecond)
+	_, err := faults.New(faults.Config{Rate: 1, MinDelay: -1})
+	require.Error(t, err)
+}

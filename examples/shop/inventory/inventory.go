@@ -23,13 +23,20 @@ import (
 const (
 	PathDeduct       = "/inventory/deduct"
 	PathDeductCancel = "/inventory/deduct/cancel"
-	PathProducts     = "/inventory/products"
+	// TCC: try, confirm and cancel of a stock reservation.
+	PathReserve        = "/inventory/reserve"
+	PathReserveConfirm = "/inventory/reserve/confirm"
+	PathReserveCancel  = "/inventory/reserve/cancel"
+	PathProducts       = "/inventory/products"
 )
 
-// Ledger row states.
+// Ledger row states: a deduction is DEDUCTED or CANCELLED; a reservation
+// (TCC) is RESERVED, then CONFIRMED or CANCELLED.
 const (
 	Deducted  = "DEDUCTED"
 	Cancelled = "CANCELLED"
+	Reserved  = "RESERVED"
+	Confirmed = "CONFIRMED"
 )
 
 // BarrierTable is the participant barrier table in the inventory database.
@@ -120,6 +127,20 @@ func (s *Service) Migrate(ctx context.Context) error {
 			created_at BIGINT NOT NULL,
 			PRIMARY KEY (order_id, product_id)
 		)`,
+		// TCC: one row per (order, product), RESERVED by the try, then
+		// CONFIRMED or CANCELLED.
+		`CREATE TABLE IF NOT EXISTS reservations (
+			order_id   BIGINT NOT NULL,
+			product_id BIGINT NOT NULL,
+			quantity   BIGINT NOT NULL,
+			price      BIGINT NOT NULL,
+			status     TEXT   NOT NULL,
+			gid        TEXT   NOT NULL,
+			created_at BIGINT NOT NULL,
+			updated_at BIGINT NOT NULL,
+			PRIMARY KEY (order_id, product_id)
+		)`,
+		`CREATE INDEX IF NOT EXISTS reservations_status ON reservations (status, created_at)`,
 	)
 	if err != nil {
 		return fmt.Errorf("migrate inventory: %w", err)
@@ -162,6 +183,9 @@ func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST "+PathDeduct, participant.Handler(s.handleDeduct))
 	mux.Handle("POST "+PathDeductCancel, participant.Handler(s.handleCancel))
+	mux.Handle("POST "+PathReserve, participant.Handler(s.handleReserve))
+	mux.Handle("POST "+PathReserveConfirm, participant.Handler(s.handleReserveConfirm))
+	mux.Handle("POST "+PathReserveCancel, participant.Handler(s.handleReserveCancel))
 	mux.HandleFunc("GET "+PathProducts, s.handleList)
 	mux.HandleFunc("GET "+PathProducts+"/{id}", s.handleGet)
 	return mux

@@ -23,6 +23,20 @@
 // which cancels the order. Both status changes are guarded: only a PENDING
 // order moves, so a late or repeated call can never flip a finished order.
 //
+// # TCC
+//
+// With Config.Pattern = PatternTCC, new orders are fulfilled by a TCC
+// transaction instead (same gid, payloads and timeouts), see TCCSpec:
+//
+//	participant  try                 confirm                       cancel
+//	order        -                   /orders/saga/complete         /orders/saga/cancel
+//	inventory    /inventory/reserve  /inventory/reserve/confirm    /inventory/reserve/cancel
+//	payment      /payment/reserve    /payment/reserve/confirm      /payment/reserve/cancel
+//
+// The order's two steps take Dtx-Op confirm and cancel as well as action and
+// compensate. Each order stores its pattern, so a resubmission (by Run or an
+// Idempotency-Key replay) uses the pattern the order was placed with.
+//
 // Answers: 201 with the order; 200 when an Idempotency-Key replays an earlier
 // order; 202 when the order is stored but the saga could not be submitted
 // (or, with ?wait=true, has not finished in time). Invalid input is a 400

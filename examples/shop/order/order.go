@@ -19,6 +19,7 @@ import (
 	"github.com/dtxhq/dtx/examples/shop/internal/shopdb"
 	"github.com/dtxhq/dtx/participant"
 	"github.com/dtxhq/dtx/saga"
+	"github.com/dtxhq/dtx/tcc"
 )
 
 // Status is the state of an order.
@@ -33,6 +34,14 @@ const (
 
 // Valid reports whether s is a known state.
 func (s Status) Valid() bool { return s == Pending || s == Completed || s == Cancelled }
+
+// Transaction patterns an order can be fulfilled with (Config.Pattern).
+const (
+	// PatternSaga: deduct stock, charge, compensate on failure.
+	PatternSaga = "saga"
+	// PatternTCC: reserve stock and money (try), then confirm or cancel.
+	PatternTCC = "tcc"
+)
 
 // Limits on an order request.
 const (
@@ -75,8 +84,10 @@ type Order struct {
 	Total  int64  `json:"total"`
 	Status Status `json:"status"`
 	// Reason says why an order was cancelled.
-	Reason    string    `json:"reason,omitempty"`
-	GID       string    `json:"gid"`
+	Reason string `json:"reason,omitempty"`
+	GID    string `json:"gid"`
+	// Pattern is how the order is fulfilled: PatternSaga or PatternTCC.
+	Pattern   string    `json:"pattern"`
 	Items     []Item    `json:"items"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
@@ -100,21 +111,34 @@ type Placed struct {
 	Submitted bool
 }
 
-// Coordinator submits sagas. The dtx client implements it.
+// Coordinator submits sagas and TCC transactions. The dtx client
+// (*client.Client) implements it.
 type Coordinator interface {
 	// SubmitSaga submits spec; resubmitting the same gid and content is
 	// accepted again, other content with the same gid fails with
 	// dtx.ErrConflict. With wait, it returns once the saga has finished (or
 	// ctx is done).
 	SubmitSaga(ctx context.Context, spec saga.Spec, wait bool) (*dtx.TxDetail, error)
+	// SubmitTCC submits a TCC transaction, with the same rules.
+	SubmitTCC(ctx context.Context, spec tcc.Spec, wait bool) (*dtx.TxDetail, error)
 }
 
-// CoordinatorFunc adapts a function to Coordinator (handy in tests).
+// CoordinatorFunc adapts a function to Coordinator (handy in tests). A TCC
+// transaction is passed to f as the saga that drives it (tcc.Spec.Saga).
 type CoordinatorFunc func(ctx context.Context, spec saga.Spec, wait bool) (*dtx.TxDetail, error)
 
 // SubmitSaga calls f.
 func (f CoordinatorFunc) SubmitSaga(ctx context.Context, spec saga.Spec, wait bool) (*dtx.TxDetail, error) {
 	return f(ctx, spec, wait)
+}
+
+// SubmitTCC calls f with the saga of spec.
+func (f CoordinatorFunc) SubmitTCC(ctx context.Context, spec tcc.Spec, wait bool) (*dtx.TxDetail, error) {
+	sg, err := spec.Saga()
+	if err != nil {
+		return nil, err
+	}
+	return f(ctx, sg, wait)
 }
 
 // Config configures a Service.
@@ -129,6 +153,10 @@ type Config struct {
 	PaymentURL   string
 	// Coordinator runs the sagas. Required.
 	Coordinator Coordinator
+	// Pattern is how new orders are fulfilled: PatternSaga (default) or
+	// PatternTCC. Each order stores its pattern, so orders placed before a
+	// change keep theirs when resubmitted.
+	Pattern string
 	// SagaTimeout and BranchTimeout go into every saga spec (zero: the
 	// coordinator's defaults).
 	SagaTimeout   time.Duration
@@ -166,6 +194,10 @@ func New(db *sql.DB, cfg Config) (*Service, error) {
 	if cfg.Coordinator == nil {
 		errs = append(errs, errors.New("order: Config.Coordinator is required"))
 	}
+	cfg.Pattern = cmp.Or(cfg.Pattern, PatternSaga)
+	if cfg.Pattern != PatternSaga && cfg.Pattern != PatternTCC {
+		errs = append(errs, fmt.Errorf("order: Config.Pattern %q: want %q or %q", cfg.Pattern, PatternSaga, PatternTCC))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
@@ -201,6 +233,7 @@ func (s *Service) Migrate(ctx context.Context) error {
 			status         TEXT   NOT NULL,
 			reason         TEXT   NOT NULL DEFAULT '',
 			gid            TEXT   NOT NULL DEFAULT '',
+			pattern        TEXT   NOT NULL DEFAULT 'saga',
 			submitted_at   BIGINT NOT NULL DEFAULT 0,
 			created_at     BIGINT NOT NULL,
 			updated_at     BIGINT NOT NULL
@@ -216,6 +249,13 @@ func (s *Service) Migrate(ctx context.Context) error {
 	)
 	if err != nil {
 		return fmt.Errorf("migrate order: %w", err)
+	}
+	// Databases created before the TCC pattern lack orders.pattern. (Not in
+	// the transaction above: on Postgres a failed probe aborts it.)
+	if _, err := s.db.ExecContext(ctx, `SELECT pattern FROM orders WHERE 1 = 0`); err != nil {
+		if _, err := s.db.ExecContext(ctx, `ALTER TABLE orders ADD COLUMN pattern TEXT NOT NULL DEFAULT 'saga'`); err != nil {
+			return fmt.Errorf("migrate order: add orders.pattern: %w", err)
+		}
 	}
 	return nil
 }
@@ -245,7 +285,7 @@ func (s *Service) Place(ctx context.Context, req PlaceRequest, idemKey string, w
 	if err := s.prices.fill(ctx, items); err != nil {
 		return nil, err
 	}
-	o := &Order{UserID: req.UserID, Status: Pending, Items: items, digest: digest}
+	o := &Order{UserID: req.UserID, Status: Pending, Pattern: s.cfg.Pattern, Items: items, digest: digest}
 	for _, it := range items {
 		o.Total += it.Price * it.Quantity
 	}
@@ -345,9 +385,9 @@ func (s *Service) insert(ctx context.Context, o *Order, idemKey string) error {
 	}
 	now := time.Now()
 	err = tx.QueryRowContext(ctx,
-		`INSERT INTO orders (idem_key, request_digest, user_id, total, status, created_at, updated_at)
-		 VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id`,
-		key, o.digest, o.UserID, o.Total, o.Status, now.UnixMilli()).Scan(&o.ID)
+		`INSERT INTO orders (idem_key, request_digest, user_id, total, status, pattern, created_at, updated_at)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7, $7) RETURNING id`,
+		key, o.digest, o.UserID, o.Total, o.Status, o.Pattern, now.UnixMilli()).Scan(&o.ID)
 	if err != nil {
 		return fmt.Errorf("insert order: %w", err)
 	}
@@ -373,12 +413,12 @@ func (s *Service) insert(ctx context.Context, o *Order, idemKey string) error {
 // GID is the global transaction id of an order's saga.
 func GID(orderID int64) string { return "order-" + strconv.FormatInt(orderID, 10) }
 
-const orderColumns = `id, user_id, total, status, reason, gid, request_digest, created_at, updated_at`
+const orderColumns = `id, user_id, total, status, reason, gid, pattern, request_digest, created_at, updated_at`
 
 func scanOrder(row interface{ Scan(...any) error }) (*Order, error) {
 	var o Order
 	var created, updated int64
-	err := row.Scan(&o.ID, &o.UserID, &o.Total, &o.Status, &o.Reason, &o.GID, &o.digest, &created, &updated)
+	err := row.Scan(&o.ID, &o.UserID, &o.Total, &o.Status, &o.Reason, &o.GID, &o.Pattern, &o.digest, &created, &updated)
 	if err != nil {
 		return nil, err
 	}

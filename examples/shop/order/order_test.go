@@ -21,14 +21,38 @@ import (
 	"github.com/dtxhq/dtx/examples/shop/internal/shoptest"
 	"github.com/dtxhq/dtx/examples/shop/order"
 	"github.com/dtxhq/dtx/saga"
+	"github.com/dtxhq/dtx/tcc"
 )
 
 // fakeCoordinator records submissions and answers with Submit (default:
 // accept, still running).
 type fakeCoordinator struct {
-	mu     sync.Mutex
-	specs  []saga.Spec
-	Submit func(ctx context.Context, spec saga.Spec, wait bool) (*dtx.TxDetail, error)
+	mu       sync.Mutex
+	specs    []saga.Spec
+	tccSpecs []tcc.Spec
+	Submit   func(ctx context.Context, spec saga.Spec, wait bool) (*dtx.TxDetail, error)
+}
+
+// SubmitTCC records spec and answers like SubmitSaga with its saga.
+func (f *fakeCoordinator) SubmitTCC(ctx context.Context, spec tcc.Spec, wait bool) (*dtx.TxDetail, error) {
+	sg, err := spec.Saga()
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	f.tccSpecs = append(f.tccSpecs, spec)
+	submit := f.Submit
+	f.mu.Unlock()
+	if submit != nil {
+		return submit(ctx, sg, wait)
+	}
+	return &dtx.TxDetail{Tx: dtx.Tx{GID: spec.GID, Status: dtx.StatusRunning}}, nil
+}
+
+func (f *fakeCoordinator) submittedTCC() []tcc.Spec {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]tcc.Spec(nil), f.tccSpecs...)
 }
 
 func (f *fakeCoordinator) SubmitSaga(ctx context.Context, spec saga.Spec, wait bool) (*dtx.TxDetail, error) {

@@ -11,6 +11,7 @@ import (
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/participant"
 	"github.com/dtxhq/dtx/saga"
+	"github.com/dtxhq/dtx/tcc"
 )
 
 // Paths of the order service's own saga steps.
@@ -68,6 +69,39 @@ func (s *Service) SagaSpec(o *Order) saga.Spec {
 	}
 }
 
+// TCCSpec returns the TCC transaction that fulfils o: the inventory and
+// payment reserve stock and money (try), then both reservations are
+// confirmed and the order completed, or every reservation that was (or may
+// have been) made is cancelled and the order cancelled. Like SagaSpec it
+// depends only on the order and the configuration.
+func (s *Service) TCCSpec(o *Order) tcc.Spec {
+	ref := mustJSON(orderRef{OrderID: o.ID})
+	return tcc.Spec{
+		GID: o.GID,
+		Participants: []tcc.Participant{
+			// No try: cancels the order when the transaction is cancelled,
+			// completes it when it is confirmed.
+			{Name: "order", Cancel: s.cfg.URL + PathSagaCancel, Confirm: s.cfg.URL + PathSagaComplete, Payload: ref},
+			{
+				Name:    "inventory",
+				Try:     s.cfg.InventoryURL + "/inventory/reserve",
+				Confirm: s.cfg.InventoryURL + "/inventory/reserve/confirm",
+				Cancel:  s.cfg.InventoryURL + "/inventory/reserve/cancel",
+				Payload: mustJSON(deductPayload{OrderID: o.ID, Items: o.Items}),
+			},
+			{
+				Name:    "payment",
+				Try:     s.cfg.PaymentURL + "/payment/reserve",
+				Confirm: s.cfg.PaymentURL + "/payment/reserve/confirm",
+				Cancel:  s.cfg.PaymentURL + "/payment/reserve/cancel",
+				Payload: mustJSON(chargePayload{OrderID: o.ID, UserID: o.UserID, Amount: o.Total}),
+			},
+		},
+		Timeout:       dtx.Duration(s.cfg.SagaTimeout),
+		BranchTimeout: dtx.Duration(s.cfg.BranchTimeout),
+	}
+}
+
 func mustJSON(v any) json.RawMessage {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -76,7 +110,8 @@ func mustJSON(v any) json.RawMessage {
 	return b
 }
 
-// submit hands the order's saga to the coordinator and reports whether the
+// submit hands the order's transaction (a saga or a TCC transaction, per
+// the order's pattern) to the coordinator and reports whether the
 // coordinator took it (and, with wait, whether it finished). On success it
 // records the submission time, which keeps Run from resubmitting too soon.
 func (s *Service) submit(ctx context.Context, o *Order, wait bool) bool {
@@ -85,7 +120,15 @@ func (s *Service) submit(ctx context.Context, o *Order, wait bool) bool {
 		ctx, cancel = context.WithTimeout(ctx, s.cfg.WaitTimeout)
 		defer cancel()
 	}
-	tx, err := s.cfg.Coordinator.SubmitSaga(ctx, s.SagaSpec(o), wait)
+	var (
+		tx  *dtx.TxDetail
+		err error
+	)
+	if o.Pattern == PatternTCC {
+		tx, err = s.cfg.Coordinator.SubmitTCC(ctx, s.TCCSpec(o), wait)
+	} else {
+		tx, err = s.cfg.Coordinator.SubmitSaga(ctx, s.SagaSpec(o), wait)
+	}
 	switch {
 	case errors.Is(err, dtx.ErrConflict):
 		// The coordinator holds this gid with other content (for instance,
@@ -112,14 +155,22 @@ func (s *Service) submit(ctx context.Context, o *Order, wait bool) bool {
 	return !wait || (tx != nil && tx.Status.Terminal())
 }
 
-// complete is the action of the "complete" step: PENDING -> COMPLETED.
-// Repeating it is harmless; completing a cancelled order is refused.
+// complete is the action of the saga's "complete" step, and the confirm of
+// the TCC "order" participant: PENDING -> COMPLETED. Repeating it is
+// harmless; completing a cancelled order is refused.
 func (s *Service) complete(ctx context.Context, br participant.Branch, body []byte) (any, error) {
+	if br.Op != dtx.OpAction && br.Op != dtx.OpConfirm {
+		return nil, dtx.Permanentf("order: complete takes Dtx-Op %s or %s, not %q", dtx.OpAction, dtx.OpConfirm, br.Op)
+	}
 	return s.transition(ctx, br, body, Completed)
 }
 
-// cancel is the compensation of the "order" step: PENDING -> CANCELLED.
+// cancel is the compensation of the saga's "order" step, and the cancel of
+// the TCC "order" participant: PENDING -> CANCELLED.
 func (s *Service) cancel(ctx context.Context, br participant.Branch, body []byte) (any, error) {
+	if br.Op != dtx.OpCompensate && br.Op != dtx.OpCancel {
+		return nil, dtx.Permanentf("order: cancel takes Dtx-Op %s or %s, not %q", dtx.OpCompensate, dtx.OpCancel, br.Op)
+	}
 	return s.transition(ctx, br, body, Cancelled)
 }
 

@@ -21,15 +21,23 @@ import (
 const (
 	PathCharge       = "/payment/charge"
 	PathChargeCancel = "/payment/charge/cancel"
-	PathAccounts     = "/payment/accounts"
-	PathPayments     = "/payment/payments"
+	// TCC: try, confirm and cancel of a money reservation.
+	PathReserve        = "/payment/reserve"
+	PathReserveConfirm = "/payment/reserve/confirm"
+	PathReserveCancel  = "/payment/reserve/cancel"
+	PathAccounts       = "/payment/accounts"
+	PathPayments       = "/payment/payments"
 )
 
-// Payment states.
+// Payment states. A saga charge is CHARGED, then maybe REFUNDED. A TCC
+// payment is RESERVED by its try, then CHARGED by its confirm or CANCELLED
+// by its cancel. A refused charge or try is kept as DECLINED.
 const (
-	Charged  = "CHARGED"
-	Refunded = "REFUNDED"
-	Declined = "DECLINED"
+	Charged   = "CHARGED"
+	Refunded  = "REFUNDED"
+	Declined  = "DECLINED"
+	Reserved  = "RESERVED"
+	Cancelled = "CANCELLED"
 )
 
 // DeclinedUserID is the user whose payments are always declined: the seeds'
@@ -155,6 +163,9 @@ func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST "+PathCharge, participant.Handler(s.handleCharge))
 	mux.Handle("POST "+PathChargeCancel, participant.Handler(s.handleCancel))
+	mux.Handle("POST "+PathReserve, participant.Handler(s.handleReserve))
+	mux.Handle("POST "+PathReserveConfirm, participant.Handler(s.handleReserveConfirm))
+	mux.Handle("POST "+PathReserveCancel, participant.Handler(s.handleReserveCancel))
 	mux.HandleFunc("GET "+PathAccounts, s.handleAccounts)
 	mux.HandleFunc("GET "+PathPayments+"/{order}", s.handlePayment)
 	return mux

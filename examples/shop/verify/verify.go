@@ -50,6 +50,12 @@ type deduction struct {
 	live                       bool
 }
 
+// reservation is a TCC stock reservation.
+type reservation struct {
+	productID, quantity, price int64
+	status                     string
+}
+
 type payment struct {
 	userID, amount int64
 	status         string
@@ -131,7 +137,8 @@ func readOrders(ctx context.Context, db *sql.DB) (map[int64]*order, error) {
 func checkInventory(ctx context.Context, db *sql.DB, orders map[int64]*order, r *Report) error {
 	type product struct{ available, reserved, sold, initial int64 }
 	products := map[int64]product{}
-	ledger := map[int64][]deduction{} // by order id
+	ledger := map[int64][]deduction{}     // by order id
+	reserved := map[int64][]reservation{} // by order id
 	err := snapshot(ctx, db, func(tx *sql.Tx) error {
 		err := eachRow(ctx, tx, `SELECT id, available, reserved, sold, initial FROM products`, func(scan func(...any) error) error {
 			var id int64
@@ -145,7 +152,7 @@ func checkInventory(ctx context.Context, db *sql.DB, orders map[int64]*order, r 
 		if err != nil {
 			return err
 		}
-		return eachRow(ctx, tx, `SELECT order_id, product_id, quantity, price, status FROM deductions`, func(scan func(...any) error) error {
+		err = eachRow(ctx, tx, `SELECT order_id, product_id, quantity, price, status FROM deductions`, func(scan func(...any) error) error {
 			var orderID int64
 			var d deduction
 			var status string
@@ -154,6 +161,18 @@ func checkInventory(ctx context.Context, db *sql.DB, orders map[int64]*order, r 
 			}
 			d.live = status == "DEDUCTED"
 			ledger[orderID] = append(ledger[orderID], d)
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return eachRow(ctx, tx, `SELECT order_id, product_id, quantity, price, status FROM reservations`, func(scan func(...any) error) error {
+			var orderID int64
+			var rv reservation
+			if err := scan(&orderID, &rv.productID, &rv.quantity, &rv.price, &rv.status); err != nil {
+				return err
+			}
+			reserved[orderID] = append(reserved[orderID], rv)
 			return nil
 		})
 	})
@@ -172,6 +191,27 @@ func checkInventory(ctx context.Context, db *sql.DB, orders map[int64]*order, r 
 			r.violate("deductions: order %d does not exist but has live deductions", orderID)
 		}
 	}
+	confirmedSold := map[int64]int64{} // by product id
+	held := map[int64]int64{}          // RESERVED quantity by product id
+	for _, orderID := range slices.Sorted(maps.Keys(reserved)) {
+		live := false
+		for _, rv := range reserved[orderID] {
+			switch rv.status {
+			case "CONFIRMED":
+				confirmedSold[rv.productID] += rv.quantity
+				live = true
+			case "RESERVED":
+				held[rv.productID] += rv.quantity
+				live = true
+			case "CANCELLED":
+			default:
+				r.violate("reservations: order %d product %d: unknown status %q", orderID, rv.productID, rv.status)
+			}
+		}
+		if orders[orderID] == nil && live {
+			r.violate("reservations: order %d does not exist but has live reservations", orderID)
+		}
+	}
 	for _, id := range slices.Sorted(maps.Keys(products)) {
 		p := products[id]
 		if p.available < 0 || p.reserved < 0 || p.sold < 0 {
@@ -181,13 +221,24 @@ func checkInventory(ctx context.Context, db *sql.DB, orders map[int64]*order, r 
 			r.violate("product %d: available %d + reserved %d + sold %d = %d, want initial %d",
 				id, p.available, p.reserved, p.sold, sum, p.initial)
 		}
-		if p.sold != liveSold[id] {
-			r.violate("product %d: sold %d but live deductions total %d", id, p.sold, liveSold[id])
+		if p.sold != liveSold[id]+confirmedSold[id] {
+			r.violate("product %d: sold %d but live deductions total %d and confirmed reservations %d",
+				id, p.sold, liveSold[id], confirmedSold[id])
+		}
+		if p.reserved != held[id] {
+			r.violate("product %d: reserved %d but RESERVED reservations total %d", id, p.reserved, held[id])
 		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(liveSold)) {
 		if _, ok := products[id]; !ok {
 			r.violate("deductions: product %d does not exist", id)
+		}
+	}
+	reservedProducts := maps.Clone(confirmedSold)
+	maps.Copy(reservedProducts, held)
+	for _, id := range slices.Sorted(maps.Keys(reservedProducts)) {
+		if _, ok := products[id]; !ok {
+			r.violate("reservations: product %d does not exist", id)
 		}
 	}
 
@@ -199,6 +250,22 @@ func checkInventory(ctx context.Context, db *sql.DB, orders map[int64]*order, r 
 			if d.live {
 				live[d.productID] += d.quantity
 				value += d.quantity * d.price
+			}
+		}
+		// A confirmed reservation is stock sold, like a live deduction.
+		for _, rv := range reserved[id] {
+			if rv.status == "CONFIRMED" {
+				live[rv.productID] += rv.quantity
+				value += rv.quantity * rv.price
+			}
+		}
+		// Stock still held for a finished order: a confirm or cancel that
+		// has not (yet) run. Only a PENDING order may hold stock.
+		if o.status != "PENDING" {
+			for _, rv := range reserved[id] {
+				if rv.status == "RESERVED" {
+					r.violate("order %d %s: product %d still RESERVED (%d)", id, o.status, rv.productID, rv.quantity)
+				}
 			}
 		}
 		switch o.status {
@@ -257,8 +324,18 @@ func checkPayment(ctx context.Context, db *sql.DB, orders map[int64]*order, r *R
 	}
 
 	charged := map[int64]int64{} // by user id
+	holding := map[int64]int64{} // RESERVED amounts by user id
 	for _, orderID := range slices.Sorted(maps.Keys(payments)) {
 		p := payments[orderID]
+		if p.status == "RESERVED" {
+			holding[p.userID] += p.amount
+			if o := orders[orderID]; o == nil {
+				r.violate("payments: order %d does not exist but has %d RESERVED", orderID, p.amount)
+			} else if o.status != "PENDING" {
+				r.violate("order %d %s: payment of %d still RESERVED", orderID, o.status, p.amount)
+			}
+			continue
+		}
 		if p.status != "CHARGED" {
 			continue
 		}
@@ -279,10 +356,18 @@ func checkPayment(ctx context.Context, db *sql.DB, orders map[int64]*order, r *R
 		if a.spent != charged[id] {
 			r.violate("account %d: spent %d but CHARGED payments total %d", id, a.spent, charged[id])
 		}
+		if a.reserved != holding[id] {
+			r.violate("account %d: reserved %d but RESERVED payments total %d", id, a.reserved, holding[id])
+		}
 	}
 	for _, id := range slices.Sorted(maps.Keys(charged)) {
 		if _, ok := accounts[id]; !ok {
 			r.violate("payments: user %d has CHARGED payments but no account", id)
+		}
+	}
+	for _, id := range slices.Sorted(maps.Keys(holding)) {
+		if _, ok := accounts[id]; !ok {
+			r.violate("payments: user %d has RESERVED payments but no account", id)
 		}
 	}
 
