@@ -16,7 +16,13 @@ func TestDemo_JSONContract(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the dtx binary")
 	}
-	cmd := exec.Command(dtxBinary(t), "demo", "--pattern", "saga", "--orders", "150", "--faults", "0.2", "--seed", "3", "--json")
+	for _, pattern := range []string{"saga", "tcc"} {
+		t.Run(pattern, func(t *testing.T) { testDemo(t, pattern) })
+	}
+}
+
+func testDemo(t *testing.T, pattern string) {
+	cmd := exec.Command(dtxBinary(t), "demo", "--pattern", pattern, "--orders", "150", "--faults", "0.2", "--seed", "3", "--json")
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
@@ -27,7 +33,7 @@ func TestDemo_JSONContract(t *testing.T) {
 	for _, k := range []string{"pattern", "orders", "completed", "cancelled", "stuck", "violations", "elapsed_s", "sagas_per_s"} {
 		require.Contains(t, res, k)
 	}
-	require.Equal(t, "saga", res["pattern"])
+	require.Equal(t, pattern, res["pattern"])
 	require.EqualValues(t, 150, res["orders"])
 	require.EqualValues(t, 0, res["stuck"])
 	require.EqualValues(t, 0, res["violations"])
@@ -47,6 +53,7 @@ func TestDemo_BadInput(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"demo", "--pattern", "nope"},
+		{"demo", "--pattern", "xa"},
 		{"demo", "--faults", "2"},
 		{"demo", "--orders", "0"},
 		{"demo", "--bogus"},

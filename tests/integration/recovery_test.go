@@ -59,13 +59,13 @@ var storeKinds = []storeKind{
 // startShop runs the reference shop in the test process, submitting its
 // sagas to the coordinator at coordAddr. Saga calls are slowed down and
 // some responses lost, so that many sagas are in flight at any moment.
-func startShop(t *testing.T, coordAddr string) *shop.Shop {
+func startShop(t *testing.T, coordAddr string, pattern string) *shop.Shop {
 	t.Helper()
 	fc := func(seed int64) faults.Config {
 		return faults.Config{Rate: 0.3, Kinds: []faults.Kind{faults.Delay, faults.Lose}, Delay: 250 * time.Millisecond, Seed: seed}
 	}
 	sh, err := shop.Start(context.Background(), shop.Config{
-		Dir: t.TempDir(), CoordinatorURL: "http://" + coordAddr,
+		Dir: t.TempDir(), CoordinatorURL: "http://" + coordAddr, Pattern: pattern,
 		InventoryFaults: fc(1), PaymentFaults: fc(2),
 		BranchTimeout: time.Second, SagaTimeout: 2 * time.Minute,
 		ResubmitInterval: 200 * time.Millisecond, ResubmitAfter: time.Second,
@@ -169,13 +169,20 @@ func TestRecovery_SIGKILL(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the dtx binary")
 	}
-	for _, sk := range storeKinds {
-		t.Run(sk.name, func(t *testing.T) {
+	cases := []struct {
+		sk      storeKind
+		pattern string
+	}{
+		{storeKinds[0], order.PatternSaga}, {storeKinds[1], order.PatternSaga}, {storeKinds[0], order.PatternTCC},
+	}
+	for _, tc := range cases {
+		sk := tc.sk
+		t.Run(sk.name+"/"+tc.pattern, func(t *testing.T) {
 			dsn := sk.dsn(t)
 			addr := freeAddr(t)
 			logPath := filepath.Join(t.TempDir(), "coordinator.log")
 			coord := startServer(t, addr, dsn, logPath)
-			sh := startShop(t, addr)
+			sh := startShop(t, addr, tc.pattern)
 			c := client.New("http://"+addr, nil)
 
 			const n, conc = 240, 16
@@ -220,7 +227,7 @@ func TestRecovery_Takeover(t *testing.T) {
 	logs := t.TempDir()
 	a := startServer(t, addrA, dsn, filepath.Join(logs, "a.log"), "--owner", "coordinator-a")
 	startServer(t, addrB, dsn, filepath.Join(logs, "b.log"), "--owner", "coordinator-b")
-	sh := startShop(t, addrA)
+	sh := startShop(t, addrA, order.PatternSaga)
 
 	const n = 200
 	killed := make(chan struct{})
