@@ -23,11 +23,13 @@ import (
 	"github.com/dtxhq/dtx/saga"
 	"github.com/dtxhq/dtx/server"
 	"github.com/dtxhq/dtx/store/sqlstore"
+	"github.com/dtxhq/dtx/tcc"
 	"github.com/dtxhq/dtx/transport/httptransport"
 )
 
 // benchResult is the JSON form of one benchmark run.
 type benchResult struct {
+	Pattern  string  `json:"pattern"`
 	Store    string  `json:"store"`
 	Clients  int     `json:"clients"`
 	Seconds  float64 `json:"elapsed_s"`
@@ -45,6 +47,7 @@ type benchResult struct {
 
 func runBench(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("dtx bench", flag.ContinueOnError)
+	pattern := fs.String("pattern", "saga", "saga (2 steps) or tcc (2 participants: 2 tries, then 2 confirms)")
 	storeDSN := fs.String("store", "sqlite", "sqlite (a fresh file in a temp dir), sqlite://path, postgres://…, or postgres-temp (a throwaway local server)")
 	clients := fs.Int("clients", 8, "closed-loop clients, each submitting a saga and waiting for its outcome")
 	duration := fs.Duration("duration", 10*time.Second, "measured duration")
@@ -54,6 +57,9 @@ func runBench(ctx context.Context, args []string) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured period to this file")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *pattern != "saga" && *pattern != "tcc" {
+		return usagef("pattern %q: want saga or tcc", *pattern)
 	}
 	if *clients < 1 || *duration <= 0 || *warmup < 0 {
 		return usagef("need clients >= 1, duration > 0, warmup >= 0")
@@ -110,13 +116,23 @@ func runBench(ctx context.Context, args []string) error {
 			var local []time.Duration
 			defer func() { mu.Lock(); lat = append(lat, local...); mu.Unlock() }()
 			for i := 0; runCtx.Err() == nil; i++ {
-				spec := saga.Spec{GID: fmt.Sprintf("bench-%d-%d-%d", time.Now().UnixNano(), w, i), Steps: []saga.Step{
-					{Name: "a", Action: partURL + "/a", Compensate: partURL + "/a-undo", Payload: json.RawMessage(`{"amount":1}`)},
-					{Name: "b", Action: partURL + "/b", Compensate: partURL + "/b-undo", Payload: json.RawMessage(`{"amount":1}`)},
-				}}
-				body, _ := json.Marshal(spec)
+				gid := fmt.Sprintf("bench-%d-%d-%d", time.Now().UnixNano(), w, i)
+				var body []byte
+				path := "/v1/sagas"
+				if *pattern == "tcc" {
+					path = "/v1/tcc"
+					body, _ = json.Marshal(tcc.Spec{GID: gid, Participants: []tcc.Participant{
+						{Name: "a", Try: partURL + "/a", Confirm: partURL + "/a-confirm", Cancel: partURL + "/a-cancel", Payload: json.RawMessage(`{"amount":1}`)},
+						{Name: "b", Try: partURL + "/b", Confirm: partURL + "/b-confirm", Cancel: partURL + "/b-cancel", Payload: json.RawMessage(`{"amount":1}`)},
+					}})
+				} else {
+					body, _ = json.Marshal(saga.Spec{GID: gid, Steps: []saga.Step{
+						{Name: "a", Action: partURL + "/a", Compensate: partURL + "/a-undo", Payload: json.RawMessage(`{"amount":1}`)},
+						{Name: "b", Action: partURL + "/b", Compensate: partURL + "/b-undo", Payload: json.RawMessage(`{"amount":1}`)},
+					}})
+				}
 				t0 := time.Now()
-				ok := submitAndWait(runCtx, hc, apiURL, body)
+				ok := submitAndWait(runCtx, hc, apiURL+path, body)
 				took := time.Since(t0)
 				if !measuring.Load() || runCtx.Err() != nil {
 					continue
@@ -131,7 +147,7 @@ func runBench(ctx context.Context, args []string) error {
 		}()
 	}
 	if !*asJSON {
-		fmt.Fprintf(os.Stderr, "bench: 2-step saga, no-op participants, store %s, %d clients: warm-up %v, measuring %v…\n", label, *clients, *warmup, *duration)
+		fmt.Fprintf(os.Stderr, "bench: %s, no-op participants, store %s, %d clients: warm-up %v, measuring %v…\n", *pattern, label, *clients, *warmup, *duration)
 	}
 	sleepCtx(ctx, *warmup)
 	measuring.Store(true)
@@ -162,7 +178,7 @@ func runBench(ctx context.Context, args []string) error {
 		return float64(lat[i].Microseconds()) / 1000
 	}
 	res := benchResult{
-		Store: label, Clients: *clients, Seconds: elapsed.Seconds(), Sagas: count.Load(), Errors: errs.Load(),
+		Pattern: *pattern, Store: label, Clients: *clients, Seconds: elapsed.Seconds(), Sagas: count.Load(), Errors: errs.Load(),
 		PerSec: float64(count.Load()) / elapsed.Seconds(),
 		P50ms:  pct(0.50), P90ms: pct(0.90), P99ms: pct(0.99), P999ms: pct(0.999), MaxMs: pct(1),
 		Steps: 2, Warmup_s: warmup.Seconds(),
@@ -170,13 +186,13 @@ func runBench(ctx context.Context, args []string) error {
 	if *asJSON {
 		return json.NewEncoder(os.Stdout).Encode(res)
 	}
-	fmt.Printf("store        %s\nclients      %d\nsagas        %d in %.1fs (%d errors)\nthroughput   %.0f sagas/s\nlatency ms   p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f\n",
-		res.Store, res.Clients, res.Sagas, res.Seconds, res.Errors, res.PerSec, res.P50ms, res.P90ms, res.P99ms, res.P999ms, res.MaxMs)
+	fmt.Printf("pattern      %s\nstore        %s\nclients      %d\nsagas        %d in %.1fs (%d errors)\nthroughput   %.0f sagas/s\nlatency ms   p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f\n",
+		res.Pattern, res.Store, res.Clients, res.Sagas, res.Seconds, res.Errors, res.PerSec, res.P50ms, res.P90ms, res.P99ms, res.P999ms, res.MaxMs)
 	return nil
 }
 
 func submitAndWait(ctx context.Context, hc *http.Client, apiURL string, body []byte) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, apiURL+"/v1/sagas?wait=true", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, apiURL+"?wait=true", bytes.NewReader(body))
 	if err != nil {
 		return false
 	}
