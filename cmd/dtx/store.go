@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/store/mysql"
 	"github.com/dtxhq/dtx/store/postgres"
 	"github.com/dtxhq/dtx/store/sqlite"
 	"github.com/dtxhq/dtx/store/sqlstore"
@@ -15,6 +16,7 @@ import (
 //
 //	sqlite:///abs/path.db, sqlite://rel/path.db, or a bare file path
 //	postgres://user@host:port/db (also postgresql://)
+//	mysql://user:pass@tcp(host:3306)/db (MySQL 8.0.1+ or MariaDB 10.6+)
 func openStore(ctx context.Context, dsn string) (dtx.Store, error) {
 	return openStoreWith(ctx, dsn, sqlstore.Config{})
 }
@@ -24,10 +26,13 @@ func openStoreWith(ctx context.Context, dsn string, cfg sqlstore.Config) (dtx.St
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		return postgres.Open(ctx, dsn, cfg)
+	case strings.HasPrefix(dsn, "mysql://"):
+		// mysql://user:pass@tcp(host:3306)/db — the go-sql-driver DSN after the scheme.
+		return mysql.Open(ctx, strings.TrimPrefix(dsn, "mysql://"), cfg)
 	case strings.HasPrefix(dsn, "sqlite://"):
 		return sqlite.Open(ctx, strings.TrimPrefix(dsn, "sqlite://"), cfg)
 	case strings.Contains(dsn, "://"):
-		return nil, usagef("store %q: unsupported scheme (want sqlite:// or postgres://)", dsn)
+		return nil, usagef("store %q: unsupported scheme (want sqlite://, postgres:// or mysql://)", dsn)
 	case dsn == "":
 		return nil, usagef("store: empty DSN")
 	default:

@@ -57,7 +57,7 @@ func TestDemo_BadInput(t *testing.T) {
 		{"demo", "--faults", "2"},
 		{"demo", "--orders", "0"},
 		{"demo", "--bogus"},
-		{"server", "--store", "mysql://x"},
+		{"server", "--store", "oracle://x"},
 		{"nonsense"},
 	} {
 		cmd := exec.Command(dtxBinary(t), args...)
