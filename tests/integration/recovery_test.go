@@ -19,7 +19,9 @@ import (
 	"github.com/dtxhq/dtx/examples/shop"
 	"github.com/dtxhq/dtx/examples/shop/faults"
 	"github.com/dtxhq/dtx/examples/shop/order"
+	"github.com/dtxhq/dtx/internal/mariadbtest"
 	"github.com/dtxhq/dtx/internal/pgtest"
+	"github.com/dtxhq/dtx/store/mysql"
 	"github.com/dtxhq/dtx/store/postgres"
 	"github.com/dtxhq/dtx/store/sqlite"
 	"github.com/dtxhq/dtx/store/sqlstore"
@@ -50,6 +52,20 @@ var storeKinds = []storeKind{
 		dsn:  func(t *testing.T) string { return pgtest.DSN(t) },
 		open: func(t *testing.T, dsn string) dtx.Store {
 			s, err := postgres.Open(context.Background(), dsn, sqlstore.Config{})
+			require.NoError(t, err)
+			return s
+		},
+	},
+	{
+		name: "mariadb",
+		dsn: func(t *testing.T) string {
+			srv := mariadbtest.Start(t)
+			dsn, err := srv.CreateDB(context.Background(), "coordinator")
+			require.NoError(t, err)
+			return "mysql://" + dsn
+		},
+		open: func(t *testing.T, dsn string) dtx.Store {
+			s, err := mysql.Open(context.Background(), strings.TrimPrefix(dsn, "mysql://"), sqlstore.Config{})
 			require.NoError(t, err)
 			return s
 		},
@@ -173,7 +189,8 @@ func TestRecovery_SIGKILL(t *testing.T) {
 		sk      storeKind
 		pattern string
 	}{
-		{storeKinds[0], order.PatternSaga}, {storeKinds[1], order.PatternSaga}, {storeKinds[0], order.PatternTCC},
+		{storeKinds[0], order.PatternSaga}, {storeKinds[1], order.PatternSaga}, {storeKinds[2], order.PatternSaga},
+		{storeKinds[0], order.PatternTCC},
 	}
 	for _, tc := range cases {
 		sk := tc.sk
