@@ -6,7 +6,7 @@ import (
 )
 
 // Store is the durable log of global transactions. Implementations live in
-// store/sqlite and store/postgres and pass the conformance suite in
+// store/sqlite, store/postgres and store/mysql and pass the conformance suite in
 // store/storetest. All methods are safe for concurrent use.
 type Store interface {
 	TxLog

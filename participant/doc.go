@@ -25,7 +25,7 @@
 //   - atomicity: if the operation fails, its barrier row is rolled back
 //     with it, so a retry runs it again.
 //
-// Barrier.Do works on database/sql (SQLite and PostgreSQL dialects). Other
+// Barrier.Do works on database/sql (SQLite, PostgreSQL and MySQL dialects). Other
 // drivers reuse the same logic through Barrier.Enter and the TxExecer
 // interface; package participant/pgxbarrier does so for native pgx.
 package participant
