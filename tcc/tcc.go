@@ -48,45 +48,65 @@ type Spec struct {
 	BranchTimeout dtx.Duration `json:"branch_timeout,omitempty"`
 }
 
-// Saga returns the saga that drives s: one step per try (with its cancel),
-// in parallel, then one retriable step per confirm, after every try.
+// Saga returns the saga that drives s:
+//
+//   - one step per cancel-only participant, first: it has nothing to do
+//     forward, and, since every try depends on it, its cancel runs after
+//     every other cancel (an order is marked cancelled once its
+//     reservations are released);
+//   - one step per try (with its cancel), in parallel;
+//   - one retriable step per confirm of a participant that tried, after
+//     every try; then the confirm-only participants, after those confirms
+//     (an order is marked completed once its reservations are confirmed).
 func (s *Spec) Saga() (saga.Spec, error) {
 	out := saga.Spec{GID: s.GID, Parallel: true, Timeout: s.Timeout, BranchTimeout: s.BranchTimeout}
 	if len(s.Participants) == 0 {
 		return out, fmt.Errorf("%w: a TCC transaction needs at least one participant", dtx.ErrInvalid)
 	}
-	var tries []int
+	names := make([]string, len(s.Participants))
 	for i, p := range s.Participants {
-		name := p.Name
-		if name == "" {
-			name = fmt.Sprintf("participant-%d", i)
+		names[i] = p.Name
+		if names[i] == "" {
+			names[i] = fmt.Sprintf("participant-%d", i)
 		}
 		switch {
 		case p.Try != "" && p.Cancel == "":
-			return out, fmt.Errorf("%w: participant %d (%s): a try needs a cancel", dtx.ErrInvalid, i, name)
+			return out, fmt.Errorf("%w: participant %d (%s): a try needs a cancel", dtx.ErrInvalid, i, names[i])
 		case p.Try == "" && p.Confirm == "" && p.Cancel == "":
-			return out, fmt.Errorf("%w: participant %d (%s): needs try+cancel, cancel or confirm", dtx.ErrInvalid, i, name)
+			return out, fmt.Errorf("%w: participant %d (%s): needs try+cancel, cancel or confirm", dtx.ErrInvalid, i, names[i])
 		}
-		if p.Try != "" || p.Cancel != "" {
-			tries = append(tries, len(out.Steps))
-			out.Steps = append(out.Steps, saga.Step{
-				Name: name + ".try", Action: p.Try, Compensate: p.Cancel, Payload: p.Payload,
-				ActionOp: dtx.OpTry, CompensateOp: dtx.OpCancel,
-			})
+	}
+	add := func(st saga.Step) int {
+		out.Steps = append(out.Steps, st)
+		return len(out.Steps) - 1
+	}
+	var cancelOnly, tries, confirms []int
+	for i, p := range s.Participants {
+		if p.Try == "" && p.Cancel != "" {
+			cancelOnly = append(cancelOnly, add(saga.Step{Name: names[i] + ".cancel", Compensate: p.Cancel,
+				Payload: p.Payload, CompensateOp: dtx.OpCancel}))
 		}
 	}
 	for i, p := range s.Participants {
-		if p.Confirm == "" {
-			continue
+		if p.Try != "" {
+			tries = append(tries, add(saga.Step{Name: names[i] + ".try", Action: p.Try, Compensate: p.Cancel,
+				Payload: p.Payload, ActionOp: dtx.OpTry, CompensateOp: dtx.OpCancel, After: clone(cancelOnly)}))
 		}
-		name := p.Name
-		if name == "" {
-			name = fmt.Sprintf("participant-%d", i)
+	}
+	pivot := append(clone(cancelOnly), tries...)
+	for i, p := range s.Participants {
+		if p.Try != "" && p.Confirm != "" {
+			confirms = append(confirms, add(saga.Step{Name: names[i] + ".confirm", Action: p.Confirm,
+				Payload: p.Payload, ActionOp: dtx.OpConfirm, After: clone(pivot)}))
 		}
-		out.Steps = append(out.Steps, saga.Step{
-			Name: name + ".confirm", Action: p.Confirm, Payload: p.Payload, ActionOp: dtx.OpConfirm,
-			After: append([]int(nil), tries...),
-		})
+	}
+	for i, p := range s.Participants {
+		if p.Try == "" && p.Confirm != "" {
+			add(saga.Step{Name: names[i] + ".confirm", Action: p.Confirm, Payload: p.Payload,
+				ActionOp: dtx.OpConfirm, After: append(clone(pivot), confirms...)})
+		}
 	}
 	return out, nil
 }
+
+func clone(s []int) []int { return append([]int(nil), s...) }

@@ -100,6 +100,7 @@ func TestTCC_AllTriesSucceedThenConfirm(t *testing.T) {
 	for _, confirm := range log[2:] {
 		require.Contains(t, confirm, "confirm", "no confirm before every try succeeded")
 	}
+	require.Equal(t, "/order/complete confirm", log[4], "the order is completed after its reservations are confirmed")
 }
 
 func TestTCC_TryFailureCancelsAndNeverConfirms(t *testing.T) {
@@ -115,7 +116,7 @@ func TestTCC_TryFailureCancelsAndNeverConfirms(t *testing.T) {
 	log := e.log()
 	require.Contains(t, log, "/stock/cancel cancel")
 	require.Contains(t, log, "/money/cancel cancel", "a failed try is cancelled too (a no-op for the participant)")
-	require.Contains(t, log, "/order/cancel cancel")
+	require.Equal(t, "/order/cancel cancel", log[len(log)-1], "the order is cancelled after its reservations are released")
 	for _, c := range log {
 		require.NotContains(t, c, "confirm", "nothing is confirmed after a cancel")
 	}
