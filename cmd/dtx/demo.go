@@ -255,6 +255,7 @@ func runDemo(ctx context.Context, args []string) error {
 		res.Dir = work
 	}
 	printDemoSummary(out, res, rep.Orders != *orders)
+	showCompensated(ctx, out, sh, client.New(apiURL, nil))
 	if *asJSON {
 		b, _ := json.Marshal(res)
 		fmt.Println(string(b))
@@ -495,4 +496,51 @@ func (p *progress) done() {
 	if p.drawn {
 		fmt.Fprintln(p.w)
 	}
+}
+
+// showCompensated prints the history of one cancelled order's transaction,
+// so a newcomer sees what a compensation looked like.
+func showCompensated(ctx context.Context, w io.Writer, sh *shop.Shop, c *client.Client) {
+	ctx = context.WithoutCancel(ctx)
+	cancelled, err := sh.Orders.List(ctx, order.Cancelled)
+	if err != nil || len(cancelled) == 0 {
+		return
+	}
+	// Prefer one that also went through retries.
+	pick := cancelled[0]
+	var d *dtx.TxDetail
+	for i, o := range cancelled {
+		if i == 50 {
+			break
+		}
+		dd, err := c.Get(ctx, order.GID(o.ID))
+		if err != nil {
+			continue
+		}
+		if d == nil || len(dd.Events) > len(d.Events) {
+			pick, d = o, dd
+		}
+	}
+	if d == nil {
+		return
+	}
+	fmt.Fprintf(w, "\nOne cancelled order, as the coordinator recorded it (%s, order %d):\n", d.GID, pick.ID)
+	fmt.Fprintf(w, "  reason: %s\n", d.Reason)
+	for _, e := range d.Events {
+		at := e.At.Sub(d.CreatedAt).Milliseconds()
+		if e.Branch < 0 {
+			fmt.Fprintf(w, "  %+6dms  saga                   -> %s\n", at, e.Outcome)
+			continue
+		}
+		name := fmt.Sprint(e.Branch)
+		if e.Branch < len(d.Branches) {
+			name = d.Branches[e.Branch].Name
+		}
+		detail := e.Detail
+		if len(detail) > 70 {
+			detail = detail[:70] + "…"
+		}
+		fmt.Fprintf(w, "  %+6dms  %-22s %-10s %-8s %5.1fms  %s\n", at, name, e.Op, e.Outcome, float64(e.Duration.Microseconds())/1000, detail)
+	}
+	fmt.Fprintf(w, "  (the coordinator serves this as GET /v1/transactions/%s; --dir keeps the databases)\n", d.GID)
 }
