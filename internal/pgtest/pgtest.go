@@ -1,51 +1,25 @@
 package pgtest
 
 import (
-	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
-	"time"
+
+	"github.com/dtxhq/dtx/internal/dbtest"
 )
 
 // EnvRequire is the environment variable that, set to "1", turns a missing
 // PostgreSQL installation from a skipped test into a failed one.
 const EnvRequire = "DTX_REQUIRE_POSTGRES"
 
-var shared struct {
-	once sync.Once
-	mu   sync.Mutex
-	srv  *Server
-	dir  string
-	err  error
-}
-
-// sharedServer starts the per-binary server on first use.
-func sharedServer() (*Server, error) {
-	shared.once.Do(func() {
-		shared.mu.Lock()
-		defer shared.mu.Unlock()
-		dir, err := os.MkdirTemp(tempBase(), "dtx-pgtest-")
-		if err != nil {
-			shared.err = fmt.Errorf("pgtest: %w", err)
-			return
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-		defer cancel()
-		srv, err := StartServer(ctx, dir)
-		if err != nil {
-			os.RemoveAll(dir)
-			shared.err = err
-			return
-		}
-		shared.srv, shared.dir = srv, dir
-	})
-	return shared.srv, shared.err
+var harness = &dbtest.Harness[*Server]{
+	Pkg:          "pgtest",
+	Product:      "PostgreSQL",
+	EnvRequire:   EnvRequire,
+	InstallHint:  "install PostgreSQL or set " + EnvBinDir,
+	NotInstalled: ErrNotInstalled,
+	TempBase:     tempBase,
+	StartServer:  StartServer,
 }
 
 // DSN returns the connection URL of a new, empty database on the test
@@ -56,31 +30,7 @@ func sharedServer() (*Server, error) {
 // problem fails tb.
 func DSN(tb testing.TB) string {
 	tb.Helper()
-	srv, err := sharedServer()
-	if err != nil {
-		if skip, msg := missing(err, os.Getenv(EnvRequire)); skip {
-			tb.Skip(msg)
-		} else {
-			tb.Fatal(msg)
-		}
-	}
-	var b [8]byte
-	_, _ = rand.Read(b[:])
-	name := "t_" + hex.EncodeToString(b[:])
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	dsn, err := srv.CreateDB(ctx, name)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := srv.DropDB(ctx, name); err != nil {
-			tb.Errorf("drop test database: %v", err)
-		}
-	})
-	return dsn
+	return harness.DSN(tb)
 }
 
 // tempBase is the directory to create the shared server's directory in:
@@ -99,39 +49,11 @@ func tempBase() string {
 // missing decides what DSN does with a start-up error: skip (only for a
 // missing installation when not required) or fail, and with which message.
 func missing(err error, require string) (skip bool, msg string) {
-	if errors.Is(err, ErrNotInstalled) {
-		if require == "1" {
-			return false, fmt.Sprintf("%v; %s=1 requires PostgreSQL tests to run (install PostgreSQL or set %s)", err, EnvRequire, EnvBinDir)
-		}
-		return true, fmt.Sprintf("skipping PostgreSQL test: %v (set %s=1 to make this a failure)", err, EnvRequire)
-	}
-	return false, err.Error()
+	return harness.Missing(err, require)
 }
 
 // Main runs the tests and then stops the shared server, if one was started,
 // and removes its files. Use it as a package's TestMain:
 //
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
-func Main(m *testing.M) {
-	code := m.Run()
-	if err := stopShared(); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		if code == 0 {
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-func stopShared() error {
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	if shared.srv == nil {
-		return nil
-	}
-	err := shared.srv.Stop()
-	os.RemoveAll(shared.dir)
-	shared.srv = nil
-	shared.err = errors.New("pgtest: shared server already stopped")
-	return err
-}
+func Main(m *testing.M) { harness.Main(m) }
