@@ -51,7 +51,7 @@ type Server struct {
 
 // StartServer initialises a new cluster in dir/pgdata (dir must exist; it
 // is created if missing) and starts a postgres server on 127.0.0.1 with a
-// free port, fsync on, max_connections=200 and shared_buffers=128MB. The
+// free port, fsync on, max_connections=200, shared_buffers=128MB and max_prepared_transactions=64. The
 // server is killed if the calling process dies; call Stop to shut it down
 // cleanly. ctx bounds the start-up only.
 //
@@ -266,6 +266,7 @@ func (s *Server) start(ctx context.Context, bin, dir string, cred *syscall.Crede
 		"-c", "unix_socket_directories="+s.sockDir,
 		"-c", "max_connections=200",
 		"-c", "shared_buffers=128MB",
+		"-c", "max_prepared_transactions=64", // for XA (PREPARE TRANSACTION) tests
 		"-c", "fsync=on",
 		"-c", "synchronous_commit=on",
 		"-c", "logging_collector=off",
