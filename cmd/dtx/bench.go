@@ -241,7 +241,11 @@ func benchStore(ctx context.Context, v string) (dsn, label string, cleanup func(
 		}
 		return filepath.Join(dir, "coordinator.db"), "sqlite (" + dir + ")", func() { os.RemoveAll(dir) }, nil
 	case "postgres-temp":
-		return startTempPostgres(ctx)
+		dsns, label, cleanup, err := startTempPostgres(ctx, "dtx")
+		if err != nil {
+			return "", "", nil, err
+		}
+		return dsns[0], label, cleanup, nil
 	}
 	return v, describeStore(v), func() {}, nil
 }

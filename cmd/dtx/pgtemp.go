@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 
@@ -9,12 +10,11 @@ import (
 )
 
 // startTempPostgres starts a throwaway PostgreSQL server from the installed
-// binaries (for `--store postgres-temp`) and returns a DSN to a fresh
-// database on it.
-func startTempPostgres(ctx context.Context) (dsn, label string, cleanup func(), err error) {
+// binaries and returns DSNs of fresh databases with the given names on it.
+func startTempPostgres(ctx context.Context, names ...string) (dsns []string, label string, cleanup func(), err error) {
 	dir, err := os.MkdirTemp("", "dtx-pg-")
 	if err != nil {
-		return "", "", nil, err
+		return nil, "", nil, err
 	}
 	// When running as root the server runs as an unprivileged user, who must
 	// be able to enter the directory.
@@ -22,16 +22,22 @@ func startTempPostgres(ctx context.Context) (dsn, label string, cleanup func(), 
 	srv, err := pgtest.StartServer(ctx, dir)
 	if err != nil {
 		os.RemoveAll(dir)
-		return "", "", nil, fmt.Errorf("start throwaway postgres: %w", err)
+		if errors.Is(err, pgtest.ErrNotInstalled) {
+			return nil, "", nil, fmt.Errorf("this needs PostgreSQL's server binaries (apt-get install postgresql): %w", err)
+		}
+		return nil, "", nil, fmt.Errorf("start throwaway postgres: %w", err)
 	}
-	dsn, err = srv.CreateDB(ctx, "dtx")
-	if err != nil {
+	cleanup = func() {
 		srv.Stop()
 		os.RemoveAll(dir)
-		return "", "", nil, err
 	}
-	return dsn, fmt.Sprintf("postgres (throwaway, 127.0.0.1:%d)", srv.Port()), func() {
-		srv.Stop()
-		os.RemoveAll(dir)
-	}, nil
+	for _, name := range names {
+		dsn, err := srv.CreateDB(ctx, name)
+		if err != nil {
+			cleanup()
+			return nil, "", nil, err
+		}
+		dsns = append(dsns, dsn)
+	}
+	return dsns, fmt.Sprintf("postgres (throwaway, 127.0.0.1:%d)", srv.Port()), cleanup, nil
 }
