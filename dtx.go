@@ -15,7 +15,20 @@ const (
 	// compensatable steps (cancel undoes try), confirms are retriable steps
 	// after the pivot (see package tcc).
 	PatternTCC Pattern = "tcc"
+	// PatternXA is two-phase commit over the participants' own databases
+	// (XA on MySQL/MariaDB, PREPARE TRANSACTION on PostgreSQL), driven like
+	// TCC: a try prepares a branch, a confirm commits it, a cancel rolls it
+	// back. Tries run one after another, in participant order, so that
+	// branches take their locks in one global order (see package
+	// participant/xa).
+	PatternXA Pattern = "xa"
 )
+
+// SagaEngine reports whether the saga engine drives transactions of
+// pattern p (saga, tcc and xa).
+func (p Pattern) SagaEngine() bool {
+	return p == PatternSaga || p == PatternTCC || p == PatternXA
+}
 
 // Status is the state of a global transaction.
 type Status string

@@ -72,6 +72,13 @@ func (c *Client) SubmitTCC(ctx context.Context, spec tcc.Spec, wait bool) (*dtx.
 	return c.submit(ctx, "/v1/tcc", &spec, wait)
 }
 
+// SubmitXA submits a two-phase commit transaction: the tries prepare XA
+// branches (package participant/xa), in participant order; like SubmitTCC
+// otherwise.
+func (c *Client) SubmitXA(ctx context.Context, spec tcc.Spec, wait bool) (*dtx.TxDetail, error) {
+	return c.submit(ctx, "/v1/xa", &spec, wait)
+}
+
 func (c *Client) submit(ctx context.Context, path string, spec any, wait bool) (*dtx.TxDetail, error) {
 	body, err := json.Marshal(spec)
 	if err != nil {

@@ -141,9 +141,9 @@ func (c *Coordinator) Submit(ctx context.Context, spec saga.Spec) (*dtx.TxDetail
 }
 
 // SubmitPattern is Submit for a pattern the saga engine drives (saga, or
-// tcc as built by package tcc); the pattern is recorded for display.
+// tcc and xa as built by package tcc); the pattern is recorded for display.
 func (c *Coordinator) SubmitPattern(ctx context.Context, pattern dtx.Pattern, spec saga.Spec) (*dtx.TxDetail, bool, error) {
-	if pattern != dtx.PatternSaga && pattern != dtx.PatternTCC {
+	if !pattern.SagaEngine() {
 		return nil, false, fmt.Errorf("%w: pattern %q is not driven by the saga engine", dtx.ErrInvalid, pattern)
 	}
 	if c.isStopping() {
@@ -420,7 +420,7 @@ func (c *Coordinator) resume(ctx context.Context, gid string) error {
 	if tx.Status.Terminal() {
 		return nil
 	}
-	if tx.Pattern != dtx.PatternSaga && tx.Pattern != dtx.PatternTCC {
+	if !tx.Pattern.SagaEngine() {
 		return fmt.Errorf("pattern %q is not supported by this coordinator", tx.Pattern)
 	}
 	var spec saga.Spec

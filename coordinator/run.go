@@ -199,7 +199,7 @@ func (r *run) start(call saga.Call) {
 	}
 	r.inflight[call] = true
 	req := dtx.Call{
-		GID: r.gid, Branch: call.Index, Op: st.WireOp(call.Op), URL: url, Payload: st.Payload,
+		GID: r.gid, Branch: st.BranchIndex(call.Index), Op: st.WireOp(call.Op), URL: url, Payload: st.Payload,
 		Attempt: attempt, Timeout: r.spec.BranchTimeout.Std(),
 	}
 	go func() {

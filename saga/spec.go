@@ -62,6 +62,21 @@ type Step struct {
 	// (default "action" and "compensate"); TCC uses try, confirm, cancel.
 	ActionOp     dtx.Op `json:"action_op,omitempty"`
 	CompensateOp dtx.Op `json:"compensate_op,omitempty"`
+	// Branch, when set, is the branch index participants receive (header
+	// Dtx-Branch) for this step's calls instead of the step's own index.
+	// TCC sets a confirm's to its try's index, so that the three operations
+	// of a participant share one branch id: an XA confirm commits the branch
+	// its try prepared. Steps may share a branch index only with distinct
+	// operation names.
+	Branch *int `json:"branch,omitempty"`
+}
+
+// BranchIndex is the branch index participants receive for step i.
+func (st *Step) BranchIndex(i int) int {
+	if st.Branch != nil {
+		return *st.Branch
+	}
+	return i
 }
 
 // WireOp is the name participants receive for op of this step.
@@ -137,6 +152,29 @@ func (s *Spec) Normalize() error {
 			if d < 0 || d >= len(s.Steps) || d == i {
 				bad("step %d (%s): after refers to invalid step %d", i, st.Name, d)
 			}
+		}
+	}
+	type branchOp struct {
+		branch int
+		op     dtx.Op
+	}
+	seen := map[branchOp]int{}
+	for i := range s.Steps {
+		st := &s.Steps[i]
+		b := st.BranchIndex(i)
+		if b < 0 || b >= len(s.Steps) {
+			bad("step %d (%s): branch %d out of range", i, st.Name, b)
+			continue
+		}
+		for _, op := range []dtx.Op{dtx.OpAction, dtx.OpCompensate} {
+			if (op == dtx.OpAction && st.Action == "") || (op == dtx.OpCompensate && st.Compensate == "") {
+				continue
+			}
+			key := branchOp{b, st.WireOp(op)}
+			if j, dup := seen[key]; dup {
+				bad("step %d (%s): branch %d operation %q is also step %d's", i, st.Name, b, key.op, j)
+			}
+			seen[key] = i
 		}
 	}
 	if len(errs) > 0 {

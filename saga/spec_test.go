@@ -148,6 +148,8 @@ func TestNormalize_Invalid(t *testing.T) {
 		{"GIDWithSpace", saga.Spec{GID: "a b", Steps: []saga.Step{st()}}, "contains whitespace"},
 		{"GIDWithNewline", saga.Spec{GID: "a\nb", Steps: []saga.Step{st()}}, "contains whitespace"},
 		{"GIDWithQuery", saga.Spec{GID: "a?b", Steps: []saga.Step{st()}}, "contains whitespace or one of / ? #"},
+		{"BranchOutOfRange", saga.Spec{Steps: []saga.Step{{Action: actURL, Branch: ptr(3)}}}, "step 0 (step-0): branch 3 out of range"},
+		{"BranchOpTwice", saga.Spec{Steps: []saga.Step{st(), {Action: actURL, Compensate: compURL, Branch: ptr(0)}}}, `step 1 (step-1): branch 0 operation "action" is also step 0's`},
 		{"GIDTooLong", saga.Spec{GID: strings.Repeat("g", saga.MaxGIDLength+1), Steps: []saga.Step{st()}}, fmt.Sprintf("gid longer than %d", saga.MaxGIDLength)},
 	}
 	for _, tt := range tests {
@@ -251,4 +253,16 @@ func TestDeps(t *testing.T) {
 	require.Empty(t, par.Deps(0))
 	require.Empty(t, par.Deps(1))
 	require.Equal(t, []int{0, 1}, par.Deps(2))
+}
+
+func ptr(i int) *int { return &i }
+
+func TestNormalize_SharedBranchWithDistinctOps(t *testing.T) {
+	spec := saga.Spec{Steps: []saga.Step{
+		{Action: actURL, Compensate: compURL, ActionOp: dtx.OpTry, CompensateOp: dtx.OpCancel},
+		{Action: actURL, ActionOp: dtx.OpConfirm, Branch: ptr(0)},
+	}}
+	require.NoError(t, spec.Normalize())
+	require.Equal(t, 0, spec.Steps[1].BranchIndex(1))
+	require.Equal(t, 0, spec.Steps[0].BranchIndex(0))
 }

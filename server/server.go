@@ -44,6 +44,7 @@ func New(c *coordinator.Coordinator) *Server {
 	s := &Server{c: c, mux: http.NewServeMux()}
 	s.mux.HandleFunc("POST /v1/sagas", s.submit)
 	s.mux.HandleFunc("POST /v1/tcc", s.submitTCC)
+	s.mux.HandleFunc("POST /v1/xa", s.submitXA)
 	s.mux.HandleFunc("GET /v1/transactions", s.list)
 	s.mux.HandleFunc("GET /v1/transactions/{gid}", s.get)
 	s.mux.HandleFunc("POST /v1/transactions/{gid}/abort", s.abort)
@@ -92,17 +93,30 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) submitTCC(w http.ResponseWriter, r *http.Request) {
+	s.submitTry(w, r, dtx.PatternTCC)
+}
+
+// submitXA takes the same body as submitTCC; the tries (prepares) always
+// run in participant order.
+func (s *Server) submitXA(w http.ResponseWriter, r *http.Request) {
+	s.submitTry(w, r, dtx.PatternXA)
+}
+
+func (s *Server) submitTry(w http.ResponseWriter, r *http.Request, pattern dtx.Pattern) {
 	var spec tcc.Spec
 	if err := decodeStrict(w, r, &spec); err != nil {
 		problem.Write(w, http.StatusBadRequest, err.Error())
 		return
+	}
+	if pattern == dtx.PatternXA {
+		spec.Sequential = true
 	}
 	sg, err := spec.Saga()
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	s.start(w, r, dtx.PatternTCC, sg)
+	s.start(w, r, pattern, sg)
 }
 
 // start submits spec and answers with its state, waiting for the outcome

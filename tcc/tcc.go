@@ -13,9 +13,11 @@
 //     forward: the confirms run and are retried until they succeed, with an
 //     alert when they keep failing. A confirm never runs after a cancel.
 //
-// Participants see Dtx-Op try, confirm or cancel. A try and its cancel share
-// a branch index, so the participant barrier (package participant) makes a
-// cancel without a try a no-op and a try after its cancel do nothing.
+// Participants see Dtx-Op try, confirm or cancel. The three operations of a
+// participant share a branch index (Dtx-Branch), so the participant barrier
+// (package participant) makes a cancel without a try a no-op and a try
+// after its cancel do nothing, and an XA confirm (package participant/xa)
+// commits the very branch its try prepared.
 package tcc
 
 import (
@@ -46,6 +48,11 @@ type Spec struct {
 	// cancelled); BranchTimeout bounds one call. Zero: the saga defaults.
 	Timeout       dtx.Duration `json:"timeout,omitempty"`
 	BranchTimeout dtx.Duration `json:"branch_timeout,omitempty"`
+	// Sequential runs the tries one after another, in participant order,
+	// instead of in parallel. XA transactions need it: a prepared branch
+	// holds its locks until it is confirmed or cancelled, and branches that
+	// lock in one global order cannot deadlock across databases.
+	Sequential bool `json:"sequential,omitempty"`
 }
 
 // Saga returns the saga that drives s:
@@ -54,7 +61,8 @@ type Spec struct {
 //     forward, and, since every try depends on it, its cancel runs after
 //     every other cancel (an order is marked cancelled once its
 //     reservations are released);
-//   - one step per try (with its cancel), in parallel;
+//   - one step per try (with its cancel), in parallel, or one after
+//     another if s.Sequential;
 //   - one retriable step per confirm of a participant that tried, after
 //     every try; then the confirm-only participants, after those confirms
 //     (an order is marked completed once its reservations are confirmed).
@@ -81,6 +89,7 @@ func (s *Spec) Saga() (saga.Spec, error) {
 		return len(out.Steps) - 1
 	}
 	var cancelOnly, tries, confirms []int
+	tryOf := map[int]int{} // participant -> its try step
 	for i, p := range s.Participants {
 		if p.Try == "" && p.Cancel != "" {
 			cancelOnly = append(cancelOnly, add(saga.Step{Name: names[i] + ".cancel", Compensate: p.Cancel,
@@ -89,15 +98,23 @@ func (s *Spec) Saga() (saga.Spec, error) {
 	}
 	for i, p := range s.Participants {
 		if p.Try != "" {
-			tries = append(tries, add(saga.Step{Name: names[i] + ".try", Action: p.Try, Compensate: p.Cancel,
-				Payload: p.Payload, ActionOp: dtx.OpTry, CompensateOp: dtx.OpCancel, After: clone(cancelOnly)}))
+			after := clone(cancelOnly)
+			if s.Sequential && len(tries) > 0 {
+				after = append(after, tries[len(tries)-1])
+			}
+			tryOf[i] = add(saga.Step{Name: names[i] + ".try", Action: p.Try, Compensate: p.Cancel,
+				Payload: p.Payload, ActionOp: dtx.OpTry, CompensateOp: dtx.OpCancel, After: after})
+			tries = append(tries, tryOf[i])
 		}
 	}
 	pivot := append(clone(cancelOnly), tries...)
 	for i, p := range s.Participants {
 		if p.Try != "" && p.Confirm != "" {
+			// The confirm goes to the try's branch: one branch id per
+			// participant, as in the TCC and XA protocols.
+			branch := tryOf[i]
 			confirms = append(confirms, add(saga.Step{Name: names[i] + ".confirm", Action: p.Confirm,
-				Payload: p.Payload, ActionOp: dtx.OpConfirm, After: clone(pivot)}))
+				Payload: p.Payload, ActionOp: dtx.OpConfirm, After: clone(pivot), Branch: &branch}))
 		}
 	}
 	for i, p := range s.Participants {

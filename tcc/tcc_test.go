@@ -147,3 +147,51 @@ func TestTCC_Validation(t *testing.T) {
 	require.ErrorIs(t, err, dtx.ErrInvalid)
 	require.ErrorContains(t, err, "a try needs a cancel")
 }
+
+// TestTCC_SequentialTriesAndSharedBranch checks that Sequential tries run
+// one after another in participant order, and that each participant's try,
+// confirm and cancel carry one branch index.
+func TestTCC_SequentialTriesAndSharedBranch(t *testing.T) {
+	var mu sync.Mutex
+	branches := map[string]string{} // path -> Dtx-Branch
+	inTry := 0
+	overlap := false
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		mu.Lock()
+		branches[r.URL.Path] = r.Header.Get(dtx.HeaderBranch)
+		try := r.Header.Get(dtx.HeaderOp) == string(dtx.OpTry)
+		if try {
+			inTry++
+			overlap = overlap || inTry > 1
+		}
+		mu.Unlock()
+		if try {
+			time.Sleep(20 * time.Millisecond)
+			mu.Lock()
+			inTry--
+			mu.Unlock()
+		}
+	}))
+	defer srv.Close()
+	e := newEnv(t, nil)
+	s := tcc.Spec{GID: "tcc-seq", Sequential: true, Participants: []tcc.Participant{
+		{Name: "a", Try: srv.URL + "/a/try", Confirm: srv.URL + "/a/confirm", Cancel: srv.URL + "/a/cancel"},
+		{Name: "b", Try: srv.URL + "/b/try", Confirm: srv.URL + "/b/confirm", Cancel: srv.URL + "/b/cancel"},
+		{Name: "c", Try: srv.URL + "/c/try", Confirm: srv.URL + "/c/confirm", Cancel: srv.URL + "/c/cancel"},
+	}}
+	sg, err := s.Saga()
+	require.NoError(t, err)
+	require.Equal(t, []int{0}, sg.Steps[1].After)
+	require.Equal(t, []int{1}, sg.Steps[2].After)
+	d := e.run(t, s)
+	require.Equal(t, dtx.StatusSucceeded, d.Status)
+	mu.Lock()
+	defer mu.Unlock()
+	require.False(t, overlap, "sequential tries must not overlap")
+	for _, p := range []string{"a", "b", "c"} {
+		require.NotEmpty(t, branches["/"+p+"/try"])
+		require.Equal(t, branches["/"+p+"/try"], branches["/"+p+"/confirm"], "participant %s: confirm on the try's branch", p)
+	}
+	require.NotEqual(t, branches["/a/try"], branches["/b/try"])
+}

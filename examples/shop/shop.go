@@ -16,10 +16,13 @@ import (
 	"github.com/dtxhq/dtx/client"
 	"github.com/dtxhq/dtx/examples/shop/faults"
 	"github.com/dtxhq/dtx/examples/shop/internal/shopdb"
+	"github.com/dtxhq/dtx/examples/shop/internal/shopxa"
 	"github.com/dtxhq/dtx/examples/shop/inventory"
 	"github.com/dtxhq/dtx/examples/shop/order"
 	"github.com/dtxhq/dtx/examples/shop/payment"
 	"github.com/dtxhq/dtx/examples/shop/verify"
+	"github.com/dtxhq/dtx/participant"
+	"github.com/dtxhq/dtx/participant/xa"
 )
 
 // DefaultAddr is where a service listens when its address is empty: a free
@@ -62,9 +65,15 @@ type Config struct {
 	// used; one of the two is required.
 	Coordinator    order.Coordinator
 	CoordinatorURL string
-	// Pattern is how orders are fulfilled: order.PatternSaga (default) or
-	// order.PatternTCC (reserve, then confirm or cancel).
+	// Pattern is how orders are fulfilled: order.PatternSaga (default),
+	// order.PatternTCC (reserve, then confirm or cancel) or order.PatternXA
+	// (two-phase commit; needs PostgreSQL or MySQL for the inventory and
+	// payment databases).
 	Pattern string
+	// XAResolveInterval is how often the inventory and payment services
+	// look for XA branches left prepared whose transaction has ended (default
+	// 5s; see Shop.XAStats). Only on databases that run XA.
+	XAResolveInterval time.Duration
 	// OrderFaults, InventoryFaults and PaymentFaults inject faults into each
 	// service's saga endpoints (default: none).
 	OrderFaults, InventoryFaults, PaymentFaults faults.Config
@@ -94,8 +103,11 @@ type Shop struct {
 	Payment   *payment.Service
 
 	orderDB, inventoryDB, paymentDB             *sql.DB
+	invDialect, payDialect                      participant.Dialect
 	orderURL, inventoryURL, paymentURL          string
 	orderFaults, inventoryFaults, paymentFaults *faults.Injector
+
+	resolvers map[string]*shopxa.Resolver // by service
 
 	servers []*http.Server
 	stop    context.CancelFunc // stops the resubmitter
@@ -146,7 +158,7 @@ func Start(ctx context.Context, cfg Config) (_ *Shop, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("shop: inventory database: %w", err)
 	}
-	s.inventoryDB = invDB
+	s.inventoryDB, s.invDialect = invDB, invDialect
 	s.Inventory = inventory.New(invDB, inventory.Config{Dialect: invDialect, Logger: cfg.Logger})
 	if err := s.Inventory.Migrate(ctx); err != nil {
 		return nil, err
@@ -158,7 +170,11 @@ func Start(ctx context.Context, cfg Config) (_ *Shop, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("shop: payment database: %w", err)
 	}
-	s.paymentDB = payDB
+	s.paymentDB, s.payDialect = payDB, payDialect
+	if cfg.Pattern == order.PatternXA && (!xaCapable(invDialect) || !xaCapable(payDialect)) {
+		return nil, fmt.Errorf("shop: the %s pattern needs PostgreSQL or MySQL databases for inventory and payment (InventoryDSN, PaymentDSN); got %v and %v",
+			order.PatternXA, invDialect, payDialect)
+	}
 	s.Payment = payment.New(payDB, payment.Config{Dialect: payDialect, Logger: cfg.Logger})
 	if err := s.Payment.Migrate(ctx); err != nil {
 		return nil, err
@@ -222,10 +238,42 @@ func Start(ctx context.Context, cfg Config) (_ *Shop, err error) {
 		defer s.wg.Done()
 		_ = s.Orders.Run(runCtx)
 	}()
+	// XA branches left prepared: resolved from the coordinator's log.
+	if src, ok := coord.(shopxa.StatusSource); ok {
+		s.resolvers = map[string]*shopxa.Resolver{}
+		if xaCapable(invDialect) {
+			s.resolvers["inventory"] = s.Inventory.XAResolver(src)
+		}
+		if xaCapable(payDialect) {
+			s.resolvers["payment"] = s.Payment.XAResolver(src)
+		}
+		for _, r := range s.resolvers {
+			r.Interval = cfg.XAResolveInterval
+			s.wg.Add(1)
+			go func() {
+				defer s.wg.Done()
+				r.Run(runCtx)
+			}()
+		}
+	}
 
 	s.client = &order.Client{URL: s.orderURL, HTTP: &http.Client{}}
 	s.log.Info("shop started", "order", s.orderURL, "inventory", s.inventoryURL, "payment", s.paymentURL)
 	return s, nil
+}
+
+func xaCapable(d participant.Dialect) bool {
+	return d == participant.Postgres || d == participant.MySQL
+}
+
+// XAStats returns, per service, what its XA resolver did (empty when no
+// database runs XA or the coordinator cannot be asked).
+func (s *Shop) XAStats() map[string]shopxa.Stats {
+	out := map[string]shopxa.Stats{}
+	for name, r := range s.resolvers {
+		out[name] = r.Stats()
+	}
+	return out
 }
 
 func orDefault[T any](v, def []T) []T {
@@ -277,8 +325,35 @@ func (s *Shop) PaymentDB() *sql.DB { return s.paymentDB }
 
 // Verify checks the invariants over the three databases (see package
 // verify).
+//
+// On databases that run XA it also reports every branch still prepared:
+// once transactions have finished, none may be left holding locks.
 func (s *Shop) Verify(ctx context.Context) (*verify.Report, error) {
-	return verify.Check(ctx, s.orderDB, s.inventoryDB, s.paymentDB)
+	rep, err := verify.Check(ctx, s.orderDB, s.inventoryDB, s.paymentDB)
+	if err != nil {
+		return nil, err
+	}
+	for _, svc := range []struct {
+		name string
+		db   *sql.DB
+		d    participant.Dialect
+		tbl  string
+	}{
+		{"inventory", s.inventoryDB, s.invDialect, inventory.BarrierTable},
+		{"payment", s.paymentDB, s.payDialect, payment.BarrierTable},
+	} {
+		if !xaCapable(svc.d) {
+			continue
+		}
+		brs, err := xa.Branches{Dialect: svc.d, Barrier: participant.Barrier{Table: svc.tbl}}.InDoubt(ctx, svc.db)
+		if err != nil {
+			return nil, fmt.Errorf("shop: verify %s: %w", svc.name, err)
+		}
+		for _, br := range brs {
+			rep.Violations = append(rep.Violations, fmt.Sprintf("%s: XA branch %s (gid %s) is still prepared", svc.name, xa.XID(br), br.GID))
+		}
+	}
+	return rep, nil
 }
 
 // FaultStats counts the faults injected so far, per service.

@@ -195,6 +195,11 @@ func (c *switchable) SubmitSaga(ctx context.Context, spec saga.Spec, wait bool) 
 	return c.next.SubmitSaga(ctx, spec, wait)
 }
 
+func (c *switchable) SubmitXA(ctx context.Context, spec tcc.Spec, wait bool) (*dtx.TxDetail, error) {
+	spec.Sequential = true
+	return c.SubmitTCC(ctx, spec, wait)
+}
+
 func (c *switchable) SubmitTCC(ctx context.Context, spec tcc.Spec, wait bool) (*dtx.TxDetail, error) {
 	if c.down.Load() {
 		return nil, errors.New("coordinator unreachable")

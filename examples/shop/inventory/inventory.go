@@ -15,6 +15,7 @@ import (
 
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/examples/shop/internal/shopdb"
+	"github.com/dtxhq/dtx/examples/shop/internal/shopxa"
 	"github.com/dtxhq/dtx/internal/problem"
 	"github.com/dtxhq/dtx/participant"
 )
@@ -27,7 +28,11 @@ const (
 	PathReserve        = "/inventory/reserve"
 	PathReserveConfirm = "/inventory/reserve/confirm"
 	PathReserveCancel  = "/inventory/reserve/cancel"
-	PathProducts       = "/inventory/products"
+	// XA (two-phase commit): prepare, commit and roll back a deduction.
+	PathXAPrepare  = "/inventory/xa/prepare"
+	PathXACommit   = "/inventory/xa/commit"
+	PathXARollback = "/inventory/xa/rollback"
+	PathProducts   = "/inventory/products"
 )
 
 // Ledger row states: a deduction is DEDUCTED or CANCELLED; a reservation
@@ -88,6 +93,7 @@ type Config struct {
 type Service struct {
 	db      *sql.DB
 	barrier participant.Barrier
+	xa      *shopxa.Endpoints
 	log     *slog.Logger
 }
 
@@ -99,6 +105,7 @@ func New(db *sql.DB, cfg Config) *Service {
 	return &Service{
 		db:      db,
 		barrier: participant.Barrier{Dialect: cfg.Dialect, Table: BarrierTable},
+		xa:      &shopxa.Endpoints{Service: "inventory", DB: db, Dialect: cfg.Dialect, Table: BarrierTable},
 		log:     cfg.Logger.With("service", "inventory"),
 	}
 }
@@ -145,7 +152,10 @@ func (s *Service) Migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("migrate inventory: %w", err)
 	}
-	return s.barrier.Migrate(ctx, s.db)
+	if err := s.barrier.Migrate(ctx, s.db); err != nil {
+		return err
+	}
+	return s.xa.Migrate(ctx)
 }
 
 // Seed inserts products if the products table is empty; it does nothing
@@ -186,6 +196,9 @@ func (s *Service) Handler() http.Handler {
 	mux.Handle("POST "+PathReserve, participant.Handler(s.handleReserve))
 	mux.Handle("POST "+PathReserveConfirm, participant.Handler(s.handleReserveConfirm))
 	mux.Handle("POST "+PathReserveCancel, participant.Handler(s.handleReserveCancel))
+	mux.Handle("POST "+PathXAPrepare, participant.Handler(s.handleXAPrepare))
+	mux.Handle("POST "+PathXACommit, participant.Handler(s.handleXACommit))
+	mux.Handle("POST "+PathXARollback, participant.Handler(s.handleXARollback))
 	mux.HandleFunc("GET "+PathProducts, s.handleList)
 	mux.HandleFunc("GET "+PathProducts+"/{id}", s.handleGet)
 	return mux
@@ -241,7 +254,7 @@ func parseRequest(body []byte) (DeductRequest, error) {
 // deduct sells the items of one order inside tx. Items are merged per
 // product and applied in product order, so concurrent multi-item deducts
 // lock rows in the same order (no deadlocks on Postgres).
-func deduct(ctx context.Context, tx *sql.Tx, gid string, req DeductRequest) error {
+func deduct(ctx context.Context, tx shopxa.Querier, gid string, req DeductRequest) error {
 	items, err := mergeItems(req.Items)
 	if err != nil {
 		return err
@@ -284,7 +297,7 @@ func deduct(ctx context.Context, tx *sql.Tx, gid string, req DeductRequest) erro
 
 // whyNotDeducted explains a deduct that matched no row: unknown product or
 // not enough stock. Both are definite failures.
-func whyNotDeducted(ctx context.Context, tx *sql.Tx, it Item) error {
+func whyNotDeducted(ctx context.Context, tx shopxa.Querier, it Item) error {
 	var available int64
 	err := tx.QueryRowContext(ctx, `SELECT available FROM products WHERE id = $1`, it.ProductID).Scan(&available)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -41,7 +41,14 @@ const (
 	PatternSaga = "saga"
 	// PatternTCC: reserve stock and money (try), then confirm or cancel.
 	PatternTCC = "tcc"
+	// PatternXA: two-phase commit; the inventory and payment prepare their
+	// changes as XA branches of their own databases (PostgreSQL or MySQL),
+	// then commit or roll them back.
+	PatternXA = "xa"
 )
+
+// Patterns lists the patterns an order can be fulfilled with.
+var Patterns = []string{PatternSaga, PatternTCC, PatternXA}
 
 // Limits on an order request.
 const (
@@ -121,6 +128,8 @@ type Coordinator interface {
 	SubmitSaga(ctx context.Context, spec saga.Spec, wait bool) (*dtx.TxDetail, error)
 	// SubmitTCC submits a TCC transaction, with the same rules.
 	SubmitTCC(ctx context.Context, spec tcc.Spec, wait bool) (*dtx.TxDetail, error)
+	// SubmitXA submits a two-phase commit transaction, with the same rules.
+	SubmitXA(ctx context.Context, spec tcc.Spec, wait bool) (*dtx.TxDetail, error)
 }
 
 // CoordinatorFunc adapts a function to Coordinator (handy in tests). A TCC
@@ -139,6 +148,12 @@ func (f CoordinatorFunc) SubmitTCC(ctx context.Context, spec tcc.Spec, wait bool
 		return nil, err
 	}
 	return f(ctx, sg, wait)
+}
+
+// SubmitXA calls f with the saga of spec, tries in order.
+func (f CoordinatorFunc) SubmitXA(ctx context.Context, spec tcc.Spec, wait bool) (*dtx.TxDetail, error) {
+	spec.Sequential = true
+	return f.SubmitTCC(ctx, spec, wait)
 }
 
 // Config configures a Service.
@@ -195,8 +210,8 @@ func New(db *sql.DB, cfg Config) (*Service, error) {
 		errs = append(errs, errors.New("order: Config.Coordinator is required"))
 	}
 	cfg.Pattern = cmp.Or(cfg.Pattern, PatternSaga)
-	if cfg.Pattern != PatternSaga && cfg.Pattern != PatternTCC {
-		errs = append(errs, fmt.Errorf("order: Config.Pattern %q: want %q or %q", cfg.Pattern, PatternSaga, PatternTCC))
+	if !slices.Contains(Patterns, cfg.Pattern) {
+		errs = append(errs, fmt.Errorf("order: Config.Pattern %q: want one of %s", cfg.Pattern, strings.Join(Patterns, ", ")))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

@@ -33,6 +33,12 @@ type fakeCoordinator struct {
 	Submit   func(ctx context.Context, spec saga.Spec, wait bool) (*dtx.TxDetail, error)
 }
 
+// SubmitXA records spec (tries in order) like SubmitTCC.
+func (f *fakeCoordinator) SubmitXA(ctx context.Context, spec tcc.Spec, wait bool) (*dtx.TxDetail, error) {
+	spec.Sequential = true
+	return f.SubmitTCC(ctx, spec, wait)
+}
+
 // SubmitTCC records spec and answers like SubmitSaga with its saga.
 func (f *fakeCoordinator) SubmitTCC(ctx context.Context, spec tcc.Spec, wait bool) (*dtx.TxDetail, error) {
 	sg, err := spec.Saga()

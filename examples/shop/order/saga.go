@@ -102,6 +102,40 @@ func (s *Service) TCCSpec(o *Order) tcc.Spec {
 	}
 }
 
+// XASpec returns the two-phase commit transaction that fulfils o: the
+// inventory, then the payment, prepare the deduction and the charge as XA
+// branches of their databases (in that order, so that every transaction
+// locks stock before money and none can wait on another in a cycle); then
+// both are committed and the order completed, or every prepared branch is
+// rolled back and the order cancelled. Unlike TCC, nothing is visible to
+// other transactions before the commit, and there is no reserved state.
+func (s *Service) XASpec(o *Order) tcc.Spec {
+	ref := mustJSON(orderRef{OrderID: o.ID})
+	return tcc.Spec{
+		GID:        o.GID,
+		Sequential: true,
+		Participants: []tcc.Participant{
+			{Name: "order", Cancel: s.cfg.URL + PathSagaCancel, Confirm: s.cfg.URL + PathSagaComplete, Payload: ref},
+			{
+				Name:    "inventory",
+				Try:     s.cfg.InventoryURL + "/inventory/xa/prepare",
+				Confirm: s.cfg.InventoryURL + "/inventory/xa/commit",
+				Cancel:  s.cfg.InventoryURL + "/inventory/xa/rollback",
+				Payload: mustJSON(deductPayload{OrderID: o.ID, Items: o.Items}),
+			},
+			{
+				Name:    "payment",
+				Try:     s.cfg.PaymentURL + "/payment/xa/prepare",
+				Confirm: s.cfg.PaymentURL + "/payment/xa/commit",
+				Cancel:  s.cfg.PaymentURL + "/payment/xa/rollback",
+				Payload: mustJSON(chargePayload{OrderID: o.ID, UserID: o.UserID, Amount: o.Total}),
+			},
+		},
+		Timeout:       dtx.Duration(s.cfg.SagaTimeout),
+		BranchTimeout: dtx.Duration(s.cfg.BranchTimeout),
+	}
+}
+
 func mustJSON(v any) json.RawMessage {
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -124,9 +158,12 @@ func (s *Service) submit(ctx context.Context, o *Order, wait bool) bool {
 		tx  *dtx.TxDetail
 		err error
 	)
-	if o.Pattern == PatternTCC {
+	switch o.Pattern {
+	case PatternTCC:
 		tx, err = s.cfg.Coordinator.SubmitTCC(ctx, s.TCCSpec(o), wait)
-	} else {
+	case PatternXA:
+		tx, err = s.cfg.Coordinator.SubmitXA(ctx, s.XASpec(o), wait)
+	default:
 		tx, err = s.cfg.Coordinator.SubmitSaga(ctx, s.SagaSpec(o), wait)
 	}
 	switch {

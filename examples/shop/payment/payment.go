@@ -13,6 +13,7 @@ import (
 
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/examples/shop/internal/shopdb"
+	"github.com/dtxhq/dtx/examples/shop/internal/shopxa"
 	"github.com/dtxhq/dtx/internal/problem"
 	"github.com/dtxhq/dtx/participant"
 )
@@ -25,8 +26,12 @@ const (
 	PathReserve        = "/payment/reserve"
 	PathReserveConfirm = "/payment/reserve/confirm"
 	PathReserveCancel  = "/payment/reserve/cancel"
-	PathAccounts       = "/payment/accounts"
-	PathPayments       = "/payment/payments"
+	// XA (two-phase commit): prepare, commit and roll back a charge.
+	PathXAPrepare  = "/payment/xa/prepare"
+	PathXACommit   = "/payment/xa/commit"
+	PathXARollback = "/payment/xa/rollback"
+	PathAccounts   = "/payment/accounts"
+	PathPayments   = "/payment/payments"
 )
 
 // Payment states. A saga charge is CHARGED, then maybe REFUNDED. A TCC
@@ -87,6 +92,7 @@ type Config struct {
 type Service struct {
 	db      *sql.DB
 	barrier participant.Barrier
+	xa      *shopxa.Endpoints
 	log     *slog.Logger
 }
 
@@ -98,6 +104,7 @@ func New(db *sql.DB, cfg Config) *Service {
 	return &Service{
 		db:      db,
 		barrier: participant.Barrier{Dialect: cfg.Dialect, Table: BarrierTable},
+		xa:      &shopxa.Endpoints{Service: "payment", DB: db, Dialect: cfg.Dialect, Table: BarrierTable},
 		log:     cfg.Logger.With("service", "payment"),
 	}
 }
@@ -126,7 +133,10 @@ func (s *Service) Migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("migrate payment: %w", err)
 	}
-	return s.barrier.Migrate(ctx, s.db)
+	if err := s.barrier.Migrate(ctx, s.db); err != nil {
+		return err
+	}
+	return s.xa.Migrate(ctx)
 }
 
 // Seed inserts accounts if the accounts table is empty; it does nothing
@@ -166,6 +176,9 @@ func (s *Service) Handler() http.Handler {
 	mux.Handle("POST "+PathReserve, participant.Handler(s.handleReserve))
 	mux.Handle("POST "+PathReserveConfirm, participant.Handler(s.handleReserveConfirm))
 	mux.Handle("POST "+PathReserveCancel, participant.Handler(s.handleReserveCancel))
+	mux.Handle("POST "+PathXAPrepare, participant.Handler(s.handleXAPrepare))
+	mux.Handle("POST "+PathXACommit, participant.Handler(s.handleXACommit))
+	mux.Handle("POST "+PathXARollback, participant.Handler(s.handleXARollback))
 	mux.HandleFunc("GET "+PathAccounts, s.handleAccounts)
 	mux.HandleFunc("GET "+PathPayments+"/{order}", s.handlePayment)
 	return mux
@@ -217,7 +230,7 @@ func parseRequest(body []byte) (ChargeRequest, error) {
 }
 
 // charge takes the amount from the user's balance and records the payment.
-func charge(ctx context.Context, tx *sql.Tx, gid string, req ChargeRequest) error {
+func charge(ctx context.Context, tx shopxa.Querier, gid string, req ChargeRequest) error {
 	if req.Amount < 0 {
 		return dtx.Permanentf("payment: negative amount %d", req.Amount)
 	}
@@ -257,7 +270,7 @@ func charge(ctx context.Context, tx *sql.Tx, gid string, req ChargeRequest) erro
 	return nil
 }
 
-func whyDeclined(ctx context.Context, tx *sql.Tx, req ChargeRequest) error {
+func whyDeclined(ctx context.Context, tx shopxa.Querier, req ChargeRequest) error {
 	var balance int64
 	err := tx.QueryRowContext(ctx, `SELECT balance FROM accounts WHERE user_id = $1`, req.UserID).Scan(&balance)
 	if errors.Is(err, sql.ErrNoRows) {

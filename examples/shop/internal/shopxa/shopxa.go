@@ -1,0 +1,287 @@
+// Package shopxa gives the inventory and payment services their XA (two-phase
+// commit) endpoints and the resolver that finishes branches left prepared.
+//
+// A prepare runs the service's ordinary local work (a deduction, a charge)
+// as an XA branch of its database through package participant/xa: prepared,
+// it holds its locks and stays invisible until the coordinator commits it
+// (confirm) or rolls it back (cancel).
+package shopxa
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/participant"
+	"github.com/dtxhq/dtx/participant/xa"
+)
+
+// Querier is what a branch's work needs from its connection (*sql.Conn and
+// *sql.Tx both have it).
+type Querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// LockTimeout bounds how long a prepare waits for a row lock held by another
+// transaction (PostgreSQL). Prepared branches of a healthy coordinator hold
+// their locks for milliseconds; one that waits longer is refused
+// (definitely), which cancels its transaction instead of queueing behind a
+// stuck one.
+const LockTimeout = 3 * time.Second
+
+// Endpoints are a service's XA endpoints over one database.
+type Endpoints struct {
+	// Service names the service in errors ("inventory").
+	Service string
+	DB      *sql.DB
+	// Dialect of DB: XA needs participant.Postgres or participant.MySQL.
+	Dialect participant.Dialect
+	// Table is the barrier table (its "_xid" companion is created too).
+	Table string
+}
+
+// Supported reports whether the database can run XA branches.
+func (e *Endpoints) Supported() bool {
+	return e.Dialect == participant.Postgres || e.Dialect == participant.MySQL
+}
+
+func (e *Endpoints) branches() xa.Branches {
+	return xa.Branches{Dialect: e.Dialect, Barrier: participant.Barrier{Table: e.Table}}
+}
+
+// Migrate creates the XA tables; on an unsupported database it does nothing.
+func (e *Endpoints) Migrate(ctx context.Context) error {
+	if !e.Supported() {
+		return nil
+	}
+	return e.branches().Migrate(ctx, e.DB)
+}
+
+func (e *Endpoints) check(br participant.Branch, op dtx.Op) error {
+	if !e.Supported() {
+		return dtx.Permanentf("%s: XA needs a PostgreSQL or MySQL database; this service runs on %v", e.Service, e.Dialect)
+	}
+	if br.Op != op {
+		return dtx.Permanentf("%s: this endpoint takes Dtx-Op %q, not %q", e.Service, op, br.Op)
+	}
+	return nil
+}
+
+// Prepare runs work as the XA branch br and prepares it. A lock wait longer
+// than LockTimeout, and a late prepare after its rollback (hanging), are
+// definite failures.
+func (e *Endpoints) Prepare(ctx context.Context, br participant.Branch, work func(ctx context.Context, q Querier) error) error {
+	if err := e.check(br, dtx.OpTry); err != nil {
+		return err
+	}
+	err := e.branches().Try(ctx, e.DB, br, func(ctx context.Context, conn *sql.Conn) error {
+		if e.Dialect == participant.Postgres {
+			if _, err := conn.ExecContext(ctx, fmt.Sprintf(`SET LOCAL lock_timeout = '%dms'`, LockTimeout.Milliseconds())); err != nil {
+				return err
+			}
+		}
+		return work(ctx, conn)
+	})
+	switch {
+	case errors.Is(err, participant.ErrHanging):
+		return dtx.Permanentf("%s: prepare of %s after its rollback: refused", e.Service, xa.XID(br))
+	case lockTimeout(err):
+		return dtx.Permanentf("%s: prepare of %s waited more than %s for a lock: refused", e.Service, xa.XID(br), LockTimeout)
+	}
+	return err
+}
+
+// lockTimeout reports PostgreSQL's lock_not_available (55P03) and MySQL's
+// lock wait timeout (1205).
+func lockTimeout(err error) bool {
+	if err == nil {
+		return false
+	}
+	var code interface{ SQLState() string }
+	if errors.As(err, &code) && code.SQLState() == "55P03" {
+		return true
+	}
+	var num interface{ Number() uint16 }
+	return errors.As(err, &num) && num.Number() == 1205
+}
+
+// Commit commits the branch br prepared (confirm).
+func (e *Endpoints) Commit(ctx context.Context, br participant.Branch) error {
+	if err := e.check(br, dtx.OpConfirm); err != nil {
+		return err
+	}
+	return e.branches().Confirm(ctx, e.DB, br)
+}
+
+// Rollback rolls the branch br back (cancel); with no prepared branch it
+// bars a late prepare.
+func (e *Endpoints) Rollback(ctx context.Context, br participant.Branch) error {
+	if err := e.check(br, dtx.OpCancel); err != nil {
+		return err
+	}
+	return e.branches().Cancel(ctx, e.DB, br)
+}
+
+// StatusSource tells a global transaction's state: the coordinator's
+// durable log (*client.Client implements it). A gid it does not know fails
+// with an error wrapping dtx.ErrNotFound.
+type StatusSource interface {
+	Get(ctx context.Context, gid string) (*dtx.TxDetail, error)
+}
+
+// Decide is the resolver's rule for an in-doubt branch, from the durable
+// log: a succeeded transaction commits it; a failed or compensating one
+// rolls it back; an unknown gid (presumed abort: the coordinator records a
+// transaction before it prepares anything) rolls it back; anything else
+// (still running) is left to the coordinator.
+func Decide(ctx context.Context, src StatusSource, gid string) (xa.Decision, error) {
+	d, err := src.Get(ctx, gid)
+	switch {
+	case errors.Is(err, dtx.ErrNotFound):
+		return xa.Rollback, nil
+	case err != nil:
+		return xa.Unknown, err
+	}
+	switch d.Status {
+	case dtx.StatusSucceeded:
+		return xa.Commit, nil
+	case dtx.StatusFailed, dtx.StatusCompensating:
+		return xa.Rollback, nil
+	}
+	return xa.Unknown, nil
+}
+
+// Stats counts what a Resolver did.
+type Stats struct {
+	Sweeps     int64 `json:"sweeps"`
+	InDoubt    int64 `json:"in_doubt"` // prepared branches seen by the last sweep
+	Committed  int64 `json:"committed"`
+	RolledBack int64 `json:"rolled_back"`
+	Errors     int64 `json:"errors"`
+}
+
+// Resolver periodically finishes the service's prepared branches whose
+// global transaction has ended (or that the coordinator does not know), in
+// the direction the coordinator's log says. The coordinator finishes them
+// itself when it runs; the resolver covers a coordinator that is slow, down,
+// or lost the transaction.
+type Resolver struct {
+	Endpoints *Endpoints
+	Source    StatusSource
+	// Interval between sweeps (default 5s); MinAge is how long a branch must
+	// have been seen prepared before it is resolved (default 2*Interval), so
+	// the coordinator gets the first chance.
+	Interval, MinAge time.Duration
+	Logger           *slog.Logger
+
+	mu    sync.Mutex
+	first map[string]time.Time // xid -> first seen prepared
+
+	sweeps, inDoubt, committed, rolledBack, errs atomic.Int64
+}
+
+// Stats returns the resolver's counters.
+func (r *Resolver) Stats() Stats {
+	return Stats{Sweeps: r.sweeps.Load(), InDoubt: r.inDoubt.Load(), Committed: r.committed.Load(),
+		RolledBack: r.rolledBack.Load(), Errors: r.errs.Load()}
+}
+
+func (r *Resolver) interval() time.Duration {
+	if r.Interval > 0 {
+		return r.Interval
+	}
+	return 5 * time.Second
+}
+
+// Run sweeps every Interval until ctx is done.
+func (r *Resolver) Run(ctx context.Context) {
+	if !r.Endpoints.Supported() {
+		return
+	}
+	t := time.NewTicker(r.interval())
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if _, err := r.Sweep(ctx); err != nil && ctx.Err() == nil {
+				r.logger().WarnContext(ctx, "xa resolver sweep", "service", r.Endpoints.Service, "err", err)
+			}
+		}
+	}
+}
+
+func (r *Resolver) logger() *slog.Logger {
+	if r.Logger != nil {
+		return r.Logger
+	}
+	return slog.Default()
+}
+
+// Sweep resolves once, and returns how many branches it finished.
+func (r *Resolver) Sweep(ctx context.Context) (int, error) {
+	r.sweeps.Add(1)
+	minAge := r.MinAge
+	if minAge <= 0 {
+		minAge = 2 * r.interval()
+	}
+	b := r.Endpoints.branches()
+	brs, err := b.InDoubt(ctx, r.Endpoints.DB)
+	if err != nil {
+		r.errs.Add(1)
+		return 0, err
+	}
+	r.inDoubt.Store(int64(len(brs)))
+	now := time.Now()
+	r.mu.Lock()
+	seen := make(map[string]time.Time, len(brs))
+	for _, br := range brs {
+		x := xa.XID(br)
+		at, ok := r.first[x]
+		if !ok {
+			at = now
+		}
+		seen[x] = at
+	}
+	r.first = seen
+	r.mu.Unlock()
+
+	n := 0
+	var errs []error
+	for _, br := range brs {
+		if now.Sub(seen[xa.XID(br)]) < minAge {
+			continue
+		}
+		dec, err := Decide(ctx, r.Source, br.GID)
+		switch {
+		case err != nil:
+		case dec == xa.Commit:
+			if err = b.Confirm(ctx, r.Endpoints.DB, br); err == nil {
+				r.committed.Add(1)
+			}
+		case dec == xa.Rollback:
+			if err = b.Cancel(ctx, r.Endpoints.DB, br); err == nil {
+				r.rolledBack.Add(1)
+			}
+		default:
+			continue
+		}
+		if err != nil {
+			r.errs.Add(1)
+			errs = append(errs, fmt.Errorf("resolve %s: %w", xa.XID(br), err))
+			continue
+		}
+		n++
+		r.logger().InfoContext(ctx, "xa branch resolved", "service", r.Endpoints.Service, "xid", xa.XID(br), "decision", dec.String())
+	}
+	return n, errors.Join(errs...)
+}

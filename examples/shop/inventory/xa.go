@@ -1,0 +1,60 @@
+package inventory
+
+import (
+	"context"
+
+	"github.com/dtxhq/dtx/examples/shop/internal/shopxa"
+	"github.com/dtxhq/dtx/participant"
+)
+
+// XA: a prepare runs the saga's deduction (available -> sold, ledger rows
+// DEDUCTED) as an XA branch of the inventory database and prepares it;
+// commit makes it visible, rollback discards it. Nothing is reserved: until
+// the commit, the rows stay locked and other transactions see the old
+// stock. Needs PostgreSQL (or MySQL); on SQLite the endpoints refuse.
+
+func (s *Service) handleXAPrepare(ctx context.Context, br participant.Branch, body []byte) (any, error) {
+	req, err := parseRequest(body)
+	if err != nil {
+		return nil, err
+	}
+	err = s.xa.Prepare(ctx, br, func(ctx context.Context, q shopxa.Querier) error {
+		return deduct(ctx, q, br.GID, req)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"order_id": req.OrderID, "prepared": true}, nil
+}
+
+func (s *Service) handleXACommit(ctx context.Context, br participant.Branch, body []byte) (any, error) {
+	req, err := parseRequest(body)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.xa.Commit(ctx, br); err != nil {
+		return nil, err
+	}
+	total, err := s.ledgerTotal(ctx, req.OrderID)
+	if err != nil {
+		return nil, err
+	}
+	return DeductResult{OrderID: req.OrderID, Total: total}, nil
+}
+
+func (s *Service) handleXARollback(ctx context.Context, br participant.Branch, body []byte) (any, error) {
+	req, err := parseRequest(body)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.xa.Rollback(ctx, br); err != nil {
+		return nil, err
+	}
+	return map[string]int64{"order_id": req.OrderID}, nil
+}
+
+// XAResolver returns a resolver for the service's prepared XA branches,
+// deciding from src (the coordinator).
+func (s *Service) XAResolver(src shopxa.StatusSource) *shopxa.Resolver {
+	return &shopxa.Resolver{Endpoints: s.xa, Source: src, Logger: s.log}
+}
