@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -52,7 +53,7 @@ type demoResult struct {
 
 func runDemo(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("dtx demo", flag.ContinueOnError)
-	pattern := fs.String("pattern", "saga", "transaction pattern: saga or tcc")
+	pattern := fs.String("pattern", "saga", "transaction pattern: saga, tcc or xa (xa runs the services on a throwaway PostgreSQL)")
 	orders := fs.Int("orders", 200, "orders to place")
 	concurrency := fs.Int("concurrency", 16, "orders placed at once")
 	faultRate := fs.Float64("faults", 0.2, "probability that a branch call is faulted (fail before commit, delay, or commit-then-lose-the-response)")
@@ -65,8 +66,8 @@ func runDemo(ctx context.Context, args []string) error {
 		return err
 	}
 	switch {
-	case *pattern != order.PatternSaga && *pattern != order.PatternTCC:
-		return usagef("pattern %q is not available (available: saga, tcc; xa and choreography are not built yet)", *pattern)
+	case !slices.Contains(order.Patterns, *pattern):
+		return usagef("pattern %q is not available (available: %s; choreography is not built yet)", *pattern, strings.Join(order.Patterns, ", "))
 	case *orders < 1 || *orders > 1_000_000:
 		return usagef("orders must be between 1 and 1000000")
 	case *concurrency < 1 || *concurrency > 1024:
@@ -114,6 +115,19 @@ func runDemo(ctx context.Context, args []string) error {
 	}
 	defer stopAPI()
 
+	// XA needs databases with two-phase commit: the services run on a
+	// throwaway PostgreSQL server started from the installed binaries.
+	var orderDSN, inventoryDSN, paymentDSN string
+	if *pattern == order.PatternXA {
+		dsns, label, cleanup, err := startTempPostgres(ctx, "orders", "inventory", "payment")
+		if err != nil {
+			return fmt.Errorf("the xa pattern needs PostgreSQL for the services' databases: %w", err)
+		}
+		defer cleanup()
+		orderDSN, inventoryDSN, paymentDSN = dsns[0], dsns[1], dsns[2]
+		fmt.Fprintf(out, "  services' databases on %s\n", label)
+	}
+
 	// The shop: three services, three databases, faults in every saga endpoint.
 	branchTimeout := 500 * time.Millisecond
 	fc := func(salt uint64) faults.Config {
@@ -121,7 +135,9 @@ func runDemo(ctx context.Context, args []string) error {
 	}
 	sh, err := shop.Start(ctx, shop.Config{
 		Dir: work, CoordinatorURL: apiURL, Pattern: *pattern,
-		OrderFaults: fc(1), InventoryFaults: fc(2), PaymentFaults: fc(3),
+		OrderDSN: orderDSN, InventoryDSN: inventoryDSN, PaymentDSN: paymentDSN,
+		XAResolveInterval: 2 * time.Second,
+		OrderFaults:       fc(1), InventoryFaults: fc(2), PaymentFaults: fc(3),
 		BranchTimeout: branchTimeout, SagaTimeout: 60 * time.Second,
 		ResubmitInterval: time.Second, ResubmitAfter: 3 * time.Second, WaitTimeout: 30 * time.Second,
 		Logger: log,

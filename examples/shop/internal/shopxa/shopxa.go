@@ -30,12 +30,14 @@ type Querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// LockTimeout bounds how long a prepare waits for a row lock held by another
-// transaction (PostgreSQL). Prepared branches of a healthy coordinator hold
-// their locks for milliseconds; one that waits longer is refused
-// (definitely), which cancels its transaction instead of queueing behind a
-// stuck one.
-const LockTimeout = 3 * time.Second
+// LockTimeout bounds how long a prepare waits for a row lock (PostgreSQL).
+// A prepared branch keeps its locks until the coordinator commits or rolls
+// it back, so a busy row can stay locked for a whole transaction; rather
+// than hold a connection (and overrun the branch timeout) the prepare gives
+// up quickly with a retryable error, and the coordinator tries again after
+// its backoff. That cannot deadlock: XA transactions prepare in participant
+// order, and each branch locks its rows in key order.
+const LockTimeout = 250 * time.Millisecond
 
 // Endpoints are a service's XA endpoints over one database.
 type Endpoints struct {
@@ -75,9 +77,9 @@ func (e *Endpoints) check(br participant.Branch, op dtx.Op) error {
 	return nil
 }
 
-// Prepare runs work as the XA branch br and prepares it. A lock wait longer
-// than LockTimeout, and a late prepare after its rollback (hanging), are
-// definite failures.
+// Prepare runs work as the XA branch br and prepares it. A late prepare
+// after its rollback (hanging) is a definite failure; a lock wait longer
+// than LockTimeout is retryable.
 func (e *Endpoints) Prepare(ctx context.Context, br participant.Branch, work func(ctx context.Context, q Querier) error) error {
 	if err := e.check(br, dtx.OpTry); err != nil {
 		return err
@@ -94,7 +96,8 @@ func (e *Endpoints) Prepare(ctx context.Context, br participant.Branch, work fun
 	case errors.Is(err, participant.ErrHanging):
 		return dtx.Permanentf("%s: prepare of %s after its rollback: refused", e.Service, xa.XID(br))
 	case lockTimeout(err):
-		return dtx.Permanentf("%s: prepare of %s waited more than %s for a lock: refused", e.Service, xa.XID(br), LockTimeout)
+		return fmt.Errorf("%s: prepare of %s: rows locked by another transaction for more than %s; retry later: %w",
+			e.Service, xa.XID(br), LockTimeout, err)
 	}
 	return err
 }
