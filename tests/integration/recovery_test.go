@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -75,18 +76,28 @@ var storeKinds = []storeKind{
 // startShop runs the reference shop in the test process, submitting its
 // sagas to the coordinator at coordAddr. Saga calls are slowed down and
 // some responses lost, so that many sagas are in flight at any moment.
-func startShop(t *testing.T, coordAddr string, pattern string) *shop.Shop {
+//
+// The xa pattern runs each service on its own throwaway PostgreSQL
+// database. tweak, if given, adjusts the configuration before the start.
+func startShop(t *testing.T, coordAddr string, pattern string, tweak ...func(*shop.Config)) *shop.Shop {
 	t.Helper()
 	fc := func(seed int64) faults.Config {
 		return faults.Config{Rate: 0.3, Kinds: []faults.Kind{faults.Delay, faults.Lose}, Delay: 250 * time.Millisecond, Seed: seed}
 	}
-	sh, err := shop.Start(context.Background(), shop.Config{
+	cfg := shop.Config{
 		Dir: t.TempDir(), CoordinatorURL: "http://" + coordAddr, Pattern: pattern,
 		InventoryFaults: fc(1), PaymentFaults: fc(2),
 		BranchTimeout: time.Second, SagaTimeout: 2 * time.Minute,
 		ResubmitInterval: 200 * time.Millisecond, ResubmitAfter: time.Second,
 		Logger: slog.New(slog.DiscardHandler),
-	})
+	}
+	if pattern == order.PatternXA {
+		cfg.OrderDSN, cfg.InventoryDSN, cfg.PaymentDSN = pgtest.DSN(t), pgtest.DSN(t), pgtest.DSN(t)
+	}
+	for _, f := range tweak {
+		f(&cfg)
+	}
+	sh, err := shop.Start(context.Background(), cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { sh.Close(context.Background()) })
 	return sh
@@ -229,6 +240,63 @@ func TestRecovery_SIGKILL(t *testing.T) {
 			checkOutcome(t, sh, c, n)
 		})
 	}
+}
+
+// TestRecovery_SIGKILLBetweenPrepareAndCommit runs XA orders with the
+// payment's commits slowed down, so that when the coordinator is killed
+// branches sit prepared in both services' PostgreSQL databases
+// (pg_prepared_xacts). The restarted coordinator finishes each in the
+// direction its log says; nothing stays prepared, nothing is lost or
+// applied twice.
+func TestRecovery_SIGKILLBetweenPrepareAndCommit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the dtx binary")
+	}
+	sk := storeKinds[0]
+	dsn := sk.dsn(t)
+	addr := freeAddr(t)
+	logPath := filepath.Join(t.TempDir(), "coordinator.log")
+	coord := startServer(t, addr, dsn, logPath)
+	sh := startShop(t, addr, order.PatternXA, func(cfg *shop.Config) {
+		cfg.PaymentFaults = faults.Config{Rate: 0.5, Kinds: []faults.Kind{faults.Delay}, MinDelay: 1500 * time.Millisecond,
+			Delay: 1500 * time.Millisecond, Ops: []dtx.Op{dtx.OpConfirm}, Seed: 3}
+		cfg.BranchTimeout = 3 * time.Second
+	})
+	c := client.New("http://"+addr, nil)
+
+	prepared := func() int {
+		n := 0
+		for _, db := range []*sql.DB{sh.InventoryDB(), sh.PaymentDB()} {
+			var k int
+			require.NoError(t, db.QueryRow(`SELECT COUNT(*) FROM pg_prepared_xacts WHERE database = current_database()`).Scan(&k))
+			n += k
+		}
+		return n
+	}
+	const n, conc = 80, 16
+	killed := make(chan struct{})
+	var once sync.Once
+	var inDoubt int
+	placeOrders(t, sh, n, conc, func(placed int) {
+		if placed == n/2 {
+			once.Do(func() {
+				coord.kill()
+				inDoubt = prepared()
+				close(killed)
+			})
+		}
+	})
+	<-killed
+	require.Positive(t, inDoubt, "the kill must leave branches prepared")
+	t.Logf("killed the coordinator with %d XA branches prepared", inDoubt)
+
+	startServer(t, addr, dsn, logPath)
+	waitAllFinal(t, sh, c, 2*time.Minute)
+	waitFor(t, 30*time.Second, "every prepared branch to finish", func() (bool, string) {
+		k := prepared()
+		return k == 0, fmt.Sprintf("%d branches prepared", k)
+	})
+	checkOutcome(t, sh, c, n)
 }
 
 // TestRecovery_Takeover runs two coordinators on one PostgreSQL database,
