@@ -47,7 +47,7 @@ type benchResult struct {
 
 func runBench(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("dtx bench", flag.ContinueOnError)
-	pattern := fs.String("pattern", "saga", "saga (2 steps) or tcc (2 participants: 2 tries, then 2 confirms)")
+	pattern := fs.String("pattern", "saga", "saga (2 steps), tcc (2 participants: 2 tries, then 2 confirms) or xa (2 real XA branches on a throwaway PostgreSQL: 2 prepares in order, then 2 commits)")
 	storeDSN := fs.String("store", "sqlite", "sqlite (a fresh file in a temp dir), sqlite://path, postgres://…, or postgres-temp (a throwaway local server)")
 	clients := fs.Int("clients", 8, "closed-loop clients, each submitting a saga and waiting for its outcome")
 	duration := fs.Duration("duration", 10*time.Second, "measured duration")
@@ -58,8 +58,8 @@ func runBench(ctx context.Context, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *pattern != "saga" && *pattern != "tcc" {
-		return usagef("pattern %q: want saga or tcc", *pattern)
+	if *pattern != "saga" && *pattern != "tcc" && *pattern != "xa" {
+		return usagef("pattern %q: want saga, tcc or xa", *pattern)
 	}
 	if *clients < 1 || *duration <= 0 || *warmup < 0 {
 		return usagef("need clients >= 1, duration > 0, warmup >= 0")
@@ -81,7 +81,15 @@ func runBench(ctx context.Context, args []string) error {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte("{}"))
 	})
-	partURL, stopPart, err := serveLoopback(noop)
+	// XA: real branches, prepared and committed in PostgreSQL.
+	partURL, stopPart, err := "", func() {}, error(nil)
+	participants := "no-op participants"
+	if *pattern == "xa" {
+		partURL, stopPart, err = xaBenchParticipants(ctx, *clients)
+		participants = "2 XA branches on a throwaway PostgreSQL"
+	} else {
+		partURL, stopPart, err = serveLoopback(noop)
+	}
 	if err != nil {
 		return err
 	}
@@ -119,11 +127,12 @@ func runBench(ctx context.Context, args []string) error {
 				gid := fmt.Sprintf("bench-%d-%d-%d", time.Now().UnixNano(), w, i)
 				var body []byte
 				path := "/v1/sagas"
-				if *pattern == "tcc" {
-					path = "/v1/tcc"
+				if *pattern == "tcc" || *pattern == "xa" {
+					path = "/v1/" + *pattern
+					payload := json.RawMessage(fmt.Sprintf(`{"row":%d}`, w))
 					body, _ = json.Marshal(tcc.Spec{GID: gid, Participants: []tcc.Participant{
-						{Name: "a", Try: partURL + "/a", Confirm: partURL + "/a-confirm", Cancel: partURL + "/a-cancel", Payload: json.RawMessage(`{"amount":1}`)},
-						{Name: "b", Try: partURL + "/b", Confirm: partURL + "/b-confirm", Cancel: partURL + "/b-cancel", Payload: json.RawMessage(`{"amount":1}`)},
+						{Name: "a", Try: partURL + "/a", Confirm: partURL + "/a-confirm", Cancel: partURL + "/a-cancel", Payload: payload},
+						{Name: "b", Try: partURL + "/b", Confirm: partURL + "/b-confirm", Cancel: partURL + "/b-cancel", Payload: payload},
 					}})
 				} else {
 					body, _ = json.Marshal(saga.Spec{GID: gid, Steps: []saga.Step{
@@ -147,7 +156,7 @@ func runBench(ctx context.Context, args []string) error {
 		}()
 	}
 	if !*asJSON {
-		fmt.Fprintf(os.Stderr, "bench: %s, no-op participants, store %s, %d clients: warm-up %v, measuring %v…\n", *pattern, label, *clients, *warmup, *duration)
+		fmt.Fprintf(os.Stderr, "bench: %s, %s, store %s, %d clients: warm-up %v, measuring %v…\n", *pattern, participants, label, *clients, *warmup, *duration)
 	}
 	sleepCtx(ctx, *warmup)
 	measuring.Store(true)
