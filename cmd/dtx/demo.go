@@ -136,8 +136,8 @@ func runDemo(ctx context.Context, args []string) error {
 	sh, err := shop.Start(ctx, shop.Config{
 		Dir: work, CoordinatorURL: apiURL, Pattern: *pattern,
 		OrderDSN: orderDSN, InventoryDSN: inventoryDSN, PaymentDSN: paymentDSN,
-		XAResolveInterval: 2 * time.Second,
-		OrderFaults:       fc(1), InventoryFaults: fc(2), PaymentFaults: fc(3),
+		ResolveInterval: 2 * time.Second,
+		OrderFaults:     fc(1), InventoryFaults: fc(2), PaymentFaults: fc(3),
 		BranchTimeout: branchTimeout, SagaTimeout: 60 * time.Second,
 		ResubmitInterval: time.Second, ResubmitAfter: 3 * time.Second, WaitTimeout: 30 * time.Second,
 		Logger: log,

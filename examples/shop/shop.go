@@ -70,10 +70,10 @@ type Config struct {
 	// (two-phase commit; needs PostgreSQL or MySQL for the inventory and
 	// payment databases).
 	Pattern string
-	// XAResolveInterval is how often the inventory and payment services
-	// look for XA branches left prepared whose transaction has ended (default
-	// 5s; see Shop.XAStats). Only on databases that run XA.
-	XAResolveInterval time.Duration
+	// ResolveInterval is how often the inventory and payment services look
+	// for XA branches left prepared and TCC reservations left RESERVED whose
+	// transaction has ended (default 5s; see Shop.ResolverStats).
+	ResolveInterval time.Duration
 	// OrderFaults, InventoryFaults and PaymentFaults inject faults into each
 	// service's saga endpoints (default: none).
 	OrderFaults, InventoryFaults, PaymentFaults faults.Config
@@ -238,17 +238,15 @@ func Start(ctx context.Context, cfg Config) (_ *Shop, err error) {
 		defer s.wg.Done()
 		_ = s.Orders.Run(runCtx)
 	}()
-	// XA branches left prepared: resolved from the coordinator's log.
+	// XA branches left prepared and stale TCC reservations: resolved from
+	// the coordinator's log.
 	if src, ok := coord.(shopxa.StatusSource); ok {
-		s.resolvers = map[string]*shopxa.Resolver{}
-		if xaCapable(invDialect) {
-			s.resolvers["inventory"] = s.Inventory.XAResolver(src)
-		}
-		if xaCapable(payDialect) {
-			s.resolvers["payment"] = s.Payment.XAResolver(src)
+		s.resolvers = map[string]*shopxa.Resolver{
+			"inventory": s.Inventory.Resolver(src),
+			"payment":   s.Payment.Resolver(src),
 		}
 		for _, r := range s.resolvers {
-			r.Interval = cfg.XAResolveInterval
+			r.Interval = cfg.ResolveInterval
 			s.wg.Add(1)
 			go func() {
 				defer s.wg.Done()
@@ -266,9 +264,9 @@ func xaCapable(d participant.Dialect) bool {
 	return d == participant.Postgres || d == participant.MySQL
 }
 
-// XAStats returns, per service, what its XA resolver did (empty when no
-// database runs XA or the coordinator cannot be asked).
-func (s *Shop) XAStats() map[string]shopxa.Stats {
+// ResolverStats returns, per service, what its resolver did (empty when
+// the coordinator cannot be asked).
+func (s *Shop) ResolverStats() map[string]shopxa.Stats {
 	out := map[string]shopxa.Stats{}
 	for name, r := range s.resolvers {
 		out[name] = r.Stats()

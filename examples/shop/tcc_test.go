@@ -3,6 +3,7 @@ package shop_test
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/dtxhq/dtx/examples/shop"
 	"github.com/dtxhq/dtx/examples/shop/faults"
 	"github.com/dtxhq/dtx/examples/shop/internal/shoptest"
+	"github.com/dtxhq/dtx/examples/shop/internal/shopxa"
 	"github.com/dtxhq/dtx/examples/shop/inventory"
 	"github.com/dtxhq/dtx/examples/shop/order"
 	"github.com/dtxhq/dtx/examples/shop/payment"
@@ -329,4 +331,55 @@ func TestShopTCC_Faults(t *testing.T) {
 	pending, err := s.Orders.List(ctx, order.Pending)
 	require.NoError(t, err)
 	assert.Empty(t, pending)
+}
+
+// TestShopTCC_ResolverCancelsStaleReservations leaves reservations behind as
+// a lost cancel would, and checks the reserved-state sweep: the
+// reservations of a failed transaction, or of one the coordinator never
+// recorded, are cancelled; those of running or succeeded ones are left to
+// the coordinator (the sweep never confirms).
+func TestShopTCC_ResolverCancelsStaleReservations(t *testing.T) {
+	s := tccShop(t, shop.Config{})
+	ctx := context.Background()
+	cases := []struct {
+		status dtx.Status
+		want   string // reservation status after the sweep
+	}{
+		{dtx.StatusRunning, inventory.Reserved},
+		{dtx.StatusSucceeded, inventory.Reserved},
+		{dtx.StatusFailed, inventory.Cancelled},
+		{"", inventory.Cancelled},
+	}
+	known := statusSource{}
+	for i, tc := range cases {
+		gid := fmt.Sprintf("tcc-stale-%d", i)
+		known[gid] = tc.status
+		orderID := int64(9100 + i)
+		code, body := shoptest.Call(t, s.InventoryURL()+inventory.PathReserve, gid, 1, dtx.OpTry,
+			fmt.Sprintf(`{"order_id":%d,"items":[{"product_id":2,"quantity":1}]}`, orderID))
+		require.Equal(t, http.StatusOK, code, body)
+		code, body = shoptest.Call(t, s.PaymentURL()+payment.PathReserve, gid, 2, dtx.OpTry,
+			fmt.Sprintf(`{"order_id":%d,"user_id":1,"amount":200}`, orderID))
+		require.Equal(t, http.StatusOK, code, body)
+
+		for _, r := range []*shopxa.Resolver{s.Inventory.Resolver(known), s.Payment.Resolver(known)} {
+			r.MinAge = time.Hour
+			n, err := r.Sweep(ctx)
+			require.NoError(t, err)
+			require.Zero(t, n, "too young to sweep")
+			r.MinAge = time.Nanosecond
+			time.Sleep(2 * time.Millisecond)
+			_, err = r.Sweep(ctx)
+			require.NoError(t, err)
+		}
+		assert.Equal(t, map[int64]string{2: tc.want}, reservations(t, s, orderID), "status %q", tc.status)
+		want := payment.Reserved
+		if tc.want == inventory.Cancelled {
+			want = payment.Cancelled
+		}
+		assert.Equal(t, want, paymentStatus(t, s, orderID), "status %q", tc.status)
+	}
+	// Two transactions still hold: 2 units and 400 cents.
+	assert.Equal(t, int64(2), mustProduct(t, s, 2).Reserved)
+	assert.Equal(t, int64(400), account(t, s, 1).Reserved)
 }

@@ -97,14 +97,16 @@ func TestShopXA_NeedsXADatabases(t *testing.T) {
 	require.ErrorContains(t, err, "the xa pattern needs PostgreSQL or MySQL databases")
 }
 
-// statusSource answers the resolver with a fixed status (or not found).
-type statusSource struct{ status dtx.Status }
+// statusSource answers the resolver as a coordinator would: the status of
+// each gid it knows, not found for the others.
+type statusSource map[string]dtx.Status
 
 func (f statusSource) Get(_ context.Context, gid string) (*dtx.TxDetail, error) {
-	if f.status == "" {
+	st, ok := f[gid]
+	if !ok || st == "" {
 		return nil, dtx.ErrNotFound
 	}
-	return &dtx.TxDetail{Tx: dtx.Tx{GID: gid, Status: f.status}}, nil
+	return &dtx.TxDetail{Tx: dtx.Tx{GID: gid, Status: st}}, nil
 }
 
 // TestShopXA_ResolverFinishesInDoubt leaves branches prepared, as a
@@ -135,7 +137,7 @@ func TestShopXA_ResolverFinishesInDoubt(t *testing.T) {
 		assert.Equal(t, before, mustProduct(t, s, 2).Sold, "a prepared branch is invisible")
 		assert.Equal(t, 1, preparedCount(t, s))
 
-		r := s.Inventory.XAResolver(statusSource{tc.status})
+		r := s.Inventory.Resolver(statusSource{gid: tc.status})
 		r.MinAge = time.Nanosecond
 		_, err := r.Sweep(ctx) // first sight: too young
 		require.NoError(t, err)

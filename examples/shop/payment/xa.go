@@ -53,8 +53,13 @@ func (s *Service) handleXARollback(ctx context.Context, br participant.Branch, b
 	return map[string]int64{"order_id": req.OrderID}, nil
 }
 
-// XAResolver returns a resolver for the service's prepared XA branches,
-// deciding from src (the coordinator).
-func (s *Service) XAResolver(src shopxa.StatusSource) *shopxa.Resolver {
-	return &shopxa.Resolver{Endpoints: s.xa, Source: src, Logger: s.log}
+// Resolver returns the service's resolver, deciding from src (the
+// coordinator): it finishes XA branches left prepared and cancels the TCC
+// reservations of failed transactions (see shopxa.Resolver).
+func (s *Service) Resolver(src shopxa.StatusSource) *shopxa.Resolver {
+	return &shopxa.Resolver{
+		Endpoints: s.xa, Source: src, Logger: s.log,
+		Reserved:       shopxa.StaleReserved(s.db, "payments"),
+		CancelReserved: shopxa.CancelReserved(s.db, "payments", cancelReservation),
+	}
 }

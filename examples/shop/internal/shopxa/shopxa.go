@@ -1,5 +1,7 @@
 // Package shopxa gives the inventory and payment services their XA (two-phase
-// commit) endpoints and the resolver that finishes branches left prepared.
+// commit) endpoints, and the resolver that finishes what a failed
+// coordinator or a lost call left behind: XA branches left prepared, and
+// TCC reservations left RESERVED by a transaction that was cancelled.
 //
 // A prepare runs the service's ordinary local work (a deduction, a charge)
 // as an XA branch of its database through package participant/xa: prepared,
@@ -168,17 +170,29 @@ type Stats struct {
 	InDoubt    int64 `json:"in_doubt"` // prepared branches seen by the last sweep
 	Committed  int64 `json:"committed"`
 	RolledBack int64 `json:"rolled_back"`
-	Errors     int64 `json:"errors"`
+	// StaleReserved counts the RESERVED transactions seen by the last
+	// sweep older than MinAge; ReservationsCancelled those it cancelled.
+	StaleReserved         int64 `json:"stale_reserved"`
+	ReservationsCancelled int64 `json:"reservations_cancelled"`
+	Errors                int64 `json:"errors"`
 }
 
 // Resolver periodically finishes the service's prepared branches whose
 // global transaction has ended (or that the coordinator does not know), in
-// the direction the coordinator's log says. The coordinator finishes them
-// itself when it runs; the resolver covers a coordinator that is slow, down,
-// or lost the transaction.
+// the direction the coordinator's log says, and cancels the TCC
+// reservations of transactions that failed (the seeds' "reserved-state
+// scheduler"). The coordinator finishes both itself when it runs; the
+// resolver covers a coordinator that is slow, down, or lost the
+// transaction. It never confirms a reservation: confirming is the
+// coordinator's decision alone.
 type Resolver struct {
 	Endpoints *Endpoints
 	Source    StatusSource
+	// Reserved, if set, lists the gids of transactions holding RESERVED
+	// reservations created before the given time; CancelReserved cancels
+	// the reservations of one gid (idempotently).
+	Reserved       func(ctx context.Context, before time.Time) ([]string, error)
+	CancelReserved func(ctx context.Context, gid string) error
 	// Interval between sweeps (default 5s); MinAge is how long a branch must
 	// have been seen prepared before it is resolved (default 2*Interval), so
 	// the coordinator gets the first chance.
@@ -189,12 +203,14 @@ type Resolver struct {
 	first map[string]time.Time // xid -> first seen prepared
 
 	sweeps, inDoubt, committed, rolledBack, errs atomic.Int64
+	staleReserved, cancelledReserved             atomic.Int64
 }
 
 // Stats returns the resolver's counters.
 func (r *Resolver) Stats() Stats {
 	return Stats{Sweeps: r.sweeps.Load(), InDoubt: r.inDoubt.Load(), Committed: r.committed.Load(),
-		RolledBack: r.rolledBack.Load(), Errors: r.errs.Load()}
+		RolledBack: r.rolledBack.Load(), StaleReserved: r.staleReserved.Load(),
+		ReservationsCancelled: r.cancelledReserved.Load(), Errors: r.errs.Load()}
 }
 
 func (r *Resolver) interval() time.Duration {
@@ -206,7 +222,7 @@ func (r *Resolver) interval() time.Duration {
 
 // Run sweeps every Interval until ctx is done.
 func (r *Resolver) Run(ctx context.Context) {
-	if !r.Endpoints.Supported() {
+	if !r.Endpoints.Supported() && r.Reserved == nil {
 		return
 	}
 	t := time.NewTicker(r.interval())
@@ -230,13 +246,63 @@ func (r *Resolver) logger() *slog.Logger {
 	return slog.Default()
 }
 
-// Sweep resolves once, and returns how many branches it finished.
+func (r *Resolver) minAge() time.Duration {
+	if r.MinAge > 0 {
+		return r.MinAge
+	}
+	return 2 * r.interval()
+}
+
+// Sweep resolves once, and returns how many XA branches and reserved
+// transactions it finished.
 func (r *Resolver) Sweep(ctx context.Context) (int, error) {
 	r.sweeps.Add(1)
-	minAge := r.MinAge
-	if minAge <= 0 {
-		minAge = 2 * r.interval()
+	var n int
+	var errs []error
+	if r.Endpoints.Supported() {
+		k, err := r.sweepXA(ctx)
+		n += k
+		errs = append(errs, err)
 	}
+	if r.Reserved != nil {
+		k, err := r.sweepReserved(ctx)
+		n += k
+		errs = append(errs, err)
+	}
+	return n, errors.Join(errs...)
+}
+
+// sweepReserved cancels the reservations of failed (or unknown)
+// transactions older than MinAge; others are left to the coordinator.
+func (r *Resolver) sweepReserved(ctx context.Context) (int, error) {
+	gids, err := r.Reserved(ctx, time.Now().Add(-r.minAge()))
+	if err != nil {
+		r.errs.Add(1)
+		return 0, err
+	}
+	r.staleReserved.Store(int64(len(gids)))
+	n := 0
+	var errs []error
+	for _, gid := range gids {
+		dec, err := Decide(ctx, r.Source, gid)
+		if err == nil && dec == xa.Rollback {
+			err = r.CancelReserved(ctx, gid)
+			if err == nil {
+				n++
+				r.cancelledReserved.Add(1)
+				r.logger().InfoContext(ctx, "stale reservation cancelled", "service", r.Endpoints.Service, "gid", gid)
+			}
+		}
+		if err != nil {
+			r.errs.Add(1)
+			errs = append(errs, fmt.Errorf("reservations of %s: %w", gid, err))
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+func (r *Resolver) sweepXA(ctx context.Context) (int, error) {
+	minAge := r.minAge()
 	b := r.Endpoints.branches()
 	brs, err := b.InDoubt(ctx, r.Endpoints.DB)
 	if err != nil {
@@ -287,4 +353,52 @@ func (r *Resolver) Sweep(ctx context.Context) (int, error) {
 		r.logger().InfoContext(ctx, "xa branch resolved", "service", r.Endpoints.Service, "xid", xa.XID(br), "decision", dec.String())
 	}
 	return n, errors.Join(errs...)
+}
+
+// StaleReserved returns Resolver.Reserved for a table with columns gid,
+// status and created_at (Unix milliseconds), such as the inventory's
+// reservations and the payment's payments.
+func StaleReserved(db *sql.DB, table string) func(ctx context.Context, before time.Time) ([]string, error) {
+	return func(ctx context.Context, before time.Time) ([]string, error) {
+		rows, err := db.QueryContext(ctx,
+			`SELECT DISTINCT gid FROM `+table+` WHERE status = 'RESERVED' AND created_at <= $1`, before.UnixMilli())
+		if err != nil {
+			return nil, fmt.Errorf("read stale reservations: %w", err)
+		}
+		defer rows.Close()
+		var gids []string
+		for rows.Next() {
+			var gid string
+			if err := rows.Scan(&gid); err != nil {
+				return nil, fmt.Errorf("read stale reservations: %w", err)
+			}
+			gids = append(gids, gid)
+		}
+		return gids, rows.Err()
+	}
+}
+
+// CancelReserved returns Resolver.CancelReserved: in one local
+// transaction, it finds the order that gid reserved in table and runs
+// cancel for it.
+func CancelReserved(db *sql.DB, table string, cancel func(ctx context.Context, tx *sql.Tx, orderID int64) error) func(ctx context.Context, gid string) error {
+	return func(ctx context.Context, gid string) error {
+		tx, err := db.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		var orderID int64
+		err = tx.QueryRowContext(ctx, `SELECT order_id FROM `+table+` WHERE gid = $1 AND status = 'RESERVED' LIMIT 1`, gid).Scan(&orderID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil // cancelled or confirmed meanwhile
+		}
+		if err != nil {
+			return err
+		}
+		if err := cancel(ctx, tx, orderID); err != nil {
+			return err
+		}
+		return tx.Commit()
+	}
 }
