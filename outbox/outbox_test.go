@@ -322,7 +322,7 @@ func TestOutbox(t *testing.T) {
 		t.Run("RelaysNeverOverlap", func(t *testing.T) {
 			d, _, ob := setup(t)
 			pub := &recorder{delay: time.Millisecond}
-			cfg := fast(outbox.RelayConfig{BatchSize: 4, LeaseTTL: 500 * time.Millisecond})
+			cfg := fast(outbox.RelayConfig{BatchSize: 4, LeaseTTL: time.Second})
 			// Three relay processes, each with its own pool; the leader is
 			// stopped and restarted repeatedly so the lease changes hands.
 			var (

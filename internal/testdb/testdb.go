@@ -77,13 +77,15 @@ func MySQL(tb testing.TB, srv *mariadbtest.Server) DB {
 	}}
 }
 
-// Each runs f in the subtests SQLite, Postgres and MySQL; newDB creates a
-// fresh database of that dialect per call. The MySQL subtest starts one
-// MariaDB server of its own (about two seconds), stopped when it ends.
+// Each runs f in the parallel subtests SQLite, Postgres and MySQL; newDB
+// creates a fresh database of that dialect per call. The MySQL subtest
+// starts one MariaDB server of its own (about two seconds), stopped when it
+// ends.
 func Each(t *testing.T, f func(t *testing.T, newDB func(tb testing.TB) DB)) {
-	t.Run("SQLite", func(t *testing.T) { f(t, SQLite) })
-	t.Run("Postgres", func(t *testing.T) { f(t, Postgres) })
+	t.Run("SQLite", func(t *testing.T) { t.Parallel(); f(t, SQLite) })
+	t.Run("Postgres", func(t *testing.T) { t.Parallel(); f(t, Postgres) })
 	t.Run("MySQL", func(t *testing.T) {
+		t.Parallel()
 		srv := mariadbtest.Start(t)
 		f(t, func(tb testing.TB) DB { tb.Helper(); return MySQL(tb, srv) })
 	})
