@@ -1,0 +1,535 @@
+package outbox
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"github.com/dtxhq/dtx/broker"
+	"github.com/dtxhq/dtx/internal/sqlq"
+	"github.com/dtxhq/dtx/participant"
+)
+
+// Publisher is what the relay needs from a broker: broker.Broker satisfies
+// it, and tests can pass any fake.
+//
+// Publish must return nil only once every message is durably stored (an
+// error may leave any subset stored; the relay publishes them again). It
+// must return soon after ctx is done: the relay cancels ctx when its lease
+// is about to run out, and only then can it guarantee that no other relay
+// publishes at the same time.
+type Publisher interface {
+	Publish(ctx context.Context, msgs ...broker.Message) error
+}
+
+var _ Publisher = broker.Broker(nil)
+
+// Defaults for RelayConfig.
+const (
+	DefaultBatchSize    = 100
+	DefaultPollInterval = 500 * time.Millisecond
+	DefaultLeaseTTL     = 15 * time.Second
+	DefaultRetryBase    = 100 * time.Millisecond
+	DefaultRetryMax     = 10 * time.Second
+	// MaxBatchSize bounds RelayConfig.BatchSize.
+	MaxBatchSize = 1000
+)
+
+// RelayConfig configures a Relay. Zero values take the defaults.
+type RelayConfig struct {
+	// BatchSize is the most rows read and published per cycle (default
+	// 100, at most MaxBatchSize).
+	BatchSize int
+	// PollInterval is how long an idle relay waits before looking for new
+	// rows (default 500ms); Notify cuts the wait short. A standby relay
+	// tries to take the lease at the same interval.
+	PollInterval time.Duration
+	// LeaseTTL is how long the relay's lease lasts without renewal (default
+	// 15s): a relay that dies is replaced after at most this. The holder
+	// renews it about every LeaseTTL/3 and stops publishing, by cancelling
+	// the Publish context, at 4/5 of it after its last renewal.
+	LeaseTTL time.Duration
+	// Owner names this relay in the lease table (default: host-pid). A
+	// random suffix is always appended, so that two relays never mistake
+	// each other's lease for their own.
+	Owner string
+	// Retention is how long published rows are kept (marked with
+	// published_at) before being deleted. Zero (the default) deletes each
+	// row as soon as it is published, which keeps the table as small as
+	// the backlog; a positive retention keeps a recent history for
+	// debugging and audits, purged about every min(Retention, 1 minute).
+	Retention time.Duration
+	// RetryBase and RetryMax bound the backoff after a failed publish or
+	// database error (defaults 100ms, 10s): the delay doubles per
+	// consecutive failure and is jittered.
+	RetryBase, RetryMax time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+}
+
+func (c *RelayConfig) setDefaults() {
+	if c.BatchSize == 0 {
+		c.BatchSize = DefaultBatchSize
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = DefaultPollInterval
+	}
+	if c.LeaseTTL == 0 {
+		c.LeaseTTL = DefaultLeaseTTL
+	}
+	if c.Owner == "" {
+		host, _ := os.Hostname()
+		c.Owner = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if c.RetryBase == 0 {
+		c.RetryBase = DefaultRetryBase
+	}
+	if c.RetryMax == 0 {
+		c.RetryMax = DefaultRetryMax
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Validate reports every invalid field at once.
+func (c RelayConfig) Validate() error {
+	var errs []error
+	if c.BatchSize < 0 || c.BatchSize > MaxBatchSize {
+		errs = append(errs, fmt.Errorf("outbox: BatchSize %d out of range [1, %d]", c.BatchSize, MaxBatchSize))
+	}
+	if c.PollInterval < 0 {
+		errs = append(errs, fmt.Errorf("outbox: negative PollInterval %v", c.PollInterval))
+	}
+	if c.LeaseTTL < 0 || (c.LeaseTTL > 0 && c.LeaseTTL < 10*time.Millisecond) {
+		errs = append(errs, fmt.Errorf("outbox: LeaseTTL %v below 10ms", c.LeaseTTL))
+	}
+	if c.Retention < 0 {
+		errs = append(errs, fmt.Errorf("outbox: negative Retention %v", c.Retention))
+	}
+	if c.RetryBase < 0 || c.RetryMax < 0 || (c.RetryMax > 0 && c.RetryBase > c.RetryMax) {
+		errs = append(errs, fmt.Errorf("outbox: RetryBase %v, RetryMax %v: need 0 <= RetryBase <= RetryMax", c.RetryBase, c.RetryMax))
+	}
+	if len(c.Owner) > 200 {
+		errs = append(errs, fmt.Errorf("outbox: Owner longer than 200 bytes"))
+	}
+	return errors.Join(errs...)
+}
+
+// Stats is a snapshot of a relay's counters.
+type Stats struct {
+	// Published counts messages published (a message published again after
+	// a crash or a lost update is counted again).
+	Published uint64
+	// Failures counts failed Publish calls.
+	Failures uint64
+	// DBErrors counts failed database statements (lease, fetch, update).
+	DBErrors uint64
+	// Lag is the age of the oldest unpublished message when the relay last
+	// looked (0 if there was none). Only the lease holder looks, so a
+	// standby relay reports the value of its last tenure.
+	Lag time.Duration
+	// Leader reports whether the relay currently holds the lease.
+	Leader bool
+}
+
+// Relay publishes the rows of an outbox table through a Publisher, oldest
+// first, and marks them published (or deletes them, see
+// RelayConfig.Retention).
+//
+// Guarantees:
+//
+//   - At least once: a row is marked only after Publish returned nil for
+//     it; a crash in between publishes it again.
+//   - Per-key order: messages with the same Topic and Key are published in
+//     seq order, and a later one is never handed to the Publisher before
+//     an earlier one was acknowledged. Each cycle publishes its batch in
+//     rounds, round i holding the i-th message of every key (messages
+//     without a Key go in the first round), one Publish call per round, and
+//     stops at the first failed round; a partial failure can therefore
+//     only duplicate a message, never reorder two of one key.
+//   - One publisher at a time: a relay publishes only while it holds the
+//     lease row of the outbox (timed with the database's clock), so several
+//     relay processes may run for availability; a dead one's lease is
+//     taken over after LeaseTTL.
+//
+// A Relay is safe for concurrent use; Run must not be called twice at once.
+type Relay struct {
+	db    *sql.DB
+	ob    Outbox
+	q     dialectSQL
+	pub   Publisher
+	cfg   RelayConfig
+	log   *slog.Logger
+	token string // owner written to the lease row
+	wake  chan struct{}
+
+	running   atomic.Bool
+	published atomic.Uint64
+	failures  atomic.Uint64
+	dbErrors  atomic.Uint64
+	lag       atomic.Int64
+	leader    atomic.Bool
+}
+
+// NewRelay returns a relay that publishes the rows of ob in db through pub.
+// It checks cfg (see RelayConfig.Validate) and ob but touches neither the
+// database nor pub; call ob.Migrate first, and then Run.
+func NewRelay(db *sql.DB, ob Outbox, pub Publisher, cfg RelayConfig) (*Relay, error) {
+	if db == nil || pub == nil {
+		return nil, errors.New("outbox: NewRelay needs a database and a publisher")
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg.setDefaults()
+	q, err := ob.queries()
+	if err != nil {
+		return nil, err
+	}
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	token := cfg.Owner + "#" + hex.EncodeToString(b[:])
+	return &Relay{
+		db:    db,
+		ob:    ob,
+		q:     q,
+		pub:   pub,
+		cfg:   cfg,
+		log:   cfg.Logger.With("component", "outbox.relay", "owner", token),
+		token: token,
+		wake:  make(chan struct{}, 1),
+	}, nil
+}
+
+// Owner returns the name this relay writes into the lease row.
+func (r *Relay) Owner() string { return r.token }
+
+// Notify wakes the relay to look for new rows now rather than at the end of
+// its PollInterval; call it after committing a transaction that added
+// messages. It never blocks; a relay that is backing off after a failure or
+// does not hold the lease ignores it.
+func (r *Relay) Notify() {
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Stats returns a snapshot of the relay's counters.
+func (r *Relay) Stats() Stats {
+	return Stats{
+		Published: r.published.Load(),
+		Failures:  r.failures.Load(),
+		DBErrors:  r.dbErrors.Load(),
+		Lag:       time.Duration(r.lag.Load()) * time.Millisecond,
+		Leader:    r.leader.Load(),
+	}
+}
+
+// Run publishes outbox rows until ctx is done, then gives up its lease (so
+// that a standby relay takes over at once) and returns nil. Database and
+// publish errors are logged, counted in Stats and retried with backoff;
+// Run returns an error only if the relay is already running (ErrRunning).
+func (r *Relay) Run(ctx context.Context) error {
+	if !r.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer r.running.Store(false)
+	defer r.release(ctx)
+
+	var (
+		leaseUntil  time.Time // local time up to which we may publish
+		failures    int       // consecutive failures, for the backoff
+		nextPurge   time.Time
+		ttl         = r.cfg.LeaseTTL
+		renewMargin = ttl / 2 // renew when less than this is left
+	)
+	for ctx.Err() == nil {
+		wait := r.cfg.PollInterval
+		wakeable := true
+		fail := func() {
+			failures++
+			wait = backoff(r.cfg.RetryBase, r.cfg.RetryMax, failures)
+			wakeable = false
+		}
+
+		if time.Until(leaseUntil) < renewMargin {
+			held, until, err := r.claim(ctx)
+			switch {
+			case err != nil:
+				if ctx.Err() != nil {
+					return nil
+				}
+				r.dbErrors.Add(1)
+				r.log.WarnContext(ctx, "outbox relay: claim lease", "err", err)
+				fail()
+			case held && !r.leader.Load():
+				r.log.InfoContext(ctx, "outbox relay: lease acquired")
+			case !held && r.leader.Load():
+				r.log.InfoContext(ctx, "outbox relay: lease lost")
+			}
+			r.leader.Store(held)
+			leaseUntil = until
+		}
+
+		if r.leader.Load() && time.Now().Before(leaseUntil) {
+			more, err := r.cycle(ctx, leaseUntil)
+			switch {
+			case ctx.Err() != nil:
+				return nil
+			case err != nil:
+				r.log.WarnContext(ctx, "outbox relay: publish", "err", err, "attempt", failures+1)
+				fail()
+			default:
+				failures = 0
+				if more {
+					wait = 0
+				}
+			}
+			if r.cfg.Retention > 0 && time.Now().After(nextPurge) {
+				nextPurge = time.Now().Add(min(r.cfg.Retention, time.Minute))
+				if err := r.purge(ctx); err != nil && ctx.Err() == nil {
+					r.dbErrors.Add(1)
+					r.log.WarnContext(ctx, "outbox relay: purge published rows", "err", err)
+				}
+			}
+			// Wake up in time to renew the lease.
+			wait = max(0, min(wait, time.Until(leaseUntil)-renewMargin))
+		}
+
+		if wait <= 0 {
+			continue
+		}
+		var wake <-chan struct{}
+		if wakeable && r.leader.Load() {
+			wake = r.wake
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+		case <-t.C:
+		case <-wake:
+		}
+		t.Stop()
+	}
+	return nil
+}
+
+// claim takes or renews the lease. until is the local time up to which the
+// relay may publish: the lease expires LeaseTTL after the database ran the
+// update, which is after start, so stopping at start+4/5·TTL leaves a fifth
+// of the TTL for clock-rate differences and for Publish to notice its
+// cancelled context.
+func (r *Relay) claim(ctx context.Context) (held bool, until time.Time, err error) {
+	start := time.Now()
+	ttl := r.cfg.LeaseTTL
+	res, err := r.db.ExecContext(ctx, r.q.claim, r.token, ttl.Milliseconds(), r.token)
+	if err != nil {
+		return false, time.Time{}, fmt.Errorf("outbox: claim lease: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, time.Time{}, fmt.Errorf("outbox: claim lease: %w", err)
+	}
+	if n != 1 {
+		return false, time.Time{}, nil
+	}
+	return true, start.Add(ttl - ttl/5), nil
+}
+
+// release gives up the lease if this relay holds it.
+func (r *Relay) release(ctx context.Context) {
+	wasLeader := r.leader.Swap(false)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := r.db.ExecContext(ctx, r.q.release, r.token); err != nil {
+		r.dbErrors.Add(1)
+		if wasLeader {
+			r.log.WarnContext(ctx, "outbox relay: release lease (a standby takes over after LeaseTTL)", "err", err)
+		}
+		return
+	}
+	if wasLeader {
+		r.log.InfoContext(ctx, "outbox relay: lease released")
+	}
+}
+
+// row is one outbox row as the relay reads it.
+type row struct {
+	seq       int64
+	createdAt int64
+	msg       broker.Message
+}
+
+// cycle publishes one batch of the oldest unpublished rows, stopping at
+// the first failure or at until, and records the published ones. more
+// reports a full batch (more rows are probably waiting).
+func (r *Relay) cycle(ctx context.Context, until time.Time) (more bool, err error) {
+	pctx, cancel := context.WithDeadline(ctx, until)
+	defer cancel()
+	rows, now, err := r.fetch(pctx)
+	if err != nil {
+		r.dbErrors.Add(1)
+		return false, err
+	}
+	if len(rows) == 0 {
+		r.lag.Store(0)
+		return false, nil
+	}
+	r.lag.Store(max(0, now-rows[0].createdAt))
+
+	var done []int64
+	var perr error
+	for _, round := range rounds(rows) {
+		if err := pctx.Err(); err != nil {
+			perr = fmt.Errorf("outbox: lease about to expire: %w", err)
+			break
+		}
+		msgs := make([]broker.Message, len(round))
+		for i, rw := range round {
+			msgs[i] = rw.msg
+		}
+		if err := r.pub.Publish(pctx, msgs...); err != nil {
+			r.failures.Add(1)
+			perr = fmt.Errorf("outbox: publish %d messages (first %s): %w", len(msgs), msgs[0].ID, err)
+			break
+		}
+		for _, rw := range round {
+			done = append(done, rw.seq)
+		}
+	}
+	if len(done) > 0 {
+		// Record even if ctx is done: the messages are out, and recording
+		// them saves duplicates after a restart.
+		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := r.markPublished(mctx, done); err != nil {
+			r.dbErrors.Add(1)
+			return false, errors.Join(perr, err)
+		}
+		r.published.Add(uint64(len(done)))
+	}
+	if perr != nil {
+		return false, perr
+	}
+	return len(rows) == r.cfg.BatchSize, nil
+}
+
+// rounds splits rows (in seq order) into publish rounds: round i holds the
+// i-th row of each (topic, key), so that one Publish call never carries two
+// messages of a key; rows without a key all go in round 0.
+func rounds(rows []row) [][]row {
+	type orderKey struct{ topic, key string }
+	next := make(map[orderKey]int)
+	var out [][]row
+	for _, rw := range rows {
+		i := 0
+		if rw.msg.Key != "" {
+			k := orderKey{rw.msg.Topic, rw.msg.Key}
+			i = next[k]
+			next[k] = i + 1
+		}
+		for len(out) <= i {
+			out = append(out, nil)
+		}
+		out[i] = append(out[i], rw)
+	}
+	return out
+}
+
+// fetch reads the oldest unpublished rows and the database clock.
+func (r *Relay) fetch(ctx context.Context) ([]row, int64, error) {
+	rs, err := r.db.QueryContext(ctx, r.q.fetch, r.cfg.BatchSize)
+	if err != nil {
+		return nil, 0, fmt.Errorf("outbox: read unpublished rows: %w", err)
+	}
+	defer rs.Close()
+	var (
+		out []row
+		now int64
+	)
+	for rs.Next() {
+		var (
+			rw      row
+			headers []byte
+		)
+		if err := rs.Scan(&rw.seq, &rw.msg.ID, &rw.msg.Topic, &rw.msg.Key, &headers, &rw.msg.Payload, &rw.createdAt, &now); err != nil {
+			return nil, 0, fmt.Errorf("outbox: read unpublished rows: %w", err)
+		}
+		if len(rw.msg.Payload) == 0 {
+			rw.msg.Payload = nil // drivers differ on empty BLOBs
+		}
+		if len(headers) > 0 && string(headers) != "{}" {
+			if err := json.Unmarshal(headers, &rw.msg.Headers); err != nil {
+				return nil, 0, fmt.Errorf("outbox: decode headers of row %d: %w", rw.seq, err)
+			}
+		}
+		out = append(out, rw)
+	}
+	if err := rs.Err(); err != nil {
+		return nil, 0, fmt.Errorf("outbox: read unpublished rows: %w", err)
+	}
+	return out, now, nil
+}
+
+// markPublished marks (or, without retention, deletes) the rows seqs.
+func (r *Relay) markPublished(ctx context.Context, seqs []int64) error {
+	head := r.q.deletePublished
+	if r.cfg.Retention > 0 {
+		head = r.q.markPublished
+	}
+	args := make([]any, len(seqs))
+	for i, s := range seqs {
+		args[i] = s
+	}
+	stmt := sqlq.Rebind(r.ob.Dialect, head+sqlq.List(len(seqs))+")")
+	if _, err := r.db.ExecContext(ctx, stmt, args...); err != nil {
+		return fmt.Errorf("outbox: mark %d rows published: %w", len(seqs), err)
+	}
+	return nil
+}
+
+// purge deletes the published rows older than the retention.
+func (r *Relay) purge(ctx context.Context) error {
+	var opts *sql.TxOptions
+	if r.ob.Dialect == participant.MySQL {
+		// Under REPEATABLE READ the range delete would take gap locks that
+		// make concurrent Adds wait.
+		opts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
+	}
+	tx, err := r.db.BeginTx(ctx, opts)
+	if err != nil {
+		return fmt.Errorf("outbox: purge: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, r.q.purge, r.cfg.Retention.Milliseconds()); err != nil {
+		return fmt.Errorf("outbox: purge: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("outbox: purge: %w", err)
+	}
+	return nil
+}
+
+// backoff returns the delay after failures consecutive failures:
+// base·2^(failures-1) capped at max, with equal jitter (uniform in
+// [d/2, d]).
+func backoff(base, max time.Duration, failures int) time.Duration {
+	d := base
+	for i := 1; i < failures && d < max; i++ {
+		d *= 2
+	}
+	d = min(d, max)
+	half := d / 2
+	return half + time.Duration(mrand.Int64N(int64(half)+1))
+}
