@@ -171,9 +171,15 @@ func confirmReservation(ctx context.Context, tx *sql.Tx, orderID int64) error {
 			return dtx.Permanentf("inventory: reservation of order %d is cancelled and cannot be confirmed", orderID)
 		}
 	}
-	now := time.Now().UnixMilli()
 	for _, r := range rs {
 		if r.Status != Reserved {
+			continue
+		}
+		// The guarded status change comes first: of two concurrent
+		// confirms (or a confirm and a cancel) only one moves the stock.
+		if moved, err := moveReserved(ctx, tx, r, Confirmed); err != nil {
+			return err
+		} else if !moved {
 			continue
 		}
 		if _, err := tx.ExecContext(ctx,
@@ -181,13 +187,21 @@ func confirmReservation(ctx context.Context, tx *sql.Tx, orderID int64) error {
 			r.Quantity, r.ProductID); err != nil {
 			return fmt.Errorf("confirm product %d: %w", r.ProductID, err)
 		}
-		if _, err := tx.ExecContext(ctx,
-			`UPDATE reservations SET status = $1, updated_at = $2 WHERE order_id = $3 AND product_id = $4`,
-			Confirmed, now, orderID, r.ProductID); err != nil {
-			return fmt.Errorf("confirm reservation: %w", err)
-		}
 	}
 	return nil
+}
+
+// moveReserved changes reservation r from RESERVED to status and reports
+// whether it did (false: another transaction got there first).
+func moveReserved(ctx context.Context, tx *sql.Tx, r Reservation, status string) (bool, error) {
+	res, err := tx.ExecContext(ctx,
+		`UPDATE reservations SET status = $1, updated_at = $2 WHERE order_id = $3 AND product_id = $4 AND status = $5`,
+		status, time.Now().UnixMilli(), r.OrderID, r.ProductID, Reserved)
+	if err != nil {
+		return false, fmt.Errorf("mark reservation %s: %w", status, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // cancelReservation releases the RESERVED rows of an order. No rows (the try
@@ -203,20 +217,19 @@ func cancelReservation(ctx context.Context, tx *sql.Tx, orderID int64) error {
 			return dtx.Permanentf("inventory: reservation of order %d is confirmed and cannot be cancelled", orderID)
 		}
 	}
-	now := time.Now().UnixMilli()
 	for _, r := range rs {
 		if r.Status != Reserved {
+			continue
+		}
+		if moved, err := moveReserved(ctx, tx, r, Cancelled); err != nil {
+			return err
+		} else if !moved {
 			continue
 		}
 		if _, err := tx.ExecContext(ctx,
 			`UPDATE products SET reserved = reserved - $1, available = available + $1 WHERE id = $2`,
 			r.Quantity, r.ProductID); err != nil {
 			return fmt.Errorf("release product %d: %w", r.ProductID, err)
-		}
-		if _, err := tx.ExecContext(ctx,
-			`UPDATE reservations SET status = $1, updated_at = $2 WHERE order_id = $3 AND product_id = $4`,
-			Cancelled, now, orderID, r.ProductID); err != nil {
-			return fmt.Errorf("cancel reservation: %w", err)
 		}
 	}
 	return nil

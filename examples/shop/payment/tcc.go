@@ -150,17 +150,30 @@ func confirmReservation(ctx context.Context, tx *sql.Tx, orderID int64) error {
 	case status != Reserved:
 		return dtx.Permanentf("payment: payment of order %d is %s and cannot be confirmed", orderID, status)
 	}
+	// The guarded status change comes first: of two concurrent confirms (or
+	// a confirm and a cancel) only one moves the money.
+	if moved, err := moveReserved(ctx, tx, orderID, Charged); err != nil || !moved {
+		return err
+	}
 	if _, err := tx.ExecContext(ctx,
 		`UPDATE accounts SET reserved = reserved - $1, spent = spent + $1 WHERE user_id = $2`,
 		amount, userID); err != nil {
 		return fmt.Errorf("confirm for user %d: %w", userID, err)
 	}
-	if _, err := tx.ExecContext(ctx,
-		`UPDATE payments SET status = $1, updated_at = $2 WHERE order_id = $3`,
-		Charged, time.Now().UnixMilli(), orderID); err != nil {
-		return fmt.Errorf("mark charged: %w", err)
-	}
 	return nil
+}
+
+// moveReserved changes the order's payment from RESERVED to status and
+// reports whether it did (false: another transaction got there first).
+func moveReserved(ctx context.Context, tx *sql.Tx, orderID int64, status string) (bool, error) {
+	res, err := tx.ExecContext(ctx,
+		`UPDATE payments SET status = $1, updated_at = $2 WHERE order_id = $3 AND status = $4`,
+		status, time.Now().UnixMilli(), orderID, Reserved)
+	if err != nil {
+		return false, fmt.Errorf("mark %s: %w", status, err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
 }
 
 // cancelReservation releases a RESERVED payment. No payment, a DECLINED or
@@ -177,15 +190,13 @@ func cancelReservation(ctx context.Context, tx *sql.Tx, orderID int64) error {
 	case status != Reserved:
 		return dtx.Permanentf("payment: payment of order %d is %s and cannot be cancelled", orderID, status)
 	}
+	if moved, err := moveReserved(ctx, tx, orderID, Cancelled); err != nil || !moved {
+		return err
+	}
 	if _, err := tx.ExecContext(ctx,
 		`UPDATE accounts SET reserved = reserved - $1, balance = balance + $1 WHERE user_id = $2`,
 		amount, userID); err != nil {
 		return fmt.Errorf("release for user %d: %w", userID, err)
-	}
-	if _, err := tx.ExecContext(ctx,
-		`UPDATE payments SET status = $1, updated_at = $2 WHERE order_id = $3`,
-		Cancelled, time.Now().UnixMilli(), orderID); err != nil {
-		return fmt.Errorf("mark cancelled: %w", err)
 	}
 	return nil
 }
