@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/internal/problem"
 	"github.com/dtxhq/dtx/saga"
 	"github.com/dtxhq/dtx/tcc"
 	"github.com/dtxhq/dtx/transport/httptransport"
@@ -38,10 +39,14 @@ func New(baseURL string, hc *http.Client) *Client {
 }
 
 // APIError is a non-2xx answer from the coordinator. It matches the dtx
-// sentinels with errors.Is (404 → dtx.ErrNotFound, 409 → dtx.ErrConflict,
-// 400 → dtx.ErrInvalid).
+// sentinels with errors.Is (409 → dtx.ErrConflict, 400 → dtx.ErrInvalid,
+// and 404 → dtx.ErrNotFound only when the coordinator says the transaction
+// does not exist: a 404 from a wrong URL or a proxy is not "no such
+// transaction").
 type APIError struct {
 	Status int
+	// Type is the problem type of the answer (RFC 9457), if any.
+	Type   string
 	Detail string
 }
 
@@ -51,7 +56,7 @@ func (e *APIError) Error() string { return fmt.Sprintf("coordinator: HTTP %d: %s
 func (e *APIError) Is(target error) bool {
 	switch e.Status {
 	case http.StatusNotFound:
-		return target == dtx.ErrNotFound
+		return target == dtx.ErrNotFound && e.Type == problem.TypeTransactionNotFound
 	case http.StatusConflict:
 		return target == dtx.ErrConflict
 	case http.StatusBadRequest:
@@ -166,6 +171,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	}
 	if resp.StatusCode >= 300 {
 		var p struct {
+			Type   string `json:"type"`
 			Detail string `json:"detail"`
 			Title  string `json:"title"`
 		}
@@ -176,7 +182,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 		if p.Detail == "" {
 			p.Detail = strings.TrimSpace(string(data))
 		}
-		return &APIError{Status: resp.StatusCode, Detail: p.Detail}
+		return &APIError{Status: resp.StatusCode, Type: p.Type, Detail: p.Detail}
 	}
 	if out == nil {
 		return nil

@@ -206,6 +206,17 @@ func TestClient_Errors(t *testing.T) {
 		require.NotErrorIs(t, err, dtx.ErrConflict)
 		require.NotErrorIs(t, err, dtx.ErrInvalid)
 	})
+	t.Run("404WithoutTransactionProblemIsNotNotFound", func(t *testing.T) {
+		// A wrong base URL, a proxy or another service answering 404 must
+		// not read as "no such transaction" (callers presume abort on it).
+		srv := httptest.NewServer(http.NotFoundHandler())
+		defer srv.Close()
+		_, err := client.New(srv.URL, nil).Get(ctx(t), "g-1")
+		var apiErr *client.APIError
+		require.True(t, errors.As(err, &apiErr))
+		require.Equal(t, http.StatusNotFound, apiErr.Status)
+		require.NotErrorIs(t, err, dtx.ErrNotFound)
+	})
 	t.Run("Unreachable", func(t *testing.T) {
 		srv := httptest.NewServer(http.NotFoundHandler())
 		addr := srv.URL

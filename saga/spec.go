@@ -103,6 +103,9 @@ func (s *Spec) Normalize() error {
 	if strings.ContainsAny(s.GID, " \t\r\n/?#") {
 		bad("gid %q contains whitespace or one of / ? #", s.GID)
 	}
+	if s.GID == "." || s.GID == ".." {
+		bad("gid %q is a path segment, not an id", s.GID)
+	}
 	if len(s.Steps) == 0 {
 		bad("a saga needs at least one step")
 	}

@@ -150,6 +150,7 @@ func TestNormalize_Invalid(t *testing.T) {
 		{"GIDWithQuery", saga.Spec{GID: "a?b", Steps: []saga.Step{st()}}, "contains whitespace or one of / ? #"},
 		{"BranchOutOfRange", saga.Spec{Steps: []saga.Step{{Action: actURL, Branch: ptr(3)}}}, "step 0 (step-0): branch 3 out of range"},
 		{"BranchOpTwice", saga.Spec{Steps: []saga.Step{st(), {Action: actURL, Compensate: compURL, Branch: ptr(0)}}}, `step 1 (step-1): branch 0 operation "action" is also step 0's`},
+		{"GIDDotDot", saga.Spec{GID: "..", Steps: []saga.Step{st()}}, `gid ".." is a path segment`},
 		{"GIDTooLong", saga.Spec{GID: strings.Repeat("g", saga.MaxGIDLength+1), Steps: []saga.Step{st()}}, fmt.Sprintf("gid longer than %d", saga.MaxGIDLength)},
 	}
 	for _, tt := range tests {

@@ -72,7 +72,7 @@ func writeError(w http.ResponseWriter, err error) {
 	case errors.Is(err, dtx.ErrInvalid):
 		problem.Write(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, dtx.ErrNotFound):
-		problem.Write(w, http.StatusNotFound, err.Error())
+		problem.WriteType(w, http.StatusNotFound, problem.TypeTransactionNotFound, err.Error())
 	case errors.Is(err, dtx.ErrConflict), errors.Is(err, dtx.ErrFinished),
 		errors.Is(err, coordinator.ErrPastPivot), errors.Is(err, coordinator.ErrNotDrivenHere):
 		problem.Write(w, http.StatusConflict, err.Error())

@@ -14,9 +14,21 @@ type Details struct {
 	Detail string `json:"detail,omitempty"`
 }
 
-// Write sends a problem response.
+// TypeTransactionNotFound is the problem type of a 404 for a gid the
+// coordinator does not know. Clients must not take any other 404 (an
+// unknown route, a proxy, another service on the port) for it: a
+// participant that presumes abort from "not found" would roll back a live
+// transaction.
+const TypeTransactionNotFound = "urn:dtx:problem:transaction-not-found"
+
+// Write sends a problem response of type about:blank.
 func Write(w http.ResponseWriter, status int, detail string) {
+	WriteType(w, status, "about:blank", detail)
+}
+
+// WriteType sends a problem response of the given type.
+func WriteType(w http.ResponseWriter, status int, typ, detail string) {
 	w.Header().Set("Content-Type", "application/problem+json")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(Details{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail})
+	json.NewEncoder(w).Encode(Details{Type: typ, Title: http.StatusText(status), Status: status, Detail: detail})
 }
