@@ -174,7 +174,7 @@ func (c *Coordinator) SubmitPattern(ctx context.Context, pattern dtx.Pattern, sp
 		if err != nil {
 			return nil, false, err
 		}
-		if old.Digest != tx.Digest {
+		if old.Digest != tx.Digest && old.Digest != legacyDigest(pattern, &spec) {
 			return nil, false, fmt.Errorf("%w: %s", dtx.ErrConflict, spec.GID)
 		}
 		if !old.Status.Terminal() && old.LeaseOwner == c.cfg.Owner {
@@ -463,6 +463,20 @@ func (c *Coordinator) renewLoop() {
 			c.renewedAt.Store(now.UnixNano())
 		}
 	}
+}
+
+// legacyDigest is the digest s had before steps carried a branch index
+// (saga.Step.Branch, set by package tcc on confirms): a TCC transaction
+// recorded by an older coordinator and resubmitted unchanged is the same
+// submission, not a conflict. (It is still driven by its stored spec.)
+func legacyDigest(p dtx.Pattern, s *saga.Spec) string {
+	old := *s
+	old.Steps = make([]saga.Step, len(s.Steps))
+	for i, st := range s.Steps {
+		st.Branch = nil
+		old.Steps[i] = st
+	}
+	return digest(p, &old)
 }
 
 // digest identifies a submission: the spec, and the pattern unless saga.

@@ -20,6 +20,7 @@ import (
 	"github.com/dtxhq/dtx/saga"
 	"github.com/dtxhq/dtx/store/sqlite"
 	"github.com/dtxhq/dtx/store/sqlstore"
+	"github.com/dtxhq/dtx/tcc"
 	"github.com/dtxhq/dtx/transport/httptransport"
 )
 
@@ -508,4 +509,42 @@ func TestCoordinator_PivotIsDurableBeforeRetriableSteps(t *testing.T) {
 	require.Equal(t, dtx.StatusSucceeded, d.Status, "past the pivot the deadline no longer compensates")
 	require.Equal(t, 0, p.count("/reserve-undo"))
 	require.Equal(t, 2, p.count("/ship"))
+}
+
+// TestSubmit_LegacyTCCDigest resubmits a TCC transaction recorded before
+// confirms carried their try's branch index: same content, no conflict.
+func TestSubmit_LegacyTCCDigest(t *testing.T) {
+	p := newParticipant(t, nil)
+	st := openStore(t, filepath.Join(t.TempDir(), "c.db"))
+	defer st.Close()
+	spec := tcc.Spec{GID: "legacy-1", Participants: []tcc.Participant{
+		{Name: "a", Try: p.url("/a"), Confirm: p.url("/a-confirm"), Cancel: p.url("/a-cancel")},
+	}}
+	sg, err := spec.Saga()
+	require.NoError(t, err)
+	require.NoError(t, sg.Normalize())
+	old := sg
+	old.Steps = append([]saga.Step(nil), sg.Steps...)
+	for i := range old.Steps {
+		old.Steps[i].Branch = nil
+	}
+	raw, err := json.Marshal(&old)
+	require.NoError(t, err)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	require.NoError(t, st.Create(context.Background(), &dtx.Tx{
+		GID: old.GID, Pattern: dtx.PatternTCC, Status: dtx.StatusSucceeded, Spec: raw,
+		Digest: string(dtx.PatternTCC) + ":" + old.Digest(), CreatedAt: now, UpdatedAt: now, Deadline: now.Add(time.Minute),
+	}, saga.InitialBranches(old.GID, &old)))
+
+	c := newCoordinator(t, st, coordinator.Config{})
+	d, created, err := c.SubmitPattern(context.Background(), dtx.PatternTCC, sg)
+	require.NoError(t, err)
+	require.False(t, created)
+	require.Equal(t, dtx.StatusSucceeded, d.Status)
+
+	changed := sg
+	changed.Steps = append([]saga.Step(nil), sg.Steps...)
+	changed.Steps[0].Payload = json.RawMessage(`{"other":true}`)
+	_, _, err = c.SubmitPattern(context.Background(), dtx.PatternTCC, changed)
+	require.ErrorIs(t, err, dtx.ErrConflict)
 }
