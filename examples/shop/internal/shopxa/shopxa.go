@@ -19,6 +19,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/participant"
 	"github.com/dtxhq/dtx/participant/xa"
@@ -32,7 +34,8 @@ type Querier interface {
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
-// LockTimeout bounds how long a prepare waits for a row lock (PostgreSQL).
+// LockTimeout bounds how long a prepare waits for a row lock on PostgreSQL
+// (MySQL counts whole seconds: there it is 1s).
 // A prepared branch keeps its locks until the coordinator commits or rolls
 // it back, so a busy row can stay locked for a whole transaction; rather
 // than hold a connection (and overrun the branch timeout) the prepare gives
@@ -87,8 +90,14 @@ func (e *Endpoints) Prepare(ctx context.Context, br participant.Branch, work fun
 		return err
 	}
 	err := e.branches().Try(ctx, e.DB, br, func(ctx context.Context, conn *sql.Conn) error {
-		if e.Dialect == participant.Postgres {
+		switch e.Dialect {
+		case participant.Postgres:
 			if _, err := conn.ExecContext(ctx, fmt.Sprintf(`SET LOCAL lock_timeout = '%dms'`, LockTimeout.Milliseconds())); err != nil {
+				return err
+			}
+		case participant.MySQL:
+			// Whole seconds only; the session ends with the branch.
+			if _, err := conn.ExecContext(ctx, `SET SESSION innodb_lock_wait_timeout = 1`); err != nil {
 				return err
 			}
 		}
@@ -114,8 +123,8 @@ func lockTimeout(err error) bool {
 	if errors.As(err, &code) && code.SQLState() == "55P03" {
 		return true
 	}
-	var num interface{ Number() uint16 }
-	return errors.As(err, &num) && num.Number() == 1205
+	var my *mysql.MySQLError
+	return errors.As(err, &my) && my.Number == 1205
 }
 
 // Commit commits the branch br prepared (confirm).
