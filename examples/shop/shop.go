@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dtxhq/dtx/broker"
 	"github.com/dtxhq/dtx/client"
 	"github.com/dtxhq/dtx/examples/shop/faults"
 	"github.com/dtxhq/dtx/examples/shop/internal/shopdb"
@@ -70,6 +71,9 @@ type Config struct {
 	// (two-phase commit; needs PostgreSQL or MySQL for the inventory and
 	// payment databases).
 	Pattern string
+	// Broker carries the events of the choreography pattern (required by
+	// it, unused by the others); the shop does not close it.
+	Broker broker.Broker
 	// ResolveInterval is how often the inventory and payment services look
 	// for XA branches left prepared and TCC reservations left RESERVED whose
 	// transaction has ended (default 5s; see Shop.ResolverStats).
@@ -103,7 +107,8 @@ type Shop struct {
 	Payment   *payment.Service
 
 	orderDB, inventoryDB, paymentDB             *sql.DB
-	invDialect, payDialect                      participant.Dialect
+	orderDialect, invDialect, payDialect        participant.Dialect
+	events                                      map[string]*eventService // choreography
 	orderURL, inventoryURL, paymentURL          string
 	orderFaults, inventoryFaults, paymentFaults *faults.Injector
 
@@ -129,8 +134,11 @@ func Start(ctx context.Context, cfg Config) (_ *Shop, err error) {
 	if coord == nil && cfg.CoordinatorURL != "" {
 		coord = client.New(cfg.CoordinatorURL, nil)
 	}
-	if coord == nil {
+	if coord == nil && cfg.Pattern != order.PatternChoreography {
 		return nil, errors.New("shop: Config.Coordinator or Config.CoordinatorURL is required")
+	}
+	if cfg.Pattern == order.PatternChoreography && cfg.Broker == nil {
+		return nil, errors.New("shop: the choreography pattern needs Config.Broker")
 	}
 	if cfg.Dir == "" && (cfg.OrderDSN == "" || cfg.InventoryDSN == "" || cfg.PaymentDSN == "") {
 		return nil, errors.New("shop: Config.Dir is required for SQLite databases")
@@ -206,8 +214,20 @@ func Start(ctx context.Context, cfg Config) (_ *Shop, err error) {
 		orderLn.Close()
 		return nil, fmt.Errorf("shop: order database: %w", err)
 	}
-	s.orderDB = orderDB
+	s.orderDB, s.orderDialect = orderDB, orderDialect
+	var onPlace func(context.Context, *sql.Tx, *order.Order) error
+	var afterPlace func(*order.Order)
+	if cfg.Pattern == order.PatternChoreography {
+		if err := s.startChoreography(ctx, cfg.Broker); err != nil {
+			orderLn.Close()
+			return nil, err
+		}
+		onPlace = s.placeEvent
+		afterPlace = func(*order.Order) { s.events["order"].relay.Notify() }
+	}
 	s.Orders, err = order.New(orderDB, order.Config{
+		OnPlace:          onPlace,
+		AfterPlace:       afterPlace,
 		Dialect:          orderDialect,
 		URL:              s.orderURL,
 		InventoryURL:     s.inventoryURL,
@@ -233,6 +253,11 @@ func Start(ctx context.Context, cfg Config) (_ *Shop, err error) {
 
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop = stop
+	if s.events != nil {
+		if err := s.subscribeChoreography(ctx, runCtx, cfg.Broker); err != nil {
+			return nil, err
+		}
+	}
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
@@ -351,6 +376,11 @@ func (s *Shop) Verify(ctx context.Context) (*verify.Report, error) {
 			rep.Violations = append(rep.Violations, fmt.Sprintf("%s: XA branch %s (gid %s) is still prepared", svc.name, xa.XID(br), br.GID))
 		}
 	}
+	dead, err := s.choreographyViolations(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("shop: verify: %w", err)
+	}
+	rep.Violations = append(rep.Violations, dead...)
 	return rep, nil
 }
 
@@ -395,6 +425,11 @@ func (s *Shop) Close(ctx context.Context) error {
 			errs []error
 			wg   sync.WaitGroup
 		)
+		for _, es := range s.events {
+			if err := es.close(); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		for _, srv := range s.servers {
 			wg.Add(1)
 			go func() {

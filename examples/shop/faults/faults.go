@@ -2,6 +2,7 @@ package faults
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/broker"
 	"github.com/dtxhq/dtx/internal/problem"
 )
 
@@ -194,3 +196,36 @@ type discard struct{ h http.Header }
 func (d discard) Header() http.Header         { return d.h }
 func (d discard) Write(b []byte) (int, error) { return len(b), nil }
 func (d discard) WriteHeader(int)             {}
+
+// WrapHandler returns h with faults injected into its deliveries (the
+// choreographed shop's event consumers): Fail refuses the delivery before h
+// runs, Delay runs h late, Lose runs h and then reports a failure, as if the
+// acknowledgement were lost. Failed deliveries are redelivered by the broker;
+// the inbox makes the lost acknowledgement's redelivery a no-op.
+func (in *Injector) WrapHandler(h broker.Handler) broker.Handler {
+	if in == nil || in.cfg.Rate == 0 {
+		return h
+	}
+	return func(ctx context.Context, d broker.Delivery) error {
+		in.calls.Add(1)
+		switch dec := in.decide(); dec.kind {
+		case Fail:
+			in.fail.Add(1)
+			return errors.New("injected fault: fail")
+		case Delay:
+			in.delay.Add(1)
+			select {
+			case <-time.After(dec.delay):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		case Lose:
+			in.lose.Add(1)
+			if err := h(ctx, d); err != nil {
+				return err
+			}
+			return errors.New("injected fault: acknowledgement lost")
+		}
+		return h(ctx, d)
+	}
+}

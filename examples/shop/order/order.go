@@ -45,10 +45,14 @@ const (
 	// changes as XA branches of their own databases (PostgreSQL or MySQL),
 	// then commit or roll them back.
 	PatternXA = "xa"
+	// PatternChoreography: no coordinator; the order is published as an
+	// event (through the order database's outbox) and the services react
+	// to each other's events (package events).
+	PatternChoreography = "choreography"
 )
 
 // Patterns lists the patterns an order can be fulfilled with.
-var Patterns = []string{PatternSaga, PatternTCC, PatternXA}
+var Patterns = []string{PatternSaga, PatternTCC, PatternXA, PatternChoreography}
 
 // Limits on an order request.
 const (
@@ -166,12 +170,20 @@ type Config struct {
 	// InventoryURL and PaymentURL are the participants' base URLs. Required.
 	InventoryURL string
 	PaymentURL   string
-	// Coordinator runs the sagas. Required.
+	// Coordinator runs the sagas. Required, except for the choreography
+	// pattern.
 	Coordinator Coordinator
-	// Pattern is how new orders are fulfilled: PatternSaga (default) or
-	// PatternTCC. Each order stores its pattern, so orders placed before a
-	// change keep theirs when resubmitted.
+	// Pattern is how new orders are fulfilled (one of Patterns; default
+	// PatternSaga). Each order stores its pattern, so orders placed before
+	// a change keep theirs when resubmitted.
 	Pattern string
+	// OnPlace, required by PatternChoreography, publishes a new order from
+	// inside the transaction that stores it (typically: an outbox.Add of
+	// its OrderPlaced event).
+	OnPlace func(ctx context.Context, tx *sql.Tx, o *Order) error
+	// AfterPlace, if set, is called once such an order is committed (e.g.
+	// to wake the outbox relay).
+	AfterPlace func(o *Order)
 	// SagaTimeout and BranchTimeout go into every saga spec (zero: the
 	// coordinator's defaults).
 	SagaTimeout   time.Duration
@@ -206,7 +218,10 @@ func New(db *sql.DB, cfg Config) (*Service, error) {
 			errs = append(errs, fmt.Errorf("order: Config.%s is required", name))
 		}
 	}
-	if cfg.Coordinator == nil {
+	if cfg.Pattern == PatternChoreography && cfg.OnPlace == nil {
+		errs = append(errs, errors.New("order: the choreography pattern needs Config.OnPlace (publish the order)"))
+	}
+	if cfg.Coordinator == nil && cfg.Pattern != PatternChoreography {
 		errs = append(errs, errors.New("order: Config.Coordinator is required"))
 	}
 	cfg.Pattern = cmp.Or(cfg.Pattern, PatternSaga)
@@ -410,6 +425,13 @@ func (s *Service) insert(ctx context.Context, o *Order, idemKey string) error {
 	if _, err := tx.ExecContext(ctx, `UPDATE orders SET gid = $1 WHERE id = $2`, o.GID, o.ID); err != nil {
 		return fmt.Errorf("insert order: %w", err)
 	}
+	if o.Pattern == PatternChoreography {
+		// Published in the same transaction (an outbox): an order exists
+		// if and only if its OrderPlaced event will be delivered.
+		if err := s.cfg.OnPlace(ctx, tx, o); err != nil {
+			return fmt.Errorf("publish order: %w", err)
+		}
+	}
 	for _, it := range o.Items {
 		_, err := tx.ExecContext(ctx,
 			`INSERT INTO order_items (order_id, product_id, quantity, price) VALUES ($1, $2, $3, $4)`,
@@ -422,6 +444,9 @@ func (s *Service) insert(ctx context.Context, o *Order, idemKey string) error {
 		return fmt.Errorf("insert order: %w", err)
 	}
 	o.CreatedAt, o.UpdatedAt = now, now
+	if o.Pattern == PatternChoreography && s.cfg.AfterPlace != nil {
+		s.cfg.AfterPlace(o)
+	}
 	return nil
 }
 

@@ -34,7 +34,7 @@ func (s *Service) Run(ctx context.Context) error {
 func (s *Service) Resubmit(ctx context.Context) (int, error) {
 	cutoff := time.Now().Add(-s.cfg.ResubmitAfter).UnixMilli()
 	rows, err := s.db.QueryContext(ctx,
-		`SELECT id FROM orders WHERE status = $1 AND submitted_at <= $2 AND created_at <= $2 ORDER BY id LIMIT $3`,
+		`SELECT id FROM orders WHERE status = $1 AND submitted_at <= $2 AND created_at <= $2 AND pattern <> 'choreography' ORDER BY id LIMIT $3`,
 		Pending, cutoff, resubmitBatch)
 	if err != nil {
 		return 0, fmt.Errorf("find pending orders: %w", err)

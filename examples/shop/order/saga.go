@@ -149,6 +149,10 @@ func mustJSON(v any) json.RawMessage {
 // coordinator took it (and, with wait, whether it finished). On success it
 // records the submission time, which keeps Run from resubmitting too soon.
 func (s *Service) submit(ctx context.Context, o *Order, wait bool) bool {
+	if o.Pattern == PatternChoreography {
+		// Nothing to submit: the order's event is in the outbox.
+		return !wait || s.waitFinal(ctx, o.ID)
+	}
 	if wait {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.cfg.WaitTimeout)
@@ -192,6 +196,26 @@ func (s *Service) submit(ctx context.Context, o *Order, wait bool) bool {
 	return !wait || (tx != nil && tx.Status.Terminal())
 }
 
+// waitFinal waits until the order leaves PENDING or Config.WaitTimeout
+// passes, and reports whether it did.
+func (s *Service) waitFinal(ctx context.Context, id int64) bool {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.WaitTimeout)
+	defer cancel()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for {
+		var st Status
+		if err := s.db.QueryRowContext(ctx, `SELECT status FROM orders WHERE id = $1`, id).Scan(&st); err == nil && st != Pending {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+}
+
 // complete is the action of the saga's "complete" step, and the confirm of
 // the TCC "order" participant: PENDING -> COMPLETED. Repeating it is
 // harmless; completing a cancelled order is refused.
@@ -199,7 +223,7 @@ func (s *Service) complete(ctx context.Context, br participant.Branch, body []by
 	if br.Op != dtx.OpAction && br.Op != dtx.OpConfirm {
 		return nil, dtx.Permanentf("order: complete takes Dtx-Op %s or %s, not %q", dtx.OpAction, dtx.OpConfirm, br.Op)
 	}
-	return s.transition(ctx, br, body, Completed)
+	return s.transition(ctx, s.db, br.GID, body, Completed, "")
 }
 
 // cancel is the compensation of the saga's "order" step, and the cancel of
@@ -208,24 +232,26 @@ func (s *Service) cancel(ctx context.Context, br participant.Branch, body []byte
 	if br.Op != dtx.OpCompensate && br.Op != dtx.OpCancel {
 		return nil, dtx.Permanentf("order: cancel takes Dtx-Op %s or %s, not %q", dtx.OpCompensate, dtx.OpCancel, br.Op)
 	}
-	return s.transition(ctx, br, body, Cancelled)
+	return s.transition(ctx, s.db, br.GID, body, Cancelled, "cancelled by saga "+br.GID)
+}
+
+// querier is what transition needs: *sql.DB or *sql.Tx.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
 // transition moves an order out of PENDING. These two steps need no
 // barrier: the guarded UPDATE is itself idempotent, and step 0 has no
 // action, so a barrier would take its compensation for a null one.
-func (s *Service) transition(ctx context.Context, br participant.Branch, body []byte, to Status) (any, error) {
+func (s *Service) transition(ctx context.Context, db querier, gid string, body []byte, to Status, reason string) (any, error) {
 	var ref orderRef
 	if err := json.Unmarshal(body, &ref); err != nil || ref.OrderID <= 0 {
 		return nil, dtx.Permanentf("order: malformed payload %q", body)
 	}
-	reason := ""
-	if to == Cancelled {
-		reason = "cancelled by saga " + br.GID
-	}
-	res, err := s.db.ExecContext(ctx,
+	res, err := db.ExecContext(ctx,
 		`UPDATE orders SET status = $1, reason = $2, updated_at = $3 WHERE id = $4 AND gid = $5 AND status = $6`,
-		to, reason, time.Now().UnixMilli(), ref.OrderID, br.GID, Pending)
+		to, reason, time.Now().UnixMilli(), ref.OrderID, gid, Pending)
 	if err != nil {
 		return nil, fmt.Errorf("update order %d: %w", ref.OrderID, err)
 	}
@@ -237,8 +263,8 @@ func (s *Service) transition(ctx context.Context, br participant.Branch, body []
 
 	// Nothing moved: find out why.
 	var status Status
-	var gid string
-	err = s.db.QueryRowContext(ctx, `SELECT status, gid FROM orders WHERE id = $1`, ref.OrderID).Scan(&status, &gid)
+	var owner string
+	err = db.QueryRowContext(ctx, `SELECT status, gid FROM orders WHERE id = $1`, ref.OrderID).Scan(&status, &owner)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		if to == Cancelled {
@@ -247,8 +273,8 @@ func (s *Service) transition(ctx context.Context, br participant.Branch, body []
 		return nil, dtx.Permanentf("order: no order %d", ref.OrderID)
 	case err != nil:
 		return nil, fmt.Errorf("read order %d: %w", ref.OrderID, err)
-	case gid != br.GID:
-		return nil, dtx.Permanentf("order: order %d belongs to saga %s, not %s", ref.OrderID, gid, br.GID)
+	case owner != gid:
+		return nil, dtx.Permanentf("order: order %d belongs to transaction %s, not %s", ref.OrderID, owner, gid)
 	case status == to:
 		return map[string]any{"order_id": ref.OrderID, "status": status}, nil // repeated call
 	case to == Completed:
@@ -256,7 +282,7 @@ func (s *Service) transition(ctx context.Context, br participant.Branch, body []
 	default:
 		// A compensation must not fail, and a completed order must not be
 		// cancelled (its saga is past the pivot): keep it, and say so.
-		s.log.ErrorContext(ctx, "cancel of a completed order ignored", "order_id", ref.OrderID, "gid", br.GID)
+		s.log.ErrorContext(ctx, "cancel of a completed order ignored", "order_id", ref.OrderID, "gid", gid)
 		return map[string]any{"order_id": ref.OrderID, "status": status}, nil
 	}
 }

@@ -3,6 +3,7 @@ package shopdb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -63,4 +64,21 @@ func Exec(ctx context.Context, db *sql.DB, stmts ...string) error {
 		}
 	}
 	return tx.Commit()
+}
+
+// Savepoint runs fn inside a savepoint of tx: if fn fails, its writes are
+// undone and tx stays usable (on PostgreSQL a failed statement would
+// otherwise abort the whole transaction).
+func Savepoint(ctx context.Context, tx *sql.Tx, fn func() error) error {
+	if _, err := tx.ExecContext(ctx, `SAVEPOINT shop_step`); err != nil {
+		return err
+	}
+	if err := fn(); err != nil {
+		if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT shop_step`); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `RELEASE SAVEPOINT shop_step`)
+	return err
 }

@@ -1,0 +1,202 @@
+package shop
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/broker"
+	"github.com/dtxhq/dtx/examples/shop/events"
+	"github.com/dtxhq/dtx/examples/shop/faults"
+	"github.com/dtxhq/dtx/examples/shop/order"
+	"github.com/dtxhq/dtx/inbox"
+	"github.com/dtxhq/dtx/outbox"
+	"github.com/dtxhq/dtx/participant"
+)
+
+// Choreography: every service has an outbox (its events commit with its
+// changes and a relay publishes them) and an inbox (each consumed event
+// takes effect once, in the same local transaction as the event it
+// publishes in answer). Package events has the flow.
+
+// choreoMaxAttempts is when an event that keeps failing is dead-lettered.
+// Business refusals are events, not failures; what fails is transient (a
+// database error, an injected fault), so the bound is generous.
+const choreoMaxAttempts = 100
+
+// eventService is one service's plumbing for the choreographed flow.
+type eventService struct {
+	name   string
+	db     *sql.DB
+	outbox outbox.Outbox
+	inbox  inbox.Inbox
+	relay  *outbox.Relay
+	subs   []broker.Subscription
+	cons   []inbox.Consumer
+}
+
+func newEventService(ctx context.Context, name string, db *sql.DB, d participant.Dialect, b broker.Broker, log *slog.Logger) (*eventService, error) {
+	es := &eventService{
+		name:   name,
+		db:     db,
+		outbox: outbox.Outbox{Dialect: d, Table: name + "_outbox"},
+		inbox:  inbox.Inbox{Dialect: d, Table: name + "_inbox"},
+	}
+	if err := es.outbox.Migrate(ctx, db); err != nil {
+		return nil, fmt.Errorf("shop: %s outbox: %w", name, err)
+	}
+	if err := es.inbox.Migrate(ctx, db); err != nil {
+		return nil, fmt.Errorf("shop: %s inbox: %w", name, err)
+	}
+	relay, err := outbox.NewRelay(db, es.outbox, b, outbox.RelayConfig{
+		Owner: name, PollInterval: 200 * time.Millisecond, LeaseTTL: 5 * time.Second, Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("shop: %s relay: %w", name, err)
+	}
+	es.relay = relay
+	return es, nil
+}
+
+// publish adds the event of type topic to the outbox in tx.
+func (es *eventService) publish(ctx context.Context, tx *sql.Tx, topic, gid, cause string, payload any) error {
+	msg, err := events.New(topic, gid, es.name, cause, payload)
+	if err != nil {
+		return err
+	}
+	return es.outbox.Add(ctx, tx, msg)
+}
+
+// subscribe consumes each topic of reactions, with faults injected into
+// the deliveries.
+func (es *eventService) subscribe(ctx context.Context, b broker.Broker, reactions map[string]events.Reaction, in *faults.Injector, log *slog.Logger) error {
+	for topic, react := range reactions {
+		c := inbox.Consumer{
+			Inbox: es.inbox, DB: es.db, Group: es.name, MaxAttempts: choreoMaxAttempts, Logger: log,
+			Process: func(ctx context.Context, tx *sql.Tx, d broker.Delivery) error {
+				gid := d.Headers[broker.HeaderCorrelationID]
+				if gid == "" {
+					return dtx.Permanentf("%s: %s message %s has no correlation id", es.name, topic, d.ID)
+				}
+				next, out, err := react(ctx, tx, gid, d.Payload)
+				if err != nil || next == "" {
+					return err
+				}
+				return es.publish(ctx, tx, next, gid, d.ID, out)
+			},
+		}
+		es.cons = append(es.cons, c)
+		h := func(ctx context.Context, d broker.Delivery) error {
+			if err := c.Handle(ctx, d); err != nil {
+				return err
+			}
+			es.relay.Notify() // the answer, if any, is committed
+			return nil
+		}
+		sub, err := b.Subscribe(ctx, topic, es.name, in.WrapHandler(h))
+		if err != nil {
+			return fmt.Errorf("shop: %s subscribe %s: %w", es.name, topic, err)
+		}
+		es.subs = append(es.subs, sub)
+	}
+	return nil
+}
+
+func (es *eventService) close() error {
+	var errs []error
+	for _, s := range es.subs {
+		errs = append(errs, s.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// deadLetters lists the service's dead-lettered events.
+func (es *eventService) deadLetters(ctx context.Context) ([]inbox.DeadLetter, error) {
+	if len(es.cons) == 0 {
+		return nil, nil
+	}
+	return es.cons[0].DeadLetters(ctx)
+}
+
+// startChoreography sets up the outboxes and inboxes of the three services
+// and the order service's OnPlace; it subscribes once the services exist
+// (subscribeChoreography).
+func (s *Shop) startChoreography(ctx context.Context, b broker.Broker) error {
+	dbs := []struct {
+		name string
+		db   *sql.DB
+		d    participant.Dialect
+	}{{"order", s.orderDB, s.orderDialect}, {"inventory", s.inventoryDB, s.invDialect}, {"payment", s.paymentDB, s.payDialect}}
+	s.events = map[string]*eventService{}
+	for _, x := range dbs {
+		es, err := newEventService(ctx, x.name, x.db, x.d, b, s.log)
+		if err != nil {
+			return err
+		}
+		s.events[x.name] = es
+	}
+	return nil
+}
+
+// placeEvent is the order service's Config.OnPlace under choreography.
+func (s *Shop) placeEvent(ctx context.Context, tx *sql.Tx, o *order.Order) error {
+	return s.events["order"].publish(ctx, tx, events.OrderPlaced, o.GID, "", order.PlacedEvent(o))
+}
+
+func (s *Shop) subscribeChoreography(ctx, runCtx context.Context, b broker.Broker) error {
+	for name, r := range map[string]struct {
+		reactions map[string]events.Reaction
+		faults    *faults.Injector
+	}{
+		"order":     {s.Orders.Reactions(), s.orderFaults},
+		"inventory": {s.Inventory.Reactions(), s.inventoryFaults},
+		"payment":   {s.Payment.Reactions(), s.paymentFaults},
+	} {
+		es := s.events[name]
+		if err := es.subscribe(ctx, b, r.reactions, r.faults, s.log); err != nil {
+			return err
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			if err := es.relay.Run(runCtx); err != nil && runCtx.Err() == nil {
+				s.log.Error("outbox relay stopped", "service", es.name, "err", err)
+			}
+		}()
+	}
+	return nil
+}
+
+// choreographyViolations reports what must not remain once the flow has
+// quiesced: dead-lettered events (an order they concern may be stuck).
+func (s *Shop) choreographyViolations(ctx context.Context) ([]string, error) {
+	var out []string
+	for _, name := range []string{"order", "inventory", "payment"} {
+		es := s.events[name]
+		if es == nil {
+			continue
+		}
+		dl, err := es.deadLetters(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range dl {
+			out = append(out, fmt.Sprintf("%s: event %s (%s) dead-lettered after %d attempts: %s", name, d.Message.ID, d.Message.Topic, d.Attempts, d.Error))
+		}
+	}
+	return out, nil
+}
+
+// OutboxBacklog returns the number of events not yet published, per
+// service (choreography only).
+func (s *Shop) OutboxBacklog() map[string]outbox.Stats {
+	out := map[string]outbox.Stats{}
+	for name, es := range s.events {
+		out[name] = es.relay.Stats()
+	}
+	return out
+}

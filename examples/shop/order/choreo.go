@@ -1,0 +1,43 @@
+package order
+
+import (
+	"context"
+	"database/sql"
+
+	"github.com/dtxhq/dtx/examples/shop/events"
+)
+
+// Reactions is the order's part of the choreographed flow (package
+// events): PaymentCharged completes the order, StockFailed and
+// StockRestored cancel it. Each moves the order only out of PENDING, so an
+// event that comes after the outcome (a duplicate, or one from a flow gone
+// wrong) can never resurrect a cancelled order or cancel a completed one:
+// completing a cancelled order is refused (the message is dead-lettered,
+// for an operator to see) and cancelling a completed one is ignored.
+func (s *Service) Reactions() map[string]events.Reaction {
+	cancel := func(ctx context.Context, tx *sql.Tx, gid string, payload []byte) (string, any, error) {
+		ev, err := events.Decode[events.Outcome](payload)
+		if err != nil {
+			return "", nil, err
+		}
+		_, err = s.transition(ctx, tx, gid, payload, Cancelled, ev.Reason)
+		return "", nil, err
+	}
+	return map[string]events.Reaction{
+		events.PaymentCharged: func(ctx context.Context, tx *sql.Tx, gid string, payload []byte) (string, any, error) {
+			_, err := s.transition(ctx, tx, gid, payload, Completed, "")
+			return "", nil, err
+		},
+		events.StockFailed:   cancel,
+		events.StockRestored: cancel,
+	}
+}
+
+// PlacedEvent is the OrderPlaced event of o.
+func PlacedEvent(o *Order) events.Order {
+	ev := events.Order{OrderID: o.ID, UserID: o.UserID, Total: o.Total}
+	for _, it := range o.Items {
+		ev.Items = append(ev.Items, events.Item{ProductID: it.ProductID, Quantity: it.Quantity, Price: it.Price})
+	}
+	return ev
+}
