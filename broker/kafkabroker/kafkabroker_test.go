@@ -179,3 +179,15 @@ func TestKcat_Interop(t *testing.T) {
 		require.Equal(t, "k-9|from dtx|Dtx-Message-Id=b-1,"+broker.HeaderCorrelationID+"=c-1\n", out)
 	})
 }
+
+func BenchmarkKfake(b *testing.B) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	require.NoError(b, err)
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), brokertest.Timeout)
+	defer cancel()
+	br, err := kafkabroker.Connect(ctx, c.ListenAddrs(), kafkabroker.Config{})
+	require.NoError(b, err)
+	defer br.Close()
+	brokertest.Benchmark(b, br)
+}

@@ -222,3 +222,12 @@ func child(dir string) {
 	time.Sleep(brokertest.Timeout) // killed long before
 	os.Exit(3)
 }
+
+func BenchmarkEmbedded(b *testing.B) {
+	ctx, cancel := context.WithTimeout(context.Background(), brokertest.Timeout)
+	defer cancel()
+	br, err := natsbroker.OpenEmbedded(ctx, b.TempDir(), natsbroker.Config{})
+	require.NoError(b, err)
+	defer br.Close()
+	brokertest.Benchmark(b, br)
+}
