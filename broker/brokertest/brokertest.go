@@ -100,16 +100,16 @@ func publish(t *testing.T, b broker.Broker, msgs ...broker.Message) {
 	require.NoError(t, b.Publish(ctxT(t), msgs...))
 }
 
-// log records deliveries; it is safe for concurrent handlers.
-type log struct {
+// recorder records deliveries; it is safe for concurrent handlers.
+type recorder struct {
 	mu  sync.Mutex
 	all []broker.Delivery
 	ok  map[string]int // handled successfully, by Message.ID
 }
 
-func newLog() *log { return &log{ok: map[string]int{}} }
+func newRecorder() *recorder { return &recorder{ok: map[string]int{}} }
 
-func (l *log) add(d broker.Delivery, succeeded bool) {
+func (l *recorder) add(d broker.Delivery, succeeded bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.all = append(l.all, d)
@@ -119,7 +119,7 @@ func (l *log) add(d broker.Delivery, succeeded bool) {
 }
 
 // handler records every delivery and returns fail's verdict (nil: success).
-func (l *log) handler(fail func(d broker.Delivery) error) broker.Handler {
+func (l *recorder) handler(fail func(d broker.Delivery) error) broker.Handler {
 	return func(_ context.Context, d broker.Delivery) error {
 		var err error
 		if fail != nil {
@@ -130,25 +130,25 @@ func (l *log) handler(fail func(d broker.Delivery) error) broker.Handler {
 	}
 }
 
-func (l *log) deliveries() []broker.Delivery {
+func (l *recorder) deliveries() []broker.Delivery {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]broker.Delivery(nil), l.all...)
 }
 
-func (l *log) count() int {
+func (l *recorder) count() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.all)
 }
 
-func (l *log) handled(id string) bool {
+func (l *recorder) handled(id string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.ok[id] > 0
 }
 
-func (l *log) handledAll(ids []string) bool {
+func (l *recorder) handledAll(ids []string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, id := range ids {

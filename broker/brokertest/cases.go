@@ -51,7 +51,7 @@ func testRoundTrip(t *testing.T, open func(t *testing.T) broker.Broker) {
 	bare := broker.Message{ID: "msg-2", Topic: topic}
 	text := broker.Message{ID: "msg-3", Topic: topic, Key: "k", Payload: []byte(`{"total":12.5}`)}
 
-	l := newLog()
+	l := newRecorder()
 	subscribe(t, b, topic, "g", l.handler(nil))
 	publish(t, b, full, bare)
 	publish(t, b, text)
@@ -70,7 +70,7 @@ func testRoundTrip(t *testing.T, open func(t *testing.T) broker.Broker) {
 	// on another topic is another message, stored and delivered too.
 	copied := full
 	copied.Topic = topic + ".copy"
-	lc := newLog()
+	lc := newRecorder()
 	subscribe(t, b, copied.Topic, "g", lc.handler(nil))
 	publish(t, b, copied)
 	waitFor(t, "the message with the same ID on another topic", func() bool { return lc.handled(copied.ID) })
@@ -210,7 +210,7 @@ func testRedelivery(t *testing.T, open func(t *testing.T) broker.Broker) {
 		Headers: map[string]string{broker.HeaderType: "PaymentRequested"},
 		Payload: []byte(`{"amount":3}`),
 	}
-	l := newLog()
+	l := newRecorder()
 	subscribe(t, b, topic, "g", l.handler(func(d broker.Delivery) error {
 		if d.Attempt < 3 {
 			return errFail
@@ -233,7 +233,7 @@ func testRedelivery(t *testing.T, open func(t *testing.T) broker.Broker) {
 func testGroupSharesWork(t *testing.T, open func(t *testing.T) broker.Broker) {
 	b := open(t)
 	const topic = "share"
-	l1, l2 := newLog(), newLog()
+	l1, l2 := newRecorder(), newRecorder()
 	subscribe(t, b, topic, "g", l1.handler(nil))
 	subscribe(t, b, topic, "g", l2.handler(nil))
 
@@ -272,13 +272,13 @@ func testGroupsIndependent(t *testing.T, open func(t *testing.T) broker.Broker) 
 	}
 	publish(t, b, first...)
 
-	la := newLog()
+	la := newRecorder()
 	subscribe(t, b, topic, "a", la.handler(nil))
 	waitFor(t, "group a to see every message", func() bool { return la.handledAll(ids(first)) })
 
 	// A group created after group a acknowledged everything still sees
 	// every retained message.
-	lb := newLog()
+	lb := newRecorder()
 	subscribe(t, b, topic, "b", lb.handler(nil))
 	waitFor(t, "group b to see every message", func() bool { return lb.handledAll(ids(first)) })
 
@@ -302,7 +302,7 @@ func testStartsFromOldest(t *testing.T, open func(t *testing.T) broker.Broker) {
 	publish(t, b, msgs[:10]...)
 	publish(t, b, msgs[10:]...)
 
-	l := newLog()
+	l := newRecorder()
 	subscribe(t, b, topic, "g", l.handler(nil))
 	waitFor(t, "every message published before Subscribe", func() bool { return l.handledAll(ids(msgs)) })
 	ds := l.deliveries()
@@ -317,7 +317,7 @@ func testSubscriptionClose(t *testing.T, open func(t *testing.T) broker.Broker) 
 	const topic = "subclose"
 	started, release := make(chan struct{}), make(chan struct{})
 	first := msg(topic, "a", 0)
-	l := newLog()
+	l := newRecorder()
 	var once sync.Once
 	s := subscribe(t, b, topic, "g", func(_ context.Context, d broker.Delivery) error {
 		l.add(d, true)
@@ -327,7 +327,7 @@ func testSubscriptionClose(t *testing.T, open func(t *testing.T) broker.Broker) 
 		}
 		return nil
 	})
-	other := newLog()
+	other := newRecorder()
 	subscribe(t, b, topic, "other", other.handler(nil))
 	publish(t, b, first)
 
@@ -365,7 +365,7 @@ func testSubscriptionClose(t *testing.T, open func(t *testing.T) broker.Broker) 
 
 	// Nothing is lost with the closed member: a new member of its group
 	// gets the later messages.
-	l2 := newLog()
+	l2 := newRecorder()
 	subscribe(t, b, topic, "g", l2.handler(nil))
 	waitFor(t, "a new member to get the later messages", func() bool { return l2.handledAll(ids(later)) })
 }
@@ -373,7 +373,7 @@ func testSubscriptionClose(t *testing.T, open func(t *testing.T) broker.Broker) 
 func testBrokerClose(t *testing.T, open func(t *testing.T) broker.Broker) {
 	const topic = "brokerclose"
 	b := open(t)
-	l := newLog()
+	l := newRecorder()
 	s := subscribe(t, b, topic, "g", l.handler(nil))
 	m0 := msg(topic, "k", 0)
 	publish(t, b, m0)
@@ -391,7 +391,7 @@ func testBrokerClose(t *testing.T, open func(t *testing.T) broker.Broker) {
 	// through a new broker reaches only the new member.
 	n := l.count()
 	b2 := open(t)
-	l2 := newLog()
+	l2 := newRecorder()
 	subscribe(t, b2, topic, "g", l2.handler(nil))
 	m1 := msg(topic, "k", 1)
 	publish(t, b2, m1)
@@ -415,7 +415,7 @@ func testDurable(t *testing.T, open func(t *testing.T) broker.Broker) {
 	publish(t, b1, idleMsgs...)
 
 	// Acknowledge the first two; fail the third, which holds back the rest.
-	l := newLog()
+	l := newRecorder()
 	subscribe(t, b1, topic, "g", l.handler(func(d broker.Delivery) error {
 		if d.ID == msgs[0].ID || d.ID == msgs[1].ID {
 			return nil
@@ -433,7 +433,7 @@ func testDurable(t *testing.T, open func(t *testing.T) broker.Broker) {
 	require.NoError(t, b1.Close())
 
 	b2 := open(t)
-	l2 := newLog()
+	l2 := newRecorder()
 	subscribe(t, b2, topic, "g", l2.handler(nil))
 	waitFor(t, "the unacknowledged messages after reopening", func() bool { return l2.handledAll(ids(msgs[2:])) })
 	ds := l2.deliveries()
@@ -442,7 +442,7 @@ func testDurable(t *testing.T, open func(t *testing.T) broker.Broker) {
 		requireSame(t, msgs[2+i], d)
 	}
 
-	l3 := newLog()
+	l3 := newRecorder()
 	subscribe(t, b2, idle, "g", l3.handler(nil))
 	waitFor(t, "messages no one consumed before reopening", func() bool { return l3.handledAll(ids(idleMsgs)) })
 }
