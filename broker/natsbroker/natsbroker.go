@@ -25,7 +25,13 @@
 // member. A handler error naks the message with a delay (Config.RetryDelay,
 // doubling per attempt up to Config.MaxRetryDelay); a running handler keeps
 // extending the server's AckWait. Delivery.Attempt is the server's delivery
-// count (NumDelivered), which survives restarts.
+// count (NumDelivered), which survives restarts; it may skip a number when
+// a closing member hands back a message it received but did not handle.
+//
+// Members pull with requests that expire after a second, so that closing
+// a subscription ends cleanly (no message is left delivered to a member
+// that is gone, which would hold back its partition for AckWait); Close
+// therefore takes up to a second.
 package natsbroker
 
 import (

@@ -17,6 +17,21 @@ import (
 
 var _ broker.Subscription = (*Subscription)(nil)
 
+// errClosing settles a message that arrived while closing: not handled.
+var errClosing = errors.New("natsbroker: subscription closing")
+
+const (
+	// pollWait is how long a pull request waits for messages; closing a
+	// subscription waits for its pending requests, so at most this long.
+	pollWait = time.Second
+	// fetchBatch is the most messages one pull request asks for; with
+	// MaxAckPending 1 they come one after another's ack.
+	fetchBatch = 64
+	// handbackMargin covers the difference between the client's and the
+	// server's clock for a pull request's expiry.
+	handbackMargin = 200 * time.Millisecond
+)
+
 // Subscription is a running subscription: one goroutine per partition of
 // its topic, each handling its partition's messages one at a time.
 type Subscription struct {
@@ -24,7 +39,7 @@ type Subscription struct {
 	topic   string
 	h       broker.Handler
 	hctx    context.Context // handlers' context: not canceled by Close
-	iters   []jetstream.MessagesContext
+	cons    []jetstream.Consumer
 	closing chan struct{}
 	once    sync.Once
 	wg      sync.WaitGroup
@@ -65,19 +80,14 @@ func (b *Broker) Subscribe(ctx context.Context, topic, group string, h broker.Ha
 			MaxAckPending: 1, // the partition's order: see the package doc
 			MaxDeliver:    -1,
 		})
-		if err == nil {
-			var it jetstream.MessagesContext
-			if it, err = c.Messages(jetstream.PullMaxMessages(8)); err == nil {
-				s.iters = append(s.iters, it)
-				continue
-			}
+		if err != nil {
+			return nil, fmt.Errorf("natsbroker: subscribe %s to %s: %w", group, topic, err)
 		}
-		s.stop()
-		return nil, fmt.Errorf("natsbroker: subscribe %s to %s: %w", group, topic, err)
+		s.cons = append(s.cons, c)
 	}
-	for _, it := range s.iters {
+	for _, c := range s.cons {
 		s.wg.Add(1)
-		go s.run(it)
+		go s.run(c)
 	}
 	b.subsMu.Lock()
 	b.subs[s] = struct{}{}
@@ -106,16 +116,25 @@ func clean(s string) string {
 	return s
 }
 
-func (s *Subscription) run(it jetstream.MessagesContext) {
+// run handles one partition. It pulls with Fetch requests that expire
+// after pollWait, rather than with an open-ended iterator, so that closing
+// is exact: the worker stops once its last request has ended, and hands
+// back what arrives meanwhile. A message the server delivered to a request
+// nobody reads any more would wait AckWait for redelivery, holding back its
+// partition.
+func (s *Subscription) run(c jetstream.Consumer) {
 	defer s.wg.Done()
 	for {
-		m, err := it.Next()
-		if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+		select {
+		case <-s.closing:
 			return
+		default:
 		}
+		expires := time.Now().Add(pollWait)
+		batch, err := c.Fetch(fetchBatch, jetstream.FetchMaxWait(pollWait))
 		if err != nil {
-			// Missed heartbeats and the like while the connection recovers.
-			s.b.cfg.Logger.Debug("natsbroker: next message", "topic", s.topic, "error", err)
+			// The connection is reconnecting, or closed with the broker.
+			s.b.cfg.Logger.Debug("natsbroker: fetch", "topic", s.topic, "error", err)
 			select {
 			case <-s.closing:
 				return
@@ -123,15 +142,20 @@ func (s *Subscription) run(it jetstream.MessagesContext) {
 			}
 			continue
 		}
-		select {
-		case <-s.closing:
-			// Buffered when Close drained the iterator: hand it back now
-			// rather than after AckWait.
-			_ = m.Nak()
-			continue
-		default:
+		for m := range batch.Messages() {
+			select {
+			case <-s.closing:
+				// Hand it back, delayed past this request's end so that
+				// it goes to another request (or waits for a restart).
+				s.settle(m, errClosing, time.Until(expires)+handbackMargin)
+				continue
+			default:
+			}
+			s.handle(m)
 		}
-		s.handle(m)
+		if err := batch.Error(); err != nil {
+			s.b.cfg.Logger.Debug("natsbroker: fetch", "topic", s.topic, "error", err)
+		}
 	}
 }
 
@@ -163,16 +187,29 @@ func (s *Subscription) handle(m jetstream.Msg) {
 	close(stopBeat)
 	beat.Wait()
 
+	s.settle(m, herr, s.retryDelay(d.Attempt))
+}
+
+// settle acknowledges m after a handler's success, or naks it so that it is
+// delivered again after delay. Both wait for the server's confirmation: the
+// server queues acknowledgements, and a broker closing right after an
+// unconfirmed nak could lose it. The nak always carries a delay, since the
+// server stores the resulting due time with the consumer, while a plain nak
+// lives in memory only and, across a restart, the message would wait for
+// AckWait.
+func (s *Subscription) settle(m jetstream.Msg, herr error, delay time.Duration) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	var err error
 	if herr == nil {
 		err = m.DoubleAck(ctx)
 	} else {
-		err = m.NakWithDelay(s.retryDelay(d.Attempt))
+		body := fmt.Sprintf(`-NAK {"delay": %d}`, max(delay, time.Millisecond).Nanoseconds())
+		_, err = s.b.nc.RequestWithContext(ctx, m.Reply(), []byte(body))
 	}
 	if err != nil {
 		// The server redelivers after AckWait.
-		s.b.cfg.Logger.Error("natsbroker: acknowledge", "topic", s.topic, "id", d.ID, "error", err)
+		s.b.cfg.Logger.Error("natsbroker: acknowledge", "topic", s.topic, "error", err)
 	}
 }
 
@@ -215,8 +252,9 @@ func (s *Subscription) retryDelay(attempt int) time.Duration {
 }
 
 // Close stops the subscription: no handler starts after it returns, and
-// running handlers finish first. It is idempotent; do not call it from a
-// handler of the same subscription.
+// running handlers finish first; it takes up to a second more while the
+// last pull requests end. It is idempotent; do not call it from a handler
+// of the same subscription.
 func (s *Subscription) Close() error {
 	s.once.Do(func() {
 		s.stop()
@@ -229,8 +267,5 @@ func (s *Subscription) Close() error {
 
 func (s *Subscription) stop() {
 	close(s.closing)
-	for _, it := range s.iters {
-		it.Drain()
-	}
 	s.wg.Wait()
 }
