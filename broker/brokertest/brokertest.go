@@ -48,6 +48,7 @@ func Run(t *testing.T, setup Setup) {
 		{"KeyOrder", testKeyOrder},
 		{"Redelivery", testRedelivery},
 		{"GroupSharesWork", testGroupSharesWork},
+		{"MemberJoins", testMemberJoins},
 		{"GroupsIndependent", testGroupsIndependent},
 		{"StartsFromOldest", testStartsFromOldest},
 		{"SubscriptionClose", testSubscriptionClose},

@@ -263,6 +263,34 @@ func testGroupSharesWork(t *testing.T, open func(t *testing.T) broker.Broker) {
 	waitFor(t, "every message handled by one of the members", handledByEither)
 }
 
+// testMemberJoins adds a member to a group that is busy with a backlog:
+// the work moves (a Kafka rebalance) without losing a message.
+func testMemberJoins(t *testing.T, open func(t *testing.T) broker.Broker) {
+	b := open(t)
+	const topic = "joins"
+	var msgs []broker.Message
+	for i := range 300 {
+		msgs = append(msgs, msg(topic, fmt.Sprintf("k%d", i%50), i))
+	}
+	publish(t, b, msgs...)
+	slow := func(broker.Delivery) error {
+		time.Sleep(2 * time.Millisecond)
+		return nil
+	}
+	l1, l2 := newRecorder(), newRecorder()
+	subscribe(t, b, topic, "g", l1.handler(slow))
+	waitFor(t, "the first member to start", func() bool { return l1.count() >= 20 })
+	subscribe(t, b, topic, "g", l2.handler(slow))
+	waitFor(t, "every message handled by one of the members", func() bool {
+		for _, m := range msgs {
+			if !l1.handled(m.ID) && !l2.handled(m.ID) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
 func testGroupsIndependent(t *testing.T, open func(t *testing.T) broker.Broker) {
 	b := open(t)
 	const topic = "groups"

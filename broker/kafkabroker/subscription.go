@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
@@ -163,7 +165,8 @@ func (s *Subscription) assigned(_ context.Context, _ *kgo.Client, m map[string][
 }
 
 // revoked stops the revoked partitions' workers, then commits what they
-// handled, so that the partitions' next owner starts right after it.
+// handled, so that the partitions' next owner starts right after it. The
+// client also calls it at the end of a session that revoked nothing.
 func (s *Subscription) revoked(ctx context.Context, cl *kgo.Client, m map[string][]int32) {
 	s.stopWorkers(m[s.topic])
 	if err := cl.CommitMarkedOffsets(ctx); err != nil && !errors.Is(err, context.Canceled) {
@@ -177,20 +180,14 @@ func (s *Subscription) lost(_ context.Context, _ *kgo.Client, m map[string][]int
 	s.stopWorkers(m[s.topic])
 }
 
-// stopWorkers stops the workers of partitions (all when nil) and waits for
-// their running handlers.
+// stopWorkers stops the workers of partitions and waits for their running
+// handlers.
 func (s *Subscription) stopWorkers(partitions []int32) {
 	s.mu.Lock()
 	var ws []*worker
-	if partitions == nil {
-		for _, w := range s.workers {
+	for _, p := range partitions {
+		if w := s.workers[p]; w != nil {
 			ws = append(ws, w)
-		}
-	} else {
-		for _, p := range partitions {
-			if w := s.workers[p]; w != nil {
-				ws = append(ws, w)
-			}
 		}
 	}
 	for _, w := range ws {
@@ -218,7 +215,10 @@ func (s *Subscription) Close() error {
 		s.mu.Unlock()
 		s.cancelPoll()
 		<-s.pollDone
-		s.stopWorkers(nil)
+		s.mu.Lock()
+		all := slices.Collect(maps.Keys(s.workers))
+		s.mu.Unlock()
+		s.stopWorkers(all)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := s.cl.CommitMarkedOffsets(ctx); err != nil {
