@@ -1,0 +1,271 @@
+package natsbroker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/dtxhq/dtx/broker"
+)
+
+var _ broker.Subscription = (*Subscription)(nil)
+
+// errClosing settles a message that arrived while closing: not handled.
+var errClosing = errors.New("natsbroker: subscription closing")
+
+const (
+	// pollWait is how long a pull request waits for messages; closing a
+	// subscription waits for its pending requests, so at most this long.
+	pollWait = time.Second
+	// fetchBatch is the most messages one pull request asks for; with
+	// MaxAckPending 1 they come one after another's ack.
+	fetchBatch = 64
+	// handbackMargin covers the difference between the client's and the
+	// server's clock for a pull request's expiry.
+	handbackMargin = 200 * time.Millisecond
+)
+
+// Subscription is a running subscription: one goroutine per partition of
+// its topic, each handling its partition's messages one at a time.
+type Subscription struct {
+	b       *Broker
+	topic   string
+	h       broker.Handler
+	hctx    context.Context // handlers' context: not canceled by Close
+	cons    []jetstream.Consumer
+	closing chan struct{}
+	once    sync.Once
+	wg      sync.WaitGroup
+}
+
+// Subscribe creates (or joins) group's durable consumers of topic, one per
+// partition, and starts handling messages. ctx bounds the setup; handlers
+// get a context that carries ctx's values but is never canceled (Close
+// waits for running handlers instead).
+func (b *Broker) Subscribe(ctx context.Context, topic, group string, h broker.Handler) (broker.Subscription, error) {
+	if err := checkSubject(topic); err != nil {
+		return nil, fmt.Errorf("natsbroker: topic: %w", err)
+	}
+	if group == "" {
+		return nil, errors.New("natsbroker: empty group")
+	}
+	if h == nil {
+		return nil, errors.New("natsbroker: nil handler")
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return nil, broker.ErrClosed
+	}
+	s := &Subscription{
+		b: b, topic: topic, h: h,
+		hctx:    context.WithoutCancel(ctx),
+		closing: make(chan struct{}),
+	}
+	for p := range b.partitions {
+		c, err := b.js.CreateOrUpdateConsumer(ctx, b.cfg.Stream, jetstream.ConsumerConfig{
+			Durable:       consumerName(group, topic, p),
+			Description:   fmt.Sprintf("dtx group %s, topic %s, partition %d", group, topic, p),
+			FilterSubject: b.subject(topic, p),
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       b.cfg.AckWait,
+			MaxAckPending: 1, // the partition's order: see the package doc
+			MaxDeliver:    -1,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("natsbroker: subscribe %s to %s: %w", group, topic, err)
+		}
+		s.cons = append(s.cons, c)
+	}
+	for _, c := range s.cons {
+		s.wg.Add(1)
+		go s.run(c)
+	}
+	b.subsMu.Lock()
+	b.subs[s] = struct{}{}
+	b.subsMu.Unlock()
+	return s, nil
+}
+
+// consumerName is a valid durable name, readable and unique per group,
+// topic and partition.
+func consumerName(group, topic string, p int) string {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(group + "\x00" + topic))
+	return fmt.Sprintf("%s_%s_%d_%08x", clean(group), clean(topic), p, h.Sum32())
+}
+
+func clean(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '-' || r == '_' || ('0' <= r && r <= '9') || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') {
+			return r
+		}
+		return '-'
+	}, s)
+	if len(s) > 40 {
+		s = s[:40]
+	}
+	return s
+}
+
+// run handles one partition. It pulls with Fetch requests that expire
+// after pollWait, rather than with an open-ended iterator, so that closing
+// is exact: the worker stops once its last request has ended, and hands
+// back what arrives meanwhile. A message the server delivered to a request
+// nobody reads any more would wait AckWait for redelivery, holding back its
+// partition.
+func (s *Subscription) run(c jetstream.Consumer) {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.closing:
+			return
+		default:
+		}
+		expires := time.Now().Add(pollWait)
+		batch, err := c.Fetch(fetchBatch, jetstream.FetchMaxWait(pollWait))
+		if err != nil {
+			// The connection is reconnecting, or closed with the broker.
+			s.b.cfg.Logger.Debug("natsbroker: fetch", "topic", s.topic, "error", err)
+			select {
+			case <-s.closing:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		for m := range batch.Messages() {
+			select {
+			case <-s.closing:
+				// Hand it back, delayed past this request's end so that
+				// it goes to another request (or waits for a restart).
+				s.settle(m, errClosing, time.Until(expires)+handbackMargin)
+				continue
+			default:
+			}
+			s.handle(m)
+		}
+		if err := batch.Error(); err != nil {
+			s.b.cfg.Logger.Debug("natsbroker: fetch", "topic", s.topic, "error", err)
+		}
+	}
+}
+
+func (s *Subscription) handle(m jetstream.Msg) {
+	meta, err := m.Metadata()
+	if err != nil {
+		s.b.cfg.Logger.Error("natsbroker: message metadata", "topic", s.topic, "error", err)
+		_ = m.Nak()
+		return
+	}
+	d := s.delivery(m, meta)
+
+	// Keep the server from redelivering while the handler runs.
+	stopBeat := make(chan struct{})
+	beat := sync.WaitGroup{}
+	beat.Go(func() {
+		t := time.NewTicker(s.b.cfg.AckWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopBeat:
+				return
+			case <-t.C:
+				_ = m.InProgress()
+			}
+		}
+	})
+	herr := s.h(s.hctx, d)
+	close(stopBeat)
+	beat.Wait()
+
+	s.settle(m, herr, s.retryDelay(d.Attempt))
+}
+
+// settle acknowledges m after a handler's success, or naks it so that it is
+// delivered again after delay. Both wait for the server's confirmation: the
+// server queues acknowledgements, and a broker closing right after an
+// unconfirmed nak could lose it. The nak always carries a delay, since the
+// server stores the resulting due time with the consumer, while a plain nak
+// lives in memory only and, across a restart, the message would wait for
+// AckWait.
+func (s *Subscription) settle(m jetstream.Msg, herr error, delay time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var err error
+	if herr == nil {
+		err = m.DoubleAck(ctx)
+	} else {
+		body := fmt.Sprintf(`-NAK {"delay": %d}`, max(delay, time.Millisecond).Nanoseconds())
+		_, err = s.b.nc.RequestWithContext(ctx, m.Reply(), []byte(body))
+	}
+	if err != nil {
+		// The server redelivers after AckWait.
+		s.b.cfg.Logger.Error("natsbroker: acknowledge", "topic", s.topic, "error", err)
+	}
+}
+
+func (s *Subscription) delivery(m jetstream.Msg, meta *jetstream.MsgMetadata) broker.Delivery {
+	d := broker.Delivery{Attempt: int(meta.NumDelivered)}
+	d.Topic = s.topic
+	d.Payload = m.Data()
+	for k, vs := range m.Headers() {
+		if len(vs) == 0 {
+			continue
+		}
+		switch {
+		case k == jetstream.MsgIDHeader:
+			d.ID = strings.TrimPrefix(vs[0], s.topic+":")
+		case k == headerKey:
+			d.Key = vs[0]
+		case reservedHeader(k):
+		default:
+			if d.Headers == nil {
+				d.Headers = map[string]string{}
+			}
+			d.Headers[k] = vs[0]
+		}
+	}
+	if d.ID == "" { // published by something else than this package
+		d.ID = fmt.Sprintf("%s:%d", meta.Stream, meta.Sequence.Stream)
+	}
+	return d
+}
+
+// retryDelay is RetryDelay doubled per earlier attempt, capped at
+// MaxRetryDelay, less up to a fifth at random.
+func (s *Subscription) retryDelay(attempt int) time.Duration {
+	d := s.b.cfg.RetryDelay
+	for i := 1; i < attempt && d < s.b.cfg.MaxRetryDelay; i++ {
+		d *= 2
+	}
+	d = min(d, s.b.cfg.MaxRetryDelay)
+	return d - time.Duration(rand.Int64N(int64(d)/5+1))
+}
+
+// Close stops the subscription: no handler starts after it returns, and
+// running handlers finish first; it takes up to a second more while the
+// last pull requests end. It is idempotent; do not call it from a handler
+// of the same subscription.
+func (s *Subscription) Close() error {
+	s.once.Do(func() {
+		s.stop()
+		s.b.subsMu.Lock()
+		delete(s.b.subs, s)
+		s.b.subsMu.Unlock()
+	})
+	return nil
+}
+
+func (s *Subscription) stop() {
+	close(s.closing)
+	s.wg.Wait()
+}
