@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/broker"
+	"github.com/dtxhq/dtx/broker/natsbroker"
 	"github.com/dtxhq/dtx/client"
 	"github.com/dtxhq/dtx/coordinator"
 	"github.com/dtxhq/dtx/examples/shop"
@@ -53,7 +55,7 @@ type demoResult struct {
 
 func runDemo(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("dtx demo", flag.ContinueOnError)
-	pattern := fs.String("pattern", "saga", "transaction pattern: saga, tcc or xa (xa runs the services on a throwaway PostgreSQL)")
+	pattern := fs.String("pattern", "saga", "transaction pattern: saga, tcc, xa (runs the services on a throwaway PostgreSQL) or choreography (events through an embedded NATS JetStream)")
 	orders := fs.Int("orders", 200, "orders to place")
 	concurrency := fs.Int("concurrency", 16, "orders placed at once")
 	faultRate := fs.Float64("faults", 0.2, "probability that a branch call is faulted (fail before commit, delay, or commit-then-lose-the-response)")
@@ -67,7 +69,7 @@ func runDemo(ctx context.Context, args []string) error {
 	}
 	switch {
 	case !slices.Contains(order.Patterns, *pattern):
-		return usagef("pattern %q is not available (available: %s; choreography is not built yet)", *pattern, strings.Join(order.Patterns, ", "))
+		return usagef("pattern %q is not available (available: %s)", *pattern, strings.Join(order.Patterns, ", "))
 	case *orders < 1 || *orders > 1_000_000:
 		return usagef("orders must be between 1 and 1000000")
 	case *concurrency < 1 || *concurrency > 1024:
@@ -128,13 +130,26 @@ func runDemo(ctx context.Context, args []string) error {
 		fmt.Fprintf(out, "  services' databases on %s\n", label)
 	}
 
+	// Choreography: the services' events go through NATS JetStream,
+	// embedded in this process with its files beside the databases.
+	var events broker.Broker
+	if *pattern == order.PatternChoreography {
+		nb, err := natsbroker.OpenEmbedded(ctx, filepath.Join(work, "nats"), natsbroker.Config{})
+		if err != nil {
+			return fmt.Errorf("embedded NATS: %w", err)
+		}
+		defer nb.Close()
+		events = nb
+		fmt.Fprintf(out, "  events through an embedded NATS JetStream (files in %s)\n", filepath.Join(work, "nats"))
+	}
+
 	// The shop: three services, three databases, faults in every saga endpoint.
 	branchTimeout := 500 * time.Millisecond
 	fc := func(salt uint64) faults.Config {
 		return faults.Config{Rate: *faultRate, Kinds: faults.AllKinds, Delay: 800 * time.Millisecond, Seed: int64(*seed*7919 + salt)}
 	}
 	sh, err := shop.Start(ctx, shop.Config{
-		Dir: work, CoordinatorURL: apiURL, Pattern: *pattern,
+		Dir: work, CoordinatorURL: apiURL, Pattern: *pattern, Broker: events,
 		OrderDSN: orderDSN, InventoryDSN: inventoryDSN, PaymentDSN: paymentDSN,
 		ResolveInterval: 2 * time.Second,
 		OrderFaults:     fc(1), InventoryFaults: fc(2), PaymentFaults: fc(3),
@@ -251,7 +266,9 @@ func runDemo(ctx context.Context, args []string) error {
 		return fmt.Errorf("verify: %w", err)
 	}
 	violations := append(problems, rep.Violations...)
-	violations = append(violations, crossCheck(ctx, sh, client.New(apiURL, nil))...)
+	if *pattern != order.PatternChoreography {
+		violations = append(violations, crossCheck(ctx, sh, client.New(apiURL, nil))...)
+	}
 	reasons := cancelReasons(ctx, sh)
 
 	fst := sh.FaultStats()
@@ -271,7 +288,9 @@ func runDemo(ctx context.Context, args []string) error {
 		res.Dir = work
 	}
 	printDemoSummary(out, res, rep.Orders != *orders)
-	showCompensated(ctx, out, sh, client.New(apiURL, nil))
+	if *pattern != order.PatternChoreography {
+		showCompensated(ctx, out, sh, client.New(apiURL, nil))
+	}
 	if *asJSON {
 		b, _ := json.Marshal(res)
 		fmt.Println(string(b))

@@ -1,0 +1,100 @@
+package shop_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dtxhq/dtx/broker/natsbroker"
+	"github.com/dtxhq/dtx/examples/shop"
+	"github.com/dtxhq/dtx/examples/shop/faults"
+	"github.com/dtxhq/dtx/examples/shop/internal/shoptest"
+	"github.com/dtxhq/dtx/examples/shop/order"
+	"github.com/dtxhq/dtx/examples/shop/payment"
+)
+
+// choreoShop runs the shop with the choreography pattern on an embedded
+// NATS JetStream broker (file storage in a temporary directory).
+func choreoShop(t *testing.T, cfg shop.Config) *shop.Shop {
+	t.Helper()
+	b, err := natsbroker.OpenEmbedded(context.Background(), t.TempDir(), natsbroker.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { b.Close() })
+	cfg.Pattern = order.PatternChoreography
+	cfg.Broker = b
+	return shoptest.MustShop(t, cfg)
+}
+
+func TestShopChoreography_Outcomes(t *testing.T) {
+	s := choreoShop(t, shop.Config{})
+	ctx := context.Background()
+
+	o, err := s.PlaceOrder(ctx, 1, items(1, 2, 2, 1), "", true)
+	require.NoError(t, err)
+	assert.Equal(t, order.PatternChoreography, o.Pattern)
+	assert.Equal(t, order.Completed, o.Status)
+	assert.Equal(t, int64(998), available(t, s, 1))
+	assert.Equal(t, payment.Charged, paymentStatus(t, s, o.ID))
+
+	// Declined payment: the stock is restored (StockRestored), then the
+	// order cancelled.
+	o, err = s.PlaceOrder(ctx, payment.DeclinedUserID, items(3, 1), "", true)
+	require.NoError(t, err)
+	assert.Equal(t, order.Cancelled, o.Status)
+	assert.Contains(t, o.Reason, "declined")
+	assert.Equal(t, int64(50), available(t, s, 3))
+
+	// Not enough stock: payment never hears of it.
+	o, err = s.PlaceOrder(ctx, 1, items(4, 6), "", true)
+	require.NoError(t, err)
+	assert.Equal(t, order.Cancelled, o.Status)
+	assert.Contains(t, o.Reason, "insufficient stock")
+	assert.Empty(t, paymentStatus(t, s, o.ID))
+
+	// Idempotent replay.
+	first, err := s.PlaceOrder(ctx, 1, items(2, 1), "ch-key-1", true)
+	require.NoError(t, err)
+	again, err := s.PlaceOrder(ctx, 1, items(2, 1), "ch-key-1", true)
+	require.NoError(t, err)
+	assert.Equal(t, first.ID, again.ID)
+
+	rep := settle(t, s, 10*time.Second)
+	assert.Equal(t, shopReport{completed: 2, cancelled: 2}, *rep)
+	assert.Equal(t, int64(400+200), account(t, s, 1).Spent)
+}
+
+// TestShopChoreography_Faults delivers every event through consumers that
+// fail, delay and lose acknowledgements: redeliveries must have no second
+// effect, and every order must end consistent.
+func TestShopChoreography_Faults(t *testing.T) {
+	fc := func(seed int64) faults.Config {
+		return faults.Config{Rate: 0.3, Delay: 50 * time.Millisecond, Seed: seed}
+	}
+	s := choreoShop(t, shop.Config{OrderFaults: fc(1), InventoryFaults: fc(2), PaymentFaults: fc(3)})
+	ctx := context.Background()
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 10 {
+				user := []int64{1, 2, 3, 4}[(w+i)%4]
+				_, err := s.PlaceOrder(ctx, user, items(int64(1+(w+i)%4), 1), fmt.Sprintf("f-%d-%d", w, i), false)
+				assert.NoError(t, err)
+			}
+		}()
+	}
+	wg.Wait()
+	rep := settle(t, s, 60*time.Second)
+	assert.Equal(t, 80, rep.completed+rep.cancelled)
+	assert.Positive(t, rep.completed)
+	assert.Positive(t, rep.cancelled)
+	st := s.FaultStats()
+	assert.Positive(t, st.Inventory.Lose, "lost acknowledgements were injected")
+	assert.Positive(t, st.Payment.Fail)
+}
