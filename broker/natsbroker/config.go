@@ -15,7 +15,7 @@ const (
 	DefaultPartitions    = 16
 	DefaultReplicas      = 1
 	DefaultMaxAge        = 7 * 24 * time.Hour
-	DefaultAckWait       = 30 * time.Second
+	DefaultAckWait       = 5 * time.Second
 	DefaultRetryDelay    = 200 * time.Millisecond
 	DefaultMaxRetryDelay = 10 * time.Second
 	DefaultStartTimeout  = 30 * time.Second

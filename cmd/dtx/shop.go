@@ -4,10 +4,14 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/dtxhq/dtx/broker"
 	"github.com/dtxhq/dtx/examples/shop"
 	"github.com/dtxhq/dtx/examples/shop/faults"
+	"github.com/dtxhq/dtx/examples/shop/order"
 )
 
 func runShop(ctx context.Context, args []string) error {
@@ -28,6 +32,8 @@ func runShop(ctx context.Context, args []string) error {
 	sagaTimeout := fs.Duration("saga-timeout", time.Minute, "saga timeout put into each order's saga")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	readyFile := fs.String("ready-file", "", "write the three service URLs to this file once serving")
+	pattern := fs.String("pattern", order.PatternSaga, "how new orders are fulfilled: "+strings.Join(order.Patterns, ", "))
+	brokerSpec := fs.String("broker", "", "message broker for the choreography pattern: embedded (NATS in this process, files in --dir), nats://host:port or kafka://host:port")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -38,9 +44,25 @@ func runShop(ctx context.Context, args []string) error {
 	if err != nil {
 		return usageError{err.Error()}
 	}
+	if !slices.Contains(order.Patterns, *pattern) {
+		return usagef("pattern %q is not available (available: %s)", *pattern, strings.Join(order.Patterns, ", "))
+	}
+	if *pattern == order.PatternChoreography && *brokerSpec == "" {
+		return usagef("the choreography pattern needs --broker")
+	}
 	log, err := newLogger(*logLevel, false)
 	if err != nil {
 		return err
+	}
+	var events broker.Broker
+	if *brokerSpec != "" {
+		b, label, err := openBroker(ctx, *brokerSpec, *dir)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		events = b
+		log.Info("broker", "broker", label)
 	}
 	fc := func(salt int64) faults.Config {
 		return faults.Config{Rate: *rate, Kinds: ks, Delay: *delay, Seed: *seed*7919 + salt}
@@ -48,7 +70,7 @@ func runShop(ctx context.Context, args []string) error {
 	sh, err := shop.Start(ctx, shop.Config{
 		Dir: *dir, OrderDSN: *orderDSN, InventoryDSN: *inventoryDSN, PaymentDSN: *paymentDSN,
 		OrderAddr: *orderAddr, InventoryAddr: *inventoryAddr, PaymentAddr: *paymentAddr,
-		CoordinatorURL: *coordURL,
+		CoordinatorURL: *coordURL, Pattern: *pattern, Broker: events,
 		OrderFaults:    fc(1), InventoryFaults: fc(2), PaymentFaults: fc(3),
 		BranchTimeout: *branchTimeout, SagaTimeout: *sagaTimeout, Logger: log,
 	})

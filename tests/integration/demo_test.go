@@ -16,7 +16,7 @@ func TestDemo_JSONContract(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the dtx binary")
 	}
-	for _, pattern := range []string{"saga", "tcc", "xa"} {
+	for _, pattern := range []string{"saga", "tcc", "xa", "choreography"} {
 		t.Run(pattern, func(t *testing.T) { testDemo(t, pattern) })
 	}
 }
@@ -53,7 +53,7 @@ func TestDemo_BadInput(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"demo", "--pattern", "nope"},
-		{"demo", "--pattern", "choreography"},
+		{"shop", "--pattern", "choreography"},
 		{"demo", "--faults", "2"},
 		{"demo", "--orders", "0"},
 		{"demo", "--bogus"},

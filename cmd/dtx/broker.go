@@ -1,0 +1,41 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/dtxhq/dtx/broker"
+	"github.com/dtxhq/dtx/broker/kafkabroker"
+	"github.com/dtxhq/dtx/broker/natsbroker"
+)
+
+// openBroker opens the broker named by spec: "embedded" (NATS JetStream in
+// this process, files in dir/nats), "nats://host:port" (an external NATS
+// server with JetStream) or "kafka://host:port[,host:port…]" (Apache Kafka).
+func openBroker(ctx context.Context, spec, dir string) (broker.Broker, string, error) {
+	switch {
+	case spec == "embedded":
+		d := filepath.Join(dir, "nats")
+		b, err := natsbroker.OpenEmbedded(ctx, d, natsbroker.Config{})
+		if err != nil {
+			return nil, "", fmt.Errorf("embedded NATS: %w", err)
+		}
+		return b, "embedded NATS JetStream (files in " + d + ")", nil
+	case strings.HasPrefix(spec, "nats://"):
+		b, err := natsbroker.Connect(ctx, spec, natsbroker.Config{})
+		if err != nil {
+			return nil, "", fmt.Errorf("NATS %s: %w", spec, err)
+		}
+		return b, "NATS " + spec, nil
+	case strings.HasPrefix(spec, "kafka://"):
+		seeds := strings.Split(strings.TrimPrefix(spec, "kafka://"), ",")
+		b, err := kafkabroker.Connect(ctx, seeds, kafkabroker.Config{})
+		if err != nil {
+			return nil, "", fmt.Errorf("Kafka %s: %w", spec, err)
+		}
+		return b, "Kafka " + spec, nil
+	}
+	return nil, "", usagef("broker %q: want embedded, nats://host:port or kafka://host:port", spec)
+}
