@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,8 +24,11 @@ import (
 	"github.com/dtxhq/dtx/client"
 	"github.com/dtxhq/dtx/coordinator"
 	"github.com/dtxhq/dtx/examples/shop"
+	shopevents "github.com/dtxhq/dtx/examples/shop/events"
 	"github.com/dtxhq/dtx/examples/shop/faults"
 	"github.com/dtxhq/dtx/examples/shop/order"
+	"github.com/dtxhq/dtx/flow"
+	"github.com/dtxhq/dtx/internal/sqlitedb"
 	"github.com/dtxhq/dtx/server"
 	"github.com/dtxhq/dtx/store/sqlite"
 	"github.com/dtxhq/dtx/store/sqlstore"
@@ -111,7 +115,22 @@ func runDemo(ctx context.Context, args []string) error {
 		return err
 	}
 	defer coord.Close(context.Background())
-	apiURL, stopAPI, err := serveLoopback(server.New(coord))
+	// The API: the coordinator's, plus the reconstructed flows of
+	// choreographed orders (GET /v1/flows/{gid}).
+	api := http.NewServeMux()
+	api.Handle("/", server.New(coord))
+	flowDB, err := sqlitedb.Open(ctx, filepath.Join(work, "flows.db"), 4)
+	if err != nil {
+		return err
+	}
+	defer flowDB.Close()
+	flows := flow.NewStore(flowDB)
+	if err := flows.Migrate(ctx); err != nil {
+		return err
+	}
+	api.Handle("/v1/flows", flow.Handler(flows))
+	api.Handle("/v1/flows/", flow.Handler(flows))
+	apiURL, stopAPI, err := serveLoopback(api)
 	if err != nil {
 		return err
 	}
@@ -140,6 +159,15 @@ func runDemo(ctx context.Context, args []string) error {
 		}
 		defer nb.Close()
 		events = nb
+		subs, err := flow.Record(ctx, nb, flows, shopevents.Topics...)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			for _, s := range subs {
+				s.Close()
+			}
+		}()
 		fmt.Fprintf(out, "  events through an embedded NATS JetStream (files in %s)\n", filepath.Join(work, "nats"))
 	}
 
@@ -290,6 +318,8 @@ func runDemo(ctx context.Context, args []string) error {
 	printDemoSummary(out, res, rep.Orders != *orders)
 	if *pattern != order.PatternChoreography {
 		showCompensated(ctx, out, sh, client.New(apiURL, nil))
+	} else {
+		showFlow(ctx, out, sh, flows, apiURL)
 	}
 	if *asJSON {
 		b, _ := json.Marshal(res)
@@ -578,4 +608,43 @@ func showCompensated(ctx context.Context, w io.Writer, sh *shop.Shop, c *client.
 		fmt.Fprintf(w, "  %+6dms  %-22s %-10s %-8s %5.1fms  %s\n", at, name, e.Op, e.Outcome, float64(e.Duration.Microseconds())/1000, detail)
 	}
 	fmt.Fprintf(w, "  (the coordinator serves this as GET /v1/transactions/%s; --dir keeps the databases)\n", d.GID)
+}
+
+// showFlow prints one cancelled choreographed order as reconstructed from
+// its events.
+func showFlow(ctx context.Context, w io.Writer, sh *shop.Shop, flows *flow.Store, apiURL string) {
+	ctx = context.WithoutCancel(ctx)
+	cancelled, err := sh.Orders.List(ctx, order.Cancelled)
+	if err != nil || len(cancelled) == 0 {
+		return
+	}
+	// Prefer a payment refusal: its flow goes forward, then back.
+	pick := cancelled[0]
+	for _, o := range cancelled {
+		if strings.Contains(strings.ToLower(o.Reason), "declined") || strings.Contains(strings.ToLower(o.Reason), "balance") {
+			pick = o
+			break
+		}
+	}
+	gid := order.GID(pick.ID)
+	var evs []flow.Event
+	for range 50 { // the recorder is one more consumer: let it catch up
+		evs, err = flows.Timeline(ctx, gid)
+		if err == nil && len(evs) > 0 {
+			if evs[len(evs)-1].Type == shopevents.OrderCancelled {
+				break
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(evs) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nOne cancelled order, reconstructed from its events (%s, order %d):\n", gid, pick.ID)
+	fmt.Fprintf(w, "  reason: %s\n", pick.Reason)
+	t0 := evs[0].PublishedAt
+	for _, e := range evs {
+		fmt.Fprintf(w, "  %+6dms  %s%-10s -> %s\n", e.PublishedAt.Sub(t0).Milliseconds(), strings.Repeat("  ", e.Depth), e.Source, e.Type)
+	}
+	fmt.Fprintf(w, "  (served as GET %s/v1/flows/%s)\n", apiURL, gid)
 }

@@ -14,6 +14,8 @@
 //	payment    --PaymentFailed-->  inventory: restore stock
 //	inventory  --StockRestored-->  order:     PENDING -> CANCELLED
 //
+//	order      --OrderCompleted, OrderCancelled--> (the flow's end, for the record)
+//
 // Every message is keyed by the order's gid (per-order delivery order), has
 // a deterministic id (its gid and type: publishing it twice is one message
 // to the inbox), and carries the correlation id (the gid), the causation id
@@ -25,9 +27,11 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/broker"
+	"github.com/dtxhq/dtx/flow"
 )
 
 // Topics, one per event type.
@@ -38,10 +42,17 @@ const (
 	PaymentCharged = "payment-charged"
 	PaymentFailed  = "payment-failed"
 	StockRestored  = "stock-restored"
+	// OrderCompleted and OrderCancelled close a flow; no service consumes
+	// them (the flow recorder does).
+	OrderCompleted = "order-completed"
+	OrderCancelled = "order-cancelled"
 )
 
 // HeaderSource names the service that published a message.
-const HeaderSource = "Dtx-Source"
+const HeaderSource = flow.HeaderSource
+
+// Topics lists every topic of the flow.
+var Topics = []string{OrderPlaced, StockDeducted, StockFailed, PaymentCharged, PaymentFailed, StockRestored, OrderCompleted, OrderCancelled}
 
 // Item is one order line.
 type Item struct {
@@ -76,6 +87,7 @@ func New(topic, gid, source, cause string, payload any) (broker.Message, error) 
 		broker.HeaderCorrelationID: gid,
 		broker.HeaderType:          topic,
 		HeaderSource:               source,
+		flow.HeaderTime:            time.Now().UTC().Format(time.RFC3339Nano),
 	}
 	if cause != "" {
 		h[broker.HeaderCausationID] = cause

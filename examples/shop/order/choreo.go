@@ -20,13 +20,21 @@ func (s *Service) Reactions() map[string]events.Reaction {
 		if err != nil {
 			return "", nil, err
 		}
-		_, err = s.transition(ctx, tx, gid, payload, Cancelled, ev.Reason)
-		return "", nil, err
+		if _, err := s.transition(ctx, tx, gid, payload, Cancelled, ev.Reason); err != nil {
+			return "", nil, err
+		}
+		return events.OrderCancelled, events.Outcome{OrderID: ev.OrderID, Reason: ev.Reason}, nil
 	}
 	return map[string]events.Reaction{
 		events.PaymentCharged: func(ctx context.Context, tx *sql.Tx, gid string, payload []byte) (string, any, error) {
-			_, err := s.transition(ctx, tx, gid, payload, Completed, "")
-			return "", nil, err
+			ev, err := events.Decode[events.Outcome](payload)
+			if err != nil {
+				return "", nil, err
+			}
+			if _, err := s.transition(ctx, tx, gid, payload, Completed, ""); err != nil {
+				return "", nil, err
+			}
+			return events.OrderCompleted, events.Outcome{OrderID: ev.OrderID}, nil
 		},
 		events.StockFailed:   cancel,
 		events.StockRestored: cancel,

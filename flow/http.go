@@ -1,0 +1,57 @@
+package flow
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/dtxhq/dtx/internal/problem"
+)
+
+// Handler serves the flows of st:
+//
+//	GET /v1/flows?limit=N   the most recently active flows (Summary)
+//	GET /v1/flows/{id}      one flow's events in causal order
+func Handler(st *Store) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/flows", func(w http.ResponseWriter, r *http.Request) {
+		limit := 100
+		if v := r.URL.Query().Get("limit"); v != "" {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 1 || n > 1000 {
+				problem.Write(w, http.StatusBadRequest, "limit must be an integer between 1 and 1000")
+				return
+			}
+			limit = n
+		}
+		flows, err := st.Flows(r.Context(), limit)
+		if err != nil {
+			problem.Write(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		if flows == nil {
+			flows = []Summary{}
+		}
+		writeJSON(w, map[string]any{"flows": flows})
+	})
+	mux.HandleFunc("GET /v1/flows/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		evs, err := st.Timeline(r.Context(), id)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			problem.Write(w, http.StatusNotFound, "no events for correlation id "+strconv.Quote(id))
+			return
+		case err != nil:
+			problem.Write(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		writeJSON(w, map[string]any{"correlation_id": id, "events": evs})
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(v)
+}
