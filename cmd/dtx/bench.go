@@ -47,7 +47,7 @@ type benchResult struct {
 
 func runBench(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("dtx bench", flag.ContinueOnError)
-	pattern := fs.String("pattern", "saga", "saga (2 steps), tcc (2 participants: 2 tries, then 2 confirms) or xa (2 real XA branches on a throwaway PostgreSQL: 2 prepares in order, then 2 commits)")
+	pattern := fs.String("pattern", "saga", "saga (2 steps), tcc (2 participants: 2 tries, then 2 confirms) xa (2 real XA branches on a throwaway PostgreSQL: 2 prepares in order, then 2 commits) or events (outbox -> broker -> inbox)")
 	storeDSN := fs.String("store", "sqlite", "sqlite (a fresh file in a temp dir), sqlite://path, postgres://…, or postgres-temp (a throwaway local server)")
 	clients := fs.Int("clients", 8, "closed-loop clients, each submitting a saga and waiting for its outcome")
 	duration := fs.Duration("duration", 10*time.Second, "measured duration")
@@ -55,14 +55,18 @@ func runBench(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print one JSON object")
 	writers := fs.Int("store-writers", 0, "group-commit writers of the store (0: the store's default)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured period to this file")
+	brokerSpec := fs.String("broker", "embedded", "events pattern: embedded (NATS in process), nats://host:port or kafka://host:port")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *pattern != "saga" && *pattern != "tcc" && *pattern != "xa" {
-		return usagef("pattern %q: want saga, tcc or xa", *pattern)
+	if *pattern != "saga" && *pattern != "tcc" && *pattern != "xa" && *pattern != "events" {
+		return usagef("pattern %q: want saga, tcc, xa or events", *pattern)
 	}
 	if *clients < 1 || *duration <= 0 || *warmup < 0 {
 		return usagef("need clients >= 1, duration > 0, warmup >= 0")
+	}
+	if *pattern == "events" {
+		return benchEvents(ctx, *storeDSN, *brokerSpec, *clients, *duration, *warmup, *asJSON)
 	}
 	dsn, label, cleanup, err := benchStore(ctx, *storeDSN)
 	if err != nil {

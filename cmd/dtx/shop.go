@@ -71,7 +71,7 @@ func runShop(ctx context.Context, args []string) error {
 		Dir: *dir, OrderDSN: *orderDSN, InventoryDSN: *inventoryDSN, PaymentDSN: *paymentDSN,
 		OrderAddr: *orderAddr, InventoryAddr: *inventoryAddr, PaymentAddr: *paymentAddr,
 		CoordinatorURL: *coordURL, Pattern: *pattern, Broker: events,
-		OrderFaults:    fc(1), InventoryFaults: fc(2), PaymentFaults: fc(3),
+		OrderFaults: fc(1), InventoryFaults: fc(2), PaymentFaults: fc(3),
 		BranchTimeout: *branchTimeout, SagaTimeout: *sagaTimeout, Logger: log,
 	})
 	if err != nil {
