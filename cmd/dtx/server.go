@@ -27,8 +27,14 @@ func runServer(ctx context.Context, args []string) error {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logJSON := fs.Bool("log-json", false, "log as JSON")
 	readyFile := fs.String("ready-file", "", "write the listen address to this file once serving (for scripts)")
+	brokerSpec := fs.String("broker", "", "message broker to record choreographed flows from: nats://host:port, kafka://host:port or embedded")
+	recordFlows := fs.String("record-flows", "", "comma-separated topics whose events are recorded by correlation id and served as GET /v1/flows/{id}")
+	flowsDB := fs.String("flows-db", "dtx-data/flows.db", "SQLite file of the recorded flows")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *recordFlows != "" && *brokerSpec == "" {
+		return usagef("--record-flows needs --broker")
 	}
 	log, err := newLogger(*logLevel, *logJSON)
 	if err != nil {
@@ -54,7 +60,14 @@ func runServer(ctx context.Context, args []string) error {
 		ln.Close()
 		return err
 	}
-	srv := &http.Server{Handler: server.New(c), ReadHeaderTimeout: 10 * time.Second}
+	flows, err := startFlowRecorder(ctx, *brokerSpec, *recordFlows, *flowsDB)
+	if err != nil {
+		ln.Close()
+		c.Close(context.Background())
+		return err
+	}
+	defer flows.Close()
+	srv := &http.Server{Handler: flows.Mount(server.New(c)), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("coordinator serving", slog.String("addr", ln.Addr().String()), slog.String("store", describeStore(*storeDSN)), slog.String("owner", c.Owner()))

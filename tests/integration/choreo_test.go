@@ -3,8 +3,10 @@ package integration_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dtxhq/dtx/broker"
 	"github.com/dtxhq/dtx/broker/natsbroker"
 	"github.com/dtxhq/dtx/examples/shop/order"
 	"github.com/dtxhq/dtx/examples/shop/verify"
@@ -153,4 +156,47 @@ func countPending(t *testing.T, path string) int {
 	var k int
 	require.NoError(t, db.QueryRow(`SELECT COUNT(*) FROM orders WHERE status = 'PENDING'`).Scan(&k))
 	return k
+}
+
+// TestServer_RecordsFlows runs `dtx server` recording a topic from an
+// external NATS server and reads the flow back over its API.
+func TestServer_RecordsFlows(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the dtx binary")
+	}
+	ctx := context.Background()
+	nb, err := natsbroker.OpenEmbedded(ctx, t.TempDir(), natsbroker.Config{Listen: freeAddr(t)})
+	require.NoError(t, err)
+	defer nb.Close()
+	addr := freeAddr(t)
+	dir := t.TempDir()
+	startServer(t, addr, "sqlite://"+filepath.Join(dir, "c.db"), filepath.Join(dir, "server.log"),
+		"--broker", nb.ClientURL(), "--record-flows", "order-placed,stock-deducted", "--flows-db", filepath.Join(dir, "flows.db"))
+	for _, m := range []broker.Message{
+		{ID: "order-1/stock-deducted", Topic: "stock-deducted", Key: "order-1", Payload: []byte(`{}`),
+			Headers: map[string]string{broker.HeaderCorrelationID: "order-1", broker.HeaderCausationID: "order-1/order-placed", broker.HeaderType: "stock-deducted"}},
+		{ID: "order-1/order-placed", Topic: "order-placed", Key: "order-1", Payload: []byte(`{}`),
+			Headers: map[string]string{broker.HeaderCorrelationID: "order-1", broker.HeaderType: "order-placed"}},
+	} {
+		require.NoError(t, nb.Publish(ctx, m))
+	}
+	var got struct {
+		Events []struct {
+			Type string `json:"type"`
+		} `json:"events"`
+	}
+	waitFor(t, 20*time.Second, "the flow to be recorded", func() (bool, string) {
+		resp, err := http.Get("http://" + addr + "/v1/flows/order-1")
+		if err != nil {
+			return false, err.Error()
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return false, resp.Status
+		}
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&got))
+		return len(got.Events) == 2, fmt.Sprintf("%d events", len(got.Events))
+	})
+	require.Equal(t, "order-placed", got.Events[0].Type)
+	require.Equal(t, "stock-deducted", got.Events[1].Type)
 }

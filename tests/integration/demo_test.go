@@ -54,6 +54,7 @@ func TestDemo_BadInput(t *testing.T) {
 	for _, args := range [][]string{
 		{"demo", "--pattern", "nope"},
 		{"shop", "--pattern", "choreography"},
+		{"server", "--record-flows", "order-placed"},
 		{"demo", "--faults", "2"},
 		{"demo", "--orders", "0"},
 		{"demo", "--bogus"},
