@@ -6,6 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dtxhq/dtx"
@@ -14,6 +18,7 @@ import (
 	"github.com/dtxhq/dtx/examples/shop/faults"
 	"github.com/dtxhq/dtx/examples/shop/order"
 	"github.com/dtxhq/dtx/inbox"
+	"github.com/dtxhq/dtx/internal/problem"
 	"github.com/dtxhq/dtx/outbox"
 	"github.com/dtxhq/dtx/participant"
 )
@@ -36,7 +41,7 @@ type eventService struct {
 	inbox  inbox.Inbox
 	relay  *outbox.Relay
 	subs   []broker.Subscription
-	cons   []inbox.Consumer
+	cons   map[string]inbox.Consumer // by topic
 }
 
 func newEventService(ctx context.Context, name string, db *sql.DB, d participant.Dialect, b broker.Broker, log *slog.Logger) (*eventService, error) {
@@ -45,6 +50,7 @@ func newEventService(ctx context.Context, name string, db *sql.DB, d participant
 		db:     db,
 		outbox: outbox.Outbox{Dialect: d, Table: name + "_outbox"},
 		inbox:  inbox.Inbox{Dialect: d, Table: name + "_inbox"},
+		cons:   map[string]inbox.Consumer{},
 	}
 	if err := es.outbox.Migrate(ctx, db); err != nil {
 		return nil, fmt.Errorf("shop: %s outbox: %w", name, err)
@@ -89,7 +95,7 @@ func (es *eventService) subscribe(ctx context.Context, b broker.Broker, reaction
 				return es.publish(ctx, tx, next, gid, d.ID, out)
 			},
 		}
-		es.cons = append(es.cons, c)
+		es.cons[topic] = c
 		h := func(ctx context.Context, d broker.Delivery) error {
 			if err := c.Handle(ctx, d); err != nil {
 				return err
@@ -116,10 +122,83 @@ func (es *eventService) close() error {
 
 // deadLetters lists the service's dead-lettered events.
 func (es *eventService) deadLetters(ctx context.Context) ([]inbox.DeadLetter, error) {
-	if len(es.cons) == 0 {
-		return nil, nil
+	for _, c := range es.cons { // one group: any consumer lists them all
+		return c.DeadLetters(ctx)
 	}
-	return es.cons[0].DeadLetters(ctx)
+	return nil, nil
+}
+
+// deadLetterRoutes serves the service's dead letters in front of next:
+//
+//	GET  /events/dead-letters               list them
+//	POST /events/dead-letters/replay?id=ID  process one again (once)
+//	POST /events/dead-letters/discard?id=ID drop one
+func (es *eventService) deadLetterRoutes(next http.Handler) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/", next)
+	mux.HandleFunc("GET /events/dead-letters", func(w http.ResponseWriter, r *http.Request) {
+		dl, err := es.deadLetters(r.Context())
+		if err != nil {
+			problem.Write(w, http.StatusInternalServerError, err.Error())
+			return
+		}
+		type item struct {
+			ID       string    `json:"id"`
+			Topic    string    `json:"topic"`
+			Key      string    `json:"key"`
+			Error    string    `json:"error"`
+			Attempts int       `json:"attempts"`
+			Time     time.Time `json:"time"`
+		}
+		out := []item{}
+		for _, d := range dl {
+			out = append(out, item{d.Message.ID, d.Message.Topic, d.Message.Key, d.Error, d.Attempts, d.Time})
+		}
+		participant.WriteJSON(w, http.StatusOK, out)
+	})
+	act := func(replay bool) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			id := r.URL.Query().Get("id")
+			if id == "" {
+				problem.Write(w, http.StatusBadRequest, "query parameter id is required")
+				return
+			}
+			dl, err := es.deadLetters(r.Context())
+			if err != nil {
+				problem.Write(w, http.StatusInternalServerError, err.Error())
+				return
+			}
+			i := slices.IndexFunc(dl, func(d inbox.DeadLetter) bool { return d.Message.ID == id })
+			if i < 0 {
+				problem.Write(w, http.StatusNotFound, "no dead letter "+strconv.Quote(id))
+				return
+			}
+			c, ok := es.cons[dl[i].Message.Topic]
+			if !ok {
+				problem.Write(w, http.StatusConflict, "no consumer for topic "+dl[i].Message.Topic)
+				return
+			}
+			if replay {
+				err = c.Replay(r.Context(), id)
+			} else {
+				err = c.Discard(r.Context(), id)
+			}
+			switch {
+			case errors.Is(err, inbox.ErrNotFound):
+				problem.Write(w, http.StatusNotFound, err.Error())
+			case err != nil:
+				problem.Write(w, http.StatusUnprocessableEntity, err.Error())
+			default:
+				if replay {
+					es.relay.Notify()
+				}
+				w.WriteHeader(http.StatusNoContent)
+			}
+		}
+	}
+	mux.HandleFunc("POST /events/dead-letters/replay", act(true))
+	mux.HandleFunc("POST /events/dead-letters/discard", act(false))
+	return mux
 }
 
 // startChoreography sets up the outboxes and inboxes of the three services
@@ -139,6 +218,7 @@ func (s *Shop) startChoreography(ctx context.Context, b broker.Broker) error {
 		}
 		s.events[x.name] = es
 	}
+	s.eventsReady.Store(true)
 	return nil
 }
 
@@ -199,4 +279,18 @@ func (s *Shop) OutboxBacklog() map[string]outbox.Stats {
 		out[name] = es.relay.Stats()
 	}
 	return out
+}
+
+// withDeadLetters serves the dead-letter routes of service name (see
+// deadLetterRoutes) in front of next once the choreography is set up.
+func (s *Shop) withDeadLetters(name string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/events/") && s.eventsReady.Load() {
+			if es := s.events[name]; es != nil {
+				es.deadLetterRoutes(next).ServeHTTP(w, r)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }

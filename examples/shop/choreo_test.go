@@ -2,7 +2,10 @@ package shop_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/url"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/dtxhq/dtx/broker/natsbroker"
 	"github.com/dtxhq/dtx/examples/shop"
+	"github.com/dtxhq/dtx/examples/shop/events"
 	"github.com/dtxhq/dtx/examples/shop/faults"
 	"github.com/dtxhq/dtx/examples/shop/internal/shoptest"
 	"github.com/dtxhq/dtx/examples/shop/order"
@@ -97,4 +101,53 @@ func TestShopChoreography_Faults(t *testing.T) {
 	st := s.FaultStats()
 	assert.Positive(t, st.Inventory.Lose, "lost acknowledgements were injected")
 	assert.Positive(t, st.Payment.Fail)
+}
+
+// TestShopChoreography_PoisonEventDeadLettered publishes a malformed
+// OrderPlaced: the inventory dead-letters it at once (retrying cannot fix
+// it), the verifier reports it, the HTTP API lists it, a replay still
+// fails, and a discard clears it.
+func TestShopChoreography_PoisonEventDeadLettered(t *testing.T) {
+	ctx := context.Background()
+	b, err := natsbroker.OpenEmbedded(ctx, t.TempDir(), natsbroker.Config{})
+	require.NoError(t, err)
+	defer b.Close()
+	s := shoptest.MustShop(t, shop.Config{Pattern: order.PatternChoreography, Broker: b})
+
+	poison, err := events.New(events.OrderPlaced, "order-999", "test", "", "not an order")
+	require.NoError(t, err)
+	require.NoError(t, b.Publish(ctx, poison))
+
+	var list []struct {
+		ID    string `json:"id"`
+		Topic string `json:"topic"`
+		Error string `json:"error"`
+	}
+	require.Eventually(t, func() bool {
+		code, body := shoptest.Get(t, s.InventoryURL()+"/events/dead-letters")
+		require.Equal(t, http.StatusOK, code, body)
+		require.NoError(t, json.Unmarshal([]byte(body), &list))
+		return len(list) == 1
+	}, 10*time.Second, 20*time.Millisecond)
+	assert.Equal(t, poison.ID, list[0].ID)
+	assert.Equal(t, events.OrderPlaced, list[0].Topic)
+	assert.Contains(t, list[0].Error, "malformed payload")
+
+	rep, err := s.Verify(ctx)
+	require.NoError(t, err)
+	require.Len(t, rep.Violations, 1)
+	assert.Contains(t, rep.Violations[0], "dead-lettered")
+
+	post := func(action, id string) int {
+		resp, err := http.Post(s.InventoryURL()+"/events/dead-letters/"+action+"?id="+url.QueryEscape(id), "application/json", nil)
+		require.NoError(t, err)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	assert.Equal(t, http.StatusUnprocessableEntity, post("replay", poison.ID), "still malformed")
+	assert.Equal(t, http.StatusNotFound, post("discard", "nope"))
+	assert.Equal(t, http.StatusNoContent, post("discard", poison.ID))
+	rep, err = s.Verify(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, rep.Violations)
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dtxhq/dtx/broker"
@@ -109,6 +110,7 @@ type Shop struct {
 	orderDB, inventoryDB, paymentDB             *sql.DB
 	orderDialect, invDialect, payDialect        participant.Dialect
 	events                                      map[string]*eventService // choreography
+	eventsReady                                 atomic.Bool              // events is set
 	orderURL, inventoryURL, paymentURL          string
 	orderFaults, inventoryFaults, paymentFaults *faults.Injector
 
@@ -196,12 +198,12 @@ func Start(ctx context.Context, cfg Config) (_ *Shop, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("shop: inventory: %w", err)
 	}
-	s.inventoryURL = s.serve(invLn, s.inventoryFaults.Wrap(s.Inventory.Handler()))
+	s.inventoryURL = s.serve(invLn, s.withDeadLetters("inventory", s.inventoryFaults.Wrap(s.Inventory.Handler())))
 	payLn, err := listen(cfg.PaymentAddr)
 	if err != nil {
 		return nil, fmt.Errorf("shop: payment: %w", err)
 	}
-	s.paymentURL = s.serve(payLn, s.paymentFaults.Wrap(s.Payment.Handler()))
+	s.paymentURL = s.serve(payLn, s.withDeadLetters("payment", s.paymentFaults.Wrap(s.Payment.Handler())))
 	orderLn, err := listen(cfg.OrderAddr)
 	if err != nil {
 		return nil, fmt.Errorf("shop: order: %w", err)
@@ -249,7 +251,7 @@ func Start(ctx context.Context, cfg Config) (_ *Shop, err error) {
 		orderLn.Close()
 		return nil, err
 	}
-	s.serve(orderLn, s.orderFaults.Wrap(s.Orders.Handler()))
+	s.serve(orderLn, s.withDeadLetters("order", s.orderFaults.Wrap(s.Orders.Handler())))
 
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	s.stop = stop
