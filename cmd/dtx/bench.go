@@ -29,20 +29,25 @@ import (
 
 // benchResult is the JSON form of one benchmark run.
 type benchResult struct {
-	Pattern  string  `json:"pattern"`
-	Store    string  `json:"store"`
-	Clients  int     `json:"clients"`
-	Seconds  float64 `json:"elapsed_s"`
-	Sagas    int64   `json:"sagas"`
-	Errors   int64   `json:"errors"`
-	PerSec   float64 `json:"sagas_per_s"`
-	P50ms    float64 `json:"p50_ms"`
-	P90ms    float64 `json:"p90_ms"`
-	P99ms    float64 `json:"p99_ms"`
-	P999ms   float64 `json:"p999_ms"`
-	MaxMs    float64 `json:"max_ms"`
-	Steps    int     `json:"steps"`
-	Warmup_s float64 `json:"warmup_s"`
+	Pattern string  `json:"pattern"`
+	Store   string  `json:"store"`
+	Clients int     `json:"clients"`
+	Seconds float64 `json:"elapsed_s"`
+	Sagas   int64   `json:"sagas"`
+	Errors  int64   `json:"errors"`
+	PerSec  float64 `json:"sagas_per_s"`
+	P50ms   float64 `json:"p50_ms"`
+	P90ms   float64 `json:"p90_ms"`
+	P99ms   float64 `json:"p99_ms"`
+	P999ms  float64 `json:"p999_ms"`
+	MaxMs   float64 `json:"max_ms"`
+	// RawCommits is the store's single-row commit rate with as many
+	// clients, measured in the same run on the same database or disk;
+	// OfRaw is PerSec / RawCommits (group commit can push it above 1).
+	RawCommits float64 `json:"raw_commits_per_s,omitempty"`
+	OfRaw      float64 `json:"ratio_to_raw_commits,omitempty"`
+	Steps      int     `json:"steps"`
+	Warmup_s   float64 `json:"warmup_s"`
 }
 
 func runBench(ctx context.Context, args []string) error {
@@ -181,6 +186,12 @@ func runBench(ctx context.Context, args []string) error {
 	elapsed := time.Since(start)
 	cancel()
 	wg.Wait()
+	// The physical limit, in the same run: single-row commits on the same
+	// database (PostgreSQL) or disk (SQLite).
+	raw, err := rawCommitRate(ctx, dsn, *clients, min(*duration, 3*time.Second))
+	if err != nil {
+		return err
+	}
 
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
 	pct := func(p float64) float64 {
@@ -194,13 +205,19 @@ func runBench(ctx context.Context, args []string) error {
 		Pattern: *pattern, Store: label, Clients: *clients, Seconds: elapsed.Seconds(), Sagas: count.Load(), Errors: errs.Load(),
 		PerSec: float64(count.Load()) / elapsed.Seconds(),
 		P50ms:  pct(0.50), P90ms: pct(0.90), P99ms: pct(0.99), P999ms: pct(0.999), MaxMs: pct(1),
-		Steps: 2, Warmup_s: warmup.Seconds(),
+		Steps: 2, Warmup_s: warmup.Seconds(), RawCommits: raw,
+	}
+	if raw > 0 {
+		res.OfRaw = res.PerSec / raw
 	}
 	if *asJSON {
 		return json.NewEncoder(os.Stdout).Encode(res)
 	}
 	fmt.Printf("pattern      %s\nstore        %s\nclients      %d\nsagas        %d in %.1fs (%d errors)\nthroughput   %.0f sagas/s\nlatency ms   p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f\n",
 		res.Pattern, res.Store, res.Clients, res.Sagas, res.Seconds, res.Errors, res.PerSec, res.P50ms, res.P90ms, res.P99ms, res.P999ms, res.MaxMs)
+	if raw > 0 {
+		fmt.Printf("raw commits  %.0f single-row commits/s with %d clients on the same store (the physical limit)\nratio        %.2f transactions per raw commit\n", raw, res.Clients, res.OfRaw)
+	}
 	return nil
 }
 

@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+
+	"github.com/dtxhq/dtx/internal/sqlitedb"
+)
+
+// rawCommitRate measures the physical limit a store works against: how
+// many single-row INSERT transactions per second clients concurrent
+// clients commit on the same database (PostgreSQL) or the same disk with
+// the same settings (SQLite: a sibling file, WAL, synchronous=FULL). It
+// returns 0 and no error for stores it cannot measure (MySQL).
+func rawCommitRate(ctx context.Context, dsn string, clients int, d time.Duration) (float64, error) {
+	var db *sql.DB
+	var err error
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		db, err = sql.Open("pgx", dsn)
+	case strings.Contains(dsn, "://") && !strings.HasPrefix(dsn, "sqlite://"):
+		return 0, nil
+	default:
+		path := strings.TrimPrefix(dsn, "sqlite://")
+		db, err = sqlitedb.Open(ctx, filepath.Join(filepath.Dir(path), "raw-commit.db"), clients)
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(clients)
+	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS dtx_raw_commit (id BIGINT PRIMARY KEY, v TEXT NOT NULL)`); err != nil {
+		return 0, fmt.Errorf("raw commit rate: %w", err)
+	}
+	defer db.ExecContext(context.WithoutCancel(ctx), `DROP TABLE dtx_raw_commit`)
+	var next, done atomic.Int64
+	runCtx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	for range clients {
+		wg.Go(func() {
+			for runCtx.Err() == nil {
+				if _, err := db.ExecContext(runCtx, `INSERT INTO dtx_raw_commit (id, v) VALUES ($1, 'x')`, next.Add(1)); err != nil {
+					if runCtx.Err() == nil {
+						firstErr.CompareAndSwap(nil, err)
+					}
+					return
+				}
+				done.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return 0, fmt.Errorf("raw commit rate: %w", err)
+	}
+	return float64(done.Load()) / time.Since(start).Seconds(), nil
+}
