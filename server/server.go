@@ -25,6 +25,7 @@ import (
 	"github.com/dtxhq/dtx/internal/problem"
 	"github.com/dtxhq/dtx/saga"
 	"github.com/dtxhq/dtx/tcc"
+	"github.com/dtxhq/dtx/traceparent"
 )
 
 // MaxBody bounds request bodies.
@@ -126,6 +127,12 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request, pattern dtx.Patte
 	if err != nil {
 		problem.Write(w, http.StatusBadRequest, err.Error())
 		return
+	}
+	if spec.TraceParent == "" {
+		// W3C Trace Context: a malformed header is ignored, not an error.
+		if tp, ok := traceparent.Parse(r.Header.Get(traceparent.Header)); ok {
+			spec.TraceParent = tp.String()
+		}
 	}
 	d, created, err := s.c.SubmitPattern(r.Context(), pattern, spec)
 	if err != nil {
