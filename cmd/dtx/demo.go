@@ -23,6 +23,7 @@ import (
 	"github.com/dtxhq/dtx/examples/shop"
 	"github.com/dtxhq/dtx/examples/shop/faults"
 	"github.com/dtxhq/dtx/examples/shop/order"
+	"github.com/dtxhq/dtx/metrics"
 	"github.com/dtxhq/dtx/server"
 	"github.com/dtxhq/dtx/store/sqlite"
 	"github.com/dtxhq/dtx/store/sqlstore"
@@ -99,8 +100,10 @@ func runDemo(ctx context.Context, args []string) error {
 		return err
 	}
 	defer st.Close()
+	mx := metrics.New()
 	coord, err := coordinator.New(st, httptransport.New(nil), coordinator.Config{
 		Logger: log, RetryBase: 50 * time.Millisecond, RetryMax: time.Second, LeaseTTL: 5 * time.Second,
+		Observer: mx,
 	})
 	if err != nil {
 		return err
@@ -109,7 +112,8 @@ func runDemo(ctx context.Context, args []string) error {
 		return err
 	}
 	defer coord.Close(context.Background())
-	apiURL, stopAPI, err := serveLoopback(server.New(coord))
+	mx.Watch(coord)
+	apiURL, stopAPI, err := serveLoopback(server.New(coord, server.WithMetrics(mx.Handler())))
 	if err != nil {
 		return err
 	}
