@@ -72,9 +72,9 @@ type ListFilter struct {
 // set.
 type AttentionFilter struct {
 	// MinAttempts (0: off) selects transactions with an operation that is
-	// still pending after at least this many calls: an action retried on
-	// unknown outcomes, or a compensation (or a step past the pivot) that
-	// keeps failing.
+	// still pending after at least this many calls: an action of a running
+	// transaction (retried on unknown outcomes; past the pivot, retried on
+	// any failure), or a compensation that keeps failing.
 	MinAttempts int
 	// CreatedBefore (zero: off) selects transactions created before it.
 	CreatedBefore time.Time

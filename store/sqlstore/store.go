@@ -368,7 +368,8 @@ func (s *Store) Attention(ctx context.Context, f dtx.AttentionFilter) ([]dtx.Tx,
 	// table's primary key (gid, idx).
 	rows, err := s.query(ctx, `SELECT `+txColumns+` FROM dtx_tx WHERE `+unfinished+` AND (created_at < $1
 		OR EXISTS (SELECT 1 FROM dtx_branch b WHERE b.gid = dtx_tx.gid AND
-			((b.action = 'pending' AND b.action_attempts >= $2) OR (b.compensate = 'pending' AND b.compensate_attempts >= $2))))
+			((dtx_tx.status = 'running' AND b.action = 'pending' AND b.action_attempts >= $2)
+			OR (b.compensate = 'pending' AND b.compensate_attempts >= $2))))
 		ORDER BY created_at, gid LIMIT $3`, before, minAttempts, limit)
 	if err != nil {
 		return nil, fmt.Errorf("attention: %w", err)

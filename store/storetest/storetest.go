@@ -428,6 +428,10 @@ func testAttention(t *testing.T, s dtx.Store) {
 	// A compensation that keeps failing.
 	mustCreate(t, s, "stuck-comp", "c1", at(4))
 	apply("stuck-comp", 4, dtx.StatusCompensating, dtx.Branch{Index: 0, Name: "a", Action: dtx.BranchSucceeded, Compensate: dtx.BranchPending, ActionAttempts: 1, CompensateAttempts: 6})
+	// An action left pending by a compensating transaction is not retried:
+	// its compensation runs instead.
+	mustCreate(t, s, "comp-ok", "c1", at(4))
+	apply("comp-ok", 4, dtx.StatusCompensating, dtx.Branch{Index: 0, Name: "a", Action: dtx.BranchPending, Compensate: dtx.BranchPending, ActionAttempts: 8, CompensateAttempts: 1})
 	// Below the threshold.
 	mustCreate(t, s, "young", "c1", at(5))
 	apply("young", 5, "", dtx.Branch{Index: 0, Name: "a", Action: dtx.BranchPending, Compensate: dtx.BranchPending, ActionAttempts: 4})
