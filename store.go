@@ -30,6 +30,9 @@ type TxLog interface {
 	List(ctx context.Context, f ListFilter) ([]Tx, error)
 	// Counts returns the number of transactions per status.
 	Counts(ctx context.Context) (map[Status]int, error)
+	// Attention returns unfinished transactions an operator should look
+	// at (see AttentionFilter), oldest first.
+	Attention(ctx context.Context, f AttentionFilter) ([]Tx, error)
 	// Apply writes one step of progress atomically, fenced by the lease: if
 	// u.Owner does not hold the lease on u.GID, nothing is written and
 	// ErrLeaseLost is returned. Implementations may group concurrent Apply
@@ -50,6 +53,10 @@ type LeaseStore interface {
 	// Release gives up owner's lease on gid (no-op if not held), so another
 	// coordinator can claim it at once.
 	Release(ctx context.Context, owner, gid string) error
+	// Backlog counts the unfinished transactions no coordinator drives at
+	// `now`: their lease expired or was released, so recovery will claim
+	// them.
+	Backlog(ctx context.Context, now time.Time) (int, error)
 }
 
 // ListFilter selects transactions for Store.List.
@@ -58,6 +65,21 @@ type ListFilter struct {
 	Limit  int    // 0: a default of 100
 	// Before pages backwards: only transactions created before it.
 	Before time.Time
+}
+
+// AttentionFilter selects unfinished (running or compensating)
+// transactions for Store.Attention: those matching either criterion that is
+// set.
+type AttentionFilter struct {
+	// MinAttempts (0: off) selects transactions with an operation that is
+	// still pending after at least this many calls: an action of a running
+	// transaction (retried on unknown outcomes; past the pivot, retried on
+	// any failure), or a compensation that keeps failing.
+	MinAttempts int
+	// CreatedBefore (zero: off) selects transactions created before it.
+	CreatedBefore time.Time
+	// Limit is 100 when 0.
+	Limit int
 }
 
 // Update is one atomic step of progress on a transaction.

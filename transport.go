@@ -25,6 +25,9 @@ type Call struct {
 	Attempt int
 	// Timeout bounds the call; exceeding it is an Unknown outcome.
 	Timeout time.Duration
+	// TraceParent, when set, is the W3C traceparent header value the call
+	// carries: the transaction's trace id with a span id of its own.
+	TraceParent string
 }
 
 // Transport performs branch calls. Implementations classify every result

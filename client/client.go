@@ -17,8 +17,24 @@ import (
 	"github.com/dtxhq/dtx/internal/problem"
 	"github.com/dtxhq/dtx/saga"
 	"github.com/dtxhq/dtx/tcc"
+	"github.com/dtxhq/dtx/traceparent"
 	"github.com/dtxhq/dtx/transport/httptransport"
 )
+
+type traceKey struct{}
+
+// WithTraceParent returns a context whose submissions carry tp (a W3C
+// traceparent header value, e.g. from the caller's OpenTelemetry span) so
+// that the transaction's branch calls join that trace. An invalid tp is
+// ignored by the coordinator.
+func WithTraceParent(ctx context.Context, tp string) context.Context {
+	return context.WithValue(ctx, traceKey{}, tp)
+}
+
+func traceparentFrom(ctx context.Context) string {
+	tp, _ := ctx.Value(traceKey{}).(string)
+	return tp
+}
 
 // Client talks to one coordinator. It is safe for concurrent use.
 type Client struct {
@@ -27,6 +43,9 @@ type Client struct {
 	// WaitTimeout bounds server-side waiting for SubmitSaga(wait=true)
 	// (default 60s).
 	WaitTimeout time.Duration
+	// AdminToken is sent as "Authorization: Bearer <token>" with admin
+	// actions (Abort, Retry) when set.
+	AdminToken string
 }
 
 // New returns a client for the coordinator at baseURL (e.g.
@@ -133,11 +152,80 @@ func (c *Client) List(ctx context.Context, f dtx.ListFilter) (*ListResult, error
 	return &out, nil
 }
 
-// Abort asks a running saga to compensate.
+// Abort asks a running saga to compensate (an admin action: it needs
+// AdminToken).
 func (c *Client) Abort(ctx context.Context, gid, reason string) (*dtx.TxDetail, error) {
 	body, _ := json.Marshal(map[string]string{"reason": reason})
 	var out dtx.TxDetail
 	if err := c.do(ctx, http.MethodPost, "/v1/transactions/"+url.PathEscape(gid)+"/abort", body, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RetryResult is the answer to Retry: the transaction and how many calls
+// waiting on backoff were released.
+type RetryResult struct {
+	dtx.TxDetail
+	Retried int `json:"retried"`
+}
+
+// Retry makes a transaction waiting on backoff call its pending operations
+// now (an admin action: it needs AdminToken). It fails with an *APIError
+// matching dtx.ErrNotFound, or with status 409 when the transaction is
+// finished or driven by another coordinator.
+func (c *Client) Retry(ctx context.Context, gid string) (*RetryResult, error) {
+	var out RetryResult
+	if err := c.do(ctx, http.MethodPost, "/v1/transactions/"+url.PathEscape(gid)+"/retry", nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// AttentionFilter selects transactions for Attention. Zero fields take the
+// server's defaults (5 calls, 5 minutes, 100); MinAttempts or OlderThan < 0
+// turns that criterion off.
+type AttentionFilter struct {
+	MinAttempts int
+	OlderThan   time.Duration
+	Limit       int
+}
+
+// AttentionItem is one transaction that needs a look, with the reasons.
+type AttentionItem struct {
+	dtx.Tx
+	Branches []dtx.Branch `json:"branches"`
+	Why      []string     `json:"why"`
+}
+
+// AttentionResult is the answer to Attention.
+type AttentionResult struct {
+	Transactions []AttentionItem `json:"transactions"`
+	MinAttempts  int             `json:"min_attempts"`
+	OlderThan    dtx.Duration    `json:"older_than"`
+}
+
+// Attention lists unfinished transactions with an operation still pending
+// after MinAttempts calls, or older than OlderThan, oldest first.
+func (c *Client) Attention(ctx context.Context, f AttentionFilter) (*AttentionResult, error) {
+	q := url.Values{}
+	switch {
+	case f.MinAttempts > 0:
+		q.Set("min_attempts", fmt.Sprint(f.MinAttempts))
+	case f.MinAttempts < 0:
+		q.Set("min_attempts", "0")
+	}
+	switch {
+	case f.OlderThan > 0:
+		q.Set("older_than", f.OlderThan.String())
+	case f.OlderThan < 0:
+		q.Set("older_than", "0")
+	}
+	if f.Limit > 0 {
+		q.Set("limit", fmt.Sprint(f.Limit))
+	}
+	var out AttentionResult
+	if err := c.do(ctx, http.MethodGet, "/v1/attention?"+q.Encode(), nil, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -159,6 +247,12 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.AdminToken != "" && method == http.MethodPost && strings.HasPrefix(path, "/v1/transactions/") {
+		req.Header.Set("Authorization", "Bearer "+c.AdminToken)
+	}
+	if tp := traceparentFrom(ctx); tp != "" {
+		req.Header.Set(traceparent.Header, tp)
 	}
 	resp, err := c.hc.Do(req)
 	if err != nil {

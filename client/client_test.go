@@ -47,12 +47,15 @@ func setup(t *testing.T, behave func(path string) int) (*client.Client, string) 
 	require.NoError(t, err)
 	require.NoError(t, c.Start(context.Background()))
 	t.Cleanup(func() { c.Close(context.Background()) })
-	api := httptest.NewServer(server.New(c))
+	api := httptest.NewServer(server.New(c, server.WithAdminToken(adminToken)))
 	t.Cleanup(api.Close)
 	cl := client.New(api.URL+"/", nil)
 	cl.WaitTimeout = 5 * time.Second
+	cl.AdminToken = adminToken
 	return cl, part.URL
 }
+
+const adminToken = "client-test-admin-token"
 
 func twoSteps(base, gid string) saga.Spec {
 	return saga.Spec{GID: gid, Steps: []saga.Step{
@@ -234,4 +237,51 @@ func TestClient_Errors(t *testing.T) {
 		_, err := client.New(srv.URL, nil).Get(ctx(t), "x")
 		require.ErrorContains(t, err, "decode response")
 	})
+}
+
+func TestClient_RetryAttentionAndAdminToken(t *testing.T) {
+	cl, base := setup(t, func(path string) int {
+		if path == "/charge" {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	_, err := cl.SubmitSaga(ctx(t), twoSteps(base, "cr-1"), false)
+	require.NoError(t, err)
+	var att *client.AttentionResult
+	require.Eventually(t, func() bool {
+		att, err = cl.Attention(ctx(t), client.AttentionFilter{MinAttempts: 2, OlderThan: -1})
+		require.NoError(t, err)
+		return len(att.Transactions) == 1
+	}, 5*time.Second, 10*time.Millisecond)
+	require.Equal(t, "cr-1", att.Transactions[0].GID)
+	require.Contains(t, att.Transactions[0].Why[0], "charge")
+	require.Zero(t, att.OlderThan)
+
+	res, err := cl.Retry(ctx(t), "cr-1")
+	require.NoError(t, err)
+	require.Equal(t, "cr-1", res.GID)
+
+	_, err = cl.Retry(ctx(t), "missing")
+	require.ErrorIs(t, err, dtx.ErrNotFound)
+
+	// Without the token the admin actions are refused.
+	cl.AdminToken = ""
+	_, err = cl.Retry(ctx(t), "cr-1")
+	var apiErr *client.APIError
+	require.ErrorAs(t, err, &apiErr)
+	require.Equal(t, http.StatusUnauthorized, apiErr.Status)
+	_, err = cl.Abort(ctx(t), "cr-1", "")
+	require.ErrorAs(t, err, &apiErr)
+	require.Equal(t, http.StatusUnauthorized, apiErr.Status)
+}
+
+func TestClient_WithTraceParent(t *testing.T) {
+	cl, base := setup(t, nil)
+	const tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+	d, err := cl.SubmitSaga(client.WithTraceParent(ctx(t), tp), twoSteps(base, "ct-1"), true)
+	require.NoError(t, err)
+	var spec saga.Spec
+	require.NoError(t, json.Unmarshal(d.Spec, &spec))
+	require.Equal(t, tp, spec.TraceParent)
 }

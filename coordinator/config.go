@@ -51,6 +51,8 @@ type Config struct {
 	// OnAlert, if set, is called (from the driver goroutine; keep it quick)
 	// for each alert, in addition to a warning log line.
 	OnAlert func(Alert)
+	// Observer, if set, receives events for metrics (see package metrics).
+	Observer Observer
 	// MaxActive bounds the transactions driven at once by this process
 	// (default 20000). Recovery claims no more than the free slots.
 	MaxActive int
@@ -92,6 +94,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -188,6 +188,7 @@ func (c *Coordinator) SubmitPattern(ctx context.Context, pattern dtx.Pattern, sp
 	case err != nil:
 		return nil, false, fmt.Errorf("record saga %s: %w", spec.GID, err)
 	}
+	c.cfg.Observer.TxStarted(pattern)
 	r := c.newRun(tx, &spec, branches, false)
 	if !c.startRun(r) {
 		// Shutting down between Create and now: hand it to whoever recovers.
@@ -355,6 +356,37 @@ func (c *Coordinator) Abort(ctx context.Context, gid, reason string) error {
 	}
 }
 
+// RetryNow makes a transaction that waits on backoff call its pending
+// operations at once instead of when their delay ends, and returns how many
+// calls it released (0: nothing was waiting; calls in flight are not
+// affected). It fails with dtx.ErrNotFound, dtx.ErrFinished, or
+// ErrNotDrivenHere when this coordinator is not driving the transaction
+// (another one holds its lease, or it waits for recovery to claim it).
+func (c *Coordinator) RetryNow(ctx context.Context, gid string) (int, error) {
+	tx, _, err := c.store.Get(ctx, gid)
+	if err != nil {
+		return 0, err
+	}
+	if tx.Status.Terminal() {
+		return 0, dtx.ErrFinished
+	}
+	c.mu.Lock()
+	r := c.active[gid]
+	c.mu.Unlock()
+	if r == nil {
+		return 0, ErrNotDrivenHere
+	}
+	resp := make(chan int, 1)
+	select {
+	case r.retry <- resp:
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	case <-r.done:
+		return 0, dtx.ErrFinished
+	}
+	return <-resp, nil
+}
+
 // Active returns how many transactions this coordinator is driving.
 func (c *Coordinator) Active() int {
 	c.mu.Lock()
@@ -398,6 +430,7 @@ func (c *Coordinator) recoverOnce(ctx context.Context) error {
 			}
 		}
 		if len(gids) > 0 {
+			c.cfg.Observer.Claimed(len(gids))
 			c.log.Info("resumed transactions", slog.Int("count", len(gids)))
 		}
 		if len(gids) < limit {
@@ -456,6 +489,7 @@ func (c *Coordinator) renewLoop() {
 			now := c.cfg.Now()
 			if _, err := c.store.Renew(c.hardCtx, c.cfg.Owner, now.Add(c.cfg.LeaseTTL)); err != nil {
 				if !c.isStopping() {
+					c.cfg.Observer.RenewFailed()
 					c.log.Warn("lease renewal failed", slog.Any("err", err))
 				}
 				continue

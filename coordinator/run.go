@@ -9,6 +9,7 @@ import (
 
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/saga"
+	"github.com/dtxhq/dtx/traceparent"
 )
 
 // run drives one saga. It is the only goroutine that touches its fields;
@@ -33,6 +34,11 @@ type run struct {
 	// own. Any other outcome is written at once, with them.
 	dirty  map[int]bool
 	unsent []dtx.Event
+	// trace is the submitter's trace context (invalid: none); every call
+	// carries its trace id with a new span id.
+	trace traceparent.TraceParent
+	// retry asks the driver to retry calls waiting on backoff now.
+	retry chan chan int
 }
 
 type result struct {
@@ -47,7 +53,12 @@ type abortReq struct {
 }
 
 func (c *Coordinator) newRun(tx *dtx.Tx, spec *saga.Spec, br []dtx.Branch, recovered bool) *run {
+	var trace traceparent.TraceParent
+	if spec.TraceParent != "" {
+		trace, _ = traceparent.Parse(spec.TraceParent)
+	}
 	return &run{
+		trace: trace, retry: make(chan chan int),
 		recovered: recovered, dirty: map[int]bool{},
 		c: c, gid: tx.GID, spec: spec, tx: *tx,
 		br:       append([]dtx.Branch(nil), br...),
@@ -140,6 +151,11 @@ func (r *run) loop() {
 			}
 		case req := <-r.abort:
 			req.resp <- r.doAbort(req.reason)
+		case resp := <-r.retry:
+			// Operator's "retry now": every call waiting on backoff is
+			// due; the next step issues them.
+			resp <- len(r.retryAt)
+			clear(r.retryAt)
 		case <-stopping:
 			r.draining = true
 			stopping = nil
@@ -202,6 +218,9 @@ func (r *run) start(call saga.Call) {
 		GID: r.gid, Branch: st.BranchIndex(call.Index), Op: st.WireOp(call.Op), URL: url, Payload: st.Payload,
 		Attempt: attempt, Timeout: r.spec.BranchTimeout.Std(),
 	}
+	if r.trace.Valid() {
+		req.TraceParent = r.trace.Child().String()
+	}
 	go func() {
 		t0 := time.Now()
 		out := r.c.transport.Call(r.c.hardCtx, req)
@@ -216,7 +235,9 @@ func (r *run) handle(res result) error {
 	delete(r.inflight, res.call)
 	i, op := res.call.Index, res.call.Op
 	b := r.br[i]
-	ev := dtx.Event{At: r.c.cfg.Now(), Branch: i, Op: r.spec.Steps[i].WireOp(op), Outcome: res.outcome.Class.String(), Detail: errText(res.outcome.Err), Duration: res.took}
+	wire := r.spec.Steps[i].WireOp(op)
+	r.c.cfg.Observer.BranchCall(op, wire, res.outcome.Class, res.took)
+	ev := dtx.Event{At: r.c.cfg.Now(), Branch: i, Op: wire, Outcome: res.outcome.Class.String(), Detail: errText(res.outcome.Err), Duration: res.took}
 	var status dtx.Status
 	var reason string
 	attempts := &b.ActionAttempts
@@ -252,6 +273,7 @@ func (r *run) handle(res result) error {
 			break // the compensation will run instead (the barrier makes a late action a no-op)
 		}
 		r.retryAt[res.call] = r.c.cfg.Now().Add(backoff(r.c.cfg.RetryBase, r.c.cfg.RetryMax, *attempts))
+		r.c.cfg.Observer.BranchRetry(op, wire)
 		if mustSucceed && *attempts%r.c.cfg.AlertAfter == 0 {
 			r.alert(i, op, *attempts, b.LastError)
 		}
@@ -291,6 +313,7 @@ func (r *run) alert(i int, op dtx.Op, attempts int, lastErr string) {
 	a := Alert{GID: r.gid, Branch: i, Name: r.spec.Steps[i].Name, Op: string(r.spec.Steps[i].WireOp(op)), Attempts: attempts, LastErr: lastErr}
 	r.c.log.Warn("operation keeps failing; retrying", slog.String("gid", a.GID), slog.Int("branch", a.Branch),
 		slog.String("op", a.Op), slog.Int("attempts", a.Attempts), slog.String("last_error", a.LastErr))
+	r.c.cfg.Observer.Alert(a)
 	if r.c.cfg.OnAlert != nil {
 		r.c.cfg.OnAlert(a)
 	}
@@ -379,6 +402,9 @@ func (r *run) persist(br []dtx.Branch, evs []dtx.Event, status dtx.Status, reaso
 		r.tx.Status = status
 		if reason != "" {
 			r.tx.Reason = reason
+		}
+		if status.Terminal() {
+			r.c.cfg.Observer.TxFinished(r.tx.Pattern, status)
 		}
 		if u.Release {
 			r.tx.LeaseOwner, r.tx.LeaseUntil = "", time.Time{}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/traceparent"
 )
 
 // Limits on a saga definition.
@@ -39,6 +40,12 @@ type Spec struct {
 	// BranchTimeout bounds one branch call; a call that exceeds it has an
 	// unknown outcome and is retried. Zero: DefaultBranchTimeout.
 	BranchTimeout dtx.Duration `json:"branch_timeout,omitempty"`
+	// TraceParent is the W3C traceparent of the request that submitted the
+	// saga (the coordinator's API fills it from the request header). Every
+	// branch call carries its trace id with a new span id, also after
+	// recovery. It is not part of the saga's identity: a resubmission with
+	// another traceparent is the same saga (see Digest).
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // Step is one saga step: an action and the compensation that undoes it.
@@ -114,6 +121,13 @@ func (s *Spec) Normalize() error {
 	}
 	if s.Timeout < 0 || s.BranchTimeout < 0 {
 		bad("timeouts must not be negative")
+	}
+	if s.TraceParent != "" {
+		if tp, ok := traceparent.Parse(s.TraceParent); ok {
+			s.TraceParent = tp.String()
+		} else {
+			bad("traceparent %q is not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)", s.TraceParent)
+		}
 	}
 	for i := range s.Steps {
 		st := &s.Steps[i]
@@ -258,9 +272,12 @@ func (s *Spec) Deps(i int) []int {
 	return []int{i - 1}
 }
 
-// Digest identifies the content of a normalized spec (gid included).
+// Digest identifies the content of a normalized spec (gid included, trace
+// context excluded).
 func (s *Spec) Digest() string {
-	b, _ := json.Marshal(s)
+	c := *s
+	c.TraceParent = ""
+	b, _ := json.Marshal(&c)
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:12])
 }

@@ -228,6 +228,13 @@ func TestDigest(t *testing.T) {
 	other.Timeout = dtx.Duration(time.Second)
 	require.NotEqual(t, a.Digest(), other.Digest(), "timeout change")
 
+	// The trace context is not content: a retried submission from another
+	// span is the same saga.
+	other = mk(`{"n":1}`)
+	other.TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	require.NoError(t, other.Normalize())
+	require.Equal(t, a.Digest(), other.Digest(), "traceparent is not content")
+
 	// Explicit defaults are the same content as omitted ones.
 	explicit := saga.Spec{GID: "g-1", Timeout: dtx.Duration(saga.DefaultTimeout), BranchTimeout: dtx.Duration(saga.DefaultBranchTimeout),
 		Steps: []saga.Step{
@@ -266,4 +273,16 @@ func TestNormalize_SharedBranchWithDistinctOps(t *testing.T) {
 	require.NoError(t, spec.Normalize())
 	require.Equal(t, 0, spec.Steps[1].BranchIndex(1))
 	require.Equal(t, 0, spec.Steps[0].BranchIndex(0))
+}
+
+func TestNormalizeTraceParent(t *testing.T) {
+	s := saga.Spec{Steps: []saga.Step{{Action: actURL, Compensate: compURL}},
+		TraceParent: "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-future"}
+	require.NoError(t, s.Normalize())
+	require.Equal(t, "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", s.TraceParent, "stored in version-00 form")
+
+	s = saga.Spec{Steps: []saga.Step{{Action: actURL, Compensate: compURL}}, TraceParent: "not-a-traceparent"}
+	err := s.Normalize()
+	require.ErrorIs(t, err, dtx.ErrInvalid)
+	require.ErrorContains(t, err, "traceparent")
 }

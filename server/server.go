@@ -4,20 +4,31 @@
 //	POST /v1/tcc                        submit a TCC transaction (same query parameters)
 //	GET  /v1/transactions               list (?status=&limit=&before=RFC3339)
 //	GET  /v1/transactions/{gid}         one transaction with branches and history
-//	POST /v1/transactions/{gid}/abort   compensate a running saga
+//	POST /v1/transactions/{gid}/abort   compensate a running saga (admin)
+//	POST /v1/transactions/{gid}/retry   call operations waiting on backoff now (admin)
+//	GET  /v1/attention                  unfinished transactions that need a look (?min_attempts=&older_than=&limit=)
+//	GET  /metrics                       Prometheus metrics (WithMetrics)
 //	GET  /healthz                       liveness
 //
 // Errors are application/problem+json with a 4xx status for bad input.
+//
+// Admin actions (abort, retry) need the admin token (WithAdminToken) as
+// "Authorization: Bearer <token>": 401 without it or with another one. A
+// server with no admin token is read-only: admin actions answer 403.
+// Submissions and reads need no token.
 package server
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dtxhq/dtx"
@@ -25,6 +36,7 @@ import (
 	"github.com/dtxhq/dtx/internal/problem"
 	"github.com/dtxhq/dtx/saga"
 	"github.com/dtxhq/dtx/tcc"
+	"github.com/dtxhq/dtx/traceparent"
 )
 
 // MaxBody bounds request bodies.
@@ -37,17 +49,46 @@ const MaxWait = 5 * time.Minute
 type Server struct {
 	c   *coordinator.Coordinator
 	mux *http.ServeMux
+	// adminHash is the SHA-256 of the admin token (nil: admin actions
+	// are disabled).
+	adminHash []byte
+	metrics   http.Handler
 }
 
+// Option configures a Server.
+type Option func(*Server)
+
+// WithAdminToken enables the admin actions for requests that carry token
+// as a bearer token. An empty token leaves them disabled.
+func WithAdminToken(token string) Option {
+	return func(s *Server) {
+		if token != "" {
+			h := sha256.Sum256([]byte(token))
+			s.adminHash = h[:]
+		}
+	}
+}
+
+// WithMetrics serves h (e.g. metrics.Metrics.Handler) on GET /metrics.
+func WithMetrics(h http.Handler) Option { return func(s *Server) { s.metrics = h } }
+
 // New returns the API handler for c.
-func New(c *coordinator.Coordinator) *Server {
+func New(c *coordinator.Coordinator, opts ...Option) *Server {
 	s := &Server{c: c, mux: http.NewServeMux()}
+	for _, o := range opts {
+		o(s)
+	}
 	s.mux.HandleFunc("POST /v1/sagas", s.submit)
 	s.mux.HandleFunc("POST /v1/tcc", s.submitTCC)
 	s.mux.HandleFunc("POST /v1/xa", s.submitXA)
 	s.mux.HandleFunc("GET /v1/transactions", s.list)
 	s.mux.HandleFunc("GET /v1/transactions/{gid}", s.get)
-	s.mux.HandleFunc("POST /v1/transactions/{gid}/abort", s.abort)
+	s.mux.HandleFunc("POST /v1/transactions/{gid}/abort", s.RequireAdmin(s.abort))
+	s.mux.HandleFunc("POST /v1/transactions/{gid}/retry", s.RequireAdmin(s.retry))
+	s.mux.HandleFunc("GET /v1/attention", s.attention)
+	if s.metrics != nil {
+		s.mux.Handle("GET /metrics", s.metrics)
+	}
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "owner": c.Owner(), "active": c.Active()})
 	})
@@ -55,6 +96,36 @@ func New(c *coordinator.Coordinator) *Server {
 		problem.Write(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
 	})
 	return s
+}
+
+// RequireAdmin wraps an admin action: it runs h only for a request that
+// carries the admin token ("Authorization: Bearer <token>"), answers 401
+// (problem type urn:dtx:problem:unauthorized) otherwise, and 403 (type
+// urn:dtx:problem:admin-disabled) when the server has no admin token.
+func (s *Server) RequireAdmin(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.adminHash == nil {
+			problem.WriteType(w, http.StatusForbidden, problem.TypeAdminDisabled,
+				"admin actions are disabled: start the coordinator with --admin-token (or DTX_ADMIN_TOKEN) and send the token as Authorization: Bearer <token>")
+			return
+		}
+		auth := r.Header.Get("Authorization")
+		const prefix = "Bearer "
+		if len(auth) <= len(prefix) || !strings.EqualFold(auth[:len(prefix)], prefix) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="dtx"`)
+			problem.WriteType(w, http.StatusUnauthorized, problem.TypeUnauthorized, "admin action needs the admin token as Authorization: Bearer <token>")
+			return
+		}
+		// Comparing digests keeps the comparison constant-time whatever
+		// the length of the presented token.
+		got := sha256.Sum256([]byte(strings.TrimSpace(auth[len(prefix):])))
+		if subtle.ConstantTimeCompare(got[:], s.adminHash) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="dtx", error="invalid_token"`)
+			problem.WriteType(w, http.StatusUnauthorized, problem.TypeUnauthorized, "wrong admin token")
+			return
+		}
+		h(w, r)
+	}
 }
 
 // ServeHTTP implements http.Handler.
@@ -126,6 +197,12 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request, pattern dtx.Patte
 	if err != nil {
 		problem.Write(w, http.StatusBadRequest, err.Error())
 		return
+	}
+	if spec.TraceParent == "" {
+		// W3C Trace Context: a malformed header is ignored, not an error.
+		if tp, ok := traceparent.Parse(r.Header.Get(traceparent.Header)); ok {
+			spec.TraceParent = tp.String()
+		}
 	}
 	d, created, err := s.c.SubmitPattern(r.Context(), pattern, spec)
 	if err != nil {
@@ -284,4 +361,144 @@ func (s *Server) abort(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, dtx.TxDetail{Tx: *tx, Branches: br})
+}
+
+// RetryResponse is the body of POST /v1/transactions/{gid}/retry: the
+// transaction and how many calls waiting on backoff were released (0:
+// none was waiting; a call in flight is not repeated).
+type RetryResponse struct {
+	dtx.TxDetail
+	Retried int `json:"retried"`
+}
+
+func (s *Server) retry(w http.ResponseWriter, r *http.Request) {
+	gid := r.PathValue("gid")
+	n, err := s.c.RetryNow(r.Context(), gid)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	tx, br, err := s.c.Store().Get(r.Context(), gid)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, RetryResponse{TxDetail: dtx.TxDetail{Tx: *tx, Branches: br}, Retried: n})
+}
+
+// Defaults of GET /v1/attention.
+const (
+	DefaultAttentionAttempts = coordinator.DefaultAlertAfter
+	DefaultAttentionAge      = 5 * time.Minute
+)
+
+// AttentionItem is one transaction in GET /v1/attention, with the reasons
+// it is listed.
+type AttentionItem struct {
+	dtx.Tx
+	Branches []dtx.Branch `json:"branches"`
+	// Why lists the reasons, one line each: an operation still pending
+	// after min_attempts calls (with its last error), or the age.
+	Why []string `json:"why"`
+}
+
+// AttentionResponse is the body of GET /v1/attention.
+type AttentionResponse struct {
+	Transactions []AttentionItem `json:"transactions"`
+	// The criteria applied (0: off).
+	MinAttempts int          `json:"min_attempts"`
+	OlderThan   dtx.Duration `json:"older_than"`
+}
+
+// attention lists unfinished transactions with an operation still pending
+// after min_attempts calls (retrying unknown outcomes, or a compensation or
+// confirm that keeps failing), or older than older_than; oldest first.
+func (s *Server) attention(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	minAttempts, olderThan, limit := DefaultAttentionAttempts, DefaultAttentionAge, 100
+	if v := q.Get("min_attempts"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 1_000_000 {
+			problem.Write(w, http.StatusBadRequest, fmt.Sprintf("min_attempts=%q: want a number of calls (0: off)", v))
+			return
+		}
+		minAttempts = n
+	}
+	if v := q.Get("older_than"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			problem.Write(w, http.StatusBadRequest, fmt.Sprintf("older_than=%q: want a duration such as 10m (0: off)", v))
+			return
+		}
+		olderThan = d
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			problem.Write(w, http.StatusBadRequest, fmt.Sprintf("limit=%q: want 1..1000", v))
+			return
+		}
+		limit = n
+	}
+	if minAttempts == 0 && olderThan == 0 {
+		problem.Write(w, http.StatusBadRequest, "min_attempts=0 and older_than=0 turn off both criteria; set at least one")
+		return
+	}
+	now := time.Now()
+	f := dtx.AttentionFilter{MinAttempts: minAttempts, Limit: limit}
+	if olderThan > 0 {
+		f.CreatedBefore = now.Add(-olderThan)
+	}
+	txs, err := s.c.Store().Attention(r.Context(), f)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	out := AttentionResponse{Transactions: []AttentionItem{}, MinAttempts: minAttempts, OlderThan: dtx.Duration(olderThan)}
+	for _, t := range txs {
+		tx, br, err := s.c.Store().Get(r.Context(), t.GID)
+		if errors.Is(err, dtx.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			writeError(w, err)
+			return
+		}
+		why := attentionReasons(tx, br, minAttempts, olderThan, now)
+		if len(why) == 0 || tx.Status.Terminal() {
+			continue // resolved since the query
+		}
+		out.Transactions = append(out.Transactions, AttentionItem{Tx: *tx, Branches: br, Why: why})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func attentionReasons(tx *dtx.Tx, br []dtx.Branch, minAttempts int, olderThan time.Duration, now time.Time) []string {
+	var spec saga.Spec
+	known := json.Unmarshal(tx.Spec, &spec) == nil && len(spec.Steps) == len(br)
+	var why []string
+	for i, b := range br {
+		check := func(role dtx.Op, st dtx.BranchStatus, attempts int) {
+			if minAttempts == 0 || st != dtx.BranchPending || attempts < minAttempts {
+				return
+			}
+			op := role
+			if known {
+				op = spec.Steps[i].WireOp(role)
+			}
+			line := fmt.Sprintf("branch %d (%s) %s: still pending after %d calls", b.Index, b.Name, op, attempts)
+			if b.LastError != "" {
+				line += "; last error: " + b.LastError
+			}
+			why = append(why, line)
+		}
+		if tx.Status == dtx.StatusRunning {
+			check(dtx.OpAction, b.Action, b.ActionAttempts)
+		}
+		check(dtx.OpCompensate, b.Compensate, b.CompensateAttempts)
+	}
+	if age := now.Sub(tx.CreatedAt); olderThan > 0 && age >= olderThan {
+		why = append(why, fmt.Sprintf("%s for %v (older than %v)", tx.Status, age.Round(time.Second), olderThan))
+	}
+	return why
 }

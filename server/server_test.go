@@ -29,11 +29,28 @@ type env struct {
 	api  *httptest.Server
 	part *httptest.Server
 	c    *coordinator.Coordinator
+	// token is sent as the bearer token with every request (empty: none).
+	token string
 }
 
-// newEnv starts a coordinator on a fresh SQLite store, its API, and a
-// participant that answers behave(path) (200 when nil).
+// testToken is the admin token of newEnv's server.
+const testToken = "test-admin-token-0123456789"
+
+// newEnv starts a coordinator on a fresh SQLite store, its API (admin
+// token testToken, metrics on), and a participant that answers
+// behave(path) (200 when nil).
 func newEnv(t *testing.T, behave func(path string) int) *env {
+	return newEnvWith(t, behave, server.WithAdminToken(testToken))
+}
+
+func newEnvWith(t *testing.T, behave func(path string) int, opts ...server.Option) *env {
+	return newEnvCfg(t, behave, coordinator.Config{
+		LeaseTTL: 2 * time.Second, RecoverInterval: 50 * time.Millisecond,
+		RetryBase: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond,
+	}, opts...)
+}
+
+func newEnvCfg(t *testing.T, behave func(path string) int, cfg coordinator.Config, opts ...server.Option) *env {
 	t.Helper()
 	part := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
@@ -47,16 +64,13 @@ func newEnv(t *testing.T, behave func(path string) int) *env {
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "dtx.db"), sqlstore.Config{})
 	require.NoError(t, err)
 	t.Cleanup(func() { st.Close() })
-	c, err := coordinator.New(st, httptransport.New(nil), coordinator.Config{
-		LeaseTTL: 2 * time.Second, RecoverInterval: 50 * time.Millisecond,
-		RetryBase: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond,
-	})
+	c, err := coordinator.New(st, httptransport.New(nil), cfg)
 	require.NoError(t, err)
 	require.NoError(t, c.Start(context.Background()))
 	t.Cleanup(func() { c.Close(context.Background()) })
-	api := httptest.NewServer(server.New(c))
+	api := httptest.NewServer(server.New(c, opts...))
 	t.Cleanup(api.Close)
-	return &env{api: api, part: part, c: c}
+	return &env{api: api, part: part, c: c, token: testToken}
 }
 
 func (e *env) spec(gid string) saga.Spec {
@@ -90,6 +104,9 @@ func (e *env) do(t *testing.T, method, path string, body any) response {
 	require.NoError(t, err)
 	if rd != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if e.token != "" {
+		req.Header.Set("Authorization", "Bearer "+e.token)
 	}
 	resp, err := e.api.Client().Do(req)
 	require.NoError(t, err)

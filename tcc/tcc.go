@@ -53,6 +53,10 @@ type Spec struct {
 	// holds its locks until it is confirmed or cancelled, and branches that
 	// lock in one global order cannot deadlock across databases.
 	Sequential bool `json:"sequential,omitempty"`
+	// TraceParent is the W3C traceparent the branch calls join (see
+	// saga.Spec.TraceParent); the coordinator's API fills it from the
+	// request header.
+	TraceParent string `json:"traceparent,omitempty"`
 }
 
 // Saga returns the saga that drives s:
@@ -67,7 +71,7 @@ type Spec struct {
 //     every try; then the confirm-only participants, after those confirms
 //     (an order is marked completed once its reservations are confirmed).
 func (s *Spec) Saga() (saga.Spec, error) {
-	out := saga.Spec{GID: s.GID, Parallel: true, Timeout: s.Timeout, BranchTimeout: s.BranchTimeout}
+	out := saga.Spec{GID: s.GID, Parallel: true, Timeout: s.Timeout, BranchTimeout: s.BranchTimeout, TraceParent: s.TraceParent}
 	if len(s.Participants) == 0 {
 		return out, fmt.Errorf("%w: a TCC transaction needs at least one participant", dtx.ErrInvalid)
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/coordinator"
+	"github.com/dtxhq/dtx/metrics"
 	"github.com/dtxhq/dtx/saga"
 	"github.com/dtxhq/dtx/server"
 	"github.com/dtxhq/dtx/store/sqlstore"
@@ -61,6 +62,7 @@ func runBench(ctx context.Context, args []string) error {
 	writers := fs.Int("store-writers", 0, "group-commit writers of the store (0: the store's default)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured period to this file")
 	brokerSpec := fs.String("broker", "embedded", "events pattern: embedded (NATS in process), nats://host:port or kafka://host:port")
+	withMetrics := fs.Bool("metrics", true, "record Prometheus metrics as dtx server does (false: measure without them)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -104,7 +106,13 @@ func runBench(ctx context.Context, args []string) error {
 	}
 	defer stopPart()
 	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	c, err := coordinator.New(st, httptransport.New(nil), coordinator.Config{Logger: quiet})
+	cfg := coordinator.Config{Logger: quiet}
+	var mx *metrics.Metrics
+	if *withMetrics {
+		mx = metrics.New()
+		cfg.Observer = mx
+	}
+	c, err := coordinator.New(st, httptransport.New(nil), cfg)
 	if err != nil {
 		return err
 	}
@@ -112,7 +120,12 @@ func runBench(ctx context.Context, args []string) error {
 		return err
 	}
 	defer c.Close(context.Background())
-	apiURL, stopAPI, err := serveLoopback(server.New(c))
+	var opts []server.Option
+	if mx != nil {
+		mx.Watch(c)
+		opts = append(opts, server.WithMetrics(mx.Handler()))
+	}
+	apiURL, stopAPI, err := serveLoopback(server.New(c, opts...))
 	if err != nil {
 		return err
 	}

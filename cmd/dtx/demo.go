@@ -29,6 +29,7 @@ import (
 	"github.com/dtxhq/dtx/examples/shop/order"
 	"github.com/dtxhq/dtx/flow"
 	"github.com/dtxhq/dtx/internal/sqlitedb"
+	"github.com/dtxhq/dtx/metrics"
 	"github.com/dtxhq/dtx/server"
 	"github.com/dtxhq/dtx/store/sqlite"
 	"github.com/dtxhq/dtx/store/sqlstore"
@@ -105,8 +106,10 @@ func runDemo(ctx context.Context, args []string) error {
 		return err
 	}
 	defer st.Close()
+	mx := metrics.New()
 	coord, err := coordinator.New(st, httptransport.New(nil), coordinator.Config{
 		Logger: log, RetryBase: 50 * time.Millisecond, RetryMax: time.Second, LeaseTTL: 5 * time.Second,
+		Observer: mx,
 	})
 	if err != nil {
 		return err
@@ -115,10 +118,11 @@ func runDemo(ctx context.Context, args []string) error {
 		return err
 	}
 	defer coord.Close(context.Background())
-	// The API: the coordinator's, plus the reconstructed flows of
-	// choreographed orders (GET /v1/flows/{gid}).
+	// The API: the coordinator's (with /metrics), plus the reconstructed
+	// flows of choreographed orders (GET /v1/flows/{gid}).
+	mx.Watch(coord)
 	api := http.NewServeMux()
-	api.Handle("/", server.New(coord))
+	api.Handle("/", server.New(coord, server.WithMetrics(mx.Handler())))
 	flowDB, err := sqlitedb.Open(ctx, filepath.Join(work, "flows.db"), 4)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@
 //	dtx server   run the coordinator (HTTP API)
 //	dtx shop     run the reference shop's three services
 //	dtx bench    measure saga throughput and latency
+//	dtx tx       list, show, retry and abort transactions of a running coordinator
 //	dtx version  print the version
 package main
 
@@ -34,6 +35,7 @@ var commands = []command{
 	{"server", "run the coordinator HTTP API", runServer},
 	{"shop", "run the reference shop (order, inventory, payment services)", runShop},
 	{"bench", "benchmark a 2-step saga with no-op participants", runBench},
+	{"tx", "list, show (as a sequence of calls), retry or abort transactions of a running coordinator", runTx},
 	{"version", "print the version", func(context.Context, []string) error { fmt.Println(version()); return nil }},
 }
 

@@ -8,9 +8,11 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/dtxhq/dtx/coordinator"
+	"github.com/dtxhq/dtx/metrics"
 	"github.com/dtxhq/dtx/server"
 	"github.com/dtxhq/dtx/transport/httptransport"
 )
@@ -30,11 +32,18 @@ func runServer(ctx context.Context, args []string) error {
 	brokerSpec := fs.String("broker", "", "message broker to record choreographed flows from: nats://host:port, kafka://host:port or embedded")
 	recordFlows := fs.String("record-flows", "", "comma-separated topics whose events are recorded by correlation id and served as GET /v1/flows/{id}")
 	flowsDB := fs.String("flows-db", "dtx-data/flows.db", "SQLite file of the recorded flows")
+	adminToken := fs.String("admin-token", "", "enable the admin actions (abort, retry) for requests carrying it as 'Authorization: Bearer <token>' (default $"+adminTokenEnv+"; none: the API is read-only)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *recordFlows != "" && *brokerSpec == "" {
 		return usagef("--record-flows needs --broker")
+	}
+	if *adminToken == "" {
+		*adminToken = os.Getenv(adminTokenEnv)
+	}
+	if err := checkAdminToken(*adminToken); err != nil {
+		return err
 	}
 	log, err := newLogger(*logLevel, *logJSON)
 	if err != nil {
@@ -45,9 +54,10 @@ func runServer(ctx context.Context, args []string) error {
 		return err
 	}
 	defer st.Close()
+	mx := metrics.New()
 	c, err := coordinator.New(st, httptransport.New(nil), coordinator.Config{
 		Owner: *owner, LeaseTTL: *leaseTTL, RetryBase: *retryBase, RetryMax: *retryMax,
-		ShutdownTimeout: *shutdown, Logger: log,
+		ShutdownTimeout: *shutdown, Logger: log, Observer: mx,
 	})
 	if err != nil {
 		return usageError{err.Error()}
@@ -67,10 +77,16 @@ func runServer(ctx context.Context, args []string) error {
 		return err
 	}
 	defer flows.Close()
-	srv := &http.Server{Handler: flows.Mount(server.New(c)), ReadHeaderTimeout: 10 * time.Second}
+	mx.Watch(c)
+	api := server.New(c, server.WithAdminToken(*adminToken), server.WithMetrics(mx.Handler()))
+	srv := &http.Server{Handler: flows.Mount(api), ReadHeaderTimeout: 10 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("coordinator serving", slog.String("addr", ln.Addr().String()), slog.String("store", describeStore(*storeDSN)), slog.String("owner", c.Owner()))
+	log.Info("coordinator serving", slog.String("addr", ln.Addr().String()), slog.String("store", describeStore(*storeDSN)),
+		slog.String("owner", c.Owner()), slog.Bool("admin_actions", *adminToken != ""))
+	if !isLoopback(ln.Addr()) {
+		log.Warn("the API listens beyond loopback: reads, submissions and /metrics are open to the network; put it behind a proxy with TLS and authentication", slog.String("addr", ln.Addr().String()))
+	}
 	if *readyFile != "" {
 		if err := writeFileAtomic(*readyFile, ln.Addr().String()); err != nil {
 			return err
@@ -95,4 +111,33 @@ func runServer(ctx context.Context, args []string) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// adminTokenEnv names the environment variable that holds the admin token
+// for dtx server and dtx tx when --admin-token / --token is not given.
+const adminTokenEnv = "DTX_ADMIN_TOKEN"
+
+// minAdminToken is the shortest admin token accepted.
+const minAdminToken = 16
+
+// checkAdminToken refuses tokens too short to resist guessing and tokens
+// that cannot travel in an HTTP header.
+func checkAdminToken(tok string) error {
+	if tok == "" {
+		return nil
+	}
+	if len(tok) < minAdminToken {
+		return usagef("admin token: want at least %d characters (e.g. openssl rand -hex 16)", minAdminToken)
+	}
+	for _, r := range tok {
+		if r <= ' ' || r > '~' {
+			return usagef("admin token: want printable ASCII without spaces")
+		}
+	}
+	return nil
+}
+
+func isLoopback(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
 }

@@ -21,6 +21,14 @@ type Details struct {
 // transaction.
 const TypeTransactionNotFound = "urn:dtx:problem:transaction-not-found"
 
+// TypeUnauthorized is the problem type of a 401 for an admin action without
+// the right bearer token.
+const TypeUnauthorized = "urn:dtx:problem:unauthorized"
+
+// TypeAdminDisabled is the problem type of a 403 for an admin action on a
+// coordinator that has no admin token configured (read-only API).
+const TypeAdminDisabled = "urn:dtx:problem:admin-disabled"
+
 // Write sends a problem response of type about:blank.
 func Write(w http.ResponseWriter, status int, detail string) {
 	WriteType(w, status, "about:blank", detail)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -348,6 +349,51 @@ func (s *Store) Counts(ctx context.Context) (map[dtx.Status]int, error) {
 }
 
 const unfinished = `status IN ('running', 'compensating')`
+
+// Attention implements dtx.TxLog.
+func (s *Store) Attention(ctx context.Context, f dtx.AttentionFilter) ([]dtx.Tx, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	minAttempts := int64(f.MinAttempts)
+	if minAttempts <= 0 {
+		minAttempts = math.MaxInt32 // off
+	}
+	before := int64(-1) // off: nothing was created before the epoch
+	if !f.CreatedBefore.IsZero() {
+		before = ms(f.CreatedBefore)
+	}
+	// The branch test runs per unfinished transaction on the branch
+	// table's primary key (gid, idx).
+	rows, err := s.query(ctx, `SELECT `+txColumns+` FROM dtx_tx WHERE `+unfinished+` AND (created_at < $1
+		OR EXISTS (SELECT 1 FROM dtx_branch b WHERE b.gid = dtx_tx.gid AND
+			((dtx_tx.status = 'running' AND b.action = 'pending' AND b.action_attempts >= $2)
+			OR (b.compensate = 'pending' AND b.compensate_attempts >= $2))))
+		ORDER BY created_at, gid LIMIT $3`, before, minAttempts, limit)
+	if err != nil {
+		return nil, fmt.Errorf("attention: %w", err)
+	}
+	defer rows.Close()
+	var out []dtx.Tx
+	for rows.Next() {
+		t, err := scanTx(rows)
+		if err != nil {
+			return nil, fmt.Errorf("attention: %w", err)
+		}
+		out = append(out, *t)
+	}
+	return out, rows.Err()
+}
+
+// Backlog implements dtx.LeaseStore.
+func (s *Store) Backlog(ctx context.Context, now time.Time) (int, error) {
+	var n int
+	if err := s.queryRow(ctx, `SELECT count(*) FROM dtx_tx WHERE `+unfinished+` AND lease_until < $1`, ms(now)).Scan(&n); err != nil {
+		return 0, fmt.Errorf("backlog: %w", err)
+	}
+	return n, nil
+}
 
 // Claim implements dtx.LeaseStore.
 func (s *Store) Claim(ctx context.Context, owner string, now, until time.Time, limit int) ([]string, error) {

@@ -34,6 +34,8 @@ func Run(t *testing.T, newStore Factory) {
 		{"ClaimConcurrentDisjoint", testClaimConcurrentDisjoint},
 		{"RenewRelease", testRenewRelease},
 		{"ListCounts", testListCounts},
+		{"Attention", testAttention},
+		{"Backlog", testBacklog},
 		{"ConcurrentApply", testConcurrentApply},
 		{"EventsInOrder", testEventsInOrder},
 		{"DuplicateCreateBesideUpdate", testDuplicateCreateBesideUpdate},
@@ -394,4 +396,90 @@ func testDuplicateCreateBesideUpdate(t *testing.T, s dtx.Store) {
 	evs, err := s.Events(ctx, "busy")
 	require.NoError(t, err)
 	require.Len(t, evs, 1+n, "one creation event plus one per update, none from the duplicates")
+}
+
+func gidsOf(txs []dtx.Tx) []string {
+	out := []string{}
+	for _, tx := range txs {
+		out = append(out, tx.GID)
+	}
+	return out
+}
+
+func testAttention(t *testing.T, s dtx.Store) {
+	ctx := context.Background()
+	at := func(sec int) time.Time { return base.Add(time.Duration(sec) * time.Second) }
+	apply := func(gid string, sec int, status dtx.Status, b dtx.Branch) {
+		t.Helper()
+		require.NoError(t, s.Apply(ctx, dtx.Update{GID: gid, Owner: "c1", At: at(sec), Status: status,
+			Release: status.Terminal(), Branches: []dtx.Branch{b}}))
+	}
+	// Old, no trouble: selected by age.
+	mustCreate(t, s, "old", "c1", at(0))
+	// Finished long ago with many attempts: never selected.
+	mustCreate(t, s, "done", "c1", at(0))
+	apply("done", 0, dtx.StatusFailed, dtx.Branch{Index: 0, Name: "a", Action: dtx.BranchPending, Compensate: dtx.BranchPending, ActionAttempts: 9, CompensateAttempts: 9})
+	// An action still pending after 5 calls.
+	mustCreate(t, s, "retrying", "c1", at(2))
+	apply("retrying", 2, "", dtx.Branch{Index: 1, Name: "b", Action: dtx.BranchPending, Compensate: dtx.BranchSkipped, ActionAttempts: 5})
+	// An action that took 7 calls but succeeded: fine.
+	mustCreate(t, s, "recovered", "c1", at(3))
+	apply("recovered", 3, "", dtx.Branch{Index: 0, Name: "a", Action: dtx.BranchSucceeded, Compensate: dtx.BranchPending, ActionAttempts: 7})
+	// A compensation that keeps failing.
+	mustCreate(t, s, "stuck-comp", "c1", at(4))
+	apply("stuck-comp", 4, dtx.StatusCompensating, dtx.Branch{Index: 0, Name: "a", Action: dtx.BranchSucceeded, Compensate: dtx.BranchPending, ActionAttempts: 1, CompensateAttempts: 6})
+	// An action left pending by a compensating transaction is not retried:
+	// its compensation runs instead.
+	mustCreate(t, s, "comp-ok", "c1", at(4))
+	apply("comp-ok", 4, dtx.StatusCompensating, dtx.Branch{Index: 0, Name: "a", Action: dtx.BranchPending, Compensate: dtx.BranchPending, ActionAttempts: 8, CompensateAttempts: 1})
+	// Below the threshold.
+	mustCreate(t, s, "young", "c1", at(5))
+	apply("young", 5, "", dtx.Branch{Index: 0, Name: "a", Action: dtx.BranchPending, Compensate: dtx.BranchPending, ActionAttempts: 4})
+
+	both, err := s.Attention(ctx, dtx.AttentionFilter{MinAttempts: 5, CreatedBefore: at(1)})
+	require.NoError(t, err)
+	require.Equal(t, []string{"old", "retrying", "stuck-comp"}, gidsOf(both), "oldest first")
+	require.Equal(t, dtx.StatusCompensating, both[2].Status)
+
+	page, err := s.Attention(ctx, dtx.AttentionFilter{MinAttempts: 5, CreatedBefore: at(1), Limit: 2})
+	require.NoError(t, err)
+	require.Equal(t, []string{"old", "retrying"}, gidsOf(page))
+
+	attempts, err := s.Attention(ctx, dtx.AttentionFilter{MinAttempts: 4})
+	require.NoError(t, err)
+	require.Equal(t, []string{"retrying", "stuck-comp", "young"}, gidsOf(attempts), "age off")
+
+	age, err := s.Attention(ctx, dtx.AttentionFilter{CreatedBefore: at(3)})
+	require.NoError(t, err)
+	require.Equal(t, []string{"old", "retrying"}, gidsOf(age), "attempts off")
+
+	none, err := s.Attention(ctx, dtx.AttentionFilter{})
+	require.NoError(t, err)
+	require.Empty(t, none, "both criteria off")
+}
+
+func testBacklog(t *testing.T, s dtx.Store) {
+	ctx := context.Background()
+	n, err := s.Backlog(ctx, base)
+	require.NoError(t, err)
+	require.Zero(t, n)
+	mustCreate(t, s, "b1", "c1", base) // leased until base+10s
+	mustCreate(t, s, "b2", "c1", base)
+	mustCreate(t, s, "b3", "c1", base)
+	require.NoError(t, s.Apply(ctx, dtx.Update{GID: "b3", Owner: "c1", At: base, Status: dtx.StatusSucceeded, Release: true}))
+	n, err = s.Backlog(ctx, base.Add(time.Second))
+	require.NoError(t, err)
+	require.Zero(t, n, "leased transactions are driven")
+	require.NoError(t, s.Release(ctx, "c1", "b1"))
+	n, err = s.Backlog(ctx, base.Add(time.Second))
+	require.NoError(t, err)
+	require.Equal(t, 1, n, "a released transaction waits for recovery")
+	n, err = s.Backlog(ctx, base.Add(time.Minute))
+	require.NoError(t, err)
+	require.Equal(t, 2, n, "expired leases too; finished transactions never")
+	_, err = s.Claim(ctx, "c2", base.Add(time.Minute), base.Add(time.Hour), 10)
+	require.NoError(t, err)
+	n, err = s.Backlog(ctx, base.Add(time.Minute))
+	require.NoError(t, err)
+	require.Zero(t, n, "claimed")
 }

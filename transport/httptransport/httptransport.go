@@ -7,6 +7,8 @@
 //	408, 425, 429, 5xx        Unknown (the participant may or may not have applied it)
 //	other 4xx                 Failure (a definite business refusal: compensate)
 //	transport error, timeout  Unknown
+//
+// A call with a TraceParent carries it in the W3C traceparent header.
 package httptransport
 
 import (
@@ -24,6 +26,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/traceparent"
 )
 
 var _ dtx.Transport = (*Transport)(nil)
@@ -107,6 +110,9 @@ func (t *Transport) Call(ctx context.Context, c dtx.Call) dtx.Outcome {
 	req.Header.Set(dtx.HeaderBranch, strconv.Itoa(c.Branch))
 	req.Header.Set(dtx.HeaderOp, string(c.Op))
 	req.Header.Set(dtx.HeaderAttempt, strconv.Itoa(c.Attempt))
+	if c.TraceParent != "" {
+		req.Header.Set(traceparent.Header, c.TraceParent)
+	}
 	resp, err := t.client.Do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {

@@ -67,6 +67,14 @@ func TestCall_SendsHeadersAndPayload(t *testing.T) {
 	require.Equal(t, "3", s.header.Get(dtx.HeaderBranch))
 	require.Equal(t, "compensate", s.header.Get(dtx.HeaderOp))
 	require.Equal(t, "2", s.header.Get(dtx.HeaderAttempt))
+	require.Empty(t, s.header.Get("traceparent"), "no trace context: no header")
+
+	// A call within a trace carries its traceparent.
+	tp := "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	out = tr.Call(context.Background(), dtx.Call{GID: "g", Op: dtx.OpAction, URL: srv.URL + "/act", Attempt: 1, TraceParent: tp})
+	require.Equal(t, dtx.Success, out.Class)
+	s = <-got
+	require.Equal(t, tp, s.header.Get("traceparent"))
 
 	// An empty payload is sent as an empty JSON object.
 	out = tr.Call(context.Background(), dtx.Call{GID: "g", Op: dtx.OpAction, URL: srv.URL + "/act", Attempt: 1})
