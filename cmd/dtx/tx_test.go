@@ -173,6 +173,7 @@ func TestTxCLI(t *testing.T) {
 			{Name: "slow", Action: partURL + "/hang", Compensate: partURL + "/hang-undo"},
 		}}, false)
 		require.NoError(t, err)
+		time.Sleep(10 * time.Millisecond) // older than the 1ms threshold below
 
 		out, err := runCLI(t, "list", "--attention", "--older-than=1ms", "--min-attempts=-1", srv)
 		require.NoError(t, err)
