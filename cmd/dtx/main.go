@@ -4,6 +4,7 @@
 //	dtx server   run the coordinator (HTTP API)
 //	dtx shop     run the reference shop's three services
 //	dtx bench    measure saga throughput and latency
+//	dtx chaos    crash processes under load, then verify the invariants
 //	dtx version  print the version
 package main
 
@@ -34,6 +35,7 @@ var commands = []command{
 	{"server", "run the coordinator HTTP API", runServer},
 	{"shop", "run the reference shop (order, inventory, payment services)", runShop},
 	{"bench", "benchmark a 2-step saga with no-op participants", runBench},
+	{"chaos", "crash and fault the shop and coordinators under load, then verify nothing was lost", runChaos},
 	{"version", "print the version", func(context.Context, []string) error { fmt.Println(version()); return nil }},
 }
 
