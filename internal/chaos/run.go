@@ -85,10 +85,13 @@ type Result struct {
 	// Violations counts broken invariants: the verifier's, orders that
 	// disagree with their transaction, duplicate orders per key, dead
 	// letters, and overlapping coordinators.
-	Violations    int       `json:"violations"`
-	Requests      int64     `json:"requests"`
-	ClientRetries int64     `json:"client_retries"`
-	RecoveryS     float64   `json:"recovery_s"`
+	Violations    int     `json:"violations"`
+	Requests      int64   `json:"requests"`
+	ClientRetries int64   `json:"client_retries"`
+	RecoveryS     float64 `json:"recovery_s"`
+	// BrokerResumed counts broker restarts after which choreographed
+	// orders were seen to finish again through the same shop process.
+	BrokerResumed int       `json:"broker_resumed,omitempty"`
 	HA            *HAReport `json:"ha,omitempty"`
 	ViolationList []string  `json:"violation_details,omitempty"`
 	StuckList     []string  `json:"stuck_details,omitempty"`
@@ -136,7 +139,9 @@ type runner struct {
 	natsDir, natsAddr string
 	nats              *natsbroker.Broker
 
-	injected map[Kind]int64 // process faults and duplicates
+	injected   map[Kind]int64 // process faults and duplicates
+	reconnects int            // broker restarts after which the flows resumed
+	problems   []string       // violations seen while injecting
 }
 
 func (r *runner) logf(format string, args ...any) {
@@ -321,11 +326,56 @@ func (r *runner) inject(ctx context.Context, k Kind) error {
 			return err
 		}
 		r.logf("%s: NATS stopped, reopened on the same files and port after %v", k, down.Round(time.Millisecond))
+		r.checkReconnect(ctx)
 	default:
 		return fmt.Errorf("chaos: no process fault %q", k)
 	}
 	r.injected[k]++
 	return nil
+}
+
+// checkReconnect waits until choreographed orders finish again after a
+// broker restart, through the same shop process: its NATS client must have
+// reconnected, its relays published again and its consumers resumed. A
+// shop that does not recover within 20s is a violation.
+func (r *runner) checkReconnect(ctx context.Context) {
+	oc := &order.Client{URL: r.orderURL, HTTP: &http.Client{Timeout: 5 * time.Second}}
+	count := func() (finished, pending int, err error) {
+		all, err := oc.List(ctx, "")
+		for _, o := range all {
+			if o.Pattern != order.PatternChoreography {
+				continue
+			}
+			if o.Status == order.Pending {
+				pending++
+			} else {
+				finished++
+			}
+		}
+		return finished, pending, err
+	}
+	// Deliveries handled while the server stopped may still finish an
+	// order: count from a moment later.
+	time.Sleep(500 * time.Millisecond)
+	before, pending, err := count()
+	if err != nil {
+		r.logf("broker reconnection not checked: %v", err)
+		return
+	}
+	if pending == 0 && r.shopPattern(r.shop.inc-1) != order.PatternChoreography {
+		r.logf("broker reconnection not checked: no choreographed order in flight")
+		return
+	}
+	t := time.Now()
+	for time.Since(t) < 20*time.Second && ctx.Err() == nil {
+		time.Sleep(100 * time.Millisecond)
+		if n, _, err := count(); err == nil && n > before {
+			r.reconnects++
+			r.logf("the shop's NATS client reconnected: choreographed orders finish again %v after the restart", time.Since(t).Round(time.Millisecond))
+			return
+		}
+	}
+	r.problems = append(r.problems, "after a broker restart no choreographed order finished within 20s: the shop's NATS client did not resume")
 }
 
 // check restarts a process that died on its own (and says so).
@@ -442,6 +492,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		}
 	}
 	res.Requests, res.ClientRetries = l.requests.Load(), l.retries.Load()
+	res.BrokerResumed = r.reconnects
 
 	// Verify.
 	violations, err := r.verify(ctx, res, st, l)
@@ -544,7 +595,7 @@ func (r *runner) verify(ctx context.Context, res *Result, st dtx.Store, l *load)
 		return nil, fmt.Errorf("verify: %w", err)
 	}
 	res.Orders, res.Completed, res.Cancelled = rep.Orders, rep.Completed, rep.Cancelled
-	violations := slices.Clone(rep.Violations)
+	violations := append(slices.Clone(rep.Violations), r.problems...)
 	l.mu.Lock()
 	violations = append(violations, l.problems...)
 	keys := len(l.keys)
