@@ -132,6 +132,11 @@ type Event struct {
 	Outcome  string        `json:"outcome"`
 	Detail   string        `json:"detail,omitempty"`
 	Duration time.Duration `json:"duration_ns,omitempty"`
+	// Owner is the lease owner that wrote the event (the coordinator that
+	// drove the transaction at that moment). The store sets it from
+	// Update.Owner (Tx.LeaseOwner for the creation event); empty for events
+	// written before stores recorded it.
+	Owner string `json:"owner,omitempty"`
 }
 
 // TxDetail is a transaction with its branches and (optionally) its history,

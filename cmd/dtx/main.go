@@ -5,6 +5,7 @@
 //	dtx shop     run the reference shop's three services
 //	dtx bench    measure saga throughput and latency
 //	dtx tx       list, show, retry and abort transactions of a running coordinator
+//	dtx chaos    crash processes under load, then verify the invariants
 //	dtx version  print the version
 package main
 
@@ -36,6 +37,7 @@ var commands = []command{
 	{"shop", "run the reference shop (order, inventory, payment services)", runShop},
 	{"bench", "benchmark a 2-step saga with no-op participants", runBench},
 	{"tx", "list, show (as a sequence of calls), retry or abort transactions of a running coordinator", runTx},
+	{"chaos", "crash and fault the shop and coordinators under load, then verify nothing was lost", runChaos},
 	{"version", "print the version", func(context.Context, []string) error { fmt.Println(version()); return nil }},
 }
 

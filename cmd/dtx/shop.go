@@ -33,6 +33,7 @@ func runShop(ctx context.Context, args []string) error {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	readyFile := fs.String("ready-file", "", "write the three service URLs to this file once serving")
 	pattern := fs.String("pattern", order.PatternSaga, "how new orders are fulfilled: "+strings.Join(order.Patterns, ", "))
+	statsFile := fs.String("stats-file", "", "keep the injected fault counts (JSON) in this file, rewritten every 100ms and on exit")
 	brokerSpec := fs.String("broker", "", "message broker for the choreography pattern: embedded (NATS in this process, files in --dir), nats://host:port or kafka://host:port")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -78,6 +79,7 @@ func runShop(ctx context.Context, args []string) error {
 		return err
 	}
 	defer sh.Close(context.Background())
+	defer keepFaultStats(*statsFile, sh)()
 	fmt.Printf("order %s\ninventory %s\npayment %s\n", sh.OrderURL(), sh.InventoryURL(), sh.PaymentURL())
 	if *readyFile != "" {
 		if err := writeFileAtomic(*readyFile, fmt.Sprintf("%s\n%s\n%s\n", sh.OrderURL(), sh.InventoryURL(), sh.PaymentURL())); err != nil {

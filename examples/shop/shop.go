@@ -73,7 +73,8 @@ type Config struct {
 	// payment databases).
 	Pattern string
 	// Broker carries the events of the choreography pattern (required by
-	// it, unused by the others); the shop does not close it.
+	// it; with another pattern, choreographed orders already placed still
+	// finish through it); the shop does not close it.
 	Broker broker.Broker
 	// ResolveInterval is how often the inventory and payment services look
 	// for XA branches left prepared and TCC reservations left RESERVED whose
@@ -219,7 +220,10 @@ func Start(ctx context.Context, cfg Config) (_ *Shop, err error) {
 	s.orderDB, s.orderDialect = orderDB, orderDialect
 	var onPlace func(context.Context, *sql.Tx, *order.Order) error
 	var afterPlace func(*order.Order)
-	if cfg.Pattern == order.PatternChoreography {
+	// With a broker the choreography's relays and consumers run whatever
+	// the pattern of new orders, so that choreographed orders placed before
+	// a restart with another pattern still finish.
+	if cfg.Broker != nil {
 		if err := s.startChoreography(ctx, cfg.Broker); err != nil {
 			orderLn.Close()
 			return nil, err

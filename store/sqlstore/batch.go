@@ -18,7 +18,7 @@ const maxParams = 30000
 var (
 	txTypes          = []string{"TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "BIGINT"}
 	branchTypes      = []string{"TEXT", "BIGINT", "TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT", "TEXT", "BIGINT"}
-	eventTypes       = []string{"TEXT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT", "BIGINT"}
+	eventTypes       = []string{"TEXT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT", "BIGINT", "TEXT"}
 	txUpdateTypes    = []string{"TEXT", "TEXT", "BIGINT", "TEXT", "TEXT", "BIGINT"}
 	branchUpdateType = []string{"TEXT", "BIGINT", "TEXT", "TEXT", "BIGINT", "BIGINT", "TEXT", "BIGINT"}
 )
@@ -33,12 +33,13 @@ func branchRow(gid string, b dtx.Branch, at time.Time) []any {
 		b.ActionAttempts, b.CompensateAttempts, truncate(b.LastError, 1000), ms(at)}
 }
 
-func eventRow(gid string, e dtx.Event) []any {
-	return []any{gid, ms(e.At), e.Branch, string(e.Op), e.Outcome, truncate(e.Detail, 1000), e.Duration.Microseconds()}
+// eventRow is an event as inserted, recording owner as its writer.
+func eventRow(gid, owner string, e dtx.Event) []any {
+	return []any{gid, ms(e.At), e.Branch, string(e.Op), e.Outcome, truncate(e.Detail, 1000), e.Duration.Microseconds(), owner}
 }
 
 func createdEvent(t *dtx.Tx) dtx.Event {
-	return dtx.Event{At: t.CreatedAt, Branch: -1, Outcome: string(t.Status), Detail: "submitted"}
+	return dtx.Event{At: t.CreatedAt, Branch: -1, Outcome: string(t.Status), Detail: "submitted", Owner: t.LeaseOwner}
 }
 
 func txUpdateRow(u *dtx.Update) []any {
@@ -61,7 +62,7 @@ const (
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (gid) DO NOTHING`
 	sqlInsertBranch = `INSERT INTO dtx_branch (gid, idx, name, action, compensate, action_attempts, compensate_attempts, last_error, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
-	sqlInsertEvent = `INSERT INTO dtx_event (gid, at, branch, op, outcome, detail, duration_us) VALUES ($1, $2, $3, $4, $5, $6, $7)`
+	sqlInsertEvent = `INSERT INTO dtx_event (gid, at, branch, op, outcome, detail, duration_us, owner) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
 	// The lease fence: the row changes only where the writer owns it.
 	sqlUpdateTx = `UPDATE dtx_tx SET updated_at = $3,
 		status = CASE WHEN $4 = '' THEN status ELSE $4 END,
@@ -168,7 +169,7 @@ func (s *Store) commitBatch(batch []*write) ([]error, error) {
 					return nil, fmt.Errorf("insert branch %s/%d: %w", c.tx.GID, b.Index, err)
 				}
 			}
-			if _, err := insEvent.exec(ctx, eventRow(c.tx.GID, createdEvent(c.tx))); err != nil {
+			if _, err := insEvent.exec(ctx, eventRow(c.tx.GID, c.tx.LeaseOwner, createdEvent(c.tx))); err != nil {
 				return nil, fmt.Errorf("insert event %s: %w", c.tx.GID, err)
 			}
 			continue
@@ -188,7 +189,7 @@ func (s *Store) commitBatch(batch []*write) ([]error, error) {
 			}
 		}
 		for _, e := range u.Events {
-			if _, err := insEvent.exec(ctx, eventRow(u.GID, e)); err != nil {
+			if _, err := insEvent.exec(ctx, eventRow(u.GID, u.Owner, e)); err != nil {
 				return nil, fmt.Errorf("insert event %s: %w", u.GID, err)
 			}
 		}

@@ -130,8 +130,8 @@ func (s *Store) execGroup(batch []*write, group []int, results []error) error {
 	// history of an update of that gid in the same statement, and an
 	// ordinal so they are inserted (and numbered) in order.
 	var txRows, brRows, evRows, updRows, ubRows [][]any
-	event := func(kind, gid string, e dtx.Event) {
-		evRows = append(evRows, append(eventRow(gid, e), kind, int64(len(evRows))))
+	event := func(kind, gid, owner string, e dtx.Event) {
+		evRows = append(evRows, append(eventRow(gid, owner, e), kind, int64(len(evRows))))
 	}
 	for _, i := range group {
 		w := batch[i]
@@ -140,7 +140,7 @@ func (s *Store) execGroup(batch []*write, group []int, results []error) error {
 			for _, b := range c.branches {
 				brRows = append(brRows, branchRow(c.tx.GID, b, c.tx.CreatedAt))
 			}
-			event("c", c.tx.GID, createdEvent(c.tx))
+			event("c", c.tx.GID, c.tx.LeaseOwner, createdEvent(c.tx))
 			continue
 		}
 		u := w.update
@@ -149,7 +149,7 @@ func (s *Store) execGroup(batch []*write, group []int, results []error) error {
 			ubRows = append(ubRows, branchUpdateRow(u, b))
 		}
 		for _, e := range u.Events {
-			event("u", u.GID, e)
+			event("u", u.GID, u.Owner, e)
 		}
 	}
 	var st stmt
@@ -183,7 +183,7 @@ func (s *Store) execGroup(batch []*write, group []int, results []error) error {
 		}
 	}
 	if len(evRows) > 0 {
-		st.values("ev", "gid, at, branch, op, outcome, detail, duration_us, kind, ord", append(eventTypes[:len(eventTypes):len(eventTypes)], "TEXT", "BIGINT"), evRows)
+		st.values("ev", "gid, at, branch, op, outcome, detail, duration_us, owner, kind, ord", append(eventTypes[:len(eventTypes):len(eventTypes)], "TEXT", "BIGINT"), evRows)
 		var src []string
 		if len(txRows) > 0 {
 			src = append(src, "SELECT 'c', gid FROM ins")
@@ -191,8 +191,8 @@ func (s *Store) execGroup(batch []*write, group []int, results []error) error {
 		if len(updRows) > 0 {
 			src = append(src, "SELECT 'u', gid FROM upd")
 		}
-		st.cte("inse", `INSERT INTO dtx_event (gid, at, branch, op, outcome, detail, duration_us)
-			SELECT ev.gid, ev.at, ev.branch, ev.op, ev.outcome, ev.detail, ev.duration_us FROM ev
+		st.cte("inse", `INSERT INTO dtx_event (gid, at, branch, op, outcome, detail, duration_us, owner)
+			SELECT ev.gid, ev.at, ev.branch, ev.op, ev.outcome, ev.detail, ev.duration_us, ev.owner FROM ev
 			WHERE (ev.kind, ev.gid) IN (`+strings.Join(src, " UNION ALL ")+`) ORDER BY ev.ord`)
 	}
 	st.b.WriteString("\n" + strings.Join(done, " UNION ALL "))

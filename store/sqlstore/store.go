@@ -271,7 +271,7 @@ func (s *Store) Get(ctx context.Context, gid string) (*dtx.Tx, []dtx.Branch, err
 
 // Events implements dtx.TxLog.
 func (s *Store) Events(ctx context.Context, gid string) ([]dtx.Event, error) {
-	rows, err := s.query(ctx, `SELECT id, at, branch, op, outcome, detail, duration_us
+	rows, err := s.query(ctx, `SELECT id, at, branch, op, outcome, detail, duration_us, owner
 		FROM dtx_event WHERE gid = $1 ORDER BY id`, gid)
 	if err != nil {
 		return nil, fmt.Errorf("events %s: %w", gid, err)
@@ -282,7 +282,7 @@ func (s *Store) Events(ctx context.Context, gid string) ([]dtx.Event, error) {
 		e := dtx.Event{GID: gid}
 		var at, dur int64
 		var op string
-		if err := rows.Scan(&e.Seq, &at, &e.Branch, &op, &e.Outcome, &e.Detail, &dur); err != nil {
+		if err := rows.Scan(&e.Seq, &at, &e.Branch, &op, &e.Outcome, &e.Detail, &dur, &e.Owner); err != nil {
 			return nil, fmt.Errorf("scan event %s: %w", gid, err)
 		}
 		e.At, e.Op, e.Duration = fromMS(at), dtx.Op(op), time.Duration(dur)*time.Microsecond

@@ -93,6 +93,7 @@ func testCreateGet(t *testing.T, s dtx.Store) {
 	require.NoError(t, err)
 	require.Len(t, evs, 1, "creation is recorded in the history")
 	require.Equal(t, -1, evs[0].Branch)
+	require.Equal(t, "c1", evs[0].Owner, "the creation event records its writer")
 }
 
 func testCreateDuplicate(t *testing.T, s dtx.Store) {
@@ -364,6 +365,7 @@ func testEventsInOrder(t *testing.T, s dtx.Store) {
 	require.Len(t, got, 8)
 	for i := range 7 {
 		require.Equal(t, fmt.Sprintf("e%d", i), got[i+1].Outcome, "events of one write keep their order")
+		require.Equal(t, "c1", got[i+1].Owner, "each event records the lease owner that wrote it")
 	}
 }
 

@@ -1,0 +1,116 @@
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// proc is a child process (a dtx subcommand) that can be killed and
+// started again; it is ready once it has written its ready file.
+type proc struct {
+	name    string
+	exe     string
+	args    func(incarnation int) []string
+	ready   string // ready file, removed before each start
+	logPath string
+
+	inc  int // incarnations started so far
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// start runs the next incarnation and waits until it is ready.
+func (p *proc) start(ctx context.Context) error {
+	os.Remove(p.ready)
+	lf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(lf, "---- %s incarnation %d, %s\n", p.name, p.inc, time.Now().Format(time.RFC3339Nano))
+	cmd := exec.Command(p.exe, p.args(p.inc)...)
+	cmd.Stdout, cmd.Stderr = lf, lf
+	cmd.SysProcAttr = sysProcAttr()
+	if err := cmd.Start(); err != nil {
+		lf.Close()
+		return fmt.Errorf("start %s: %w", p.name, err)
+	}
+	p.inc++
+	p.cmd, p.done = cmd, make(chan struct{})
+	done := p.done
+	go func() { cmd.Wait(); lf.Close(); close(done) }()
+	deadline := time.NewTimer(60 * time.Second)
+	defer deadline.Stop()
+	for {
+		if _, err := os.Stat(p.ready); err == nil {
+			return nil
+		}
+		select {
+		case <-done:
+			return fmt.Errorf("%s exited before it was ready:\n%s", p.name, tail(p.logPath, 20))
+		case <-deadline.C:
+			p.kill()
+			return fmt.Errorf("%s not ready after 60s:\n%s", p.name, tail(p.logPath, 20))
+		case <-ctx.Done():
+			p.kill()
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// alive reports whether the current incarnation runs.
+func (p *proc) alive() bool {
+	if p.cmd == nil {
+		return false
+	}
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// kill sends SIGKILL and waits until the process is gone.
+func (p *proc) kill() {
+	if !p.alive() {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// stop asks the process to shut down (SIGTERM) and kills it if it has not
+// exited within grace.
+func (p *proc) stop(grace time.Duration) {
+	if !p.alive() {
+		return
+	}
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(grace):
+		p.kill()
+	}
+}
+
+// exited reports an incarnation that died on its own (not killed by us).
+func (p *proc) exited() bool { return p.cmd != nil && !p.alive() }
+
+// tail returns the last n lines of a file.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
