@@ -21,6 +21,13 @@ const (
 	// decimal, classified like an HTTP answer (2xx success, most 4xx a
 	// definite failure, anything else unknown).
 	HeaderStatus = "Dtx-Status"
+	// HeaderDeadline carries the time (RFC 3339, UTC) after which the
+	// caller no longer waits for a command's reply: a participant skips a
+	// command it receives later (the caller has already retried it as a new
+	// command), so a backlog of stale commands drains without running
+	// them. This compares the caller's clock with the participant's, which
+	// must agree to well within the call's timeout.
+	HeaderDeadline = "Dtx-Deadline"
 	// TypeCommand and TypeReply are the HeaderType of commands and replies.
 	TypeCommand = "dtx.command"
 	TypeReply   = "dtx.reply"

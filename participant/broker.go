@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/broker"
@@ -23,9 +24,10 @@ import (
 //
 // Commands may be delivered more than once (a redelivery, or the
 // coordinator retrying after a reply that did not come in time): each
-// delivery runs fn again and replies again, so fn must be idempotent, as
-// it is when it runs its writes through Barrier.Do. The subscription runs
-// until it is closed; the caller closes it.
+// delivery before the command's deadline runs fn again and replies again,
+// so fn must be idempotent, as it is when it runs its writes through
+// Barrier.Do. The subscription runs until it is closed; the caller closes
+// it.
 func ServeBroker(ctx context.Context, b broker.Broker, topic, group string, fn func(ctx context.Context, br Branch, body []byte) (any, error)) (broker.Subscription, error) {
 	if err := broker.CheckCommandTopic(topic); err != nil {
 		return nil, fmt.Errorf("participant: serve broker: %w", err)
@@ -37,18 +39,26 @@ func ServeBroker(ctx context.Context, b broker.Broker, topic, group string, fn f
 // callers that wrap it (metrics, fault injection) before subscribing it
 // themselves.
 //
-// A command without the Dtx-* branch headers, or with a body larger than
-// MaxBodySize, is answered 400 (a definite failure). A command without a
-// valid reply topic cannot be answered: it is acknowledged and logged (the
-// caller will time out and retry). fn panicking is answered 500. If the
-// reply cannot be published, the handler returns the error, so the broker
-// delivers the command again.
+// A command received after its deadline (broker.HeaderDeadline: its caller
+// no longer waits for the reply, and sends a new command to retry) is
+// acknowledged without running fn. A command without the Dtx-* branch
+// headers, or with a body larger than MaxBodySize, is answered 400 (a
+// definite failure). A command without a valid reply topic cannot be
+// answered: it is acknowledged and logged (the caller will time out and
+// retry). fn panicking is answered 500. If the reply cannot be published,
+// the handler returns the error, so the broker delivers the command again.
 func CommandHandler(b broker.Broker, fn func(ctx context.Context, br Branch, body []byte) (any, error)) broker.Handler {
 	return func(ctx context.Context, d broker.Delivery) error {
 		replyTo := d.Headers[broker.HeaderReplyTo]
 		if err := broker.CheckCommandTopic(replyTo); err != nil {
 			slog.Default().WarnContext(ctx, "participant: command without a valid reply topic dropped",
 				"topic", d.Topic, "id", d.ID, "err", err)
+			return nil
+		}
+		if CommandExpired(d) {
+			// The caller has stopped waiting and retries with a new
+			// command: running this one would only delay that one.
+			slog.Default().DebugContext(ctx, "participant: expired command skipped", "topic", d.Topic, "id", d.ID)
 			return nil
 		}
 		status, body := runCommand(ctx, d, fn)
@@ -77,6 +87,21 @@ func CommandHandler(b broker.Broker, fn func(ctx context.Context, br Branch, bod
 		}
 		return nil
 	}
+}
+
+// CommandExpired reports whether the deadline of command d
+// (broker.HeaderDeadline) has passed: its caller no longer waits for the
+// reply. A command without a deadline, or with one that does not parse,
+// never expires. CommandHandler skips expired commands; a wrapper can check
+// first too (the shop does, so that it injects faults only into commands
+// that are still awaited).
+func CommandExpired(d broker.Delivery) bool {
+	v := d.Headers[broker.HeaderDeadline]
+	if v == "" {
+		return false
+	}
+	deadline, err := time.Parse(time.RFC3339Nano, v)
+	return err == nil && time.Now().After(deadline)
 }
 
 // runCommand runs fn for one command and returns the reply's status and

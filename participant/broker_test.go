@@ -17,8 +17,8 @@ import (
 
 // TestServeBroker_Replies publishes raw commands and checks the replies a
 // participant publishes: headers echoed, status and body as over HTTP,
-// commands without branch headers refused with 400, commands without a reply topic
-// dropped.
+// commands without branch headers refused with 400, commands without a
+// reply topic or past their deadline dropped.
 func TestServeBroker_Replies(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -107,6 +107,23 @@ func TestServeBroker_Replies(t *testing.T) {
 	require.Equal(t, "c6", r.Headers[broker.HeaderCausationID])
 	require.Equal(t, "200", r.Headers[broker.HeaderStatus])
 	require.Equal(t, int64(3), runs.Load(), "only well-formed commands with a reply topic ran")
+
+	// A command received after its deadline is skipped: no run, no reply.
+	stale := command("c7", branch("order-7"), `{}`)
+	stale.Key = "k"
+	stale.Headers[broker.HeaderDeadline] = time.Now().Add(-time.Millisecond).UTC().Format(time.RFC3339Nano)
+	fresh := command("c8", branch("order-8"), `{}`)
+	fresh.Key = "k"
+	fresh.Headers[broker.HeaderDeadline] = time.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano)
+	require.NoError(t, b.Publish(ctx, stale, fresh))
+	r = next()
+	require.Equal(t, "c8", r.Headers[broker.HeaderCausationID])
+	require.Equal(t, int64(4), runs.Load(), "the expired command did not run")
+	select {
+	case r := <-replies:
+		t.Fatalf("unexpected reply to %s", r.Headers[broker.HeaderCausationID])
+	case <-time.After(200 * time.Millisecond):
+	}
 }
 
 func TestServeBroker_RejectsBadTopic(t *testing.T) {

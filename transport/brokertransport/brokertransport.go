@@ -15,8 +15,9 @@
 //   - Key = gid, so the commands of one transaction to one topic are
 //     delivered in order;
 //   - headers Dtx-Gid, Dtx-Branch, Dtx-Op, Dtx-Attempt (as over HTTP),
-//     Dtx-Reply-To (the reply topic), Dtx-Correlation-Id (the gid) and
-//     Dtx-Type "dtx.command";
+//     Dtx-Reply-To (the reply topic), Dtx-Correlation-Id (the gid),
+//     Dtx-Type "dtx.command" and Dtx-Deadline (when the call stops waiting;
+//     participants skip a command received after it);
 //   - the step's payload ("{}" when empty).
 //
 // The reply carries Dtx-Causation-Id = the command's ID, Dtx-Status (an
@@ -32,7 +33,9 @@
 // as is a failed publish: the coordinator retries the same operation as a
 // new command, so participants must be idempotent (the barrier makes them
 // so); the command that went unanswered may still run later, which the
-// barrier also covers. A reply to a call that is no longer waited on (late,
+// barrier also covers, unless it reaches the participant after its
+// deadline: then it is skipped, so that a queue of retried commands behind
+// a slow participant drains instead of growing with every retry. A reply to a call that is no longer waited on (late,
 // or a second reply to a redelivered command) is acknowledged and dropped.
 //
 // # Reply routing
@@ -258,6 +261,7 @@ func (t *Transport) Call(ctx context.Context, c dtx.Call) dtx.Outcome {
 			broker.HeaderReplyTo:       t.replyTopic,
 			broker.HeaderCorrelationID: c.GID,
 			broker.HeaderType:          broker.TypeCommand,
+			broker.HeaderDeadline:      time.Now().Add(timeout).UTC().Format(time.RFC3339Nano),
 		},
 		Payload: payload,
 	}

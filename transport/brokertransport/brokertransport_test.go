@@ -123,6 +123,11 @@ func TestCall_CommandMessage(t *testing.T) {
 	require.NotEqual(t, d1.ID, d2.ID, "every call is its own message")
 	require.Equal(t, "order-9", d1.Key, "keyed by gid: one transaction's commands stay in order")
 	require.Equal(t, `{"a":1}`, string(d1.Payload))
+	deadline, err := time.Parse(time.RFC3339Nano, d1.Headers[broker.HeaderDeadline])
+	require.NoError(t, err, "the deadline is RFC 3339")
+	require.WithinDuration(t, time.Now().Add(callTimeout), deadline, callTimeout, "the deadline is the call's timeout from its start")
+	require.Greater(t, time.Until(deadline), callTimeout/2)
+	delete(d1.Headers, broker.HeaderDeadline)
 	require.Equal(t, map[string]string{
 		dtx.HeaderGID: "order-9", dtx.HeaderBranch: "1", dtx.HeaderOp: "compensate", dtx.HeaderAttempt: "3",
 		broker.HeaderReplyTo: tr.ReplyTopic(), broker.HeaderCorrelationID: "order-9", broker.HeaderType: broker.TypeCommand,
