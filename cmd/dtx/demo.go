@@ -55,7 +55,7 @@ type demoResult struct {
 
 func runDemo(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("dtx demo", flag.ContinueOnError)
-	pattern := fs.String("pattern", "saga", "transaction pattern: saga, tcc, xa (runs the services on a throwaway PostgreSQL) choreography (events through an embedded NATS JetStream) or saga-async (the saga's branch calls as commands and replies through an embedded NATS JetStream)")
+	pattern := fs.String("pattern", "saga", "transaction pattern: saga, tcc, xa (runs the services on a throwaway PostgreSQL), choreography (events through an embedded NATS JetStream) or saga-async (the saga's branch calls as commands and replies through an embedded NATS JetStream)")
 	orders := fs.Int("orders", 200, "orders to place")
 	concurrency := fs.Int("concurrency", 16, "orders placed at once")
 	faultRate := fs.Float64("faults", 0.2, "probability that a branch call is faulted (fail before commit, delay, or commit-then-lose-the-response)")
