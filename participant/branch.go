@@ -28,9 +28,15 @@ const maxGIDLen = 256
 // BranchFromRequest reads the branch identity from the request headers. It
 // returns an error naming the header if one is missing or malformed.
 func BranchFromRequest(r *http.Request) (Branch, error) {
-	gid := r.Header.Get(dtx.HeaderGID)
-	idx := r.Header.Get(dtx.HeaderBranch)
-	op := r.Header.Get(dtx.HeaderOp)
+	return branchFromHeaders(r.Header.Get)
+}
+
+// branchFromHeaders reads the branch identity through get, which returns a
+// header's value ("" when absent): HTTP request headers or message headers.
+func branchFromHeaders(get func(name string) string) (Branch, error) {
+	gid := get(dtx.HeaderGID)
+	idx := get(dtx.HeaderBranch)
+	op := get(dtx.HeaderOp)
 	br := Branch{GID: gid, Op: dtx.Op(op)}
 	if gid == "" {
 		return Branch{}, fmt.Errorf("participant: missing header %s", dtx.HeaderGID)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/broker"
 	"github.com/dtxhq/dtx/traceparent"
 )
 
@@ -52,8 +53,10 @@ type Spec struct {
 type Step struct {
 	// Name is shown in logs and the dashboard (default "step-<index>").
 	Name string `json:"name,omitempty"`
-	// Action is the URL called (POST, JSON Payload) to perform the step.
-	// Empty: the step has no forward work (a compensation-only step, such as
+	// Action is the URL called (POST, JSON Payload) to perform the step:
+	// http(s)://..., or broker://<topic> (a-z, 0-9, '-') for a command
+	// published to that broker topic, answered by a reply message (see
+	// package transport/brokertransport). Empty: the step has no forward work (a compensation-only step, such as
 	// "mark the order cancelled").
 	Action string `json:"action,omitempty"`
 	// Compensate is the URL called to undo the step. Empty: the step cannot be
@@ -213,13 +216,18 @@ func (s *Spec) Normalize() error {
 
 var opRE = regexp.MustCompile(`^[a-z]{1,32}$`)
 
+// checkURL accepts absolute http(s) URLs with a host, and broker://<topic>.
 func checkURL(raw string) error {
+	if broker.IsURL(raw) {
+		_, err := broker.ParseURL(raw)
+		return err
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return fmt.Errorf("invalid URL %q", raw)
 	}
 	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("URL %q must be http or https", raw)
+		return fmt.Errorf("URL %q must be http or https, or broker://<topic>", raw)
 	}
 	if u.Host == "" {
 		return fmt.Errorf("URL %q has no host", raw)

@@ -151,6 +151,13 @@ func TestNormalize_Invalid(t *testing.T) {
 		{"BranchOutOfRange", saga.Spec{Steps: []saga.Step{{Action: actURL, Branch: ptr(3)}}}, "step 0 (step-0): branch 3 out of range"},
 		{"BranchOpTwice", saga.Spec{Steps: []saga.Step{st(), {Action: actURL, Compensate: compURL, Branch: ptr(0)}}}, `step 1 (step-1): branch 0 operation "action" is also step 0's`},
 		{"GIDDotDot", saga.Spec{GID: "..", Steps: []saga.Step{st()}}, `gid ".." is a path segment`},
+		{"BrokerTopicUpperCase", saga.Spec{Steps: []saga.Step{{Action: "broker://Inventory"}}}, "the topic must be"},
+		{"BrokerTopicWithPath", saga.Spec{Steps: []saga.Step{{Action: "broker://inventory/deduct"}}}, "the topic must be"},
+		{"BrokerTopicWithDot", saga.Spec{Steps: []saga.Step{{Action: "broker://inventory.deduct"}}}, "the topic must be"},
+		{"BrokerTopicWithQuery", saga.Spec{Steps: []saga.Step{{Action: "broker://inventory?x=1"}}}, "the topic must be"},
+		{"BrokerTopicEmpty", saga.Spec{Steps: []saga.Step{{Action: "broker://"}}}, "the topic must be"},
+		{"BrokerWithoutSlashes", saga.Spec{Steps: []saga.Step{{Action: "broker:inventory"}}}, "is not broker://<topic>"},
+		{"BrokerSchemeUpperCase", saga.Spec{Steps: []saga.Step{{Action: "BROKER://inventory"}}}, "is not broker://<topic>"},
 		{"GIDTooLong", saga.Spec{GID: strings.Repeat("g", saga.MaxGIDLength+1), Steps: []saga.Step{st()}}, fmt.Sprintf("gid longer than %d", saga.MaxGIDLength)},
 	}
 	for _, tt := range tests {
@@ -162,6 +169,15 @@ func TestNormalize_Invalid(t *testing.T) {
 			require.Contains(t, err.Error(), tt.want)
 		})
 	}
+}
+
+func TestNormalize_BrokerURLs(t *testing.T) {
+	spec := saga.Spec{Steps: []saga.Step{
+		{Name: "order", Compensate: "broker://orders-saga-cancel"},
+		{Name: "inventory", Action: "broker://inventory-deduct", Compensate: "broker://inventory-deduct-cancel"},
+		{Name: "mixed", Action: actURL, Compensate: "broker://x0-9"},
+	}}
+	require.NoError(t, spec.Normalize())
 }
 
 func TestNormalize_ReportsAllProblems(t *testing.T) {

@@ -60,7 +60,7 @@ type demoResult struct {
 
 func runDemo(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("dtx demo", flag.ContinueOnError)
-	pattern := fs.String("pattern", "saga", "transaction pattern: saga, tcc, xa (runs the services on a throwaway PostgreSQL) or choreography (events through an embedded NATS JetStream)")
+	pattern := fs.String("pattern", "saga", "transaction pattern: saga, tcc, xa (runs the services on a throwaway PostgreSQL), choreography (events through an embedded NATS JetStream) or saga-async (the saga's branch calls as commands and replies through an embedded NATS JetStream)")
 	orders := fs.Int("orders", 200, "orders to place")
 	concurrency := fs.Int("concurrency", 16, "orders placed at once")
 	faultRate := fs.Float64("faults", 0.2, "probability that a branch call is faulted (fail before commit, delay, or commit-then-lose-the-response)")
@@ -107,8 +107,21 @@ func runDemo(ctx context.Context, args []string) error {
 	}
 	defer st.Close()
 	mx := metrics.New()
-	coord, err := coordinator.New(st, httptransport.New(nil), coordinator.Config{
-		Logger: log, RetryBase: 50 * time.Millisecond, RetryMax: time.Second, LeaseTTL: 5 * time.Second,
+	// saga-async: branch calls go as commands through an embedded NATS.
+	var transport dtx.Transport = httptransport.New(nil)
+	var asyncBroker broker.Broker
+	var owner string
+	if *pattern == order.PatternSagaAsync {
+		nb, tr, o, err := startSagaAsync(ctx, work, out)
+		if err != nil {
+			return err
+		}
+		defer nb.Close()
+		defer tr.Close()
+		transport, asyncBroker, owner = tr, nb, o
+	}
+	coord, err := coordinator.New(st, transport, coordinator.Config{
+		Owner: owner, Logger: log, RetryBase: 50 * time.Millisecond, RetryMax: time.Second, LeaseTTL: 5 * time.Second,
 		Observer: mx,
 	})
 	if err != nil {
@@ -155,7 +168,7 @@ func runDemo(ctx context.Context, args []string) error {
 
 	// Choreography: the services' events go through NATS JetStream,
 	// embedded in this process with its files beside the databases.
-	var events broker.Broker
+	events := asyncBroker
 	if *pattern == order.PatternChoreography {
 		nb, err := natsbroker.OpenEmbedded(ctx, filepath.Join(work, "nats"), natsbroker.Config{})
 		if err != nil {

@@ -1,7 +1,8 @@
 // Package shop runs dtx's reference application: three services, each with
 // its own database, whose orders are fulfilled by sagas or, with
 // Config.Pattern = order.PatternTCC, by TCC transactions (reserve stock and
-// money, then confirm both or cancel both).
+// money, then confirm both or cancel both). With order.PatternSagaAsync the
+// saga's branch calls travel as commands and replies over Config.Broker.
 //
 //	order      orders and their items; places orders, submits the saga,
 //	           and owns the saga's first (cancel) and last (complete) steps

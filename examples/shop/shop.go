@@ -72,9 +72,10 @@ type Config struct {
 	// (two-phase commit; needs PostgreSQL or MySQL for the inventory and
 	// payment databases).
 	Pattern string
-	// Broker carries the events of the choreography pattern (required by
-	// it; with another pattern, choreographed orders already placed still
-	// finish through it); the shop does not close it.
+	// Broker carries the events of the choreography pattern and the branch
+	// commands of the saga-async pattern (required by them; with another
+	// pattern, choreographed orders already placed still finish through
+	// it); the shop does not close it.
 	Broker broker.Broker
 	// ResolveInterval is how often the inventory and payment services look
 	// for XA branches left prepared and TCC reservations left RESERVED whose
@@ -112,6 +113,7 @@ type Shop struct {
 	orderDialect, invDialect, payDialect        participant.Dialect
 	events                                      map[string]*eventService // choreography
 	eventsReady                                 atomic.Bool              // events is set
+	sagaSubs                                    []broker.Subscription    // saga-async
 	orderURL, inventoryURL, paymentURL          string
 	orderFaults, inventoryFaults, paymentFaults *faults.Injector
 
@@ -142,6 +144,9 @@ func Start(ctx context.Context, cfg Config) (_ *Shop, err error) {
 	}
 	if cfg.Pattern == order.PatternChoreography && cfg.Broker == nil {
 		return nil, errors.New("shop: the choreography pattern needs Config.Broker")
+	}
+	if cfg.Pattern == order.PatternSagaAsync && cfg.Broker == nil {
+		return nil, errors.New("shop: the saga-async pattern needs Config.Broker")
 	}
 	if cfg.Dir == "" && (cfg.OrderDSN == "" || cfg.InventoryDSN == "" || cfg.PaymentDSN == "") {
 		return nil, errors.New("shop: Config.Dir is required for SQLite databases")
@@ -261,6 +266,11 @@ func Start(ctx context.Context, cfg Config) (_ *Shop, err error) {
 	s.stop = stop
 	if s.events != nil {
 		if err := s.subscribeChoreography(ctx, runCtx, cfg.Broker); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Pattern == order.PatternSagaAsync {
+		if err := s.subscribeSagaAsync(ctx, cfg.Broker); err != nil {
 			return nil, err
 		}
 	}
@@ -435,6 +445,9 @@ func (s *Shop) Close(ctx context.Context) error {
 			if err := es.close(); err != nil {
 				errs = append(errs, err)
 			}
+		}
+		if err := s.closeSagaAsync(); err != nil {
+			errs = append(errs, err)
 		}
 		for _, srv := range s.servers {
 			wg.Add(1)

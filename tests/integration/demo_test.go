@@ -16,7 +16,7 @@ func TestDemo_JSONContract(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the dtx binary")
 	}
-	for _, pattern := range []string{"saga", "tcc", "xa", "choreography"} {
+	for _, pattern := range []string{"saga", "tcc", "xa", "choreography", "saga-async"} {
 		t.Run(pattern, func(t *testing.T) { testDemo(t, pattern) })
 	}
 }

@@ -138,6 +138,11 @@ func (t *Transport) Call(ctx context.Context, c dtx.Call) dtx.Outcome {
 	return dtx.Uncertain(serr)
 }
 
+// Detail extracts the explanation of a non-2xx answer: its problem+json
+// "detail" (or "title"), else the start of body as text. Other transports
+// that carry HTTP-like replies use it too.
+func Detail(body []byte) string { return detail(body) }
+
 func detail(body []byte) string {
 	var p struct {
 		Title  string `json:"title"`

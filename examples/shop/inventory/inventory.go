@@ -191,17 +191,29 @@ func (s *Service) Seed(ctx context.Context, products []Product) error {
 // Handler returns the service's HTTP routes.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("POST "+PathDeduct, participant.Handler(s.handleDeduct))
-	mux.Handle("POST "+PathDeductCancel, participant.Handler(s.handleCancel))
-	mux.Handle("POST "+PathReserve, participant.Handler(s.handleReserve))
-	mux.Handle("POST "+PathReserveConfirm, participant.Handler(s.handleReserveConfirm))
-	mux.Handle("POST "+PathReserveCancel, participant.Handler(s.handleReserveCancel))
-	mux.Handle("POST "+PathXAPrepare, participant.Handler(s.handleXAPrepare))
-	mux.Handle("POST "+PathXACommit, participant.Handler(s.handleXACommit))
-	mux.Handle("POST "+PathXARollback, participant.Handler(s.handleXARollback))
+	for path, fn := range s.BranchHandlers() {
+		mux.Handle("POST "+path, participant.Handler(fn))
+	}
 	mux.HandleFunc("GET "+PathProducts, s.handleList)
 	mux.HandleFunc("GET "+PathProducts+"/{id}", s.handleGet)
 	return mux
+}
+
+// BranchHandlers returns the service's branch operations (saga, TCC and XA
+// steps) by path: Handler serves them over HTTP, and a shop running the
+// saga-async pattern serves the saga's from broker topics
+// (participant.ServeBroker), so both transports run the same code.
+func (s *Service) BranchHandlers() map[string]func(ctx context.Context, br participant.Branch, body []byte) (any, error) {
+	return map[string]func(context.Context, participant.Branch, []byte) (any, error){
+		PathDeduct:         s.handleDeduct,
+		PathDeductCancel:   s.handleCancel,
+		PathReserve:        s.handleReserve,
+		PathReserveConfirm: s.handleReserveConfirm,
+		PathReserveCancel:  s.handleReserveCancel,
+		PathXAPrepare:      s.handleXAPrepare,
+		PathXACommit:       s.handleXACommit,
+		PathXARollback:     s.handleXARollback,
+	}
 }
 
 func (s *Service) handleDeduct(ctx context.Context, br participant.Branch, body []byte) (any, error) {

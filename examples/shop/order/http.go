@@ -1,6 +1,7 @@
 package order
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -25,9 +26,21 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("POST "+PathOrders, s.handlePlace)
 	mux.HandleFunc("GET "+PathOrders, s.handleList)
 	mux.HandleFunc("GET "+PathOrders+"/{id}", s.handleGet)
-	mux.Handle("POST "+PathSagaComplete, participant.Handler(s.complete))
-	mux.Handle("POST "+PathSagaCancel, participant.Handler(s.cancel))
+	for path, fn := range s.BranchHandlers() {
+		mux.Handle("POST "+path, participant.Handler(fn))
+	}
 	return mux
+}
+
+// BranchHandlers returns the service's branch operations (the saga's and
+// TCC's order steps) by path: Handler serves them over HTTP, and under
+// PatternSagaAsync they are served from the broker topic SagaTopic(path)
+// (participant.ServeBroker), so both transports run the same code.
+func (s *Service) BranchHandlers() map[string]func(ctx context.Context, br participant.Branch, body []byte) (any, error) {
+	return map[string]func(context.Context, participant.Branch, []byte) (any, error){
+		PathSagaComplete: s.complete,
+		PathSagaCancel:   s.cancel,
+	}
 }
 
 func (s *Service) handlePlace(w http.ResponseWriter, r *http.Request) {

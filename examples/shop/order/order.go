@@ -49,10 +49,15 @@ const (
 	// event (through the order database's outbox) and the services react
 	// to each other's events (package events).
 	PatternChoreography = "choreography"
+	// PatternSagaAsync: the saga of PatternSaga, orchestrated over a
+	// broker: its steps are broker://<topic> URLs (SagaTopic of each
+	// step's path), so the coordinator sends commands and receives replies
+	// as messages instead of HTTP calls (see SagaSpec).
+	PatternSagaAsync = "saga-async"
 )
 
 // Patterns lists the patterns an order can be fulfilled with.
-var Patterns = []string{PatternSaga, PatternTCC, PatternXA, PatternChoreography}
+var Patterns = []string{PatternSaga, PatternTCC, PatternXA, PatternChoreography, PatternSagaAsync}
 
 // Limits on an order request.
 const (
@@ -97,7 +102,7 @@ type Order struct {
 	// Reason says why an order was cancelled.
 	Reason string `json:"reason,omitempty"`
 	GID    string `json:"gid"`
-	// Pattern is how the order is fulfilled: PatternSaga or PatternTCC.
+	// Pattern is how the order is fulfilled: one of Patterns.
 	Pattern   string    `json:"pattern"`
 	Items     []Item    `json:"items"`
 	CreatedAt time.Time `json:"created_at"`

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/broker"
 	"github.com/dtxhq/dtx/participant"
 	"github.com/dtxhq/dtx/saga"
 	"github.com/dtxhq/dtx/tcc"
@@ -38,31 +40,44 @@ type (
 	}
 )
 
+// SagaTopic is the broker topic of a saga step under PatternSagaAsync: its
+// HTTP path without the leading '/', with '/' replaced by '-'
+// ("/inventory/deduct" -> "inventory-deduct").
+func SagaTopic(path string) string {
+	return strings.ReplaceAll(strings.Trim(path, "/"), "/", "-")
+}
+
 // SagaSpec returns the saga that fulfils o. It depends only on the order
 // and the service's configuration, so submitting it again is idempotent.
+// An order of PatternSagaAsync gets the same saga with broker://<topic>
+// step URLs (SagaTopic of each path) instead of HTTP URLs.
 func (s *Service) SagaSpec(o *Order) saga.Spec {
 	ref := mustJSON(orderRef{OrderID: o.ID})
+	url := func(base, path string) string { return base + path }
+	if o.Pattern == PatternSagaAsync {
+		url = func(_, path string) string { return broker.URL(SagaTopic(path)) }
+	}
 	return saga.Spec{
 		GID: o.GID,
 		Steps: []saga.Step{
 			// Compensation only: cancels the order once everything after it
 			// has been undone.
-			{Name: "order", Compensate: s.cfg.URL + PathSagaCancel, Payload: ref},
+			{Name: "order", Compensate: url(s.cfg.URL, PathSagaCancel), Payload: ref},
 			{
 				Name:       "inventory",
-				Action:     s.cfg.InventoryURL + "/inventory/deduct",
-				Compensate: s.cfg.InventoryURL + "/inventory/deduct/cancel",
+				Action:     url(s.cfg.InventoryURL, "/inventory/deduct"),
+				Compensate: url(s.cfg.InventoryURL, "/inventory/deduct/cancel"),
 				Payload:    mustJSON(deductPayload{OrderID: o.ID, Items: o.Items}),
 			},
 			{
 				Name:       "payment",
-				Action:     s.cfg.PaymentURL + "/payment/charge",
-				Compensate: s.cfg.PaymentURL + "/payment/charge/cancel",
+				Action:     url(s.cfg.PaymentURL, "/payment/charge"),
+				Compensate: url(s.cfg.PaymentURL, "/payment/charge/cancel"),
 				Payload:    mustJSON(chargePayload{OrderID: o.ID, UserID: o.UserID, Amount: o.Total}),
 			},
 			// No compensation: runs after the steps above succeeded and is
 			// retried until it does.
-			{Name: "complete", Action: s.cfg.URL + PathSagaComplete, Payload: ref},
+			{Name: "complete", Action: url(s.cfg.URL, PathSagaComplete), Payload: ref},
 		},
 		Timeout:       dtx.Duration(s.cfg.SagaTimeout),
 		BranchTimeout: dtx.Duration(s.cfg.BranchTimeout),

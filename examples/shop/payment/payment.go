@@ -171,17 +171,29 @@ func (s *Service) Seed(ctx context.Context, accounts []Account) error {
 // Handler returns the service's HTTP routes.
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("POST "+PathCharge, participant.Handler(s.handleCharge))
-	mux.Handle("POST "+PathChargeCancel, participant.Handler(s.handleCancel))
-	mux.Handle("POST "+PathReserve, participant.Handler(s.handleReserve))
-	mux.Handle("POST "+PathReserveConfirm, participant.Handler(s.handleReserveConfirm))
-	mux.Handle("POST "+PathReserveCancel, participant.Handler(s.handleReserveCancel))
-	mux.Handle("POST "+PathXAPrepare, participant.Handler(s.handleXAPrepare))
-	mux.Handle("POST "+PathXACommit, participant.Handler(s.handleXACommit))
-	mux.Handle("POST "+PathXARollback, participant.Handler(s.handleXARollback))
+	for path, fn := range s.BranchHandlers() {
+		mux.Handle("POST "+path, participant.Handler(fn))
+	}
 	mux.HandleFunc("GET "+PathAccounts, s.handleAccounts)
 	mux.HandleFunc("GET "+PathPayments+"/{order}", s.handlePayment)
 	return mux
+}
+
+// BranchHandlers returns the service's branch operations (saga, TCC and XA
+// steps) by path: Handler serves them over HTTP, and a shop running the
+// saga-async pattern serves the saga's from broker topics
+// (participant.ServeBroker), so both transports run the same code.
+func (s *Service) BranchHandlers() map[string]func(ctx context.Context, br participant.Branch, body []byte) (any, error) {
+	return map[string]func(context.Context, participant.Branch, []byte) (any, error){
+		PathCharge:         s.handleCharge,
+		PathChargeCancel:   s.handleCancel,
+		PathReserve:        s.handleReserve,
+		PathReserveConfirm: s.handleReserveConfirm,
+		PathReserveCancel:  s.handleReserveCancel,
+		PathXAPrepare:      s.handleXAPrepare,
+		PathXACommit:       s.handleXACommit,
+		PathXARollback:     s.handleXARollback,
+	}
 }
 
 func (s *Service) handleCharge(ctx context.Context, br participant.Branch, body []byte) (any, error) {

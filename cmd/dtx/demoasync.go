@@ -1,0 +1,35 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/dtxhq/dtx/broker/natsbroker"
+	"github.com/dtxhq/dtx/transport/brokertransport"
+	"github.com/dtxhq/dtx/transport/httptransport"
+)
+
+// startSagaAsync prepares the demo's saga-async pattern: an embedded NATS
+// JetStream (files in work/nats) and the coordinator's transport, which
+// sends broker:// steps as commands over it (replies come back on its own
+// topic) and anything else over HTTP. It returns the coordinator owner
+// the transport's replies are addressed to; the caller closes the
+// transport, then the broker.
+func startSagaAsync(ctx context.Context, work string, out io.Writer) (*natsbroker.Broker, *brokertransport.Transport, string, error) {
+	dir := filepath.Join(work, "nats")
+	nb, err := natsbroker.OpenEmbedded(ctx, dir, natsbroker.Config{})
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("embedded NATS: %w", err)
+	}
+	owner := fmt.Sprintf("dtx-demo-%d", os.Getpid())
+	tr, err := brokertransport.New(ctx, nb, brokertransport.Config{Owner: owner, Fallback: httptransport.New(nil)})
+	if err != nil {
+		nb.Close()
+		return nil, nil, "", err
+	}
+	fmt.Fprintf(out, "  branch calls as commands through an embedded NATS JetStream (files in %s), replies on %s\n", dir, tr.ReplyTopic())
+	return nb, tr, owner, nil
+}

@@ -1,0 +1,69 @@
+package shop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/dtxhq/dtx/broker"
+	"github.com/dtxhq/dtx/examples/shop/faults"
+	"github.com/dtxhq/dtx/examples/shop/inventory"
+	"github.com/dtxhq/dtx/examples/shop/order"
+	"github.com/dtxhq/dtx/examples/shop/payment"
+	"github.com/dtxhq/dtx/participant"
+)
+
+// Asynchronous orchestration (order.PatternSagaAsync): the coordinator
+// sends the saga's branch calls as commands over the broker (a coordinator
+// with a brokertransport.Transport) and each service answers them from the
+// topics below, running the same handlers as its HTTP endpoints.
+
+// subscribeSagaAsync serves each service's saga steps from the broker
+// topics the order service's saga names (order.SagaTopic of each path),
+// one consumer group per service, with the service's faults injected into
+// the deliveries of the commands still awaited (an expired command is
+// skipped at once, as participant.CommandHandler would).
+func (s *Shop) subscribeSagaAsync(ctx context.Context, b broker.Broker) error {
+	type branchFn = func(context.Context, participant.Branch, []byte) (any, error)
+	for _, svc := range []struct {
+		name     string
+		handlers map[string]branchFn
+		paths    []string
+		faults   *faults.Injector
+	}{
+		{"order", s.Orders.BranchHandlers(), []string{order.PathSagaCancel, order.PathSagaComplete}, s.orderFaults},
+		{"inventory", s.Inventory.BranchHandlers(), []string{inventory.PathDeduct, inventory.PathDeductCancel}, s.inventoryFaults},
+		{"payment", s.Payment.BranchHandlers(), []string{payment.PathCharge, payment.PathChargeCancel}, s.paymentFaults},
+	} {
+		for _, path := range svc.paths {
+			fn := svc.handlers[path]
+			if fn == nil {
+				return fmt.Errorf("shop: %s has no branch handler for %s", svc.name, path)
+			}
+			topic := order.SagaTopic(path)
+			h := svc.faults.WrapHandler(participant.CommandHandler(b, fn))
+			sub, err := b.Subscribe(ctx, topic, svc.name, func(ctx context.Context, d broker.Delivery) error {
+				if participant.CommandExpired(d) {
+					return nil // nobody waits for it: no fault to inject
+				}
+				return h(ctx, d)
+			})
+			if err != nil {
+				return fmt.Errorf("shop: %s subscribe %s: %w", svc.name, topic, err)
+			}
+			s.sagaSubs = append(s.sagaSubs, sub)
+		}
+	}
+	return nil
+}
+
+// closeSagaAsync stops serving the saga's commands; running handlers
+// finish first.
+func (s *Shop) closeSagaAsync() error {
+	var errs []error
+	for _, sub := range s.sagaSubs {
+		errs = append(errs, sub.Close())
+	}
+	s.sagaSubs = nil
+	return errors.Join(errs...)
+}
