@@ -2,7 +2,7 @@
 //
 //	POST /v1/sagas                      submit a saga (?wait=true[&timeout=30s] waits for the outcome)
 //	POST /v1/tcc                        submit a TCC transaction (same query parameters)
-//	GET  /v1/transactions               list (?status=&limit=&before=RFC3339)
+//	GET  /v1/transactions               list (?status=&limit=&before=RFC3339&since=RFC3339&pattern=&q=)
 //	GET  /v1/transactions/{gid}         one transaction with branches and history
 //	POST /v1/transactions/{gid}/abort   compensate a running saga
 //	GET  /healthz                       liveness
@@ -243,6 +243,10 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.Before = t
+	}
+	if err := listExtras(q, &f); err != nil {
+		problem.Write(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	txs, err := s.c.Store().List(r.Context(), f)
 	if err != nil {
