@@ -5,6 +5,7 @@
 //	GET  /v1/transactions               list (?status=&limit=&before=RFC3339&since=RFC3339&pattern=&q=)
 //	GET  /v1/transactions/{gid}         one transaction with branches and history
 //	POST /v1/transactions/{gid}/abort   compensate a running saga
+//	GET  /v1/events                     live transaction changes (Server-Sent Events)
 //	GET  /healthz                       liveness
 //
 // Errors are application/problem+json with a 4xx status for bad input.
@@ -35,8 +36,9 @@ const MaxWait = 5 * time.Minute
 
 // Server serves the API of one coordinator.
 type Server struct {
-	c   *coordinator.Coordinator
-	mux *http.ServeMux
+	c      *coordinator.Coordinator
+	mux    *http.ServeMux
+	events *hub // GET /v1/events (events.go)
 }
 
 // New returns the API handler for c.
@@ -48,6 +50,8 @@ func New(c *coordinator.Coordinator) *Server {
 	s.mux.HandleFunc("GET /v1/transactions", s.list)
 	s.mux.HandleFunc("GET /v1/transactions/{gid}", s.get)
 	s.mux.HandleFunc("POST /v1/transactions/{gid}/abort", s.abort)
+	s.events = newHub(c.Store(), EventPollInterval)
+	s.mux.Handle("GET /v1/events", s.events)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "owner": c.Owner(), "active": c.Active()})
 	})

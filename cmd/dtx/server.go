@@ -54,7 +54,9 @@ func runServer(ctx context.Context, args []string) error {
 		ln.Close()
 		return err
 	}
-	srv := &http.Server{Handler: server.New(c), ReadHeaderTimeout: 10 * time.Second}
+	api := server.New(c)
+	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(api.CloseStreams) // live event streams never go idle by themselves
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("coordinator serving", slog.String("addr", ln.Addr().String()), slog.String("store", describeStore(*storeDSN)), slog.String("owner", c.Owner()))
