@@ -6,6 +6,7 @@
 //	GET  /v1/transactions/{gid}         one transaction with branches and history
 //	POST /v1/transactions/{gid}/abort   compensate a running saga
 //	GET  /v1/events                     live transaction changes (Server-Sent Events)
+//	GET  /ui/                           the dashboard (package dashboard); / redirects there
 //	GET  /healthz                       liveness
 //
 // Errors are application/problem+json with a 4xx status for bad input.
@@ -23,6 +24,7 @@ import (
 
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/coordinator"
+	"github.com/dtxhq/dtx/dashboard"
 	"github.com/dtxhq/dtx/internal/problem"
 	"github.com/dtxhq/dtx/saga"
 	"github.com/dtxhq/dtx/tcc"
@@ -52,6 +54,8 @@ func New(c *coordinator.Coordinator) *Server {
 	s.mux.HandleFunc("POST /v1/transactions/{gid}/abort", s.abort)
 	s.events = newHub(c.Store(), EventPollInterval)
 	s.mux.Handle("GET /v1/events", s.events)
+	s.mux.Handle("GET "+dashboard.Prefix, dashboard.Handler(dashboard.Prefix))
+	s.mux.Handle("GET /{$}", http.RedirectHandler(dashboard.Prefix, http.StatusFound))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "owner": c.Owner(), "active": c.Active()})
 	})
