@@ -29,6 +29,7 @@ import (
 	"github.com/dtxhq/dtx/server"
 	"github.com/dtxhq/dtx/store/sqlite"
 	"github.com/dtxhq/dtx/store/sqlstore"
+	"github.com/dtxhq/dtx/tcc"
 	"github.com/dtxhq/dtx/transport/httptransport"
 )
 
@@ -162,6 +163,13 @@ func TestBrowser(t *testing.T) {
 	}}, false)
 	require.NoError(t, err)
 
+	// A TCC transaction whose two participants answer yes: tries, then confirms.
+	_, err = cl.SubmitTCC(ctx, tcc.Spec{GID: "tcc-1", Participants: []tcc.Participant{
+		{Name: "stock", Try: stuck.URL + "/stock/try", Confirm: stuck.URL + "/stock/confirm", Cancel: stuck.URL + "/stock/cancel"},
+		{Name: "wallet", Try: stuck.URL + "/wallet/try", Confirm: stuck.URL + "/wallet/confirm", Cancel: stuck.URL + "/wallet/cancel"},
+	}}, true)
+	require.NoError(t, err)
+
 	// The browser: started by a first empty run, then every step is
 	// bounded by one timeout derived from it.
 	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
@@ -264,6 +272,26 @@ func TestBrowser(t *testing.T) {
 	do("search", chromedp.Navigate(srv.URL+"/ui/#/"), visible(row("stuck-1")),
 		chromedp.SendKeys(chromedp.CSS(`#f-q`), "stuck"),
 		until(`[...document.querySelectorAll('#tx-rows tr[data-gid]')].map(r => r.dataset.gid).join() === 'stuck-1'`))
+
+	// The pattern filter, then the TCC transaction's diagram: two tries and
+	// two confirms, nothing undone.
+	do("filter tcc", chromedp.Navigate(srv.URL+"/ui/#/"), visible(row("stuck-1")),
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Evaluate[bool](`(() => { const s = document.querySelector('#f-pattern'); s.value = 'tcc'; s.dispatchEvent(new Event('change')); return true; })()`)(ctx, tg)
+			return err
+		}),
+		until(`[...document.querySelectorAll('#tx-rows tr[data-gid]')].map(r => r.dataset.gid).join() === 'tcc-1'`),
+		click(row("tcc-1")+` a`), visible(`svg#seq g.call`))
+	var tccCalls []string
+	eval(`[...document.querySelectorAll('svg#seq g.call')].map(g => g.dataset.step + ':' + g.dataset.op + ':' + g.dataset.kind + ':' + g.dataset.outcome).sort()`, &tccCalls)
+	require.Equal(t, []string{
+		"stock.confirm:confirm:forward:success", "stock.try:try:forward:success",
+		"wallet.confirm:confirm:forward:success", "wallet.try:try:forward:success",
+	}, tccCalls)
+	var tccParts []string
+	eval(`[...document.querySelectorAll('svg#seq g.participant')].map(g => g.dataset.name)`, &tccParts)
+	require.Equal(t, []string{"coordinator", "stock", "wallet"}, tccParts)
+	shot("detail-tcc.png")
 
 	// The compensated saga as a sequence diagram.
 	do("open the compensated saga", chromedp.Navigate(srv.URL+"/ui/#/"), visible(row(declinedGID)),

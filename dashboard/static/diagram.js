@@ -217,7 +217,9 @@
         'data-step': r.step, 'data-op': r.op, 'data-outcome': r.kind === 'pending' ? 'pending' : r.outcome,
         'data-kind': r.undo ? 'compensation' : 'forward', 'data-attempt': r.attempt,
       });
-      const reqLabel = (r.undo ? '↩ ' : '') + r.step + ' · ' + r.op + (r.attempt > 1 ? '  #' + r.attempt : '');
+      // TCC and XA steps are named <participant>.<op>: no need to say it twice.
+      const what = r.step.endsWith('.' + r.op) ? r.step : r.step + ' · ' + r.op;
+      const reqLabel = (r.undo ? '↩ ' : '') + what + (r.attempt > 1 ? '  #' + r.attempt : '');
       const mid = (x0 + xp) / 2;
       if (r.kind === 'pending') {
         g.appendChild(el('line', { x1: x0 + 4, y1: y + 16, x2: xp - 4, y2: y + 16, stroke: COLORS.pending, 'stroke-width': 1.6, 'stroke-dasharray': '5 4', 'marker-end': 'url(#ah-pending)' }));
