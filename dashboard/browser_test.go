@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 	"github.com/stretchr/testify/require"
@@ -203,6 +204,12 @@ func TestBrowser(t *testing.T) {
 			}
 		}
 	}))
+	// So is anything the Content-Security-Policy blocks (an inline style, a
+	// script from elsewhere): every document reports it as a console error.
+	_, err = chromedp.Call(bctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+		Source: `document.addEventListener('securitypolicyviolation', (e) => console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI))`,
+	})
+	require.NoError(t, err)
 	tctx, cancelTimeout := context.WithTimeout(bctx, 2*time.Minute)
 	defer cancelTimeout()
 	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
