@@ -214,7 +214,9 @@ func TestBrowser(t *testing.T) {
 	defer cancelTimeout()
 	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		require.NoError(t, chromedp.Do(tctx, steps...), what)
+		sctx, cancel := context.WithTimeout(tctx, 20*time.Second)
+		defer cancel()
+		require.NoError(t, chromedp.Do(sctx, steps...), what)
 	}
 	eval := func(js string, v any) {
 		t.Helper()

@@ -44,6 +44,38 @@
     return h('span', { class: 'pattern', text: p });
   }
 
+  /**
+   * reconcile makes parent's children the nodes for items, in order, keeping
+   * the node of an item whose key and signature are unchanged (so a live
+   * refresh does not replace what the user is pointing at or clicking) and
+   * making the others with make. update, if given, refreshes the volatile
+   * parts of every node. It returns the keys whose nodes were made anew.
+   */
+  function reconcile(parent, items, keyOf, sigOf, make, update) {
+    const old = parent.keyed || new Map();
+    const next = new Map();
+    const made = [];
+    const nodes = items.map((it) => {
+      const k = keyOf(it);
+      const sig = sigOf(it);
+      const e = old.get(k);
+      let node;
+      if (e && e.sig === sig) {
+        node = e.node;
+      } else {
+        node = make(it);
+        made.push(k);
+      }
+      if (update) update(node, it);
+      next.set(k, { sig, node });
+      return node;
+    });
+    parent.keyed = next;
+    const kids = parent.children;
+    if (nodes.length !== kids.length || nodes.some((n, i) => kids[i] !== n)) parent.replaceChildren(...nodes);
+    return made;
+  }
+
   function txLink(gid) {
     return h('a', { href: '#/tx/' + encodeURIComponent(gid), class: 'mono gid', text: gid });
   }
@@ -230,7 +262,6 @@
     };
     let before = params.get('before') || '';
     const newer = []; // cursors of the pages before this one
-    let shown = new Map(); // gid -> status of the rows on screen
     let counts = {};
 
     const countsEl = h('div', { class: 'counts', id: 'counts' });
@@ -272,19 +303,22 @@
       for (const [k, v] of Object.entries(f)) if (v) q.set(k, v);
       const hash = '#/' + (q.toString() ? '?' + q.toString() : '');
       history.replaceState(null, '', hash);
-      shown = new Map();
       load();
     }
 
+    // One chip per status (and all), made once and updated in place.
+    const chips = new Map(['', ...STATUSES].map((s) => [s, h('button', {
+      type: 'button', class: 'count ' + (s || 'all'), 'data-status': s || 'all',
+      onclick: () => { f.status = f.status === s ? '' : s; document.getElementById('f-status').value = f.status; filtersChanged(); },
+    }, h('b', { text: '0' }), h('span', { text: s || 'all' }))]));
+    countsEl.replaceChildren(...chips.values());
+
     function renderCounts() {
       const total = STATUSES.reduce((n, s) => n + (counts[s] || 0), 0);
-      countsEl.replaceChildren(
-        h('button', { class: 'count' + (f.status === '' ? ' sel' : ''), 'data-status': 'all', onclick: () => { f.status = ''; document.getElementById('f-status').value = ''; filtersChanged(); } },
-          h('b', { text: String(total) }), h('span', { text: 'all' })),
-        ...STATUSES.map((s) => h('button', {
-          class: 'count ' + s + (f.status === s ? ' sel' : ''), 'data-status': s,
-          onclick: () => { f.status = f.status === s ? '' : s; document.getElementById('f-status').value = f.status; filtersChanged(); },
-        }, h('b', { text: String(counts[s] || 0) }), h('span', { text: s }))));
+      for (const [s, chip] of chips) {
+        chip.firstChild.textContent = String(s ? counts[s] || 0 : total);
+        chip.classList.toggle('sel', f.status === s);
+      }
     }
 
     async function load(live) {
@@ -301,21 +335,21 @@
       counts = res.counts || {};
       renderCounts();
       const txs = res.transactions || [];
-      const next = new Map();
-      tbody.replaceChildren(...txs.map((tx) => {
-        next.set(tx.gid, tx.status);
-        const changed = live && shown.get(tx.gid) !== tx.status;
-        return h('tr', { class: changed ? 'flash' : null, 'data-gid': tx.gid, 'data-status': tx.status },
+      if (txs.length === 0) {
+        tbody.keyed = null;
+        tbody.replaceChildren(h('tr', {}, h('td', { colspan: 6, class: 'muted', text: 'No transaction matches.' })));
+      } else {
+        // A row is remade only when its transaction changed; ages tick in place.
+        reconcile(tbody, txs, (tx) => tx.gid, (tx) => tx.status + '|' + (tx.reason || ''), (tx) => h('tr', { class: live ? 'flash' : null, 'data-gid': tx.gid, 'data-status': tx.status },
           h('td', {}, txLink(tx.gid)),
           h('td', {}, patternBadge(tx.pattern)),
           h('td', {}, statusBadge(tx.status)),
-          h('td', { class: 'num', title: new Date(tx.created_at).toLocaleString() }, ago(tx.created_at)),
-          h('td', { class: 'num' }, D.fmtMs(ageMs(tx)) + (terminal(tx.status) ? '' : ' …')),
-          h('td', { class: 'reason', title: tx.reason || '' }, tx.reason || ''));
-      }));
-      shown = next;
-      if (txs.length === 0) {
-        tbody.appendChild(h('tr', {}, h('td', { colspan: 6, class: 'muted', text: 'No transaction matches.' })));
+          h('td', { class: 'num age', title: new Date(tx.created_at).toLocaleString() }),
+          h('td', { class: 'num took' }),
+          h('td', { class: 'reason', title: tx.reason || '' }, tx.reason || '')), (tr, tx) => {
+          tr.cells[3].textContent = ago(tx.created_at);
+          tr.cells[4].textContent = D.fmtMs(ageMs(tx)) + (terminal(tx.status) ? '' : ' …');
+        });
       }
       info.textContent = txs.length + ' shown' + (before ? ' (older page)' : ', newest first') + '.';
       btnNewer.disabled = !before;
@@ -352,11 +386,47 @@
     viewEl.replaceChildren(h('p', {}, h('a', { href: '#/' }, '← all transactions')), resultEl, content);
     let busy = false;
     let allCalls = false; // unfold runs of identical retries
+    let last = null; // the detail on screen
+
+    // The page is made once and updated in place on every refresh, so a
+    // live update never replaces a button under the pointer.
+    const statusEl = h('span', { class: 'status' });
+    const patternEl = h('span', { class: 'pattern' });
+    const retry = h('button', { type: 'button', id: 'btn-retry', onclick: () => act('retry') }, '↻ Retry now');
+    const abort = h('button', { type: 'button', id: 'btn-abort', class: 'danger', onclick: () => act('abort') }, '✕ Force abort');
+    const reasonLabel = h('b');
+    const reasonText = h('span');
+    const reasonEl = h('div', { class: 'reason-banner hidden', id: 'tx-reason' }, reasonLabel, reasonText);
+    const factsEl = h('div', { class: 'facts panel' });
+    const showAll = h('input', { type: 'checkbox', id: 'show-all', onchange: (e) => { allCalls = e.target.checked; if (last) render(last); } });
+    const diagramEl = h('div', { id: 'diagram' });
+    const branchRows = h('tbody');
+    const raw = h('pre');
+    const page = [
+      h('div', { class: 'detail-head' }, h('h1', { id: 'tx-gid', text: gid }), statusEl, patternEl, h('div', { class: 'actions' }, retry, abort)),
+      reasonEl,
+      factsEl,
+      h('h2', {}, 'Sequence diagram ', h('label', { class: 'show-all' }, showAll, ' show every call')),
+      h('div', { class: 'panel diagram-wrap' }, diagramEl,
+        h('div', { class: 'legend' },
+          h('span', {}, h('i', { class: 'leg-call' }), 'call'),
+          h('span', {}, h('i', { class: 'leg-comp' }), 'compensation / cancel'),
+          h('span', {}, h('i', { class: 'dash leg-success' }), 'success'),
+          h('span', {}, h('i', { class: 'dash leg-failure' }), 'failure (definite no)'),
+          h('span', {}, h('i', { class: 'dash leg-unknown' }), 'unknown (timeout, 5xx: retried)'),
+          h('span', {}, h('i', { class: 'dash leg-pending' }), 'awaiting retry'))),
+      h('h2', {}, 'Branches'),
+      h('table', { class: 'tx', id: 'branches' },
+        h('thead', {}, h('tr', {}, ['#', 'Step', 'Participant', 'Forward', 'Undo', 'Last error'].map((t) => h('th', { text: t })))),
+        branchRows),
+      h('details', { class: 'raw' }, h('summary', {}, 'Raw JSON (spec, branches, history)'), raw),
+    ];
 
     async function act(kind) {
       const c = await confirmAction(kind, gid);
       if (!c) return;
       busy = true;
+      if (last) render(last);
       const r = await postAction(kind, gid, c.token, c.reason);
       busy = false;
       resultEl.className = r.ok ? 'ok-box' : 'error-box';
@@ -366,9 +436,20 @@
     }
 
     function render(d) {
+      last = d;
+      if (content.firstChild !== page[0]) content.replaceChildren(...page);
       const inflight = !terminal(d.status);
-      const retry = h('button', { id: 'btn-retry', disabled: !inflight || busy, title: inflight ? 'Call the pending operations again now' : 'finished: nothing to retry', onclick: () => act('retry') }, '↻ Retry now');
-      const abort = h('button', { id: 'btn-abort', class: 'danger', disabled: d.status !== 'running' || busy, title: d.status === 'running' ? 'Compensate this transaction' : 'only a running transaction can be aborted', onclick: () => act('abort') }, '✕ Force abort');
+      statusEl.className = 'status ' + d.status;
+      statusEl.textContent = d.status;
+      patternEl.textContent = d.pattern;
+      retry.disabled = !inflight || busy;
+      retry.title = inflight ? 'Call the pending operations again now' : 'finished: nothing to retry';
+      abort.disabled = d.status !== 'running' || busy;
+      abort.title = d.status === 'running' ? 'Compensate this transaction' : 'only a running transaction can be aborted';
+      reasonEl.classList.toggle('hidden', !d.reason);
+      reasonLabel.textContent = d.status === 'failed' ? 'Failed: ' : 'Reason: ';
+      reasonText.textContent = d.reason || '';
+
       const model = D.model(d);
       const calls = (d.events || []).filter((e) => e.branch >= 0);
       const fails = calls.filter((e) => e.outcome !== 'success').length;
@@ -381,7 +462,10 @@
         ['Deadline', d.deadline ? new Date(d.deadline).toLocaleString() : '—'],
         ['Lease', d.lease_owner ? d.lease_owner : '—'],
       ];
-      const branchRows = (d.branches || []).map((b) => {
+      factsEl.replaceChildren(...facts.map(([k, v]) => h('div', {}, h('span', { text: k }), v)));
+      showAll.checked = allCalls;
+      diagramEl.replaceChildren(D.render(d, { all: allCalls }));
+      branchRows.replaceChildren(...(d.branches || []).map((b) => {
         const st = (d.spec && d.spec.steps && d.spec.steps[b.index]) || {};
         const p = model.parts[model.stepPart[b.index]] || { label: '' };
         return h('tr', {},
@@ -391,29 +475,8 @@
           h('td', { class: 'bs-' + b.action }, (st.action ? (st.action_op || 'action') + ': ' : 'no action: ') + opState(d, b.action, b.action_attempts)),
           h('td', { class: 'bs-' + b.compensate }, (st.compensate ? (st.compensate_op || 'compensate') + ': ' : 'no undo: ') + opState(d, b.compensate, b.compensate_attempts)),
           h('td', { class: 'reason', title: b.last_error || '', text: b.last_error || '' }));
-      });
-      const showAll = h('label', { class: 'show-all' }, h('input', { type: 'checkbox', id: 'show-all', checked: allCalls, onchange: (e) => { allCalls = e.target.checked; render(d); } }), ' show every call');
-      content.replaceChildren(...[
-        h('div', { class: 'detail-head' }, h('h1', { id: 'tx-gid', text: d.gid }), statusBadge(d.status), patternBadge(d.pattern),
-          h('div', { class: 'actions' }, retry, abort)),
-        d.reason ? h('div', { class: 'reason-banner', id: 'tx-reason' }, h('b', { text: d.status === 'failed' ? 'Failed:' : 'Reason:' }), d.reason) : null,
-        h('div', { class: 'facts panel' }, facts.map(([k, v]) => h('div', {}, h('span', { text: k }), v))),
-        h('h2', {}, 'Sequence diagram ', showAll),
-        h('div', { class: 'panel diagram-wrap' }, D.render(d, { all: allCalls }),
-          h('div', { class: 'legend' },
-            h('span', {}, h('i', { class: 'leg-call' }), 'call'),
-            h('span', {}, h('i', { class: 'leg-comp' }), 'compensation / cancel'),
-            h('span', {}, h('i', { class: 'dash leg-success' }), 'success'),
-            h('span', {}, h('i', { class: 'dash leg-failure' }), 'failure (definite no)'),
-            h('span', {}, h('i', { class: 'dash leg-unknown' }), 'unknown (timeout, 5xx: retried)'),
-            h('span', {}, h('i', { class: 'dash leg-pending' }), 'awaiting retry'))),
-        h('h2', {}, 'Branches'),
-        h('table', { class: 'tx', id: 'branches' },
-          h('thead', {}, h('tr', {}, ['#', 'Step', 'Participant', 'Forward', 'Undo', 'Last error'].map((t) => h('th', { text: t })))),
-          h('tbody', {}, branchRows)),
-        h('details', { class: 'raw' }, h('summary', {}, 'Raw JSON (spec, branches, history)'),
-          h('pre', { text: JSON.stringify(d, null, 2) })),
-      ].filter(Boolean));
+      }));
+      raw.textContent = JSON.stringify(d, null, 2);
     }
 
     async function load() {
@@ -423,6 +486,7 @@
         render(d);
       } catch (e) {
         if (current !== self) return;
+        last = null;
         const msg = e.status === 404 ? 'No transaction ' + gid + ' on this coordinator.' : 'Could not load ' + gid + ': ' + e.message;
         content.replaceChildren(h('div', { class: 'error-box', id: 'detail-error', text: msg }));
       }
@@ -531,13 +595,17 @@
       setBadge(r.items.length);
       info.textContent = r.total + ' unfinished transaction(s)' + (r.checked < r.total ? ', the ' + r.checked + ' oldest checked' : '') + '; ' + r.items.length + ' need attention. Updated ' + new Date().toLocaleTimeString() + '.';
       if (r.items.length === 0) {
+        listEl.keyed = null;
         listEl.replaceChildren(h('div', { class: 'ok-box', id: 'attention-empty', text: 'Nothing needs attention.' }));
         return;
       }
-      listEl.replaceChildren(...r.items.map(({ d, why }) => h('div', { class: 'panel attn', 'data-gid': d.gid },
-        h('div', {}, statusBadge(d.status), ' ', patternBadge(d.pattern)),
-        h('div', { class: 'why' }, txLink(d.gid),
-          h('ul', {}, why.map((w) => h('li', { class: w.bad ? 'bad' : '', text: w.text })))))));
+      // A card is remade only when its transaction's status changes; its
+      // reasons (ages tick) are refreshed in place.
+      reconcile(listEl, r.items, (it) => it.d.gid, (it) => it.d.status + '|' + it.d.pattern, (it) => h('div', { class: 'panel attn', 'data-gid': it.d.gid },
+        h('div', {}, statusBadge(it.d.status), ' ', patternBadge(it.d.pattern)),
+        h('div', { class: 'why' }, txLink(it.d.gid), h('ul'))), (card, it) => {
+        card.querySelector('ul').replaceChildren(...it.why.map((w) => h('li', { class: w.bad ? 'bad' : '', text: w.text })));
+      });
     }
 
     const reload = throttle(load, 2000);
