@@ -212,11 +212,22 @@ func TestBrowser(t *testing.T) {
 	require.NoError(t, err)
 	tctx, cancelTimeout := context.WithTimeout(bctx, 2*time.Minute)
 	defer cancelTimeout()
+	// do runs one step; when it fails, the page as it was goes to
+	// failed-<step>.png beside the other screenshots.
 	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
 		sctx, cancel := context.WithTimeout(tctx, 20*time.Second)
 		defer cancel()
-		require.NoError(t, chromedp.Do(sctx, steps...), what)
+		for i, step := range steps {
+			if err := chromedp.Do(sctx, step); err != nil {
+				if png, serr := chromedp.Run(tctx, chromedp.FullScreenshot(100)); serr == nil {
+					name := filepath.Join(out, "failed-"+strings.ReplaceAll(what, " ", "-")+".png")
+					os.WriteFile(name, png, 0o644)
+					t.Logf("page at the failure: %s", name)
+				}
+				t.Fatalf("%s, action %d of %d: %v (admin requests so far: %q)", what, i+1, len(steps), err, g.requests())
+			}
+		}
 	}
 	eval := func(js string, v any) {
 		t.Helper()
@@ -357,7 +368,7 @@ func TestBrowser(t *testing.T) {
 	require.Contains(t, text(`#action-result`), "Not authorised (401)")
 	require.Equal(t, []string{"/v1/transactions/stuck-1/retry Bearer wrong"}, g.requests())
 
-	do("abort, then cancel the dialog", click(`#btn-abort`), visible(`dialog#confirm[open]`))
+	do("abort, then cancel the dialog", chromedp.WaitEnabled(chromedp.CSS(`#btn-abort`)), click(`#btn-abort`), visible(`dialog#confirm[open]`))
 	require.Equal(t, "Force abort?", text(`#confirm-title`))
 	token, err := chromedp.Run(tctx, chromedp.Value(chromedp.CSS(`#confirm-token`)))
 	require.NoError(t, err)
@@ -365,7 +376,7 @@ func TestBrowser(t *testing.T) {
 	do("cancel", click(`#confirm-cancel`), chromedp.WaitNotPresent(chromedp.CSS(`dialog#confirm[open]`)))
 	require.Len(t, g.requests(), 1, "a cancelled dialog sends nothing")
 
-	do("abort", click(`#btn-abort`), visible(`dialog#confirm[open]`),
+	do("abort", chromedp.WaitEnabled(chromedp.CSS(`#btn-abort`)), click(`#btn-abort`), visible(`dialog#confirm[open]`),
 		chromedp.SetValue(chromedp.CSS(`#confirm-token`), adminToken),
 		chromedp.SetValue(chromedp.CSS(`#confirm-reason`), "ledger is down"),
 		click(`#confirm-ok`), visible(`#action-result.ok-box`),

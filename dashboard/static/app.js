@@ -429,6 +429,7 @@
       if (last) render(last);
       const r = await postAction(kind, gid, c.token, c.reason);
       busy = false;
+      if (last && current === self) render(last); // buttons usable again at once
       resultEl.className = r.ok ? 'ok-box' : 'error-box';
       resultEl.dataset.ok = String(r.ok);
       resultEl.textContent = r.message;
