@@ -65,6 +65,13 @@ type ListFilter struct {
 	Limit  int    // 0: a default of 100
 	// Before pages backwards: only transactions created before it.
 	Before time.Time
+	// Pattern, when non-empty, keeps only transactions of that pattern.
+	Pattern Pattern
+	// Since, when non-zero, keeps only transactions created at or after it.
+	Since time.Time
+	// GIDContains, when non-empty, keeps only transactions whose gid
+	// contains it (byte for byte, case-sensitive, in every store).
+	GIDContains string
 }
 
 // AttentionFilter selects unfinished (running or compensating)

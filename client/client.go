@@ -145,6 +145,15 @@ func (c *Client) List(ctx context.Context, f dtx.ListFilter) (*ListResult, error
 	if !f.Before.IsZero() {
 		q.Set("before", f.Before.Format(time.RFC3339Nano))
 	}
+	if f.Pattern != "" {
+		q.Set("pattern", string(f.Pattern))
+	}
+	if !f.Since.IsZero() {
+		q.Set("since", f.Since.Format(time.RFC3339Nano))
+	}
+	if f.GIDContains != "" {
+		q.Set("q", f.GIDContains)
+	}
 	var out ListResult
 	if err := c.do(ctx, http.MethodGet, "/v1/transactions?"+q.Encode(), nil, &out); err != nil {
 		return nil, err

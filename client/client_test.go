@@ -137,6 +137,15 @@ func TestClient_SubmitWaitGetList(t *testing.T) {
 	require.Len(t, page.Transactions, 1)
 	require.Equal(t, all.Transactions[1].GID, page.Transactions[0].GID)
 
+	// Pattern, since and gid search reach the server.
+	found, err := cl.List(ctx(t), dtx.ListFilter{Pattern: dtx.PatternSaga, GIDContains: "-2", Since: all.Transactions[1].CreatedAt})
+	require.NoError(t, err)
+	require.Len(t, found.Transactions, 1)
+	require.Equal(t, "c-2", found.Transactions[0].GID)
+	none, err := cl.List(ctx(t), dtx.ListFilter{Pattern: dtx.PatternTCC})
+	require.NoError(t, err)
+	require.Empty(t, none.Transactions)
+
 	_, err = cl.List(ctx(t), dtx.ListFilter{Status: "weird"})
 	require.ErrorIs(t, err, dtx.ErrInvalid)
 }

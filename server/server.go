@@ -2,12 +2,14 @@
 //
 //	POST /v1/sagas                      submit a saga (?wait=true[&timeout=30s] waits for the outcome)
 //	POST /v1/tcc                        submit a TCC transaction (same query parameters)
-//	GET  /v1/transactions               list (?status=&limit=&before=RFC3339)
+//	GET  /v1/transactions               list (?status=&limit=&before=RFC3339&since=RFC3339&pattern=&q=)
 //	GET  /v1/transactions/{gid}         one transaction with branches and history
 //	POST /v1/transactions/{gid}/abort   compensate a running saga (admin)
 //	POST /v1/transactions/{gid}/retry   call operations waiting on backoff now (admin)
 //	GET  /v1/attention                  unfinished transactions that need a look (?min_attempts=&older_than=&limit=)
 //	GET  /metrics                       Prometheus metrics (WithMetrics)
+//	GET  /v1/events                     live transaction changes (Server-Sent Events)
+//	GET  /ui/                           the dashboard (package dashboard); / redirects there
 //	GET  /healthz                       liveness
 //
 // Errors are application/problem+json with a 4xx status for bad input.
@@ -33,6 +35,7 @@ import (
 
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/coordinator"
+	"github.com/dtxhq/dtx/dashboard"
 	"github.com/dtxhq/dtx/internal/problem"
 	"github.com/dtxhq/dtx/saga"
 	"github.com/dtxhq/dtx/tcc"
@@ -53,6 +56,7 @@ type Server struct {
 	// are disabled).
 	adminHash []byte
 	metrics   http.Handler
+	events    *hub // GET /v1/events (events.go)
 }
 
 // Option configures a Server.
@@ -89,6 +93,10 @@ func New(c *coordinator.Coordinator, opts ...Option) *Server {
 	if s.metrics != nil {
 		s.mux.Handle("GET /metrics", s.metrics)
 	}
+	s.events = newHub(c.Store(), EventPollInterval)
+	s.mux.Handle("GET /v1/events", s.events)
+	s.mux.Handle("GET "+dashboard.Prefix, dashboard.Handler(dashboard.Prefix))
+	s.mux.Handle("GET /{$}", http.RedirectHandler(dashboard.Prefix, http.StatusFound))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "owner": c.Owner(), "active": c.Active()})
 	})
@@ -320,6 +328,10 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		f.Before = t
+	}
+	if err := listExtras(q, &f); err != nil {
+		problem.Write(w, http.StatusBadRequest, err.Error())
+		return
 	}
 	txs, err := s.c.Store().List(r.Context(), f)
 	if err != nil {

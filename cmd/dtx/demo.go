@@ -69,6 +69,7 @@ func runDemo(ctx context.Context, args []string) error {
 	asJSON := fs.Bool("json", false, "print the summary as one JSON line (last line of output)")
 	quiesce := fs.Duration("quiesce-timeout", 2*time.Minute, "how long to wait for every saga to finish after the last order")
 	logLevel := fs.String("log-level", "error", "log level of the services and coordinator")
+	hold := fs.Bool("hold", false, "after the summary, keep the coordinator, its dashboard and the shop running until Ctrl-C")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -135,7 +136,8 @@ func runDemo(ctx context.Context, args []string) error {
 	// flows of choreographed orders (GET /v1/flows/{gid}).
 	mx.Watch(coord)
 	api := http.NewServeMux()
-	api.Handle("/", server.New(coord, server.WithMetrics(mx.Handler())))
+	coordAPI := server.New(coord, server.WithMetrics(mx.Handler()))
+	api.Handle("/", coordAPI)
 	flowDB, err := sqlitedb.Open(ctx, filepath.Join(work, "flows.db"), 4)
 	if err != nil {
 		return err
@@ -152,6 +154,7 @@ func runDemo(ctx context.Context, args []string) error {
 		return err
 	}
 	defer stopAPI()
+	defer coordAPI.CloseStreams() // first: open dashboards must not hold up the shutdown
 
 	// XA needs databases with two-phase commit: the services run on a
 	// throwaway PostgreSQL server started from the installed binaries.
@@ -209,6 +212,7 @@ func runDemo(ctx context.Context, args []string) error {
 	urls := map[string]string{"coordinator": apiURL, "order": sh.OrderURL(), "inventory": sh.InventoryURL(), "payment": sh.PaymentURL()}
 	fmt.Fprintf(out, "dtx demo: %s pattern, %d orders, %d at a time, faults %.0f%% of branch calls, seed %d\n", *pattern, *orders, *concurrency, *faultRate*100, *seed)
 	fmt.Fprintf(out, "  coordinator API %s  (try: curl %s/v1/transactions?limit=5)\n", apiURL, apiURL)
+	fmt.Fprintf(out, "  dashboard %s/ui/  (live; --hold keeps it open after the run)\n", apiURL)
 	fmt.Fprintf(out, "  order %s  inventory %s  payment %s\n  databases in %s\n", sh.OrderURL(), sh.InventoryURL(), sh.PaymentURL(), work)
 
 	// Place the orders; every 10th is also sent a second time with the same
@@ -341,6 +345,9 @@ func runDemo(ctx context.Context, args []string) error {
 	if *asJSON {
 		b, _ := json.Marshal(res)
 		fmt.Println(string(b))
+	}
+	if *hold {
+		holdOpen(ctx, out, apiURL, sh)
 	}
 	if res.Stuck > 0 || res.Violations > 0 {
 		return errExit
@@ -664,4 +671,14 @@ func showFlow(ctx context.Context, w io.Writer, sh *shop.Shop, flows *flow.Store
 		fmt.Fprintf(w, "  %+6dms  %s%-10s -> %s\n", e.PublishedAt.Sub(t0).Milliseconds(), strings.Repeat("  ", e.Depth), e.Source, e.Type)
 	}
 	fmt.Fprintf(w, "  (served as GET %s/v1/flows/%s)\n", apiURL, gid)
+}
+
+// holdOpen keeps everything serving until ctx is cancelled (Ctrl-C), so a
+// newcomer can browse the run in the dashboard and place more orders.
+func holdOpen(ctx context.Context, w io.Writer, apiURL string, sh *shop.Shop) {
+	fmt.Fprintf(w, "\nDashboard: %s/ui/  (every transaction of the run, as a sequence diagram; live)\n", apiURL)
+	fmt.Fprintf(w, "More orders show up live: curl -s '%s/orders?wait=true' -d '{\"user_id\":2,\"items\":[{\"product_id\":1,\"quantity\":1}]}'\n", sh.OrderURL())
+	fmt.Fprintf(w, "Serving until Ctrl-C.\n")
+	<-ctx.Done()
+	fmt.Fprintf(w, "stopping\n")
 }

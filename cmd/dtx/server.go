@@ -80,6 +80,7 @@ func runServer(ctx context.Context, args []string) error {
 	mx.Watch(c)
 	api := server.New(c, server.WithAdminToken(*adminToken), server.WithMetrics(mx.Handler()))
 	srv := &http.Server{Handler: flows.Mount(api), ReadHeaderTimeout: 10 * time.Second}
+	srv.RegisterOnShutdown(api.CloseStreams) // live event streams never go idle by themselves
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("coordinator serving", slog.String("addr", ln.Addr().String()), slog.String("store", describeStore(*storeDSN)),

@@ -307,6 +307,25 @@ func (s *Store) List(ctx context.Context, f dtx.ListFilter) ([]dtx.Tx, error) {
 		args = append(args, ms(f.Before))
 		where = append(where, fmt.Sprintf("created_at < $%d", len(args)))
 	}
+	if f.Pattern != "" {
+		args = append(args, string(f.Pattern))
+		where = append(where, fmt.Sprintf("pattern = $%d", len(args)))
+	}
+	if !f.Since.IsZero() {
+		args = append(args, ms(f.Since))
+		where = append(where, fmt.Sprintf("created_at >= $%d", len(args)))
+	}
+	if f.GIDContains != "" {
+		// A plain substring test, case-sensitive everywhere (LIKE folds
+		// ASCII case in SQLite and needs escaping): instr in SQLite and
+		// MySQL, strpos in PostgreSQL.
+		args = append(args, f.GIDContains)
+		fn := "instr"
+		if s.d.Name == "postgres" {
+			fn = "strpos"
+		}
+		where = append(where, fmt.Sprintf("%s(gid, $%d) > 0", fn, len(args)))
+	}
 	q := `SELECT ` + txColumns + ` FROM dtx_tx`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")

@@ -36,6 +36,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"ListCounts", testListCounts},
 		{"Attention", testAttention},
 		{"Backlog", testBacklog},
+		{"ListFilters", testListFilters},
 		{"ConcurrentApply", testConcurrentApply},
 		{"EventsInOrder", testEventsInOrder},
 		{"DuplicateCreateBesideUpdate", testDuplicateCreateBesideUpdate},
@@ -284,6 +285,39 @@ func testListCounts(t *testing.T, s dtx.Store) {
 	counts, err := s.Counts(ctx)
 	require.NoError(t, err)
 	require.Equal(t, map[dtx.Status]int{dtx.StatusRunning: 3, dtx.StatusFailed: 1, dtx.StatusSucceeded: 1}, counts)
+}
+
+// testListFilters checks the pattern, since and gid-substring filters, alone
+// and combined with status and paging.
+func testListFilters(t *testing.T, s dtx.Store) {
+	ctx := context.Background()
+	gids := []string{"order-1", "order-12", "Order-3", "pay-12", "order-120"}
+	for i, g := range gids {
+		tx, br := newTx(g, "c1", base.Add(time.Duration(i)*time.Second))
+		if i%2 == 1 {
+			tx.Pattern = dtx.PatternTCC
+		}
+		require.NoError(t, s.Create(ctx, tx, br))
+	}
+	require.NoError(t, s.Apply(ctx, dtx.Update{GID: "order-120", Owner: "c1", At: base, Status: dtx.StatusFailed, Release: true}))
+	list := func(f dtx.ListFilter) []string {
+		t.Helper()
+		txs, err := s.List(ctx, f)
+		require.NoError(t, err)
+		out := []string{}
+		for _, tx := range txs {
+			out = append(out, tx.GID)
+		}
+		return out
+	}
+	require.Equal(t, []string{"pay-12", "order-12"}, list(dtx.ListFilter{Pattern: dtx.PatternTCC}))
+	require.Equal(t, []string{"order-120", "pay-12", "order-12"}, list(dtx.ListFilter{GIDContains: "-12"}))
+	require.Equal(t, []string{"Order-3"}, list(dtx.ListFilter{GIDContains: "Order"}), "case-sensitive")
+	require.Equal(t, []string{}, list(dtx.ListFilter{GIDContains: "%"}), "no wildcards")
+	require.Equal(t, []string{"order-120", "pay-12", "Order-3"}, list(dtx.ListFilter{Since: base.Add(2 * time.Second)}), "since is inclusive")
+	require.Equal(t, []string{"pay-12"}, list(dtx.ListFilter{Since: base.Add(2 * time.Second), Before: base.Add(4 * time.Second), GIDContains: "12"}))
+	require.Equal(t, []string{"order-120"}, list(dtx.ListFilter{Status: dtx.StatusFailed, Pattern: dtx.PatternSaga, GIDContains: "order"}))
+	require.Equal(t, []string{"order-120"}, list(dtx.ListFilter{GIDContains: "order", Limit: 1}))
 }
 
 // testConcurrentApply drives many transactions at once so that group commit

@@ -1,0 +1,422 @@
+package dashboard_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	cdpruntime "github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+	"github.com/stretchr/testify/require"
+
+	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/client"
+	"github.com/dtxhq/dtx/coordinator"
+	"github.com/dtxhq/dtx/examples/shop"
+	"github.com/dtxhq/dtx/examples/shop/order"
+	"github.com/dtxhq/dtx/saga"
+	"github.com/dtxhq/dtx/server"
+	"github.com/dtxhq/dtx/store/sqlite"
+	"github.com/dtxhq/dtx/store/sqlstore"
+	"github.com/dtxhq/dtx/tcc"
+	"github.com/dtxhq/dtx/transport/httptransport"
+)
+
+// adminToken is what the test's guard in front of the API accepts for the
+// admin actions.
+const adminToken = "s3cret"
+
+// findChromium returns the browser to drive, or skips the test (fails it
+// when DTX_REQUIRE_CHROMIUM=1).
+func findChromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("DTX_REQUIRE_CHROMIUM") == "1" {
+		t.Fatal("Chromium not found and DTX_REQUIRE_CHROMIUM=1 (apt-get install chromium)")
+	}
+	t.Skip("Chromium not found (apt-get install chromium; DTX_REQUIRE_CHROMIUM=1 makes this a failure)")
+	return ""
+}
+
+// artifacts is where screenshots go: $DTX_ARTIFACTS, or a temporary
+// directory of the test.
+func artifacts(t *testing.T) string {
+	t.Helper()
+	dir := os.Getenv("DTX_ARTIFACTS")
+	if dir == "" {
+		return t.TempDir()
+	}
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	return dir
+}
+
+// guard stands in front of the API like an auth proxy: the admin actions
+// need "Authorization: Bearer <adminToken>" (401 otherwise); it records
+// the headers the dashboard sent.
+type guard struct {
+	next http.Handler
+	mu   sync.Mutex
+	seen []string // "<path> <Authorization>"
+}
+
+func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/v1/transactions/") &&
+		(strings.HasSuffix(r.URL.Path, "/retry") || strings.HasSuffix(r.URL.Path, "/abort")) {
+		g.mu.Lock()
+		g.seen = append(g.seen, r.URL.Path+" "+r.Header.Get("Authorization"))
+		g.mu.Unlock()
+		if r.Header.Get("Authorization") != "Bearer "+adminToken {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"type":"about:blank","title":"Unauthorized","status":401,"detail":"bad token"}`)
+			return
+		}
+	}
+	g.next.ServeHTTP(w, r)
+}
+
+func (g *guard) requests() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]string(nil), g.seen...)
+}
+
+// TestBrowser drives the dashboard in headless Chromium against a real
+// coordinator and the reference shop on loopback: the live list, the
+// sequence diagram of a compensated saga, the needs-attention view, and
+// the retry and abort actions with their confirmation dialog and token.
+func TestBrowser(t *testing.T) {
+	chromium := findChromium(t)
+	out := artifacts(t)
+	ctx := context.Background()
+	quiet := slog.New(slog.DiscardHandler)
+
+	// Coordinator with fast retries, its API behind the guard.
+	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "coordinator.db"), sqlstore.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	coord, err := coordinator.New(st, httptransport.New(nil), coordinator.Config{
+		RetryBase: 20 * time.Millisecond, RetryMax: 300 * time.Millisecond, Logger: quiet,
+	})
+	require.NoError(t, err)
+	require.NoError(t, coord.Start(ctx))
+	t.Cleanup(func() { coord.Close(context.Background()) })
+	api := server.New(coord)
+	g := &guard{next: api}
+	srv := httptest.NewServer(g)
+	t.Cleanup(srv.Close)
+	t.Cleanup(api.CloseStreams) // runs before srv.Close
+	cl := client.New(srv.URL, nil)
+
+	// The shop; user 2 is always declined by the payment service.
+	sh, err := shop.Start(ctx, shop.Config{
+		Dir: t.TempDir(), CoordinatorURL: srv.URL, Pattern: order.PatternSaga,
+		BranchTimeout: 2 * time.Second, SagaTimeout: 30 * time.Second, Logger: quiet,
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		sh.Close(cctx)
+	})
+	place := func(user int64, key string) *order.Order {
+		t.Helper()
+		o, err := sh.PlaceOrder(ctx, user, []order.Item{{ProductID: 1, Quantity: 1}}, key, true)
+		require.NoError(t, err)
+		return o
+	}
+	ok1, ok2 := place(1, "k1"), place(1, "k2")
+	declined := place(2, "k3")
+	require.Equal(t, order.Cancelled, declined.Status)
+	declinedGID := order.GID(declined.ID)
+
+	// A saga whose only participant keeps answering 503: retried for ever,
+	// so it stays running and needs attention.
+	var stuckCalls sync.Map
+	stuck := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		stuckCalls.Store(r.URL.Path, true)
+		if r.URL.Path == "/ledger/post" {
+			http.Error(w, "ledger unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusOK)
+	}))
+	t.Cleanup(stuck.Close)
+	_, err = cl.SubmitSaga(ctx, saga.Spec{GID: "stuck-1", Timeout: dtx.Duration(10 * time.Minute), Steps: []saga.Step{
+		{Name: "ledger", Action: stuck.URL + "/ledger/post", Compensate: stuck.URL + "/ledger/unpost"},
+	}}, false)
+	require.NoError(t, err)
+
+	// A TCC transaction whose two participants answer yes: tries, then confirms.
+	_, err = cl.SubmitTCC(ctx, tcc.Spec{GID: "tcc-1", Participants: []tcc.Participant{
+		{Name: "stock", Try: stuck.URL + "/stock/try", Confirm: stuck.URL + "/stock/confirm", Cancel: stuck.URL + "/stock/cancel"},
+		{Name: "wallet", Try: stuck.URL + "/wallet/try", Confirm: stuck.URL + "/wallet/confirm", Cancel: stuck.URL + "/wallet/cancel"},
+	}}, true)
+	require.NoError(t, err)
+
+	// The browser: started by a first empty run, then every step is
+	// bounded by one timeout derived from it.
+	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
+		chromedp.WindowSize(1360, 1000))...)
+	defer cancelAlloc()
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	defer cancelBrowser()
+	require.NoError(t, chromedp.Do(bctx))
+	// Every uncaught exception and console.error of the page fails the test.
+	var jsMu sync.Mutex
+	var jsErrors []string
+	require.NoError(t, chromedp.Listen(bctx, func(ev any) {
+		jsMu.Lock()
+		defer jsMu.Unlock()
+		switch e := ev.(type) {
+		case *cdpruntime.EventExceptionThrown:
+			d := e.ExceptionDetails
+			msg := d.Text
+			if d.Exception != nil && d.Exception.Description != "" {
+				msg += " " + d.Exception.Description
+			}
+			jsErrors = append(jsErrors, fmt.Sprintf("%s:%d: %s", d.URL, d.LineNumber+1, msg))
+		case *cdpruntime.EventConsoleAPICalled:
+			if e.Type == cdpruntime.ConsoleAPICalledTypeError {
+				var parts []string
+				for _, a := range e.Args {
+					parts = append(parts, string(a.Value))
+				}
+				jsErrors = append(jsErrors, "console.error: "+strings.Join(parts, " "))
+			}
+		}
+	}))
+	// So is anything the Content-Security-Policy blocks (an inline style, a
+	// script from elsewhere): every document reports it as a console error.
+	_, err = chromedp.Call(bctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+		Source: `document.addEventListener('securitypolicyviolation', (e) => console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI))`,
+	})
+	require.NoError(t, err)
+	tctx, cancelTimeout := context.WithTimeout(bctx, 2*time.Minute)
+	defer cancelTimeout()
+	// do runs one step; when it fails, the page as it was goes to
+	// failed-<step>.png beside the other screenshots.
+	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		sctx, cancel := context.WithTimeout(tctx, 20*time.Second)
+		defer cancel()
+		for i, step := range steps {
+			if err := chromedp.Do(sctx, step); err != nil {
+				if png, serr := chromedp.Run(tctx, chromedp.FullScreenshot(100)); serr == nil {
+					name := filepath.Join(out, "failed-"+strings.ReplaceAll(what, " ", "-")+".png")
+					os.WriteFile(name, png, 0o644)
+					t.Logf("page at the failure: %s", name)
+				}
+				t.Fatalf("%s, action %d of %d: %v (admin requests so far: %q)", what, i+1, len(steps), err, g.requests())
+			}
+		}
+	}
+	eval := func(js string, v any) {
+		t.Helper()
+		raw, err := chromedp.Run(tctx, chromedp.Evaluate[json.RawMessage](js))
+		require.NoError(t, err, js)
+		require.NoError(t, json.Unmarshal(raw, v), "%s: %s", js, raw)
+	}
+	text := func(sel string) string {
+		t.Helper()
+		s, err := chromedp.Run(tctx, chromedp.Text(chromedp.CSS(sel)))
+		require.NoError(t, err, sel)
+		return s
+	}
+	visible := func(sel string) chromedp.Action[chromedp.Void] { return chromedp.WaitVisible(chromedp.CSS(sel)) }
+	click := func(sel string) chromedp.Action[chromedp.Void] { return chromedp.Click(chromedp.CSS(sel)) }
+	until := func(js string) chromedp.Action[chromedp.Void] {
+		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Poll[bool](js, chromedp.WithPollingTimeout(10*time.Second))(ctx, tg)
+			return err
+		})
+	}
+	shot := func(name string) {
+		t.Helper()
+		png, err := chromedp.Run(tctx, chromedp.FullScreenshot(100))
+		require.NoError(t, err)
+		require.Greater(t, len(png), 1000)
+		require.Equal(t, "\x89PNG", string(png[:4]))
+		path := filepath.Join(out, name)
+		require.NoError(t, os.WriteFile(path, png, 0o644))
+		t.Logf("screenshot: %s", path)
+	}
+	row := func(gid string) string { return fmt.Sprintf(`#tx-rows tr[data-gid=%q]`, gid) }
+
+	// The list: "/" redirects to the dashboard, every order is a row.
+	do("open the list", chromedp.Navigate(srv.URL+"/"),
+		visible(row(order.GID(ok1.ID))), visible(row(order.GID(ok2.ID))),
+		visible(row(declinedGID)), visible(row("stuck-1")), visible(`#live.on`))
+	var loc string
+	eval(`location.pathname`, &loc)
+	require.Equal(t, "/ui/", loc)
+	require.Equal(t, "1", text(`button.count.failed b`))
+
+	// Live: an order placed now appears without a reload.
+	var marker bool
+	eval(`window.sameDocument = true`, &marker)
+	live := place(1, "k4")
+	do("live row", visible(row(order.GID(live.ID))),
+		until(fmt.Sprintf(`document.querySelector('%s').dataset.status === 'succeeded'`, row(order.GID(live.ID)))))
+	eval(`window.sameDocument === true`, &marker)
+	require.True(t, marker, "the row came over the event stream, not a page load")
+	shot("list.png")
+
+	// Filters: the failed chip keeps only the compensated order; the
+	// search finds a transaction by gid substring.
+	do("filter failed", click(`button.count.failed`),
+		until(`[...document.querySelectorAll('#tx-rows tr[data-gid]')].length === 1`))
+	var gids []string
+	eval(`[...document.querySelectorAll('#tx-rows tr[data-gid]')].map(r => r.dataset.gid)`, &gids)
+	require.Equal(t, []string{declinedGID}, gids)
+	eval(`location.hash`, &loc)
+	require.Equal(t, "#/?status=failed", loc, "filters are kept in the URL")
+	do("search", chromedp.Navigate(srv.URL+"/ui/#/"), visible(row("stuck-1")),
+		chromedp.SendKeys(chromedp.CSS(`#f-q`), "stuck"),
+		until(`[...document.querySelectorAll('#tx-rows tr[data-gid]')].map(r => r.dataset.gid).join() === 'stuck-1'`))
+
+	// The pattern filter, then the TCC transaction's diagram: two tries and
+	// two confirms, nothing undone.
+	do("filter tcc", chromedp.Navigate(srv.URL+"/ui/#/"), visible(row("stuck-1")),
+		chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+			_, err := chromedp.Evaluate[bool](`(() => { const s = document.querySelector('#f-pattern'); s.value = 'tcc'; s.dispatchEvent(new Event('change')); return true; })()`)(ctx, tg)
+			return err
+		}),
+		until(`[...document.querySelectorAll('#tx-rows tr[data-gid]')].map(r => r.dataset.gid).join() === 'tcc-1'`),
+		click(row("tcc-1")+` a`), visible(`svg#seq g.call`))
+	var tccCalls []string
+	eval(`[...document.querySelectorAll('svg#seq g.call')].map(g => g.dataset.step + ':' + g.dataset.op + ':' + g.dataset.kind + ':' + g.dataset.outcome).sort()`, &tccCalls)
+	require.Equal(t, []string{
+		"stock.confirm:confirm:forward:success", "stock.try:try:forward:success",
+		"wallet.confirm:confirm:forward:success", "wallet.try:try:forward:success",
+	}, tccCalls)
+	var tccParts []string
+	eval(`[...document.querySelectorAll('svg#seq g.participant')].map(g => g.dataset.name)`, &tccParts)
+	require.Equal(t, []string{"coordinator", "stock", "wallet"}, tccParts)
+	shot("detail-tcc.png")
+
+	// The compensated saga as a sequence diagram.
+	do("open the compensated saga", chromedp.Navigate(srv.URL+"/ui/#/"), visible(row(declinedGID)),
+		click(row(declinedGID)+` a`), visible(`svg#seq g.call`))
+	var diagram struct {
+		Participants  []string `json:"participants"`
+		Compensations []string `json:"compensations"`
+		Failed        []string `json:"failed"`
+		Statuses      []string `json:"statuses"`
+		Reason        string   `json:"reason"`
+	}
+	eval(`(() => {
+		const q = (s) => [...document.querySelectorAll(s)];
+		return {
+			participants: q('svg#seq g.participant').map(g => g.dataset.name),
+			compensations: q('svg#seq g.call[data-kind=compensation]').map(g => g.dataset.step + ':' + g.dataset.op + ':' + g.dataset.outcome),
+			failed: q('svg#seq g.call[data-outcome=failure]').map(g => g.dataset.step + ':' + g.dataset.op + ':' + g.querySelector('.error-detail text').textContent),
+			statuses: q('svg#seq g.status-note').map(g => g.dataset.status),
+			reason: document.querySelector('#tx-reason').textContent,
+		};
+	})()`, &diagram)
+	require.Equal(t, []string{"coordinator", "orders", "inventory", "payment"}, diagram.Participants)
+	require.Equal(t, []string{"payment:compensate:success", "inventory:compensate:success", "order:compensate:success"}, diagram.Compensations,
+		"every step that ran or may have run is compensated, in reverse order")
+	require.Len(t, diagram.Failed, 1)
+	require.True(t, strings.HasPrefix(diagram.Failed[0], "payment:action:HTTP 409"), diagram.Failed[0])
+	require.Contains(t, diagram.Failed[0], "declined")
+	require.Equal(t, []string{"running", "compensating", "failed"}, diagram.Statuses)
+	require.Contains(t, diagram.Reason, "declined")
+	var disabled []bool
+	eval(`[document.querySelector('#btn-retry').disabled, document.querySelector('#btn-abort').disabled]`, &disabled)
+	require.Equal(t, []bool{true, true}, disabled, "a finished transaction offers no action")
+	shot("detail-compensated.png")
+
+	// Needs attention: the stuck saga, for its failing branch.
+	do("attention", chromedp.Navigate(srv.URL+"/ui/#/attention"), visible(`.attn[data-gid="stuck-1"]`))
+	require.Regexp(t, `ledger action failed \d+ times; last: HTTP 503`, text(`.attn[data-gid="stuck-1"] .why ul`))
+	var listed []string
+	eval(`[...document.querySelectorAll('.attn')].map(e => e.dataset.gid)`, &listed)
+	require.Equal(t, []string{"stuck-1"}, listed, "finished transactions need no attention")
+	shot("attention.png")
+
+	// The stuck saga's detail: retry with a wrong token is refused (401)
+	// and says so; cancelling the dialog sends nothing; abort with the
+	// right token compensates it.
+	do("open the stuck saga", click(`.attn[data-gid="stuck-1"] a.gid`),
+		visible(`svg#seq g.call.pending`), chromedp.WaitEnabled(chromedp.CSS(`#btn-retry`)),
+		// The page follows the retries live; a run of identical ones is folded.
+		until(`document.querySelector('svg#seq g.repeat') !== null`))
+	shot("detail-retrying.png")
+	do("retry with a wrong token", click(`#btn-retry`), visible(`dialog#confirm[open]`),
+		chromedp.SetValue(chromedp.CSS(`#confirm-token`), "wrong"),
+		click(`#confirm-ok`), visible(`#action-result.error-box`))
+	require.Contains(t, text(`#action-result`), "Not authorised (401)")
+	require.Equal(t, []string{"/v1/transactions/stuck-1/retry Bearer wrong"}, g.requests())
+
+	do("abort, then cancel the dialog", chromedp.WaitEnabled(chromedp.CSS(`#btn-abort`)), click(`#btn-abort`), visible(`dialog#confirm[open]`))
+	require.Equal(t, "Force abort?", text(`#confirm-title`))
+	token, err := chromedp.Run(tctx, chromedp.Value(chromedp.CSS(`#confirm-token`)))
+	require.NoError(t, err)
+	require.Equal(t, "wrong", token, "the token is remembered in the browser")
+	do("cancel", click(`#confirm-cancel`), chromedp.WaitNotPresent(chromedp.CSS(`dialog#confirm[open]`)))
+	require.Len(t, g.requests(), 1, "a cancelled dialog sends nothing")
+
+	do("abort", chromedp.WaitEnabled(chromedp.CSS(`#btn-abort`)), click(`#btn-abort`), visible(`dialog#confirm[open]`),
+		chromedp.SetValue(chromedp.CSS(`#confirm-token`), adminToken),
+		chromedp.SetValue(chromedp.CSS(`#confirm-reason`), "ledger is down"),
+		click(`#confirm-ok`), visible(`#action-result.ok-box`),
+		visible(`svg#seq g.status-note[data-status=failed]`))
+	require.Equal(t, "/v1/transactions/stuck-1/abort Bearer "+adminToken, g.requests()[1])
+	d, err := cl.Get(ctx, "stuck-1")
+	require.NoError(t, err)
+	require.Equal(t, dtx.StatusFailed, d.Status)
+	require.Contains(t, d.Reason, "ledger is down")
+	_, undone := stuckCalls.Load("/ledger/unpost")
+	require.True(t, undone, "the abort compensated the step")
+	var comp int
+	eval(`document.querySelectorAll('svg#seq g.call[data-kind=compensation][data-outcome=success]').length`, &comp)
+	require.Equal(t, 1, comp)
+	shot("detail-aborted.png")
+
+	// Every recorded call is drawn, folded or not.
+	calls := 0
+	for _, e := range d.Events {
+		if e.Branch >= 0 {
+			calls++
+		}
+	}
+	var drawn struct{ Calls, Folded int }
+	countJS := `(() => ({
+		Calls: document.querySelectorAll('svg#seq g.call:not(.pending)').length,
+		Folded: [...document.querySelectorAll('svg#seq g.repeat')].reduce((n, g) => n + Number(g.dataset.count), 0),
+	}))()`
+	eval(countJS, &drawn)
+	require.Positive(t, drawn.Folded)
+	require.Equal(t, calls, drawn.Calls+drawn.Folded)
+	do("show every call", click(`#show-all`), until(`document.querySelector('svg#seq g.repeat') === null`))
+	eval(countJS, &drawn)
+	require.Equal(t, calls, drawn.Calls)
+
+	// Not found.
+	do("unknown gid", chromedp.Navigate(srv.URL+"/ui/#/tx/nope"), visible(`#detail-error`))
+	require.Contains(t, text(`#detail-error`), "No transaction nope")
+
+	jsMu.Lock()
+	require.Empty(t, jsErrors, "the page raised no JavaScript error")
+	jsMu.Unlock()
+}
