@@ -163,94 +163,8 @@ func TestBrowser(t *testing.T) {
 	}}, true)
 	require.NoError(t, err)
 
-	// The browser: started by a first empty run, then every step is
-	// bounded by one timeout derived from it.
-	actx, cancelAlloc := chromedp.NewExecAllocator(ctx, append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
-		chromedp.WindowSize(1360, 1000))...)
-	defer cancelAlloc()
-	bctx, cancelBrowser := chromedp.NewContext(actx)
-	defer cancelBrowser()
-	require.NoError(t, chromedp.Do(bctx))
-	// Every uncaught exception and console.error of the page fails the test.
-	var jsMu sync.Mutex
-	var jsErrors []string
-	require.NoError(t, chromedp.Listen(bctx, func(ev any) {
-		jsMu.Lock()
-		defer jsMu.Unlock()
-		switch e := ev.(type) {
-		case *cdpruntime.EventExceptionThrown:
-			d := e.ExceptionDetails
-			msg := d.Text
-			if d.Exception != nil && d.Exception.Description != "" {
-				msg += " " + d.Exception.Description
-			}
-			jsErrors = append(jsErrors, fmt.Sprintf("%s:%d: %s", d.URL, d.LineNumber+1, msg))
-		case *cdpruntime.EventConsoleAPICalled:
-			if e.Type == cdpruntime.ConsoleAPICalledTypeError {
-				var parts []string
-				for _, a := range e.Args {
-					parts = append(parts, string(a.Value))
-				}
-				jsErrors = append(jsErrors, "console.error: "+strings.Join(parts, " "))
-			}
-		}
-	}))
-	// So is anything the Content-Security-Policy blocks (an inline style, a
-	// script from elsewhere): every document reports it as a console error.
-	_, err = chromedp.Call(bctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
-		Source: `document.addEventListener('securitypolicyviolation', (e) => console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI))`,
-	})
-	require.NoError(t, err)
-	tctx, cancelTimeout := context.WithTimeout(bctx, 2*time.Minute)
-	defer cancelTimeout()
-	// do runs one step; when it fails, the page as it was goes to
-	// failed-<step>.png beside the other screenshots.
-	do := func(what string, steps ...chromedp.Action[chromedp.Void]) {
-		t.Helper()
-		sctx, cancel := context.WithTimeout(tctx, 20*time.Second)
-		defer cancel()
-		for i, step := range steps {
-			if err := chromedp.Do(sctx, step); err != nil {
-				if png, serr := chromedp.Run(tctx, chromedp.FullScreenshot(100)); serr == nil {
-					name := filepath.Join(out, "failed-"+strings.ReplaceAll(what, " ", "-")+".png")
-					os.WriteFile(name, png, 0o644)
-					t.Logf("page at the failure: %s", name)
-				}
-				t.Fatalf("%s, action %d of %d: %v (admin requests so far: %q)", what, i+1, len(steps), err, g.requests())
-			}
-		}
-	}
-	eval := func(js string, v any) {
-		t.Helper()
-		raw, err := chromedp.Run(tctx, chromedp.Evaluate[json.RawMessage](js))
-		require.NoError(t, err, js)
-		require.NoError(t, json.Unmarshal(raw, v), "%s: %s", js, raw)
-	}
-	text := func(sel string) string {
-		t.Helper()
-		s, err := chromedp.Run(tctx, chromedp.Text(chromedp.CSS(sel)))
-		require.NoError(t, err, sel)
-		return s
-	}
-	visible := func(sel string) chromedp.Action[chromedp.Void] { return chromedp.WaitVisible(chromedp.CSS(sel)) }
-	click := func(sel string) chromedp.Action[chromedp.Void] { return chromedp.Click(chromedp.CSS(sel)) }
-	until := func(js string) chromedp.Action[chromedp.Void] {
-		return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
-			_, err := chromedp.Poll[bool](js, chromedp.WithPollingTimeout(10*time.Second))(ctx, tg)
-			return err
-		})
-	}
-	shot := func(name string) {
-		t.Helper()
-		png, err := chromedp.Run(tctx, chromedp.FullScreenshot(100))
-		require.NoError(t, err)
-		require.Greater(t, len(png), 1000)
-		require.Equal(t, "\x89PNG", string(png[:4]))
-		path := filepath.Join(out, name)
-		require.NoError(t, os.WriteFile(path, png, 0o644))
-		t.Logf("screenshot: %s", path)
-	}
+	b := startBrowser(t, chromium, out, func() string { return fmt.Sprintf("admin requests so far: %q", g.requests()) })
+	do, eval, text, shot := b.do, b.eval, b.text, b.shot
 	row := func(gid string) string { return fmt.Sprintf(`#tx-rows tr[data-gid=%q]`, gid) }
 
 	// The list: "/" redirects to the dashboard, every order is a row.
@@ -362,7 +276,7 @@ func TestBrowser(t *testing.T) {
 
 	do("abort, then cancel the dialog", chromedp.WaitEnabled(chromedp.CSS(`#btn-abort`)), click(`#btn-abort`), visible(`dialog#confirm[open]`))
 	require.Equal(t, "Force abort?", text(`#confirm-title`))
-	token, err := chromedp.Run(tctx, chromedp.Value(chromedp.CSS(`#confirm-token`)))
+	token, err := chromedp.Run(b.tctx, chromedp.Value(chromedp.CSS(`#confirm-token`)))
 	require.NoError(t, err)
 	require.Equal(t, "wrong", token, "the token is remembered in the browser")
 	do("cancel", click(`#confirm-cancel`), chromedp.WaitNotPresent(chromedp.CSS(`dialog#confirm[open]`)))
@@ -408,7 +322,139 @@ func TestBrowser(t *testing.T) {
 	do("unknown gid", chromedp.Navigate(srv.URL+"/ui/#/tx/nope"), visible(`#detail-error`))
 	require.Contains(t, text(`#detail-error`), "No transaction nope")
 
-	jsMu.Lock()
-	require.Empty(t, jsErrors, "the page raised no JavaScript error")
-	jsMu.Unlock()
+	// This server records no flows: the Flows view says so, without error.
+	do("no flows", chromedp.Navigate(srv.URL+"/ui/#/flows"), visible(`#flows-none`))
+	require.Contains(t, text(`#flows-none`), "records no flows")
+
+	b.noJSErrors()
+}
+
+// browser is a headless Chromium driven by chromedp, with the steps the
+// browser tests are written in. Every uncaught exception, console.error
+// and Content-Security-Policy violation of the page is collected.
+type browser struct {
+	t        *testing.T
+	out      string          // screenshots
+	tctx     context.Context // the whole test's time limit
+	failInfo func() string   // added to the message of a failed step
+
+	mu       sync.Mutex
+	jsErrors []string
+}
+
+// startBrowser starts Chromium (stopped when t ends): a first empty run,
+// then every step is bounded by one timeout derived from it.
+func startBrowser(t *testing.T, chromium, out string, failInfo func() string) *browser {
+	t.Helper()
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromium), chromedp.NoSandbox, chromedp.Headless, chromedp.DisableGPU,
+		chromedp.WindowSize(1360, 1000))...)
+	t.Cleanup(cancelAlloc)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	t.Cleanup(cancelBrowser)
+	require.NoError(t, chromedp.Do(bctx))
+	b := &browser{t: t, out: out, failInfo: failInfo}
+	require.NoError(t, chromedp.Listen(bctx, func(ev any) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		switch e := ev.(type) {
+		case *cdpruntime.EventExceptionThrown:
+			d := e.ExceptionDetails
+			msg := d.Text
+			if d.Exception != nil && d.Exception.Description != "" {
+				msg += " " + d.Exception.Description
+			}
+			b.jsErrors = append(b.jsErrors, fmt.Sprintf("%s:%d: %s", d.URL, d.LineNumber+1, msg))
+		case *cdpruntime.EventConsoleAPICalled:
+			if e.Type == cdpruntime.ConsoleAPICalledTypeError {
+				var parts []string
+				for _, a := range e.Args {
+					parts = append(parts, string(a.Value))
+				}
+				b.jsErrors = append(b.jsErrors, "console.error: "+strings.Join(parts, " "))
+			}
+		}
+	}))
+	// Anything the Content-Security-Policy blocks (an inline style, a
+	// script from elsewhere) is reported by every document as a console error.
+	_, err := chromedp.Call(bctx, page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{
+		Source: `document.addEventListener('securitypolicyviolation', (e) => console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI))`,
+	})
+	require.NoError(t, err)
+	tctx, cancelTimeout := context.WithTimeout(bctx, 2*time.Minute)
+	t.Cleanup(cancelTimeout)
+	b.tctx = tctx
+	return b
+}
+
+// do runs one step; when it fails, the page as it was goes to
+// failed-<step>.png beside the other screenshots.
+func (b *browser) do(what string, steps ...chromedp.Action[chromedp.Void]) {
+	b.t.Helper()
+	sctx, cancel := context.WithTimeout(b.tctx, 20*time.Second)
+	defer cancel()
+	for i, step := range steps {
+		if err := chromedp.Do(sctx, step); err != nil {
+			if png, serr := chromedp.Run(b.tctx, chromedp.FullScreenshot(100)); serr == nil {
+				name := filepath.Join(b.out, "failed-"+strings.ReplaceAll(what, " ", "-")+".png")
+				os.WriteFile(name, png, 0o644)
+				b.t.Logf("page at the failure: %s", name)
+			}
+			info := ""
+			if b.failInfo != nil {
+				info = " (" + b.failInfo() + ")"
+			}
+			b.t.Fatalf("%s, action %d of %d: %v%s", what, i+1, len(steps), err, info)
+		}
+	}
+}
+
+// eval evaluates js in the page and decodes its value into v.
+func (b *browser) eval(js string, v any) {
+	b.t.Helper()
+	raw, err := chromedp.Run(b.tctx, chromedp.Evaluate[json.RawMessage](js))
+	require.NoError(b.t, err, js)
+	require.NoError(b.t, json.Unmarshal(raw, v), "%s: %s", js, raw)
+}
+
+// text returns the text of the first element matching sel.
+func (b *browser) text(sel string) string {
+	b.t.Helper()
+	s, err := chromedp.Run(b.tctx, chromedp.Text(chromedp.CSS(sel)))
+	require.NoError(b.t, err, sel)
+	return s
+}
+
+// shot saves a screenshot of the whole page as name in the artefact dir.
+func (b *browser) shot(name string) {
+	b.t.Helper()
+	png, err := chromedp.Run(b.tctx, chromedp.FullScreenshot(100))
+	require.NoError(b.t, err)
+	require.Greater(b.t, len(png), 1000)
+	require.Equal(b.t, "\x89PNG", string(png[:4]))
+	path := filepath.Join(b.out, name)
+	require.NoError(b.t, os.WriteFile(path, png, 0o644))
+	b.t.Logf("screenshot: %s", path)
+}
+
+// noJSErrors fails the test if the page raised any JavaScript error.
+func (b *browser) noJSErrors() {
+	b.t.Helper()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	require.Empty(b.t, b.jsErrors, "the page raised no JavaScript error")
+}
+
+func visible(sel string) chromedp.Action[chromedp.Void] {
+	return chromedp.WaitVisible(chromedp.CSS(sel))
+}
+
+func click(sel string) chromedp.Action[chromedp.Void] { return chromedp.Click(chromedp.CSS(sel)) }
+
+// until waits (up to 10 s) for js to be true.
+func until(js string) chromedp.Action[chromedp.Void] {
+	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
+		_, err := chromedp.Poll[bool](js, chromedp.WithPollingTimeout(10*time.Second))(ctx, tg)
+		return err
+	})
 }

@@ -1,7 +1,8 @@
 // dtx dashboard: list, detail and needs-attention views over the
 // coordinator's HTTP API, kept live by GET /v1/events (Server-Sent Events).
 // Routes live in the URL fragment: #/?status=&pattern=&range=&q=, #/tx/<gid>,
-// #/attention.
+// #/attention, #/flows, #/flow/<correlation id>. Flows (choreographed
+// transactions, GET /v1/flows) are polled: they are not on the event stream.
 'use strict';
 
 (function () {
@@ -78,6 +79,14 @@
 
   function txLink(gid) {
     return h('a', { href: '#/tx/' + encodeURIComponent(gid), class: 'mono gid', text: gid });
+  }
+
+  function flowLink(id) {
+    return h('a', { href: '#/flow/' + encodeURIComponent(id), class: 'mono flow-id', text: id });
+  }
+
+  function kindBadge(type) {
+    return h('span', { class: 'ev ' + D.eventKind(type), text: type });
   }
 
   function ago(t) {
@@ -266,6 +275,7 @@
 
     const countsEl = h('div', { class: 'counts', id: 'counts' });
     const errEl = h('div', { class: 'error-box hidden', id: 'list-error' });
+    const flowHint = h('div', { class: 'flow-hint hidden', id: 'flow-hint' });
     const tbody = h('tbody', { id: 'tx-rows' });
     const info = h('span', { class: 'muted', id: 'list-info' });
     const btnNewer = h('button', { id: 'newer', onclick: () => { before = newer.pop() || ''; load(); } }, '← Newer');
@@ -291,6 +301,7 @@
         h('label', {}, 'Search', search),
         h('button', { type: 'button', id: 'f-clear', onclick: () => { location.hash = '#/'; } }, 'Clear')),
       errEl,
+      flowHint,
       h('table', { class: 'tx', id: 'tx-table' },
         h('thead', {}, h('tr', {}, ['Transaction', 'Pattern', 'Status', 'Created', 'Duration', 'Reason'].map((t) => h('th', { text: t })))),
         tbody),
@@ -322,6 +333,7 @@
     }
 
     async function load(live) {
+      if (!live) hintFlow();
       let res;
       try {
         res = await getJSON(listQuery(Object.assign({ before }, f)));
@@ -359,6 +371,31 @@
         before = txs[txs.length - 1].created_at;
         load();
       };
+    }
+
+    // A search for an order (gid or id) that was choreographed has no
+    // transaction but may have a recorded flow: offer it.
+    let hinted = '';
+    async function hintFlow() {
+      const q = f.q;
+      if (q === hinted) return;
+      hinted = q;
+      flowHint.classList.add('hidden');
+      if (!q) return;
+      for (const id of /^\d+$/.test(q) ? ['order-' + q, q] : [q]) {
+        let fl;
+        try {
+          fl = await getJSON('/flows/' + encodeURIComponent(id));
+        } catch (e) {
+          continue; // no such flow, or no flows recorded here
+        }
+        if (current !== self || f.q !== q) return;
+        const evs = fl.events || [];
+        const lastType = evs.length ? evs[evs.length - 1].type : '';
+        flowHint.replaceChildren('Choreographed flow ', flowLink(id), ' — ' + evs.length + ' event(s)' + (lastType ? ', last ' + lastType : '') + '; choreography has no coordinator record.');
+        flowHint.classList.remove('hidden');
+        return;
+      }
     }
 
     const reload = throttle(() => load(true), 1000);
@@ -502,6 +539,162 @@
     load();
   }
 
+  // ---- flows (choreography)
+
+  const FLOWS_POLL = 2000;
+  const NO_FLOWS = 'This server records no flows. Choreographed transactions have no coordinator record: ' +
+    'their events are recorded by correlation id when the server runs with --broker … --record-flows <topics> ' +
+    '(dtx demo --pattern choreography does so), and then appear here.';
+
+  function flowsView(self) {
+    const errEl = h('div', { class: 'error-box hidden', id: 'flows-error' });
+    const tbody = h('tbody', { id: 'flow-rows' });
+    const info = h('span', { class: 'muted', id: 'flows-info' });
+    const table = h('table', { class: 'tx', id: 'flows-table' },
+      h('thead', {}, h('tr', {}, ['Flow (correlation id)', 'Events', 'Last event', 'Started', 'Span'].map((t) => h('th', { text: t })))),
+      tbody);
+    const body = h('div', {}, table, h('div', { class: 'pager' }, h('button', { type: 'button', id: 'flows-refresh', onclick: () => load() }, '↻ Refresh'), info));
+    viewEl.replaceChildren(
+      h('h1', {}, 'Flows'),
+      h('p', { class: 'muted' }, 'Choreographed transactions: no coordinator drives them, so they are rebuilt from the events the services published, by correlation id. Most recently active first; refreshed every 2 s.'),
+      errEl, body);
+
+    async function load() {
+      let res;
+      try {
+        res = await getJSON('/flows?limit=200');
+      } catch (e) {
+        if (current !== self) return;
+        if (e.status === 404) {
+          stop();
+          viewEl.replaceChildren(h('h1', {}, 'Flows'), h('div', { class: 'panel muted', id: 'flows-none', text: NO_FLOWS }));
+          return;
+        }
+        errEl.textContent = 'Could not load flows: ' + e.message;
+        errEl.classList.remove('hidden');
+        return;
+      }
+      if (current !== self) return;
+      errEl.classList.add('hidden');
+      const flows = res.flows || [];
+      if (flows.length === 0) {
+        tbody.keyed = null;
+        tbody.replaceChildren(h('tr', {}, h('td', { colspan: 5, class: 'muted', id: 'flows-empty', text: 'No flow recorded yet.' })));
+      } else {
+        reconcile(tbody, flows, (fl) => fl.correlation_id, (fl) => fl.events + '|' + fl.last_type, (fl) => h('tr', { 'data-id': fl.correlation_id, 'data-last': fl.last_type },
+          h('td', {}, flowLink(fl.correlation_id)),
+          h('td', { class: 'num', text: String(fl.events) }),
+          h('td', {}, kindBadge(fl.last_type)),
+          h('td', { class: 'num age', title: new Date(fl.first).toLocaleString() }),
+          h('td', { class: 'num', text: D.fmtMs(Math.max(0, Date.parse(fl.last) - Date.parse(fl.first))) })), (tr, fl) => {
+          tr.cells[3].textContent = ago(fl.first);
+        });
+      }
+      info.textContent = flows.length + ' flow(s). Updated ' + new Date().toLocaleTimeString() + '.';
+    }
+
+    const timer = setInterval(load, FLOWS_POLL);
+    const stop = () => clearInterval(timer);
+    self.dispose = stop;
+    load();
+  }
+
+  function flowView(self, id) {
+    const content = h('div', { id: 'flow-detail' }, h('p', { class: 'muted', text: 'Loading…' }));
+    viewEl.replaceChildren(h('p', {}, h('a', { href: '#/flows' }, '← all flows')), content);
+    const factsEl = h('div', { class: 'facts panel' });
+    const diagramEl = h('div', { id: 'flow-diagram' });
+    const rows = h('tbody', { id: 'flow-events' });
+    const payloadTitle = h('b');
+    const payloadPre = h('pre', { id: 'flow-payload-text' });
+    const payloadEl = h('div', { class: 'panel payload hidden', id: 'flow-payload' }, payloadTitle, payloadPre);
+    const raw = h('pre');
+    const page = [
+      h('div', { class: 'detail-head' }, h('h1', { id: 'flow-id', text: id }), h('span', { class: 'pattern', text: 'choreography' })),
+      factsEl,
+      h('h2', {}, 'Sequence diagram ', h('span', { class: 'show-all', text: 'click an event for its payload' })),
+      h('div', { class: 'panel diagram-wrap' }, diagramEl,
+        h('div', { class: 'legend' },
+          h('span', {}, h('i', { class: 'leg-call' }), 'event → the service that reacted'),
+          h('span', {}, h('i', { class: 'leg-failure' }), 'failure (…failed)'),
+          h('span', {}, h('i', { class: 'leg-comp' }), 'compensation (…restored, …cancelled)'),
+          h('span', {}, h('i', { class: 'dash leg-call' }), 'no reaction (yet): to the broker'))),
+      payloadEl,
+      h('h2', {}, 'Events (causal order)'),
+      h('table', { class: 'tx', id: 'flow-table' },
+        h('thead', {}, h('tr', {}, ['#', 'Offset', 'Type', 'From → to', 'Topic', 'Message id', 'Caused by'].map((t) => h('th', { text: t })))),
+        rows),
+      h('details', { class: 'raw' }, h('summary', {}, 'Raw JSON'), raw),
+    ];
+    let last = null;
+    let sig = '';
+    let picked = -1;
+
+    function pick(i) {
+      picked = i;
+      const e = last && last.events[i];
+      payloadEl.classList.toggle('hidden', !e);
+      for (const g of diagramEl.querySelectorAll('g.event')) g.classList.toggle('sel', Number(g.dataset.index) === i);
+      for (const tr of rows.children) tr.classList.toggle('sel', Number(tr.dataset.index) === i);
+      if (!e) return;
+      payloadTitle.textContent = 'Payload of ' + e.type + ' (' + e.message_id + ')';
+      payloadPre.textContent = e.payload === undefined || e.payload === null ? '(none, or not JSON)' : JSON.stringify(e.payload, null, 2);
+    }
+
+    function render(fl) {
+      last = fl;
+      if (content.firstChild !== page[0]) content.replaceChildren(...page);
+      const m = D.flowModel(fl);
+      const times = fl.events.map(D.eventTime);
+      const span = times.length ? Math.max(...times) - Math.min(...times) : 0;
+      const services = m.parts.filter((p) => !p.coord).map((p) => p.label);
+      factsEl.replaceChildren(...[
+        ['Events', String(fl.events.length)],
+        ['Services', services.join(', ')],
+        ['Started', times.length ? new Date(Math.min(...times)).toLocaleString() : '—'],
+        ['Span', D.fmtMs(span)],
+        ['Last event', m.last ? m.last.type : '—'],
+      ].map(([k, v]) => h('div', {}, h('span', { text: k }), v)));
+      diagramEl.replaceChildren(D.renderFlow(fl, pick));
+      rows.replaceChildren(...m.rows.map((r) => h('tr', { 'data-index': r.i, class: 'ev-row', onclick: () => pick(r.i) },
+        h('td', { class: 'num', text: String(r.i + 1) }),
+        h('td', { class: 'num', text: '+' + D.fmtMs(Math.max(0, r.at)) }),
+        h('td', {}, kindBadge(r.type)),
+        h('td', { text: r.from + ' → ' + (r.end ? '(no reaction)' : r.to.join(', ')) }),
+        h('td', { class: 'mono', text: r.e.topic }),
+        h('td', { class: 'mono', text: r.e.message_id }),
+        h('td', { class: 'mono', text: r.e.causation_id || '' }))));
+      raw.textContent = JSON.stringify(fl, null, 2);
+      pick(picked);
+    }
+
+    async function load() {
+      let fl;
+      try {
+        fl = await getJSON('/flows/' + encodeURIComponent(id));
+      } catch (e) {
+        if (current !== self) return;
+        last = null;
+        sig = '';
+        const msg = e.status === 404
+          ? (e.problem && /no route/.test(e.problem.detail || '') ? NO_FLOWS : 'No flow ' + id + ' recorded on this server.')
+          : 'Could not load flow ' + id + ': ' + e.message;
+        content.replaceChildren(h('div', { class: 'error-box', id: 'flow-error', text: msg }));
+        return;
+      }
+      if (current !== self) return;
+      fl.events = fl.events || [];
+      const s = fl.events.map((e) => e.message_id).join('|');
+      if (s === sig) return; // nothing new: keep the page (and the selection) as it is
+      sig = s;
+      render(fl);
+    }
+
+    const timer = setInterval(load, FLOWS_POLL);
+    self.dispose = () => clearInterval(timer);
+    load();
+  }
+
   // ---- needs attention
 
   function attentionSettings() {
@@ -637,7 +830,10 @@
     let kind = 'list';
     if (path.startsWith('/tx/')) kind = 'detail';
     else if (path === '/attention') kind = 'attention';
-    for (const a of document.querySelectorAll('[data-nav]')) a.classList.toggle('active', a.dataset.nav === kind || (kind === 'detail' && a.dataset.nav === 'list'));
+    else if (path === '/flows') kind = 'flows';
+    else if (path.startsWith('/flow/')) kind = 'flow';
+    const nav = { detail: 'list', flow: 'flows' }[kind] || kind;
+    for (const a of document.querySelectorAll('[data-nav]')) a.classList.toggle('active', a.dataset.nav === nav);
     // A view drops answers that arrive once it is no longer current.
     const self = { kind };
     current = self;
@@ -645,6 +841,13 @@
       const gid = decodeURIComponent(path.slice(4));
       document.title = gid + ' — dtx';
       detailView(self, gid);
+    } else if (kind === 'flow') {
+      const id = decodeURIComponent(path.slice(6));
+      document.title = id + ' (flow) — dtx';
+      flowView(self, id);
+    } else if (kind === 'flows') {
+      document.title = 'Flows — dtx';
+      flowsView(self);
     } else if (kind === 'attention') {
       document.title = 'Needs attention — dtx';
       attentionView(self);

@@ -10,6 +10,13 @@
 // colour. Status changes of the transaction span every lifeline. Calls that
 // are being retried while the transaction is still in flight end the
 // diagram as grey dashed arrows.
+//
+// A choreographed flow (no coordinator) is drawn in the same language:
+// lifelines are the services that published its events (plus the broker,
+// where events no service reacted to end), each event an arrow from its
+// source to the services that reacted to it (the sources of the events it
+// caused), labelled with its type and time offset; failures (…failed) in red
+// and compensations (…restored, …cancelled) in purple.
 'use strict';
 
 (function () {
@@ -276,5 +283,153 @@
     return svg;
   }
 
-  window.dtxDiagram = { render, model, collapse, participantOf, fmtMs, isUndo };
+  // ---- choreographed flows (GET /v1/flows/{id})
+
+  /**
+   * eventKind classifies a flow event by its type: 'failure' (…failed),
+   * 'compensation' (…restored, …cancelled: undoing), or 'forward'.
+   */
+  function eventKind(type) {
+    const t = String(type || '').toLowerCase();
+    if (t.includes('failed')) return 'failure';
+    if (t.includes('restored') || t.includes('cancelled') || t.includes('canceled')) return 'compensation';
+    return 'forward';
+  }
+
+  const BROKER = 'broker';
+  const UNKNOWN = '(unknown)';
+
+  /** The time of a flow event: when it was published, else observed. */
+  function eventTime(e) {
+    const p = e.published_at ? Date.parse(e.published_at) : NaN;
+    return Number.isNaN(p) ? Date.parse(e.observed_at) : p;
+  }
+
+  /**
+   * flowModel turns a flow (events in causal order) into lifelines and one
+   * row per event: from its source to the services that reacted to it (the
+   * sources of the events it caused), or to the broker when nothing did.
+   */
+  function flowModel(f) {
+    const evs = f.events || [];
+    const children = new Map();
+    for (const e of evs) {
+      if (!e.causation_id || e.causation_id === e.message_id) continue;
+      if (!children.has(e.causation_id)) children.set(e.causation_id, []);
+      children.get(e.causation_id).push(e);
+    }
+    const t0 = evs.reduce((m, e) => Math.min(m, eventTime(e)), Infinity);
+    const names = [];
+    const add = (n) => { if (!names.includes(n)) names.push(n); };
+    const rows = evs.map((e, i) => {
+      const from = e.source || UNKNOWN;
+      add(from);
+      const to = [];
+      for (const c of children.get(e.message_id) || []) {
+        const s = c.source || UNKNOWN;
+        if (!to.includes(s)) to.push(s);
+      }
+      return { i, e, type: e.type || e.topic, from, to: to.length ? to : [BROKER], end: to.length === 0, kind: eventKind(e.type || e.topic), at: eventTime(e) - t0 };
+    });
+    for (const r of rows) for (const n of r.to) if (n !== BROKER) add(n);
+    const parts = names.map((n) => ({ key: n, label: n, host: n === UNKNOWN ? 'no Dtx-Source header' : 'service' }));
+    if (rows.some((r) => r.end)) parts.unshift({ key: BROKER, label: BROKER, host: 'no reaction (yet)', coord: true });
+    const idx = new Map(parts.map((p, i) => [p.key, i]));
+    for (const r of rows) {
+      r.fromPart = idx.get(r.from);
+      r.toParts = r.to.map((n) => idx.get(n));
+    }
+    const last = rows.length ? rows.reduce((a, b) => (b.e.observed_at > a.e.observed_at ? b : a)) : null;
+    return { parts, rows, last };
+  }
+
+  function payloadText(p) {
+    if (p === undefined || p === null) return '';
+    return typeof p === 'string' ? p : JSON.stringify(p);
+  }
+
+  /**
+   * renderFlow draws flow f as an <svg class="seq flow"> element: every
+   * event a <g class="event"> with data-type, data-from, data-to and
+   * data-kind. onPick, if given, is called with an event's index when it is
+   * clicked.
+   */
+  function renderFlow(f, onPick) {
+    const m = flowModel(f);
+    const parts = m.parts;
+    const x = (i) => TIMEW + COLW / 2 + i * COLW;
+    const width = Math.max(TIMEW + COLW * parts.length + 10, 760);
+    const svg = el('svg', { class: 'seq flow', id: 'flow-seq', role: 'img', 'aria-label': 'sequence diagram of flow ' + f.correlation_id });
+    const defs = el('defs');
+    arrowMarkers(defs);
+    svg.appendChild(defs);
+    const heads = el('g', { class: 'lifelines' });
+    const body = el('g', { class: 'rows' });
+    svg.appendChild(heads);
+    svg.appendChild(body);
+    const colorOf = { forward: COLORS.call, failure: COLORS.failure, compensation: COLORS.comp };
+    const markerOf = { forward: 'call', failure: 'failure', compensation: 'comp' };
+
+    let y = HEAD + 12;
+    for (const r of m.rows) {
+      const color = colorOf[r.kind];
+      const g = el('g', {
+        class: 'event', 'data-index': r.i, 'data-type': r.type, 'data-kind': r.kind,
+        'data-from': r.from, 'data-to': r.to.join(','), 'data-message-id': r.e.message_id,
+      });
+      const xf = x(r.fromPart);
+      const payload = payloadText(r.e.payload);
+      let labelX = xf + 60;
+      r.toParts.forEach((tp, k) => {
+        const xt = x(tp);
+        const yy = y + 16 + k * 6;
+        const dash = r.end ? '6 4' : null;
+        if (tp === r.fromPart) { // a service reacting to its own event
+          g.appendChild(el('path', { d: 'M' + (xf + 4) + ',' + (yy - 8) + ' h40 v16 h-36', fill: 'none', stroke: color, 'stroke-width': 1.8, 'marker-end': 'url(#ah-' + markerOf[r.kind] + ')' }));
+          return;
+        }
+        g.appendChild(el('line', { x1: xf + (xt > xf ? 4 : -4), y1: yy, x2: xt + (xt > xf ? -4 : 4), y2: yy, stroke: color, 'stroke-width': 1.8, 'stroke-dasharray': dash, 'marker-end': 'url(#ah-' + markerOf[r.kind] + ')' }));
+        if (k === 0) labelX = (xf + xt) / 2;
+      });
+      g.appendChild(el('circle', { cx: xf, cy: y + 16, r: 4, fill: color }));
+      const label = (r.kind === 'compensation' ? '↩ ' : r.kind === 'failure' ? '✗ ' : '') + r.type;
+      g.appendChild(el('text', { class: 'label', x: labelX, y: y + 11, 'text-anchor': 'middle', 'font-size': 12, 'font-weight': 600, fill: color }, label));
+      if (payload) {
+        g.appendChild(el('text', { class: 'payload', x: labelX, y: y + 31 + (r.toParts.length - 1) * 6, 'text-anchor': 'middle', 'font-size': 10.5, fill: '#667085', 'font-family': 'ui-monospace, Menlo, Consolas, monospace' }, clip(payload, 48)));
+      }
+      g.appendChild(el('text', { class: 'offset', x: TIMEW - 10, y: y + 20, 'text-anchor': 'end', 'font-size': 11, fill: '#667085' }, '+' + fmtMs(Math.max(0, r.at))));
+      tooltip(g, r.type + ': ' + r.from + ' → ' + (r.end ? 'no reaction' : r.to.join(', ')) + '\nmessage ' + r.e.message_id +
+        (r.e.causation_id ? ', caused by ' + r.e.causation_id : '') + (payload ? '\n' + payload : ''));
+      if (onPick) g.addEventListener('click', () => onPick(r.i));
+      body.appendChild(g);
+      y += 40 + (r.toParts.length - 1) * 6;
+    }
+    // How the flow ended (as far as it has been observed).
+    if (m.last) {
+      const k = m.last.kind;
+      const color = k === 'forward' ? (m.last.end ? COLORS.succeeded : COLORS.running) : (k === 'failure' ? COLORS.failure : COLORS.comp);
+      const g = el('g', { class: 'status-note', 'data-status': m.last.type });
+      g.appendChild(el('rect', { x: TIMEW - 2, y: y + 3, width: width - TIMEW - 6, height: 24, rx: 4, fill: color, 'fill-opacity': 0.1, stroke: color, 'stroke-opacity': 0.6 }));
+      g.appendChild(el('text', { x: TIMEW + 8, y: y + 19, 'font-size': 12.5, 'font-weight': 600, fill: color }, '● last event: ' + m.last.type + (m.last.end ? '' : ' (awaiting reactions)')));
+      body.appendChild(g);
+      y += 34;
+    }
+    const height = y + 16;
+    parts.forEach((p, i) => {
+      const cx = x(i);
+      heads.appendChild(el('line', { x1: cx, y1: HEAD - 8, x2: cx, y2: height - 6, stroke: '#c3c9d5', 'stroke-width': 1.2, 'stroke-dasharray': '3 4' }));
+      const g = el('g', { class: 'participant', 'data-name': p.label });
+      g.appendChild(el('rect', { x: cx - COLW / 2 + 12, y: 6, width: COLW - 24, height: HEAD - 14, rx: 7, fill: p.coord ? '#18202f' : '#eef2fb', stroke: p.coord ? '#18202f' : '#9fb0d6' }));
+      g.appendChild(el('text', { x: cx, y: 26, 'text-anchor': 'middle', 'font-size': 13.5, 'font-weight': 700, fill: p.coord ? '#fff' : '#1d2330' }, clip(p.label, 26)));
+      g.appendChild(el('text', { x: cx, y: 43, 'text-anchor': 'middle', 'font-size': 11, fill: p.coord ? '#aab4c8' : '#667085' }, p.host));
+      tooltip(g, p.coord ? 'the broker: events no service has reacted to end here' : 'service ' + p.label + ' (the Dtx-Source of its events)');
+      heads.appendChild(g);
+    });
+    svg.setAttribute('width', width);
+    svg.setAttribute('height', Math.max(height, HEAD + 50));
+    svg.setAttribute('viewBox', '0 0 ' + width + ' ' + Math.max(height, HEAD + 50));
+    return svg;
+  }
+
+  window.dtxDiagram = { render, model, collapse, participantOf, fmtMs, isUndo, renderFlow, flowModel, eventKind, eventTime };
 })();
