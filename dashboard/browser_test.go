@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +27,8 @@ import (
 	"github.com/dtxhq/dtx/coordinator"
 	"github.com/dtxhq/dtx/examples/shop"
 	"github.com/dtxhq/dtx/examples/shop/order"
+	"github.com/dtxhq/dtx/flow"
+	"github.com/dtxhq/dtx/internal/sqlitedb"
 	"github.com/dtxhq/dtx/saga"
 	"github.com/dtxhq/dtx/server"
 	"github.com/dtxhq/dtx/store/sqlite"
@@ -457,4 +460,155 @@ func until(js string) chromedp.Action[chromedp.Void] {
 		_, err := chromedp.Poll[bool](js, chromedp.WithPollingTimeout(10*time.Second))(ctx, tg)
 		return err
 	})
+}
+
+// TestBrowserFlows drives the Flows view against a flow store filled
+// directly (no broker): the list, a cancelled flow drawn as a sequence
+// diagram with its failure and compensations, its payloads, and the link
+// from the transactions search.
+func TestBrowserFlows(t *testing.T) {
+	chromium := findChromium(t)
+	out := artifacts(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+
+	st, err := sqlite.Open(ctx, filepath.Join(dir, "coordinator.db"), sqlstore.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { st.Close() })
+	coord, err := coordinator.New(st, httptransport.New(nil), coordinator.Config{Logger: slog.New(slog.DiscardHandler)})
+	require.NoError(t, err)
+	require.NoError(t, coord.Start(ctx))
+	t.Cleanup(func() { coord.Close(context.Background()) })
+
+	db, err := sqlitedb.Open(ctx, filepath.Join(dir, "flows.db"), 4)
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	flows := flow.NewStore(db)
+	require.NoError(t, flows.Migrate(ctx))
+	// record stores one flow of the shop's events: each step is
+	// "type source", caused by the step before it, 1 ms + 2 ms per step later.
+	base := time.Now().Add(-time.Minute).UTC().Truncate(time.Millisecond)
+	record := func(gid string, payload map[string]string, steps ...string) {
+		t.Helper()
+		cause, offset := "", time.Duration(0)
+		for i, s := range steps {
+			typ, source, _ := strings.Cut(s, " ")
+			id := gid + "/" + typ
+			orderID, err := strconv.Atoi(strings.TrimPrefix(gid, "order-"))
+			require.NoError(t, err)
+			fields := map[string]any{"order_id": orderID}
+			if reason := payload[typ]; reason != "" {
+				fields["reason"] = reason
+			}
+			body, err := json.Marshal(fields)
+			require.NoError(t, err)
+			require.NoError(t, flows.Record(ctx, flow.Event{
+				CorrelationID: gid, MessageID: id, CausationID: cause, Type: typ, Topic: typ, Source: source,
+				PublishedAt: base.Add(offset), ObservedAt: base.Add(offset + time.Millisecond), Payload: body,
+			}))
+			cause = id
+			offset += time.Duration(1+2*i) * time.Millisecond
+		}
+	}
+	record("order-7", map[string]string{"payment-failed": "card declined"},
+		"order-placed order", "stock-deducted inventory", "payment-failed payment", "stock-restored inventory", "order-cancelled order")
+	record("order-8", nil,
+		"order-placed order", "stock-deducted inventory", "payment-charged payment", "order-completed order")
+	base = base.Add(time.Second)
+	record("order-9", map[string]string{"stock-failed": "out of stock"},
+		"order-placed order", "stock-failed inventory", "order-cancelled order")
+
+	// The flow routes in front of the coordinator's API, as dtx demo and
+	// dtx server --record-flows mount them.
+	api := server.New(coord)
+	mux := http.NewServeMux()
+	mux.Handle("/", api)
+	mux.Handle("/v1/flows", flow.Handler(flows))
+	mux.Handle("/v1/flows/", flow.Handler(flows))
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	t.Cleanup(api.CloseStreams)
+
+	b := startBrowser(t, chromium, out, nil)
+	do, eval, text := b.do, b.eval, b.text
+
+	// The list: newest activity first, the last event coloured by kind.
+	flowRow := func(id string) string { return fmt.Sprintf(`#flow-rows tr[data-id=%q]`, id) }
+	do("open the flows", chromedp.Navigate(srv.URL+"/ui/"), visible(`#live.on`),
+		click(`nav a[data-nav=flows]`), visible(flowRow("order-7")), visible(flowRow("order-8")), visible(flowRow("order-9")))
+	var listed []string
+	eval(`[...document.querySelectorAll('#flow-rows tr')].map(r => r.dataset.id + ' ' + r.cells[1].textContent + ' ' + r.dataset.last + ' ' + r.querySelector('.ev').className)`, &listed)
+	require.Equal(t, []string{
+		"order-9 3 order-cancelled ev compensation",
+		"order-7 5 order-cancelled ev compensation",
+		"order-8 4 order-completed ev forward",
+	}, listed)
+	require.Contains(t, text(`nav a.active`), "Flows")
+	require.Contains(t, text(`#flows-info`), "3 flow(s)")
+	b.shot("flows-list.png")
+
+	// The cancelled flow: one arrow per event, from its source to the
+	// service that reacted; the last one, to which nothing reacted, ends
+	// at the broker.
+	do("open the cancelled flow", click(flowRow("order-7")+` a`), visible(`svg#flow-seq g.event`))
+	var loc string
+	eval(`location.hash`, &loc)
+	require.Equal(t, "#/flow/order-7", loc)
+	var diagram struct {
+		Participants []string `json:"participants"`
+		Events       []string `json:"events"`
+		Lines        []int    `json:"lines"`
+		Colors       []string `json:"colors"`
+		Note         string   `json:"note"`
+	}
+	eval(`(() => {
+		const q = (s) => [...document.querySelectorAll(s)];
+		const ev = q('svg#flow-seq g.event');
+		return {
+			participants: q('svg#flow-seq g.participant').map(g => g.dataset.name),
+			events: ev.map(g => [g.dataset.from + '->' + g.dataset.to, g.dataset.kind, g.querySelector('text.label').textContent, g.querySelector('text.offset').textContent].join(' | ')),
+			lines: ev.map(g => g.querySelectorAll('line[marker-end]').length),
+			colors: ev.map(g => g.querySelector('line').getAttribute('stroke')),
+			note: document.querySelector('svg#flow-seq g.status-note').textContent,
+		};
+	})()`, &diagram)
+	require.Equal(t, []string{"broker", "order", "inventory", "payment"}, diagram.Participants)
+	require.Equal(t, []string{
+		"order->inventory | forward | order-placed | +0.0 ms",
+		"inventory->payment | forward | stock-deducted | +1.0 ms",
+		"payment->inventory | failure | ✗ payment-failed | +4.0 ms",
+		"inventory->order | compensation | ↩ stock-restored | +9.0 ms",
+		"order->broker | compensation | ↩ order-cancelled | +16 ms",
+	}, diagram.Events)
+	require.Equal(t, []int{1, 1, 1, 1, 1}, diagram.Lines, "one arrow per event")
+	require.Equal(t, []string{"#344054", "#344054", "#c62a2a", "#7a3fc2", "#7a3fc2"}, diagram.Colors,
+		"forward events like calls, the failure like failures, the undoing like compensations")
+	require.Contains(t, diagram.Note, "order-cancelled")
+	require.Contains(t, text(`#flow-table`), "order-7/payment-failed")
+
+	// An event's payload, by a click on its arrow.
+	do("show a payload", click(`svg#flow-seq g.event[data-type=payment-failed] text.label`), visible(`#flow-payload`))
+	require.Contains(t, text(`#flow-payload`), "Payload of payment-failed")
+	require.Contains(t, text(`#flow-payload-text`), `"reason": "card declined"`)
+	var selected []string
+	eval(`[...document.querySelectorAll('svg#flow-seq g.event.sel, #flow-events tr.sel')].map(e => e.dataset.index)`, &selected)
+	require.Equal(t, []string{"2", "2"}, selected)
+	b.shot("flows.png")
+
+	// The transactions search finds no coordinator record for a
+	// choreographed order, but links its flow (by gid or order id).
+	do("search for the order", chromedp.Navigate(srv.URL+"/ui/#/?q=9"), visible(`#flow-hint`))
+	require.Contains(t, text(`#flow-hint`), "order-9")
+	require.Contains(t, text(`#flow-hint`), "3 event(s), last order-cancelled")
+	do("follow the link", click(`#flow-hint a`), visible(`svg#flow-seq g.event`),
+		until(`document.querySelectorAll('svg#flow-seq g.event').length === 3`))
+	var ends []string
+	eval(`[...document.querySelectorAll('svg#flow-seq g.event')].map(g => g.dataset.type + ':' + g.dataset.to)`, &ends)
+	require.Equal(t, []string{"order-placed:inventory", "stock-failed:order", "order-cancelled:broker"}, ends)
+
+	// A flow that was not recorded.
+	do("unknown flow", chromedp.Navigate(srv.URL+"/ui/#/flow/order-404"), visible(`#flow-error`))
+	require.Contains(t, text(`#flow-error`), "No flow order-404")
+
+	b.noJSErrors()
 }

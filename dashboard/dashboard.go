@@ -1,14 +1,15 @@
 // Package dashboard is the coordinator's web UI: a list of global
 // transactions with filters and live updates, each transaction drawn as a
-// sequence diagram, and a view of the transactions that need attention.
+// sequence diagram, a view of the transactions that need attention, and the
+// recorded flows of choreographed transactions, drawn the same way.
 //
 // The UI is plain HTML, CSS and JavaScript embedded in the binary: it loads
 // nothing from elsewhere and works offline. It talks to the coordinator's
 // HTTP API on the same origin (GET /v1/transactions, GET
-// /v1/transactions/{gid}, GET /v1/events, and the admin actions POST
-// /v1/transactions/{gid}/retry and /abort), with paths relative to where it
-// is mounted, so it can be served under any prefix ending in /ui/ next to
-// /v1/.
+// /v1/transactions/{gid}, GET /v1/events, the admin actions POST
+// /v1/transactions/{gid}/retry and /abort, and GET /v1/flows[/{id}] where
+// the server records flows), with paths relative to where it is mounted, so
+// it can be served under any prefix ending in /ui/ next to /v1/.
 package dashboard
 
 import (
