@@ -212,19 +212,30 @@
     };
   }
 
-  /** throttle runs fn at most once per gap ms, trailing. */
+  /**
+   * throttle runs fn at most once per gap ms, trailing, and never while its
+   * previous run (a promise) is still pending: a slow coordinator must not
+   * pile up requests, which would also starve the browser's few
+   * connections per host and hold up an operator's action.
+   */
   function throttle(fn, gap) {
     let timer = null;
     let last = 0;
+    let running = false;
+    let again = false;
     const t = () => {
+      if (running) { again = true; return; }
       if (timer) return;
-      timer = setTimeout(() => {
+      timer = setTimeout(async () => {
         timer = null;
         last = Date.now();
-        fn();
+        running = true;
+        try { await fn(); } catch (e) { /* reported by fn */ }
+        running = false;
+        if (again) { again = false; t(); }
       }, Math.max(150, gap - (Date.now() - last)));
     };
-    t.cancel = () => clearTimeout(timer);
+    t.cancel = () => { clearTimeout(timer); timer = null; again = false; };
     return t;
   }
 
@@ -748,7 +759,7 @@
         if (why.length) out.push({ d, why, age });
       }
     };
-    await Promise.all([worker(), worker(), worker(), worker()]);
+    await Promise.all([worker(), worker()]); // leave connections for the rest of the page
     out.sort((a, b) => b.age - a.age);
     return { items: out, checked: checked.length, total: all.length };
   }
@@ -816,7 +827,7 @@
   // most every 5 s) and every 20 s.
   const refreshBadge = throttle(() => {
     if (document.hidden || (current && current.kind === 'attention')) return;
-    findAttention(attentionSettings(), 50).then((r) => setBadge(r.items.length), () => {});
+    return findAttention(attentionSettings(), 50).then((r) => setBadge(r.items.length), () => {});
   }, 5000);
   setInterval(refreshBadge, 20000);
 

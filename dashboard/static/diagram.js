@@ -339,7 +339,10 @@
       r.fromPart = idx.get(r.from);
       r.toParts = r.to.map((n) => idx.get(n));
     }
-    const last = rows.length ? rows.reduce((a, b) => (b.e.observed_at > a.e.observed_at ? b : a)) : null;
+    // The latest event (RFC 3339 strings of varying length do not sort as
+    // strings: compare instants); on a tie the later one in causal order.
+    const at = (r) => Date.parse(r.e.published_at || r.e.observed_at) || 0;
+    const last = rows.length ? rows.reduce((a, b) => (at(b) >= at(a) ? b : a)) : null;
     return { parts, rows, last };
   }
 
