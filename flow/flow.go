@@ -223,7 +223,8 @@ func (s *Store) Flows(ctx context.Context, limit int) ([]Summary, error) {
 	}
 	for i := range out {
 		err := s.db.QueryRowContext(ctx,
-			`SELECT type FROM dtx_flow_events WHERE correlation_id = $1 ORDER BY observed_at DESC, message_id DESC LIMIT 1`,
+			`SELECT type FROM dtx_flow_events WHERE correlation_id = $1
+			 ORDER BY CASE WHEN published_at > 0 THEN published_at ELSE observed_at END DESC, message_id DESC LIMIT 1`,
 			out[i].CorrelationID).Scan(&out[i].LastType)
 		if err != nil {
 			return nil, fmt.Errorf("flow: list: %w", err)

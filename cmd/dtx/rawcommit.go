@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -37,22 +38,32 @@ func rawCommitRate(ctx context.Context, dsn string, clients int, d time.Duration
 	}
 	defer db.Close()
 	db.SetMaxOpenConns(clients)
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS dtx_raw_commit (id BIGINT PRIMARY KEY, v TEXT NOT NULL)`); err != nil {
+	// A table of its own per run: a leftover of a killed run, or another
+	// bench on the same database, must not collide.
+	table := fmt.Sprintf("dtx_raw_commit_%d_%d", os.Getpid(), time.Now().UnixNano())
+	if _, err := db.ExecContext(ctx, `CREATE TABLE `+table+` (id BIGINT PRIMARY KEY, v TEXT NOT NULL)`); err != nil {
 		return 0, fmt.Errorf("raw commit rate: %w", err)
 	}
-	defer db.ExecContext(context.WithoutCancel(ctx), `DROP TABLE dtx_raw_commit`)
+	defer db.ExecContext(context.WithoutCancel(ctx), `DROP TABLE `+table)
 	var next, done atomic.Int64
 	runCtx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	start := time.Now()
 	var wg sync.WaitGroup
-	var firstErr atomic.Value
+	var (
+		errMu    sync.Mutex
+		firstErr error
+	)
 	for range clients {
 		wg.Go(func() {
 			for runCtx.Err() == nil {
-				if _, err := db.ExecContext(runCtx, `INSERT INTO dtx_raw_commit (id, v) VALUES ($1, 'x')`, next.Add(1)); err != nil {
+				if _, err := db.ExecContext(runCtx, `INSERT INTO `+table+` (id, v) VALUES ($1, 'x')`, next.Add(1)); err != nil {
 					if runCtx.Err() == nil {
-						firstErr.CompareAndSwap(nil, err)
+						errMu.Lock()
+						if firstErr == nil {
+							firstErr = err
+						}
+						errMu.Unlock()
 					}
 					return
 				}
@@ -61,8 +72,8 @@ func rawCommitRate(ctx context.Context, dsn string, clients int, d time.Duration
 		})
 	}
 	wg.Wait()
-	if err, _ := firstErr.Load().(error); err != nil {
-		return 0, fmt.Errorf("raw commit rate: %w", err)
+	if firstErr != nil {
+		return 0, fmt.Errorf("raw commit rate: %w", firstErr)
 	}
 	return float64(done.Load()) / time.Since(start).Seconds(), nil
 }

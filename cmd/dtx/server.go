@@ -29,15 +29,15 @@ func runServer(ctx context.Context, args []string) error {
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logJSON := fs.Bool("log-json", false, "log as JSON")
 	readyFile := fs.String("ready-file", "", "write the listen address to this file once serving (for scripts)")
-	brokerSpec := fs.String("broker", "", "message broker to record choreographed flows from: nats://host:port, kafka://host:port or embedded")
+	brokerSpec := fs.String("broker", "", "message broker to record choreographed flows from: nats://host:port or kafka://host:port")
 	recordFlows := fs.String("record-flows", "", "comma-separated topics whose events are recorded by correlation id and served as GET /v1/flows/{id}")
 	flowsDB := fs.String("flows-db", "dtx-data/flows.db", "SQLite file of the recorded flows")
 	adminToken := fs.String("admin-token", "", "enable the admin actions (abort, retry) for requests carrying it as 'Authorization: Bearer <token>' (default $"+adminTokenEnv+"; none: the API is read-only)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *recordFlows != "" && *brokerSpec == "" {
-		return usagef("--record-flows needs --broker")
+	if *recordFlows != "" && (*brokerSpec == "" || *brokerSpec == "embedded") {
+		return usagef("--record-flows needs --broker nats://host:port or kafka://host:port (the services' broker)")
 	}
 	if *adminToken == "" {
 		*adminToken = os.Getenv(adminTokenEnv)

@@ -186,8 +186,10 @@ func (es *eventService) deadLetterRoutes(next http.Handler) http.Handler {
 			switch {
 			case errors.Is(err, inbox.ErrNotFound):
 				problem.Write(w, http.StatusNotFound, err.Error())
-			case err != nil:
+			case dtx.IsPermanent(err):
 				problem.Write(w, http.StatusUnprocessableEntity, err.Error())
+			case err != nil:
+				problem.Write(w, http.StatusInternalServerError, err.Error())
 			default:
 				if replay {
 					es.relay.Notify()
@@ -218,7 +220,6 @@ func (s *Shop) startChoreography(ctx context.Context, b broker.Broker) error {
 		}
 		s.events[x.name] = es
 	}
-	s.eventsReady.Store(true)
 	return nil
 }
 
@@ -248,6 +249,7 @@ func (s *Shop) subscribeChoreography(ctx, runCtx context.Context, b broker.Broke
 			}
 		}()
 	}
+	s.eventsReady.Store(true) // the dead-letter routes may read the consumers now
 	return nil
 }
 

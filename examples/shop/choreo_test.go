@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -150,4 +152,68 @@ func TestShopChoreography_PoisonEventDeadLettered(t *testing.T) {
 	rep, err = s.Verify(ctx)
 	require.NoError(t, err)
 	assert.Empty(t, rep.Violations)
+}
+
+// TestShopChoreography_RestartWithoutCoordinator restarts a shop whose
+// saga order is still PENDING (its coordinator was unreachable) with the
+// choreography pattern and no coordinator: the resubmitter and a replayed
+// placement must leave the saga order PENDING, not crash the process.
+func TestShopChoreography_RestartWithoutCoordinator(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := shop.Start(ctx, shop.Config{Dir: dir, CoordinatorURL: "http://127.0.0.1:1", ResubmitInterval: time.Hour, Logger: shoptest.Logger()})
+	require.NoError(t, err)
+	o, err := s.PlaceOrder(ctx, 1, items(1, 1), "k-saga", false)
+	require.NoError(t, err)
+	require.Equal(t, order.Pending, o.Status)
+	require.NoError(t, s.Close(ctx))
+
+	b, err := natsbroker.OpenEmbedded(ctx, t.TempDir(), natsbroker.Config{})
+	require.NoError(t, err)
+	defer b.Close()
+	s, err = shop.Start(ctx, shop.Config{Dir: dir, Pattern: order.PatternChoreography, Broker: b,
+		ResubmitInterval: 20 * time.Millisecond, ResubmitAfter: time.Millisecond, Logger: shoptest.Logger()})
+	require.NoError(t, err)
+	defer s.Close(ctx)
+	time.Sleep(200 * time.Millisecond) // several resubmission rounds
+	again, err := s.PlaceOrder(ctx, 1, items(1, 1), "k-saga", false)
+	require.NoError(t, err)
+	assert.Equal(t, o.ID, again.ID)
+	assert.Equal(t, order.Pending, again.Status)
+	// New orders flow through the events.
+	n, err := s.PlaceOrder(ctx, 1, items(2, 1), "k-choreo", true)
+	require.NoError(t, err)
+	assert.Equal(t, order.Completed, n.Status)
+}
+
+// TestShopChoreography_DeadLetterRoutesDuringStart asks for the dead
+// letters while the shop starts: the routes must answer (or pass through)
+// without racing the setup of the consumers (run with -race).
+func TestShopChoreography_DeadLetterRoutesDuringStart(t *testing.T) {
+	ctx := context.Background()
+	b, err := natsbroker.OpenEmbedded(ctx, t.TempDir(), natsbroker.Config{})
+	require.NoError(t, err)
+	defer b.Close()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	ln.Close()
+	var stop atomic.Bool
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for !stop.Load() {
+			if resp, err := http.Get("http://" + addr + "/events/dead-letters"); err == nil {
+				resp.Body.Close()
+			}
+		}
+	}()
+	s, err := shop.Start(ctx, shop.Config{Dir: t.TempDir(), Pattern: order.PatternChoreography, Broker: b, InventoryAddr: addr, Logger: shoptest.Logger()})
+	require.NoError(t, err)
+	time.Sleep(50 * time.Millisecond)
+	stop.Store(true)
+	<-done
+	code, body := shoptest.Get(t, "http://"+addr+"/events/dead-letters")
+	assert.Equal(t, http.StatusOK, code, body)
+	s.Close(ctx)
 }

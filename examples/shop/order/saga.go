@@ -168,6 +168,12 @@ func (s *Service) submit(ctx context.Context, o *Order, wait bool) bool {
 		// Nothing to submit: the order's event is in the outbox.
 		return !wait || s.waitFinal(ctx, o.ID)
 	}
+	if s.cfg.Coordinator == nil {
+		// Placed under another pattern before a restart without a
+		// coordinator: it waits, PENDING, until one is configured again.
+		s.log.WarnContext(ctx, "no coordinator to submit the order's transaction to", "gid", o.GID, "pattern", o.Pattern)
+		return false
+	}
 	if wait {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.cfg.WaitTimeout)

@@ -3,7 +3,6 @@ package shopdb
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -75,7 +74,9 @@ func Savepoint(ctx context.Context, tx *sql.Tx, fn func() error) error {
 	}
 	if err := fn(); err != nil {
 		if _, rerr := tx.ExecContext(ctx, `ROLLBACK TO SAVEPOINT shop_step`); rerr != nil {
-			return errors.Join(err, rerr)
+			// Not the caller's refusal any more: fn's writes may still be
+			// in tx, so the whole transaction must roll back.
+			return fmt.Errorf("rollback to savepoint after %q: %w", err.Error(), rerr)
 		}
 		return err
 	}
