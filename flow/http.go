@@ -51,6 +51,17 @@ func Handler(st *Store) http.Handler {
 	return mux
 }
 
+// Mount serves the flows of st (see Handler) in front of next, which gets
+// every other request.
+func Mount(next http.Handler, st *Store) http.Handler {
+	h := Handler(st)
+	mux := http.NewServeMux()
+	mux.Handle("/", next)
+	mux.Handle("/v1/flows", h)
+	mux.Handle("/v1/flows/", h)
+	return mux
+}
+
 func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(v)

@@ -207,13 +207,7 @@ func runBench(ctx context.Context, args []string) error {
 	}
 
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	pct := func(p float64) float64 {
-		if len(lat) == 0 {
-			return 0
-		}
-		i := int(p * float64(len(lat)-1))
-		return float64(lat[i].Microseconds()) / 1000
-	}
+	pct := func(p float64) float64 { return percentileMs(lat, p) }
 	res := benchResult{
 		Pattern: *pattern, Store: label, Clients: *clients, Seconds: elapsed.Seconds(), Sagas: count.Load(), Errors: errs.Load(),
 		PerSec: float64(count.Load()) / elapsed.Seconds(),
@@ -291,4 +285,13 @@ func benchStore(ctx context.Context, v string) (dsn, label string, cleanup func(
 		return dsns[0], label, cleanup, nil
 	}
 	return v, describeStore(v), func() {}, nil
+}
+
+// percentileMs is the p-quantile (0..1) of sorted latencies, in
+// milliseconds; 0 for none.
+func percentileMs(sorted []time.Duration, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return float64(sorted[int(p*float64(len(sorted)-1))].Microseconds()) / 1000
 }

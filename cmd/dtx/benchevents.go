@@ -201,12 +201,7 @@ func benchEvents(ctx context.Context, storeKind, brokerSpec string, clients int,
 
 	mu.Lock()
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	pct := func(p float64) float64 {
-		if len(lat) == 0 {
-			return 0
-		}
-		return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000
-	}
+	pct := func(p float64) float64 { return percentileMs(lat, p) }
 	res := eventsBenchResult{
 		Pattern: "events", Store: label, Broker: blabel, Clients: clients, Seconds: elapsed.Seconds(),
 		Produced: produced.Load(), Consumed: consumed.Load(), PerSec: float64(consumed.Load()) / elapsed.Seconds(),

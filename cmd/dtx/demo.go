@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -135,9 +134,7 @@ func runDemo(ctx context.Context, args []string) error {
 	// The API: the coordinator's (with /metrics), plus the reconstructed
 	// flows of choreographed orders (GET /v1/flows/{gid}).
 	mx.Watch(coord)
-	api := http.NewServeMux()
 	coordAPI := server.New(coord, server.WithMetrics(mx.Handler()))
-	api.Handle("/", coordAPI)
 	flowDB, err := sqlitedb.Open(ctx, filepath.Join(work, "flows.db"), 4)
 	if err != nil {
 		return err
@@ -147,9 +144,7 @@ func runDemo(ctx context.Context, args []string) error {
 	if err := flows.Migrate(ctx); err != nil {
 		return err
 	}
-	api.Handle("/v1/flows", flow.Handler(flows))
-	api.Handle("/v1/flows/", flow.Handler(flows))
-	apiURL, stopAPI, err := serveLoopback(api)
+	apiURL, stopAPI, err := serveLoopback(flow.Mount(coordAPI, flows))
 	if err != nil {
 		return err
 	}

@@ -18,7 +18,7 @@ type flowRecorder struct {
 	broker broker.Broker
 	subs   []broker.Subscription
 	close  []func()
-	h      http.Handler
+	store  *flow.Store
 }
 
 // startFlowRecorder returns nil when topics is empty.
@@ -59,7 +59,7 @@ func startFlowRecorder(ctx context.Context, brokerSpec, topics, dbPath string) (
 		fr.Close()
 		return nil, err
 	}
-	fr.h = flow.Handler(st)
+	fr.store = st
 	return fr, nil
 }
 
@@ -68,11 +68,7 @@ func (fr *flowRecorder) Mount(next http.Handler) http.Handler {
 	if fr == nil {
 		return next
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/", next)
-	mux.Handle("/v1/flows", fr.h)
-	mux.Handle("/v1/flows/", fr.h)
-	return mux
+	return flow.Mount(next, fr.store)
 }
 
 // Close stops recording.

@@ -187,7 +187,7 @@ func Start(ctx context.Context, cfg Config) (_ *Shop, err error) {
 		return nil, fmt.Errorf("shop: payment database: %w", err)
 	}
 	s.paymentDB, s.payDialect = payDB, payDialect
-	if cfg.Pattern == order.PatternXA && (!xaCapable(invDialect) || !xaCapable(payDialect)) {
+	if cfg.Pattern == order.PatternXA && (!shopxa.Supports(invDialect) || !shopxa.Supports(payDialect)) {
 		return nil, fmt.Errorf("shop: the %s pattern needs PostgreSQL or MySQL databases for inventory and payment (InventoryDSN, PaymentDSN); got %v and %v",
 			order.PatternXA, invDialect, payDialect)
 	}
@@ -301,10 +301,6 @@ func Start(ctx context.Context, cfg Config) (_ *Shop, err error) {
 	return s, nil
 }
 
-func xaCapable(d participant.Dialect) bool {
-	return d == participant.Postgres || d == participant.MySQL
-}
-
 // ResolverStats returns, per service, what its resolver did (empty when
 // the coordinator cannot be asked).
 func (s *Shop) ResolverStats() map[string]shopxa.Stats {
@@ -381,10 +377,10 @@ func (s *Shop) Verify(ctx context.Context) (*verify.Report, error) {
 		{"inventory", s.inventoryDB, s.invDialect, inventory.BarrierTable},
 		{"payment", s.paymentDB, s.payDialect, payment.BarrierTable},
 	} {
-		if !xaCapable(svc.d) {
+		if !shopxa.Supports(svc.d) {
 			continue
 		}
-		brs, err := xa.Branches{Dialect: svc.d, Barrier: participant.Barrier{Table: svc.tbl}}.InDoubt(ctx, svc.db)
+		brs, err := (&shopxa.Endpoints{DB: svc.db, Dialect: svc.d, Table: svc.tbl}).InDoubt(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("shop: verify %s: %w", svc.name, err)
 		}

@@ -90,31 +90,7 @@ func (s *Service) SagaSpec(o *Order) saga.Spec {
 // have been) made is cancelled and the order cancelled. Like SagaSpec it
 // depends only on the order and the configuration.
 func (s *Service) TCCSpec(o *Order) tcc.Spec {
-	ref := mustJSON(orderRef{OrderID: o.ID})
-	return tcc.Spec{
-		GID: o.GID,
-		Participants: []tcc.Participant{
-			// No try: cancels the order when the transaction is cancelled,
-			// completes it when it is confirmed.
-			{Name: "order", Cancel: s.cfg.URL + PathSagaCancel, Confirm: s.cfg.URL + PathSagaComplete, Payload: ref},
-			{
-				Name:    "inventory",
-				Try:     s.cfg.InventoryURL + "/inventory/reserve",
-				Confirm: s.cfg.InventoryURL + "/inventory/reserve/confirm",
-				Cancel:  s.cfg.InventoryURL + "/inventory/reserve/cancel",
-				Payload: mustJSON(deductPayload{OrderID: o.ID, Items: o.Items}),
-			},
-			{
-				Name:    "payment",
-				Try:     s.cfg.PaymentURL + "/payment/reserve",
-				Confirm: s.cfg.PaymentURL + "/payment/reserve/confirm",
-				Cancel:  s.cfg.PaymentURL + "/payment/reserve/cancel",
-				Payload: mustJSON(chargePayload{OrderID: o.ID, UserID: o.UserID, Amount: o.Total}),
-			},
-		},
-		Timeout:       dtx.Duration(s.cfg.SagaTimeout),
-		BranchTimeout: dtx.Duration(s.cfg.BranchTimeout),
-	}
+	return s.tryConfirmCancel(o, "reserve", "reserve/confirm", "reserve/cancel", false)
 }
 
 // XASpec returns the two-phase commit transaction that fulfils o: the
@@ -125,26 +101,27 @@ func (s *Service) TCCSpec(o *Order) tcc.Spec {
 // rolled back and the order cancelled. Unlike TCC, nothing is visible to
 // other transactions before the commit, and there is no reserved state.
 func (s *Service) XASpec(o *Order) tcc.Spec {
+	return s.tryConfirmCancel(o, "xa/prepare", "xa/commit", "xa/rollback", true)
+}
+
+// tryConfirmCancel is the transaction of TCCSpec and XASpec: the order as a
+// confirm/cancel-only participant, then the inventory and the payment with
+// their try, confirm and cancel endpoints under /inventory/ and /payment/.
+func (s *Service) tryConfirmCancel(o *Order, try, confirm, cancel string, sequential bool) tcc.Spec {
 	ref := mustJSON(orderRef{OrderID: o.ID})
+	participant := func(name, base string, payload any) tcc.Participant {
+		prefix := base + "/" + name + "/"
+		return tcc.Participant{Name: name, Try: prefix + try, Confirm: prefix + confirm, Cancel: prefix + cancel, Payload: mustJSON(payload)}
+	}
 	return tcc.Spec{
 		GID:        o.GID,
-		Sequential: true,
+		Sequential: sequential,
 		Participants: []tcc.Participant{
+			// No try: cancels the order when the transaction is cancelled,
+			// completes it when it is confirmed.
 			{Name: "order", Cancel: s.cfg.URL + PathSagaCancel, Confirm: s.cfg.URL + PathSagaComplete, Payload: ref},
-			{
-				Name:    "inventory",
-				Try:     s.cfg.InventoryURL + "/inventory/xa/prepare",
-				Confirm: s.cfg.InventoryURL + "/inventory/xa/commit",
-				Cancel:  s.cfg.InventoryURL + "/inventory/xa/rollback",
-				Payload: mustJSON(deductPayload{OrderID: o.ID, Items: o.Items}),
-			},
-			{
-				Name:    "payment",
-				Try:     s.cfg.PaymentURL + "/payment/xa/prepare",
-				Confirm: s.cfg.PaymentURL + "/payment/xa/commit",
-				Cancel:  s.cfg.PaymentURL + "/payment/xa/rollback",
-				Payload: mustJSON(chargePayload{OrderID: o.ID, UserID: o.UserID, Amount: o.Total}),
-			},
+			participant("inventory", s.cfg.InventoryURL, deductPayload{OrderID: o.ID, Items: o.Items}),
+			participant("payment", s.cfg.PaymentURL, chargePayload{OrderID: o.ID, UserID: o.UserID, Amount: o.Total}),
 		},
 		Timeout:       dtx.Duration(s.cfg.SagaTimeout),
 		BranchTimeout: dtx.Duration(s.cfg.BranchTimeout),

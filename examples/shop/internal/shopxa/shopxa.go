@@ -56,8 +56,16 @@ type Endpoints struct {
 }
 
 // Supported reports whether the database can run XA branches.
-func (e *Endpoints) Supported() bool {
-	return e.Dialect == participant.Postgres || e.Dialect == participant.MySQL
+func (e *Endpoints) Supported() bool { return Supports(e.Dialect) }
+
+// Supports reports whether databases of dialect d can run XA branches.
+func Supports(d participant.Dialect) bool {
+	return d == participant.Postgres || d == participant.MySQL
+}
+
+// InDoubt lists the branches left prepared in the database.
+func (e *Endpoints) InDoubt(ctx context.Context) ([]participant.Branch, error) {
+	return e.branches().InDoubt(ctx, e.DB)
 }
 
 func (e *Endpoints) branches() xa.Branches {
@@ -313,7 +321,7 @@ func (r *Resolver) sweepReserved(ctx context.Context) (int, error) {
 func (r *Resolver) sweepXA(ctx context.Context) (int, error) {
 	minAge := r.minAge()
 	b := r.Endpoints.branches()
-	brs, err := b.InDoubt(ctx, r.Endpoints.DB)
+	brs, err := r.Endpoints.InDoubt(ctx)
 	if err != nil {
 		r.errs.Add(1)
 		return 0, err
