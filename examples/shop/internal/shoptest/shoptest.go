@@ -84,10 +84,19 @@ func Get(tb testing.TB, url string) (int, string) {
 // stopped when tb ends.
 func MustCoordinator(tb testing.TB) *client.Client {
 	tb.Helper()
+	return serveCoordinator(tb, httptransport.New(nil), "")
+}
+
+// serveCoordinator runs a coordinator on a temporary SQLite store with tr
+// and fast retries behind an HTTP API, all stopped when tb ends, and
+// returns a client for it.
+func serveCoordinator(tb testing.TB, tr dtx.Transport, owner string) *client.Client {
+	tb.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "coordinator.db"), sqlstore.Config{})
 	require.NoError(tb, err)
-	c, err := coordinator.New(st, httptransport.New(nil), coordinator.Config{
+	c, err := coordinator.New(st, tr, coordinator.Config{
+		Owner:     owner,
 		RetryBase: 5 * time.Millisecond,
 		RetryMax:  100 * time.Millisecond,
 		Logger:    Logger(),
