@@ -1,4 +1,8 @@
-// Package problem writes RFC 9457 problem details (application/problem+json).
+// Package problem writes the JSON answers of dtx's HTTP faces (the
+// coordinator API, the flows API, the participant helpers and the shop):
+// RFC 9457 problem details (application/problem+json) for errors, and plain
+// JSON for results. It is the one place these bodies and their headers are
+// written.
 package problem
 
 import (
@@ -36,7 +40,24 @@ func Write(w http.ResponseWriter, status int, detail string) {
 
 // WriteType sends a problem response of the given type.
 func WriteType(w http.ResponseWriter, status int, typ, detail string) {
+	body, _ := json.Marshal(Details{Type: typ, Title: http.StatusText(status), Status: status, Detail: detail})
 	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(Details{Type: typ, Title: http.StatusText(status), Status: status, Detail: detail})
+	_, _ = w.Write(append(body, '\n'))
+}
+
+// WriteJSON answers with status and v encoded as JSON. If v cannot be
+// encoded it answers 500 with a problem body instead, so a half-written
+// body never goes out with a success status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	body, err := json.Marshal(v)
+	if err != nil {
+		Write(w, http.StatusInternalServerError, "encode response: "+err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(body, '\n'))
 }
