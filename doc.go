@@ -4,12 +4,20 @@
 //
 // # How the pieces fit
 //
-// A global transaction (a saga today; TCC, XA and choreographed flows later)
+// A global transaction — an orchestrated saga (branch calls over HTTP or, for
+// asynchronous orchestration, as commands over a message broker), a TCC
+// transaction (package tcc) or an XA transaction (package participant/xa) —
 // is written to a Store before anything is acted on. The coordinator package
-// drives it: it asks the pattern's pure state machine (package saga) which
-// branch calls are due, performs them through a transport (package
-// transport/httptransport), classifies each answer as an Outcome and writes
-// the new branch state back to the Store before deciding the next step.
+// drives it: it asks the pattern's pure state machine (package saga; TCC and
+// XA are expressed as sagas) which branch calls are due, performs them
+// through a transport (packages under transport/), classifies each answer as
+// an Outcome and writes the new branch state back to the Store before
+// deciding the next step.
+//
+// Choreographed transactions have no coordinator: services publish events
+// through a transactional outbox (package outbox), consume them once through
+// an inbox (package inbox), and package flow rebuilds a transaction's
+// timeline from the events' correlation and causation ids.
 //
 // Each branch call ends in exactly one outcome class:
 //

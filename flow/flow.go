@@ -1,7 +1,7 @@
 // Package flow reconstructs choreographed transactions: no coordinator
-// drives them, so their history is spread over the services' events. A
-// Recorder consumes the events as one more consumer group, keeps them in a
-// database by correlation id (the transaction, e.g. the order's gid), and
+// drives them, so their history is spread over the services' events. Record
+// consumes the events as one more consumer group (Group) and keeps them in a
+// Store by correlation id (the transaction, e.g. the order's gid), and
 // Timeline puts one transaction's events back in causal order (each event
 // after the one it answers, by causation id), ready to be drawn.
 package flow
@@ -233,7 +233,7 @@ func (s *Store) Flows(ctx context.Context, limit int) ([]Summary, error) {
 	return out, nil
 }
 
-// Group is the consumer group a Recorder subscribes as.
+// Group is the consumer group Record subscribes as.
 const Group = "dtx-flow"
 
 // Record subscribes st to topics on b: every message with a correlation id
