@@ -14,9 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dtxhq/dtx/appdb"
 	"github.com/dtxhq/dtx/broker"
-	"github.com/dtxhq/dtx/internal/sqlq"
-	"github.com/dtxhq/dtx/participant"
 )
 
 // Publisher is what the relay needs from a broker: broker.Broker satisfies
@@ -492,7 +491,7 @@ func (r *Relay) markPublished(ctx context.Context, seqs []int64) error {
 	for i, s := range seqs {
 		args[i] = s
 	}
-	stmt := sqlq.Rebind(r.ob.Dialect, head+sqlq.List(len(seqs))+")")
+	stmt := r.ob.Dialect.Rebind(head + appdb.List(len(seqs)) + ")")
 	if _, err := r.db.ExecContext(ctx, stmt, args...); err != nil {
 		return fmt.Errorf("outbox: mark %d rows published: %w", len(seqs), err)
 	}
@@ -502,7 +501,7 @@ func (r *Relay) markPublished(ctx context.Context, seqs []int64) error {
 // purge deletes the published rows older than the retention.
 func (r *Relay) purge(ctx context.Context) error {
 	var opts *sql.TxOptions
-	if r.ob.Dialect == participant.MySQL {
+	if r.ob.Dialect == appdb.MySQL {
 		// Under REPEATABLE READ the range delete would take gap locks that
 		// make concurrent Adds wait.
 		opts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
