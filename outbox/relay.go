@@ -9,13 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	mrand "math/rand/v2"
 	"os"
 	"sync/atomic"
 	"time"
 
 	"github.com/dtxhq/dtx/appdb"
 	"github.com/dtxhq/dtx/broker"
+	"github.com/dtxhq/dtx/internal/backoff"
 )
 
 // Publisher is what the relay needs from a broker: broker.Broker satisfies
@@ -258,7 +258,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		wakeable := true
 		fail := func() {
 			failures++
-			wait = backoff(r.cfg.RetryBase, r.cfg.RetryMax, failures)
+			wait = backoff.Delay(r.cfg.RetryBase, r.cfg.RetryMax, failures)
 			wakeable = false
 		}
 
@@ -518,17 +518,4 @@ func (r *Relay) purge(ctx context.Context) error {
 		return fmt.Errorf("outbox: purge: %w", err)
 	}
 	return nil
-}
-
-// backoff returns the delay after failures consecutive failures:
-// base·2^(failures-1) capped at max, with equal jitter (uniform in
-// [d/2, d]).
-func backoff(base, max time.Duration, failures int) time.Duration {
-	d := base
-	for i := 1; i < failures && d < max; i++ {
-		d *= 2
-	}
-	d = min(d, max)
-	half := d / 2
-	return half + time.Duration(mrand.Int64N(int64(half)+1))
 }

@@ -36,6 +36,7 @@ import (
 
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/appdb"
+	"github.com/dtxhq/dtx/internal/backoff"
 	"github.com/dtxhq/dtx/participant"
 )
 
@@ -552,9 +553,8 @@ func (b Branches) Confirm(ctx context.Context, db *sql.DB, br participant.Branch
 // the branch may still be disconnecting), then returns a retryable error.
 // For a commit, a branch that is not prepared must have committed.
 func (b Branches) finish(ctx context.Context, db *sql.DB, br participant.Branch, xid, stmt string, commit bool) error {
-	delay := 10 * time.Millisecond
 	deadline := time.Now().Add(2 * time.Second)
-	for {
+	for attempt := 1; ; attempt++ {
 		_, err := db.ExecContext(ctx, stmt)
 		if err == nil {
 			return nil
@@ -573,9 +573,8 @@ func (b Branches) finish(ctx context.Context, db *sql.DB, br participant.Branch,
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("xa: %s: %w", stmt, err)
-		case <-time.After(delay):
+		case <-time.After(backoff.Delay(10*time.Millisecond, 200*time.Millisecond, attempt)):
 		}
-		delay = min(2*delay, 200*time.Millisecond)
 	}
 }
 
