@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/internal/backoff"
 	"github.com/dtxhq/dtx/saga"
 	"github.com/dtxhq/dtx/traceparent"
 )
@@ -272,7 +273,7 @@ func (r *run) handle(res result) error {
 		if op == dtx.OpAction && r.tx.Status == dtx.StatusCompensating {
 			break // the compensation will run instead (the barrier makes a late action a no-op)
 		}
-		r.retryAt[res.call] = r.c.cfg.Now().Add(backoff(r.c.cfg.RetryBase, r.c.cfg.RetryMax, *attempts))
+		r.retryAt[res.call] = r.c.cfg.Now().Add(backoff.Delay(r.c.cfg.RetryBase, r.c.cfg.RetryMax, *attempts))
 		r.c.cfg.Observer.BranchRetry(op, wire)
 		if mustSucceed && *attempts%r.c.cfg.AlertAfter == 0 {
 			r.alert(i, op, *attempts, b.LastError)
@@ -383,7 +384,7 @@ func (r *run) persist(br []dtx.Branch, evs []dtx.Event, status dtx.Status, reaso
 			r.c.log.Warn("cannot persist saga progress; retrying", slog.String("gid", r.gid), slog.Any("err", err))
 		}
 		select {
-		case <-time.After(backoff(r.c.cfg.RetryBase, r.c.cfg.RetryMax, attempt)):
+		case <-time.After(backoff.Delay(r.c.cfg.RetryBase, r.c.cfg.RetryMax, attempt)):
 		case <-r.c.hardCtx.Done():
 			return err
 		}

@@ -5,7 +5,7 @@
 //
 // # Handling a message
 //
-//	in := inbox.Inbox{Dialect: participant.Postgres}
+//	in := inbox.Inbox{Dialect: appdb.Postgres}
 //	_ = in.Migrate(ctx, db) // once, at start-up
 //
 //	err := in.Handle(ctx, db, d, "inventory", func(tx *sql.Tx) error {
@@ -31,5 +31,5 @@
 //
 // SQLite (modernc, through internal/sqlitedb or with BEGIN IMMEDIATE and a
 // busy timeout), PostgreSQL (pgx's database/sql driver) and MySQL/MariaDB
-// (InnoDB) are supported, selected with participant.Dialect.
+// (InnoDB) are supported, selected with appdb.Dialect.
 package inbox

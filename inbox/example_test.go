@@ -7,9 +7,9 @@ import (
 	"log"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/appdb"
 	"github.com/dtxhq/dtx/broker"
 	"github.com/dtxhq/dtx/inbox"
-	"github.com/dtxhq/dtx/participant"
 )
 
 // A consumer group applies each message at most once; malformed messages
@@ -20,7 +20,7 @@ func ExampleConsumer() {
 		db  *sql.DB       // the consumer's own database (PostgreSQL here)
 		brk broker.Broker // any broker adapter
 	)
-	in := inbox.Inbox{Dialect: participant.Postgres}
+	in := inbox.Inbox{Dialect: appdb.Postgres}
 	if err := in.Migrate(ctx, db); err != nil {
 		log.Fatal(err)
 	}

@@ -8,9 +8,8 @@ import (
 	"time"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/appdb"
 	"github.com/dtxhq/dtx/broker"
-	"github.com/dtxhq/dtx/internal/sqlq"
-	"github.com/dtxhq/dtx/participant"
 )
 
 // Errors returned by the package.
@@ -48,7 +47,7 @@ const DefaultTable = "dtx_inbox"
 // Times are Unix milliseconds from the database's clock.
 type Inbox struct {
 	// Dialect is the SQL flavour of the database.
-	Dialect participant.Dialect
+	Dialect appdb.Dialect
 	// Table is the inbox table (default "dtx_inbox"), optionally
 	// schema-qualified ("schema.table"); at most 53 characters for the
 	// table part.
@@ -56,7 +55,7 @@ type Inbox struct {
 }
 
 // dialectSQL is every statement of one dialect, with placeholders
-// {table}, {name}, {schema.} and {now} (see sqlq.Expand) and ? parameters.
+// {table}, {name}, {schema.} and {now} (see appdb.Dialect.Expand) and ? parameters.
 type dialectSQL struct {
 	schema []string
 	claim  string // args: group, id
@@ -69,8 +68,8 @@ type dialectSQL struct {
 	prune      string // args: age ms
 }
 
-var dialects = map[participant.Dialect]dialectSQL{
-	participant.SQLite: {
+var dialects = map[appdb.Dialect]dialectSQL{
+	appdb.SQLite: {
 		schema: []string{
 			`CREATE TABLE IF NOT EXISTS {table} (
 	consumer_group TEXT    NOT NULL,
@@ -95,7 +94,7 @@ var dialects = map[participant.Dialect]dialectSQL{
 		claim:   `INSERT INTO {table} (consumer_group, msg_id, processed_at) VALUES (?, ?, {now}) ON CONFLICT DO NOTHING`,
 		addDead: `INSERT INTO {table}_dead (consumer_group, msg_id, topic, msg_key, headers, payload, error, attempts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, {now}) ON CONFLICT DO NOTHING`,
 	},
-	participant.Postgres: {
+	appdb.Postgres: {
 		schema: []string{
 			`SELECT pg_advisory_xact_lock(7418880017520716357)`,
 			`CREATE TABLE IF NOT EXISTS {table} (
@@ -121,7 +120,7 @@ var dialects = map[participant.Dialect]dialectSQL{
 		claim:   `INSERT INTO {table} (consumer_group, msg_id, processed_at) VALUES (?, ?, {now}) ON CONFLICT DO NOTHING`,
 		addDead: `INSERT INTO {table}_dead (consumer_group, msg_id, topic, msg_key, headers, payload, error, attempts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, {now}) ON CONFLICT DO NOTHING`,
 	},
-	participant.MySQL: {
+	appdb.MySQL: {
 		// VARBINARY keys match byte for byte, whatever the server's
 		// character set and collation.
 		schema: []string{
@@ -173,11 +172,11 @@ func (in Inbox) queries() (dialectSQL, error) {
 	if name == "" {
 		name = DefaultTable
 	}
-	t, err := sqlq.ParseTable(name, len("_processed"))
+	t, err := appdb.ParseTable(name, len("_processed"))
 	if err != nil {
 		return dialectSQL{}, fmt.Errorf("inbox: %w", err)
 	}
-	x := func(s string) string { return sqlq.Rebind(in.Dialect, sqlq.Expand(in.Dialect, t, s)) }
+	x := func(s string) string { return in.Dialect.Rebind(in.Dialect.Expand(t, s)) }
 	out := dialectSQL{
 		claim:      x(q.claim),
 		addDead:    x(q.addDead),
@@ -187,7 +186,7 @@ func (in Inbox) queries() (dialectSQL, error) {
 		prune:      x(pruneSQL),
 	}
 	for _, s := range q.schema {
-		out.schema = append(out.schema, sqlq.Expand(in.Dialect, t, s))
+		out.schema = append(out.schema, in.Dialect.Expand(t, s))
 	}
 	return out, nil
 }
@@ -210,17 +209,7 @@ func (in Inbox) Migrate(ctx context.Context, db *sql.DB) error {
 	if err != nil {
 		return err
 	}
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("inbox: migrate: %w", err)
-	}
-	defer tx.Rollback()
-	for _, s := range stmts {
-		if _, err := tx.ExecContext(ctx, s); err != nil {
-			return fmt.Errorf("inbox: migrate: %w", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
+	if err := appdb.Migrate(ctx, appdb.FromSQL(db), stmts); err != nil {
 		return fmt.Errorf("inbox: migrate: %w", err)
 	}
 	return nil
@@ -323,7 +312,7 @@ func (in Inbox) Prune(ctx context.Context, db *sql.DB, age time.Duration) (int64
 		return 0, err
 	}
 	var opts *sql.TxOptions
-	if in.Dialect == participant.MySQL {
+	if in.Dialect == appdb.MySQL {
 		// Under REPEATABLE READ the range delete would take gap locks that
 		// make concurrent claims wait.
 		opts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}

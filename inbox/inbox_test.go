@@ -13,11 +13,11 @@ import (
 	"time"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/appdb"
 	"github.com/dtxhq/dtx/broker"
 	"github.com/dtxhq/dtx/inbox"
 	"github.com/dtxhq/dtx/internal/pgtest"
 	"github.com/dtxhq/dtx/internal/testdb"
-	"github.com/dtxhq/dtx/participant"
 	"github.com/stretchr/testify/require"
 )
 
@@ -32,12 +32,12 @@ type effects struct {
 	insert string
 }
 
-func newEffects(t testing.TB, db *sql.DB, d participant.Dialect) effects {
+func newEffects(t testing.TB, db *sql.DB, d appdb.Dialect) effects {
 	t.Helper()
 	_, err := db.Exec(`CREATE TABLE effects (msg_id VARCHAR(255) NOT NULL)`)
 	require.NoError(t, err)
 	ins := `INSERT INTO effects (msg_id) VALUES (?)`
-	if d == participant.Postgres {
+	if d == appdb.Postgres {
 		ins = `INSERT INTO effects (msg_id) VALUES ($1)`
 	}
 	return effects{db: db, insert: ins}
@@ -382,7 +382,7 @@ func testConsumer(t *testing.T, db *sql.DB, in inbox.Inbox, fx effects) {
 }
 
 func TestSchema(t *testing.T) {
-	for _, d := range []participant.Dialect{participant.SQLite, participant.Postgres, participant.MySQL} {
+	for _, d := range []appdb.Dialect{appdb.SQLite, appdb.Postgres, appdb.MySQL} {
 		stmts, err := inbox.Inbox{Dialect: d, Table: "shop.inbox"}.Schema()
 		require.NoError(t, err)
 		joined := fmt.Sprint(stmts)

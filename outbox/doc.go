@@ -7,7 +7,7 @@
 //
 // # Writing
 //
-//	ob := outbox.Outbox{Dialect: participant.Postgres}
+//	ob := outbox.Outbox{Dialect: appdb.Postgres}
 //	_ = ob.Migrate(ctx, db) // once, at start-up
 //
 //	tx, _ := db.BeginTx(ctx, nil)
@@ -34,5 +34,5 @@
 //
 // SQLite (modernc, through internal/sqlitedb or with BEGIN IMMEDIATE and a
 // busy timeout), PostgreSQL (pgx's database/sql driver) and MySQL/MariaDB
-// (InnoDB) are supported, selected with participant.Dialect.
+// (InnoDB) are supported, selected with appdb.Dialect.
 package outbox

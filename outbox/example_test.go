@@ -5,9 +5,9 @@ import (
 	"database/sql"
 	"log"
 
+	"github.com/dtxhq/dtx/appdb"
 	"github.com/dtxhq/dtx/broker"
 	"github.com/dtxhq/dtx/outbox"
-	"github.com/dtxhq/dtx/participant"
 )
 
 // A service writes its state change and the event announcing it in one
@@ -18,7 +18,7 @@ func Example() {
 		db  *sql.DB       // the service's own database (PostgreSQL here)
 		brk broker.Broker // any broker adapter
 	)
-	ob := outbox.Outbox{Dialect: participant.Postgres}
+	ob := outbox.Outbox{Dialect: appdb.Postgres}
 	if err := ob.Migrate(ctx, db); err != nil {
 		log.Fatal(err)
 	}

@@ -7,9 +7,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/dtxhq/dtx/appdb"
 	"github.com/dtxhq/dtx/broker"
-	"github.com/dtxhq/dtx/internal/sqlq"
-	"github.com/dtxhq/dtx/participant"
 )
 
 // Errors returned by the package.
@@ -51,7 +50,7 @@ const DefaultTable = "dtx_outbox"
 // makes at most one Relay publish at a time.
 type Outbox struct {
 	// Dialect is the SQL flavour of the database.
-	Dialect participant.Dialect
+	Dialect appdb.Dialect
 	// Table is the outbox table (default "dtx_outbox"), optionally
 	// schema-qualified ("schema.table"); at most 57 characters for the
 	// table part.
@@ -59,7 +58,7 @@ type Outbox struct {
 }
 
 // dialectSQL is every statement of one dialect, with placeholders
-// {table}, {name}, {schema.} and {now} (see sqlq.Expand) and ? parameters.
+// {table}, {name}, {schema.} and {now} (see appdb.Dialect.Expand) and ? parameters.
 type dialectSQL struct {
 	schema []string
 	insert string // see insertSQL
@@ -77,8 +76,8 @@ type dialectSQL struct {
 	purge string
 }
 
-var dialects = map[participant.Dialect]dialectSQL{
-	participant.SQLite: {
+var dialects = map[appdb.Dialect]dialectSQL{
+	appdb.SQLite: {
 		schema: []string{
 			// AUTOINCREMENT: seq never goes back, even when every row has
 			// been deleted (a plain rowid would restart at max+1).
@@ -103,7 +102,7 @@ var dialects = map[participant.Dialect]dialectSQL{
 			`INSERT INTO {table}_lease (id, owner, expires_at, version) VALUES (1, '', 0, 0) ON CONFLICT DO NOTHING`,
 		},
 	},
-	participant.Postgres: {
+	appdb.Postgres: {
 		schema: []string{
 			// Serialise concurrent migrations: CREATE ... IF NOT EXISTS can
 			// still fail on a race in the catalog.
@@ -129,7 +128,7 @@ var dialects = map[participant.Dialect]dialectSQL{
 			`INSERT INTO {table}_lease (id, owner, expires_at, version) VALUES (1, '', 0, 0) ON CONFLICT DO NOTHING`,
 		},
 	},
-	participant.MySQL: {
+	appdb.MySQL: {
 		// Byte strings throughout: no dependency on the server's default
 		// character set. (published_at, seq) serves both the relay's scan
 		// (published_at IS NULL ORDER BY seq) and the retention purge.
@@ -183,22 +182,22 @@ func (o Outbox) queries() (dialectSQL, error) {
 	if name == "" {
 		name = DefaultTable
 	}
-	t, err := sqlq.ParseTable(name, len("_unpublished"))
+	t, err := appdb.ParseTable(name, len("_unpublished"))
 	if err != nil {
 		return dialectSQL{}, fmt.Errorf("outbox: %w", err)
 	}
-	x := func(s string) string { return sqlq.Rebind(o.Dialect, sqlq.Expand(o.Dialect, t, s)) }
+	x := func(s string) string { return o.Dialect.Rebind(o.Dialect.Expand(t, s)) }
 	out := dialectSQL{
-		insert:          sqlq.Expand(o.Dialect, t, insertSQL),
+		insert:          o.Dialect.Expand(t, insertSQL),
 		fetch:           x(fetchSQL),
 		claim:           x(claimSQL),
 		release:         x(releaseSQL),
-		markPublished:   sqlq.Expand(o.Dialect, t, markPublishedSQL),
-		deletePublished: sqlq.Expand(o.Dialect, t, deletePublishedSQL),
+		markPublished:   o.Dialect.Expand(t, markPublishedSQL),
+		deletePublished: o.Dialect.Expand(t, deletePublishedSQL),
 		purge:           x(purgeSQL),
 	}
 	for _, s := range q.schema {
-		out.schema = append(out.schema, sqlq.Expand(o.Dialect, t, s))
+		out.schema = append(out.schema, o.Dialect.Expand(t, s))
 	}
 	return out, nil
 }
@@ -221,17 +220,7 @@ func (o Outbox) Migrate(ctx context.Context, db *sql.DB) error {
 	if err != nil {
 		return err
 	}
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("outbox: migrate: %w", err)
-	}
-	defer tx.Rollback()
-	for _, s := range stmts {
-		if _, err := tx.ExecContext(ctx, s); err != nil {
-			return fmt.Errorf("outbox: migrate: %w", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
+	if err := appdb.Migrate(ctx, appdb.FromSQL(db), stmts); err != nil {
 		return fmt.Errorf("outbox: migrate: %w", err)
 	}
 	return nil
@@ -283,8 +272,8 @@ func (o Outbox) Add(ctx context.Context, tx *sql.Tx, msgs ...broker.Message) err
 			}
 			args = append(args, m.ID, m.Topic, m.Key, string(headers), payload)
 		}
-		stmt := q.insert + sqlq.Expand(o.Dialect, sqlq.Table{}, sqlq.Placeholders(n, 5, "{now}"))
-		if _, err := tx.ExecContext(ctx, sqlq.Rebind(o.Dialect, stmt), args...); err != nil {
+		stmt := q.insert + appdb.Placeholders(n, 5, o.Dialect.NowMillis())
+		if _, err := tx.ExecContext(ctx, o.Dialect.Rebind(stmt), args...); err != nil {
 			return fmt.Errorf("outbox: insert messages: %w", err)
 		}
 		msgs = msgs[n:]

@@ -13,11 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dtxhq/dtx/appdb"
 	"github.com/dtxhq/dtx/broker"
 	"github.com/dtxhq/dtx/internal/pgtest"
 	"github.com/dtxhq/dtx/internal/testdb"
 	"github.com/dtxhq/dtx/outbox"
-	"github.com/dtxhq/dtx/participant"
 	"github.com/stretchr/testify/require"
 )
 
@@ -472,7 +472,7 @@ func TestRelay_RunTwice(t *testing.T) {
 }
 
 func TestSchema(t *testing.T) {
-	for _, d := range []participant.Dialect{participant.SQLite, participant.Postgres, participant.MySQL} {
+	for _, d := range []appdb.Dialect{appdb.SQLite, appdb.Postgres, appdb.MySQL} {
 		stmts, err := outbox.Outbox{Dialect: d, Table: "shop.events"}.Schema()
 		require.NoError(t, err)
 		require.NotEmpty(t, stmts)

@@ -9,14 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	mrand "math/rand/v2"
 	"os"
 	"sync/atomic"
 	"time"
 
+	"github.com/dtxhq/dtx/appdb"
 	"github.com/dtxhq/dtx/broker"
-	"github.com/dtxhq/dtx/internal/sqlq"
-	"github.com/dtxhq/dtx/participant"
+	"github.com/dtxhq/dtx/internal/backoff"
 )
 
 // Publisher is what the relay needs from a broker: broker.Broker satisfies
@@ -259,7 +258,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		wakeable := true
 		fail := func() {
 			failures++
-			wait = backoff(r.cfg.RetryBase, r.cfg.RetryMax, failures)
+			wait = backoff.Delay(r.cfg.RetryBase, r.cfg.RetryMax, failures)
 			wakeable = false
 		}
 
@@ -492,7 +491,7 @@ func (r *Relay) markPublished(ctx context.Context, seqs []int64) error {
 	for i, s := range seqs {
 		args[i] = s
 	}
-	stmt := sqlq.Rebind(r.ob.Dialect, head+sqlq.List(len(seqs))+")")
+	stmt := r.ob.Dialect.Rebind(head + appdb.List(len(seqs)) + ")")
 	if _, err := r.db.ExecContext(ctx, stmt, args...); err != nil {
 		return fmt.Errorf("outbox: mark %d rows published: %w", len(seqs), err)
 	}
@@ -502,7 +501,7 @@ func (r *Relay) markPublished(ctx context.Context, seqs []int64) error {
 // purge deletes the published rows older than the retention.
 func (r *Relay) purge(ctx context.Context) error {
 	var opts *sql.TxOptions
-	if r.ob.Dialect == participant.MySQL {
+	if r.ob.Dialect == appdb.MySQL {
 		// Under REPEATABLE READ the range delete would take gap locks that
 		// make concurrent Adds wait.
 		opts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
@@ -519,17 +518,4 @@ func (r *Relay) purge(ctx context.Context) error {
 		return fmt.Errorf("outbox: purge: %w", err)
 	}
 	return nil
-}
-
-// backoff returns the delay after failures consecutive failures:
-// base·2^(failures-1) capped at max, with equal jitter (uniform in
-// [d/2, d]).
-func backoff(base, max time.Duration, failures int) time.Duration {
-	d := base
-	for i := 1; i < failures && d < max; i++ {
-		d *= 2
-	}
-	d = min(d, max)
-	half := d / 2
-	return half + time.Duration(mrand.Int64N(int64(half)+1))
 }

@@ -5,10 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"regexp"
-	"strings"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/appdb"
 )
 
 // ErrHanging is returned by Barrier.Do for an action that arrives after its
@@ -27,33 +26,6 @@ var undoes = map[dtx.Op]dtx.Op{
 	"cancel":         "try",        // TCC
 }
 
-// Dialect selects the SQL flavour of the barrier's database.
-type Dialect int
-
-// Supported dialects.
-const (
-	SQLite Dialect = iota
-	Postgres
-	// MySQL covers MySQL and MariaDB with InnoDB tables. A concurrent
-	// duplicate waits on the first delivery's row lock like the others; a
-	// waiter that finds the first delivery rolled back may, rarely, get a
-	// deadlock error instead of running: a transient error the coordinator
-	// retries.
-	MySQL
-)
-
-func (d Dialect) String() string {
-	switch d {
-	case SQLite:
-		return "sqlite"
-	case Postgres:
-		return "postgres"
-	case MySQL:
-		return "mysql"
-	}
-	return fmt.Sprintf("Dialect(%d)", int(d))
-}
-
 // DefaultTable is the barrier table name used when Barrier.Table is empty.
 const DefaultTable = "dtx_barrier"
 
@@ -62,23 +34,28 @@ const DefaultTable = "dtx_barrier"
 // the participant's own database, in the same local transaction as the
 // operation's writes. The zero value uses SQLite and the table dtx_barrier.
 type Barrier struct {
-	// Dialect is the SQL flavour of the database.
-	Dialect Dialect
+	// Dialect is the SQL flavour of the database. With appdb.MySQL
+	// (MySQL or MariaDB, InnoDB) a concurrent duplicate waits on the first
+	// delivery's row lock like the others; a waiter that finds the first
+	// delivery rolled back may, rarely, get a deadlock error instead of
+	// running: a transient error the coordinator retries.
+	Dialect appdb.Dialect
 	// Table is the barrier table (default "dtx_barrier"); it may be
 	// schema-qualified ("schema.table").
 	Table string
 }
 
-// dialectSQL is every statement the barrier runs, for one dialect. Table
-// names are written {table}.
+// dialectSQL is every statement the barrier runs, for one dialect, with
+// the table name written {table} (see appdb.Dialect.Expand) and ?
+// parameters.
 type dialectSQL struct {
 	schema []string
 	insert string // args: gid, branch, op, origin
 	origin string // args: gid, branch, op; returns origin
 }
 
-var dialects = map[Dialect]dialectSQL{
-	SQLite: {
+var dialects = map[appdb.Dialect]dialectSQL{
+	appdb.SQLite: {
 		schema: []string{`CREATE TABLE IF NOT EXISTS {table} (
 	gid        TEXT    NOT NULL,
 	branch     INTEGER NOT NULL,
@@ -90,7 +67,7 @@ var dialects = map[Dialect]dialectSQL{
 		insert: `INSERT INTO {table} (gid, branch, op, origin) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
 		origin: `SELECT origin FROM {table} WHERE gid = ? AND branch = ? AND op = ?`,
 	},
-	Postgres: {
+	appdb.Postgres: {
 		schema: []string{
 			// Serialise concurrent migrations: CREATE TABLE IF NOT EXISTS
 			// can still fail on a race in the catalog.
@@ -103,10 +80,10 @@ var dialects = map[Dialect]dialectSQL{
 	created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
 	PRIMARY KEY (gid, branch, op)
 )`},
-		insert: `INSERT INTO {table} (gid, branch, op, origin) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-		origin: `SELECT origin FROM {table} WHERE gid = $1 AND branch = $2 AND op = $3`,
+		insert: `INSERT INTO {table} (gid, branch, op, origin) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING`,
+		origin: `SELECT origin FROM {table} WHERE gid = ? AND branch = ? AND op = ?`,
 	},
-	MySQL: {
+	appdb.MySQL: {
 		// VARBINARY keys match byte for byte (a utf8mb4 collation would
 		// fold case and ignore trailing spaces). The lengths cover what
 		// Branch.validate accepts, so INSERT IGNORE cannot truncate.
@@ -127,8 +104,6 @@ var dialects = map[Dialect]dialectSQL{
 	},
 }
 
-var tableRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,62}(\.[A-Za-z_][A-Za-z0-9_]{0,62})?$`)
-
 // queries returns the dialect's statements with the table name filled in.
 func (b Barrier) queries() (dialectSQL, error) {
 	q, ok := dialects[b.Dialect]
@@ -139,15 +114,14 @@ func (b Barrier) queries() (dialectSQL, error) {
 	if table == "" {
 		table = DefaultTable
 	}
-	if !tableRE.MatchString(table) {
+	t, err := appdb.ParseTable(table, 0)
+	if err != nil {
 		return dialectSQL{}, fmt.Errorf("participant: invalid barrier table name %q", table)
 	}
-	out := dialectSQL{
-		insert: strings.ReplaceAll(q.insert, "{table}", table),
-		origin: strings.ReplaceAll(q.origin, "{table}", table),
-	}
+	x := func(s string) string { return b.Dialect.Rebind(b.Dialect.Expand(t, s)) }
+	out := dialectSQL{insert: x(q.insert), origin: x(q.origin)}
 	for _, s := range q.schema {
-		out.schema = append(out.schema, strings.ReplaceAll(s, "{table}", table))
+		out.schema = append(out.schema, b.Dialect.Expand(t, s))
 	}
 	return out, nil
 }
@@ -171,17 +145,7 @@ func (b Barrier) Migrate(ctx context.Context, db *sql.DB) error {
 	if err != nil {
 		return err
 	}
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("participant: migrate barrier: %w", err)
-	}
-	defer tx.Rollback()
-	for _, s := range stmts {
-		if _, err := tx.ExecContext(ctx, s); err != nil {
-			return fmt.Errorf("participant: migrate barrier: %w", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
+	if err := appdb.Migrate(ctx, appdb.FromSQL(db), stmts); err != nil {
 		return fmt.Errorf("participant: migrate barrier: %w", err)
 	}
 	return nil

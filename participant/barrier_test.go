@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/appdb"
 	"github.com/dtxhq/dtx/internal/mariadbtest"
 	"github.com/dtxhq/dtx/internal/pgtest"
 	"github.com/dtxhq/dtx/internal/sqlitedb"
@@ -91,22 +92,22 @@ func sqlHarness(t *testing.T, db *sql.DB, b participant.Barrier) barriertest.Har
 
 func TestBarrierSQLite(t *testing.T) {
 	db := openSQLite(t)
-	barriertest.Run(t, sqlHarness(t, db, participant.Barrier{Dialect: participant.SQLite}))
+	barriertest.Run(t, sqlHarness(t, db, participant.Barrier{Dialect: appdb.SQLite}))
 }
 
 func TestBarrierPostgres(t *testing.T) {
 	db := openPostgres(t)
-	barriertest.Run(t, sqlHarness(t, db, participant.Barrier{Dialect: participant.Postgres}))
+	barriertest.Run(t, sqlHarness(t, db, participant.Barrier{Dialect: appdb.Postgres}))
 }
 
 func TestBarrierMySQL(t *testing.T) {
 	db := openMySQL(t)
-	barriertest.Run(t, sqlHarness(t, db, participant.Barrier{Dialect: participant.MySQL}))
+	barriertest.Run(t, sqlHarness(t, db, participant.Barrier{Dialect: appdb.MySQL}))
 
 	// Keys match byte for byte: gids differing in case or by a trailing
 	// space are different transactions.
 	ctx := context.Background()
-	b := participant.Barrier{Dialect: participant.MySQL}
+	b := participant.Barrier{Dialect: appdb.MySQL}
 	runs := 0
 	for _, gid := range []string{"g-exact", "G-EXACT", "g-exact "} {
 		require.NoError(t, b.Do(ctx, db, participant.Branch{GID: gid, Index: 0, Op: dtx.OpAction}, func(*sql.Tx) error { runs++; return nil }))
@@ -139,7 +140,7 @@ func (e txExecer) QueryString(ctx context.Context, q string, args ...any) (strin
 // fresh start after a rollback).
 func testMySQLSecondWaits(t *testing.T, db *sql.DB) {
 	ctx := context.Background()
-	b := participant.Barrier{Dialect: participant.MySQL}
+	b := participant.Barrier{Dialect: appdb.MySQL}
 	require.NoError(t, b.Migrate(ctx, db))
 	for _, commit := range []bool{true, false} {
 		br := participant.Branch{GID: fmt.Sprintf("g-wait-%v", commit), Index: 0, Op: dtx.OpAction}
@@ -219,15 +220,15 @@ func TestBarrierPanicRollsBack(t *testing.T) {
 }
 
 func TestSchemaMySQL(t *testing.T) {
-	require.Equal(t, "mysql", participant.MySQL.String())
-	stmts, err := participant.Barrier{Dialect: participant.MySQL, Table: "shop.barrier"}.Schema()
+	require.Equal(t, "mysql", appdb.MySQL.String())
+	stmts, err := participant.Barrier{Dialect: appdb.MySQL, Table: "shop.barrier"}.Schema()
 	require.NoError(t, err)
 	require.Len(t, stmts, 1)
 	require.Contains(t, stmts[0], "CREATE TABLE IF NOT EXISTS shop.barrier")
 }
 
 func TestSchemaPostgres(t *testing.T) {
-	stmts, err := participant.Barrier{Dialect: participant.Postgres, Table: "s.t"}.Schema()
+	stmts, err := participant.Barrier{Dialect: appdb.Postgres, Table: "s.t"}.Schema()
 	require.NoError(t, err)
 	require.NotEmpty(t, stmts)
 	require.Contains(t, stmts[len(stmts)-1], "CREATE TABLE IF NOT EXISTS s.t")

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"maps"
-	"math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/dtxhq/dtx/broker"
+	"github.com/dtxhq/dtx/internal/backoff"
 )
 
 var _ broker.Subscription = (*Subscription)(nil)
@@ -341,12 +341,7 @@ func delivery(r *kgo.Record, attempt int) broker.Delivery {
 }
 
 // retryDelay is RetryDelay doubled per earlier attempt, capped at
-// MaxRetryDelay, less up to a fifth at random.
+// MaxRetryDelay, with equal jitter (internal/backoff).
 func (s *Subscription) retryDelay(attempt int) time.Duration {
-	d := s.b.cfg.RetryDelay
-	for i := 1; i < attempt && d < s.b.cfg.MaxRetryDelay; i++ {
-		d *= 2
-	}
-	d = min(d, s.b.cfg.MaxRetryDelay)
-	return d - time.Duration(rand.Int64N(int64(d)/5+1))
+	return backoff.Delay(s.b.cfg.RetryDelay, s.b.cfg.MaxRetryDelay, attempt)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"time"
@@ -13,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/dtxhq/dtx/broker"
+	"github.com/dtxhq/dtx/internal/backoff"
 )
 
 var _ broker.Subscription = (*Subscription)(nil)
@@ -241,14 +241,9 @@ func (s *Subscription) delivery(m jetstream.Msg, meta *jetstream.MsgMetadata) br
 }
 
 // retryDelay is RetryDelay doubled per earlier attempt, capped at
-// MaxRetryDelay, less up to a fifth at random.
+// MaxRetryDelay, with equal jitter (internal/backoff).
 func (s *Subscription) retryDelay(attempt int) time.Duration {
-	d := s.b.cfg.RetryDelay
-	for i := 1; i < attempt && d < s.b.cfg.MaxRetryDelay; i++ {
-		d *= 2
-	}
-	d = min(d, s.b.cfg.MaxRetryDelay)
-	return d - time.Duration(rand.Int64N(int64(d)/5+1))
+	return backoff.Delay(s.b.cfg.RetryDelay, s.b.cfg.MaxRetryDelay, attempt)
 }
 
 // Close stops the subscription: no handler starts after it returns, and

@@ -15,11 +15,11 @@ import (
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 
+	"github.com/dtxhq/dtx/appdb"
 	"github.com/dtxhq/dtx/broker"
 	"github.com/dtxhq/dtx/inbox"
 	"github.com/dtxhq/dtx/internal/sqlitedb"
 	"github.com/dtxhq/dtx/outbox"
-	"github.com/dtxhq/dtx/participant"
 )
 
 // eventsBenchResult is the JSON form of `dtx bench --pattern events`.
@@ -56,7 +56,7 @@ func benchEvents(ctx context.Context, storeKind, brokerSpec string, clients int,
 	}
 	defer os.RemoveAll(dir)
 	var prodDB, consDB *sql.DB
-	dialect := participant.SQLite
+	dialect := appdb.SQLite
 	label := "sqlite (" + dir + ")"
 	switch storeKind {
 	case "sqlite":
@@ -72,7 +72,7 @@ func benchEvents(ctx context.Context, storeKind, brokerSpec string, clients int,
 			return err
 		}
 		defer cleanup()
-		label, dialect = l, participant.Postgres
+		label, dialect = l, appdb.Postgres
 		if prodDB, err = sql.Open("pgx", dsns[0]); err != nil {
 			return err
 		}

@@ -10,6 +10,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/appdb"
 	"github.com/dtxhq/dtx/participant"
 	"github.com/dtxhq/dtx/participant/xa"
 )
@@ -40,7 +41,7 @@ func xaBenchParticipants(ctx context.Context, clients int) (string, func(), erro
 		dbs = append(dbs, db)
 		db.SetMaxOpenConns(4 * clients)
 		db.SetMaxIdleConns(4 * clients)
-		brs := xa.Branches{Dialect: participant.Postgres, Barrier: participant.Barrier{Table: "bench_barrier"}}
+		brs := xa.Branches{Dialect: appdb.Postgres, Barrier: participant.Barrier{Table: "bench_barrier"}}
 		if err := brs.Migrate(ctx, db); err != nil {
 			stop()
 			return "", nil, err

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/appdb"
 	"github.com/dtxhq/dtx/broker"
 	"github.com/dtxhq/dtx/examples/shop/events"
 	"github.com/dtxhq/dtx/examples/shop/faults"
@@ -44,7 +45,7 @@ type eventService struct {
 	cons   map[string]inbox.Consumer // by topic
 }
 
-func newEventService(ctx context.Context, name string, db *sql.DB, d participant.Dialect, b broker.Broker, log *slog.Logger) (*eventService, error) {
+func newEventService(ctx context.Context, name string, db *sql.DB, d appdb.Dialect, b broker.Broker, log *slog.Logger) (*eventService, error) {
 	es := &eventService{
 		name:   name,
 		db:     db,
@@ -210,7 +211,7 @@ func (s *Shop) startChoreography(ctx context.Context, b broker.Broker) error {
 	dbs := []struct {
 		name string
 		db   *sql.DB
-		d    participant.Dialect
+		d    appdb.Dialect
 	}{{"order", s.orderDB, s.orderDialect}, {"inventory", s.inventoryDB, s.invDialect}, {"payment", s.paymentDB, s.payDialect}}
 	s.events = map[string]*eventService{}
 	for _, x := range dbs {

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dtxhq/dtx/appdb"
 	"github.com/dtxhq/dtx/broker"
 	"github.com/dtxhq/dtx/client"
 	"github.com/dtxhq/dtx/examples/shop/faults"
@@ -23,7 +24,6 @@ import (
 	"github.com/dtxhq/dtx/examples/shop/order"
 	"github.com/dtxhq/dtx/examples/shop/payment"
 	"github.com/dtxhq/dtx/examples/shop/verify"
-	"github.com/dtxhq/dtx/participant"
 	"github.com/dtxhq/dtx/participant/xa"
 )
 
@@ -110,7 +110,7 @@ type Shop struct {
 	Payment   *payment.Service
 
 	orderDB, inventoryDB, paymentDB             *sql.DB
-	orderDialect, invDialect, payDialect        participant.Dialect
+	orderDialect, invDialect, payDialect        appdb.Dialect
 	events                                      map[string]*eventService // choreography
 	eventsReady                                 atomic.Bool              // events is set
 	sagaSubs                                    []broker.Subscription    // saga-async
@@ -371,7 +371,7 @@ func (s *Shop) Verify(ctx context.Context) (*verify.Report, error) {
 	for _, svc := range []struct {
 		name string
 		db   *sql.DB
-		d    participant.Dialect
+		d    appdb.Dialect
 		tbl  string
 	}{
 		{"inventory", s.inventoryDB, s.invDialect, inventory.BarrierTable},

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dtxhq/dtx/examples/shop/order"
+	"github.com/dtxhq/dtx/internal/backoff"
 )
 
 // load places orders through the order service's HTTP API, each with its
@@ -101,7 +102,6 @@ func (l *load) place(ctx context.Context, r request, wait bool) {
 // send retries one request until it is answered; ok is false if it gave
 // up (or a definite refusal came back, recorded as a problem).
 func (l *load) send(ctx context.Context, r request, wait bool) (id int64, ok bool) {
-	backoff := 50 * time.Millisecond
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			l.retries.Add(1)
@@ -120,11 +120,10 @@ func (l *load) send(ctx context.Context, r request, wait bool) (id int64, ok boo
 			return 0, false
 		}
 		select {
-		case <-time.After(backoff):
+		case <-time.After(backoff.Delay(50*time.Millisecond, time.Second, attempt+1)):
 		case <-ctx.Done():
 			return 0, false
 		}
-		backoff = min(2*backoff, time.Second)
 	}
 }
 

@@ -14,10 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dtxhq/dtx/appdb"
 	"github.com/dtxhq/dtx/internal/mariadbtest"
 	"github.com/dtxhq/dtx/internal/pgtest"
 	"github.com/dtxhq/dtx/internal/sqlitedb"
-	"github.com/dtxhq/dtx/participant"
 	_ "github.com/go-sql-driver/mysql" // registers the "mysql" driver
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 )
@@ -25,7 +25,7 @@ import (
 // DB is one fresh, empty database.
 type DB struct {
 	// Dialect is the database's SQL flavour.
-	Dialect participant.Dialect
+	Dialect appdb.Dialect
 	// Open returns a new connection pool on the database, closed when tb
 	// ends (several pools stand for several processes).
 	Open func(tb testing.TB) *sql.DB
@@ -35,7 +35,7 @@ type DB struct {
 func SQLite(tb testing.TB) DB {
 	tb.Helper()
 	path := filepath.Join(tb.TempDir(), "test.db")
-	return DB{Dialect: participant.SQLite, Open: func(tb testing.TB) *sql.DB {
+	return DB{Dialect: appdb.SQLite, Open: func(tb testing.TB) *sql.DB {
 		tb.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -53,7 +53,7 @@ func SQLite(tb testing.TB) DB {
 func Postgres(tb testing.TB) DB {
 	tb.Helper()
 	dsn := pgtest.DSN(tb)
-	return DB{Dialect: participant.Postgres, Open: func(tb testing.TB) *sql.DB {
+	return DB{Dialect: appdb.Postgres, Open: func(tb testing.TB) *sql.DB {
 		tb.Helper()
 		return open(tb, "pgx", dsn)
 	}}
@@ -71,7 +71,7 @@ func MySQL(tb testing.TB, srv *mariadbtest.Server) DB {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return DB{Dialect: participant.MySQL, Open: func(tb testing.TB) *sql.DB {
+	return DB{Dialect: appdb.MySQL, Open: func(tb testing.TB) *sql.DB {
 		tb.Helper()
 		return open(tb, "mysql", dsn)
 	}}

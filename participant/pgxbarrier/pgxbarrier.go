@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/dtxhq/dtx/appdb"
 	"github.com/dtxhq/dtx/participant"
 	"github.com/jackc/pgx/v5"
 )
@@ -17,7 +18,7 @@ type Beginner interface {
 // postgres returns b with the Postgres dialect, whatever b.Dialect says:
 // pgx only speaks PostgreSQL.
 func postgres(b participant.Barrier) participant.Barrier {
-	b.Dialect = participant.Postgres
+	b.Dialect = appdb.Postgres
 	return b
 }
 
@@ -28,20 +29,28 @@ func Migrate(ctx context.Context, db Beginner, b participant.Barrier) error {
 	if err != nil {
 		return err
 	}
-	tx, err := db.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("pgxbarrier: migrate: %w", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	for _, s := range stmts {
-		if _, err := tx.Exec(ctx, s); err != nil {
-			return fmt.Errorf("pgxbarrier: migrate: %w", err)
-		}
-	}
-	if err := tx.Commit(ctx); err != nil {
+	if err := appdb.Migrate(ctx, migrator{db}, stmts); err != nil {
 		return fmt.Errorf("pgxbarrier: migrate: %w", err)
 	}
 	return nil
+}
+
+// migrator adapts a Beginner to appdb.Beginner.
+type migrator struct{ db Beginner }
+
+func (m migrator) Begin(ctx context.Context) (appdb.Tx, error) {
+	tx, err := m.db.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return migrateTx{tx}, nil
+}
+
+type migrateTx struct{ pgx.Tx }
+
+func (t migrateTx) Exec(ctx context.Context, stmt string) error {
+	_, err := t.Tx.Exec(ctx, stmt)
+	return err
 }
 
 // Do is participant.Barrier.Do on pgx: it runs fn inside one transaction

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/appdb"
 	"github.com/dtxhq/dtx/internal/pgtest"
 	"github.com/dtxhq/dtx/participant"
 	"github.com/dtxhq/dtx/participant/internal/barriertest"
@@ -38,7 +39,7 @@ func harness(t *testing.T, pool *pgxpool.Pool, b participant.Barrier) barriertes
 	require.NoError(t, pgxbarrier.Migrate(ctx, pool, b), "Migrate is idempotent")
 	_, err := pool.Exec(ctx, barriertest.CounterSchema)
 	require.NoError(t, err)
-	inc, sel := barriertest.Increment(participant.Postgres), barriertest.Select(participant.Postgres)
+	inc, sel := barriertest.Increment(appdb.Postgres), barriertest.Select(appdb.Postgres)
 	return barriertest.Harness{
 		Deliver: func(ctx context.Context, br participant.Branch, fail error) error {
 			return pgxbarrier.Do(ctx, pool, b, br, func(tx pgx.Tx) error {
@@ -70,7 +71,7 @@ func TestBarrierPgx(t *testing.T) {
 func TestConnAndCustomTable(t *testing.T) {
 	pool := openPool(t)
 	ctx := context.Background()
-	b := participant.Barrier{Dialect: participant.Postgres, Table: "public.other_barrier"}
+	b := participant.Barrier{Dialect: appdb.Postgres, Table: "public.other_barrier"}
 	require.NoError(t, pgxbarrier.Migrate(ctx, pool, b))
 
 	conn, err := pool.Acquire(ctx)

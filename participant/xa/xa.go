@@ -35,6 +35,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/appdb"
+	"github.com/dtxhq/dtx/internal/backoff"
 	"github.com/dtxhq/dtx/participant"
 )
 
@@ -79,13 +81,13 @@ const (
 
 // Branches runs XA branches on a PostgreSQL, MySQL or MariaDB database.
 //
-// Dialect is participant.Postgres or participant.MySQL; it overrides
+// Dialect is appdb.Postgres or appdb.MySQL; it overrides
 // Barrier.Dialect, so only Barrier.Table needs to be set (default
 // participant.DefaultTable). Branches whose XID is a hash (see XID) keep the
 // hash's gid and branch in the table Barrier.Table + "_xid"; Migrate creates
 // both tables.
 type Branches struct {
-	Dialect participant.Dialect
+	Dialect appdb.Dialect
 	Barrier participant.Barrier
 }
 
@@ -149,31 +151,33 @@ func parsePlain(xid string) (participant.Branch, bool) {
 
 var hashRE = regexp.MustCompile(`^dtx#[0-9a-f]{48}$`)
 
-// sqlFor is the dialect-specific SQL.
+// sqlFor is the dialect-specific SQL, with the barrier table written
+// {table} (the XID table is {table}_xid; see appdb.Dialect.Expand) and ?
+// parameters.
 type sqlFor struct {
-	ph        func(i int) string // placeholder i (from 1)
-	xidSchema string             // {table}
+	xidSchema   string
+	rememberXID string // args: xid, gid, branch
 }
 
 func (b Branches) dialect() (sqlFor, error) {
 	switch b.Dialect {
-	case participant.Postgres:
+	case appdb.Postgres:
 		return sqlFor{
-			ph: func(i int) string { return "$" + strconv.Itoa(i) },
-			xidSchema: `CREATE TABLE IF NOT EXISTS {table} (
+			xidSchema: `CREATE TABLE IF NOT EXISTS {table}_xid (
 	xid    TEXT    NOT NULL PRIMARY KEY,
 	gid    TEXT    NOT NULL,
 	branch INTEGER NOT NULL
 )`,
+			rememberXID: `INSERT INTO {table}_xid (xid, gid, branch) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`,
 		}, nil
-	case participant.MySQL:
+	case appdb.MySQL:
 		return sqlFor{
-			ph: func(int) string { return "?" },
-			xidSchema: `CREATE TABLE IF NOT EXISTS {table} (
+			xidSchema: `CREATE TABLE IF NOT EXISTS {table}_xid (
 	xid    VARBINARY(64)  NOT NULL PRIMARY KEY,
 	gid    VARBINARY(256) NOT NULL,
 	branch INT            NOT NULL
 ) ENGINE=InnoDB`,
+			rememberXID: `INSERT IGNORE INTO {table}_xid (xid, gid, branch) VALUES (?, ?, ?)`,
 		}, nil
 	}
 	return sqlFor{}, fmt.Errorf("xa: unsupported dialect %v (want Postgres or MySQL)", b.Dialect)
@@ -185,17 +189,26 @@ func (b Branches) barrier() participant.Barrier {
 	return bar
 }
 
-func (b Branches) xidTable() (string, error) {
-	t := b.Barrier.Table
-	if t == "" {
-		t = participant.DefaultTable
+// table returns the barrier table, whose name with suffix "_xid" is the XID
+// table.
+func (b Branches) table() (appdb.Table, error) {
+	name := b.Barrier.Table
+	if name == "" {
+		name = participant.DefaultTable
 	}
-	t += "_xid"
-	last := t[strings.LastIndexByte(t, '.')+1:]
-	if len(last) > 64 {
-		return "", fmt.Errorf("xa: barrier table name %q too long for its _xid table", b.Barrier.Table)
+	t, err := appdb.ParseTable(name, 0)
+	if err != nil {
+		return appdb.Table{}, fmt.Errorf("participant: invalid barrier table name %q", name)
+	}
+	if len(t.Name+"_xid") > 64 {
+		return appdb.Table{}, fmt.Errorf("xa: barrier table name %q too long for its _xid table", b.Barrier.Table)
 	}
 	return t, nil
+}
+
+// sql returns q with the table names filled in and the parameters rebound.
+func (b Branches) sql(t appdb.Table, q string) string {
+	return b.Dialect.Rebind(b.Dialect.Expand(t, q))
 }
 
 // Migrate creates the barrier table and the XID table if they do not exist.
@@ -204,26 +217,16 @@ func (b Branches) Migrate(ctx context.Context, db *sql.DB) error {
 	if err != nil {
 		return err
 	}
-	stmts, err := b.barrier().Schema() // validates the table name
+	stmts, err := b.barrier().Schema()
 	if err != nil {
 		return err
 	}
-	table, err := b.xidTable()
+	t, err := b.table()
 	if err != nil {
 		return err
 	}
-	stmts = append(stmts, strings.ReplaceAll(d.xidSchema, "{table}", table))
-	tx, err := db.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("xa: migrate: %w", err)
-	}
-	defer tx.Rollback()
-	for _, s := range stmts {
-		if _, err := tx.ExecContext(ctx, s); err != nil {
-			return fmt.Errorf("xa: migrate: %w", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
+	stmts = append(stmts, b.Dialect.Expand(t, d.xidSchema))
+	if err := appdb.Migrate(ctx, appdb.FromSQL(db), stmts); err != nil {
 		return fmt.Errorf("xa: migrate: %w", err)
 	}
 	return nil
@@ -304,7 +307,7 @@ type execerQuerier interface {
 func (b Branches) preparedXIDs(ctx context.Context, q execerQuerier) ([]string, error) {
 	var out []string
 	switch b.Dialect {
-	case participant.Postgres:
+	case appdb.Postgres:
 		rows, err := q.QueryContext(ctx, `SELECT gid FROM pg_prepared_xacts
 WHERE database = current_database() AND (gid LIKE 'dtx:%' OR gid LIKE 'dtx#%') ORDER BY prepared`)
 		if err != nil {
@@ -321,7 +324,7 @@ WHERE database = current_database() AND (gid LIKE 'dtx:%' OR gid LIKE 'dtx#%') O
 		if err := rows.Err(); err != nil {
 			return nil, fmt.Errorf("xa: list prepared transactions: %w", err)
 		}
-	case participant.MySQL:
+	case appdb.MySQL:
 		rows, err := q.QueryContext(ctx, `XA RECOVER`)
 		if err != nil {
 			return nil, fmt.Errorf("xa: XA RECOVER: %w", err)
@@ -354,17 +357,15 @@ WHERE database = current_database() AND (gid LIKE 'dtx:%' OR gid LIKE 'dtx#%') O
 // rememberXID records the gid and branch of a hashed XID, outside of any
 // transaction, so that InDoubt can name the branch.
 func (b Branches) rememberXID(ctx context.Context, db *sql.DB, xid string, br participant.Branch) error {
-	table, err := b.xidTable()
+	d, err := b.dialect()
 	if err != nil {
 		return err
 	}
-	var q string
-	if b.Dialect == participant.Postgres {
-		q = `INSERT INTO ` + table + ` (xid, gid, branch) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`
-	} else {
-		q = `INSERT IGNORE INTO ` + table + ` (xid, gid, branch) VALUES (?, ?, ?)`
+	t, err := b.table()
+	if err != nil {
+		return err
 	}
-	if _, err := db.ExecContext(ctx, q, xid, br.GID, br.Index); err != nil {
+	if _, err := db.ExecContext(ctx, b.sql(t, d.rememberXID), xid, br.GID, br.Index); err != nil {
 		return fmt.Errorf("xa: record xid: %w", err)
 	}
 	return nil
@@ -393,7 +394,7 @@ func (b Branches) Try(ctx context.Context, db *sql.DB, br participant.Branch, fn
 	}
 	// On MySQL every XID is recorded: XA RECOVER lists the whole server's
 	// branches, and the table tells this database's apart.
-	if strings.HasPrefix(xid, hashPrefix) || b.Dialect == participant.MySQL {
+	if strings.HasPrefix(xid, hashPrefix) || b.Dialect == appdb.MySQL {
 		if err := b.rememberXID(ctx, db, xid, br); err != nil {
 			return err
 		}
@@ -402,7 +403,7 @@ func (b Branches) Try(ctx context.Context, db *sql.DB, br participant.Branch, fn
 	if err != nil {
 		return fmt.Errorf("xa: connection: %w", err)
 	}
-	if b.Dialect == participant.Postgres {
+	if b.Dialect == appdb.Postgres {
 		return b.tryPostgres(ctx, conn, xid, br, fn)
 	}
 	return b.tryMySQL(ctx, conn, xid, br, fn)
@@ -540,7 +541,7 @@ func (b Branches) Confirm(ctx context.Context, db *sql.DB, br participant.Branch
 	}
 	xid := XID(br)
 	stmt := `COMMIT PREPARED '` + xid + `'`
-	if b.Dialect == participant.MySQL {
+	if b.Dialect == appdb.MySQL {
 		stmt = `XA COMMIT '` + xid + `'`
 	}
 	return b.finish(ctx, db, br, xid, stmt, true)
@@ -552,9 +553,8 @@ func (b Branches) Confirm(ctx context.Context, db *sql.DB, br participant.Branch
 // the branch may still be disconnecting), then returns a retryable error.
 // For a commit, a branch that is not prepared must have committed.
 func (b Branches) finish(ctx context.Context, db *sql.DB, br participant.Branch, xid, stmt string, commit bool) error {
-	delay := 10 * time.Millisecond
 	deadline := time.Now().Add(2 * time.Second)
-	for {
+	for attempt := 1; ; attempt++ {
 		_, err := db.ExecContext(ctx, stmt)
 		if err == nil {
 			return nil
@@ -573,25 +573,20 @@ func (b Branches) finish(ctx context.Context, db *sql.DB, br participant.Branch,
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("xa: %s: %w", stmt, err)
-		case <-time.After(delay):
+		case <-time.After(backoff.Delay(10*time.Millisecond, 200*time.Millisecond, attempt)):
 		}
-		delay = min(2*delay, 200*time.Millisecond)
 	}
 }
 
 // committed tells a committed branch (its try barrier row is visible) from
 // one that never prepared.
 func (b Branches) committed(ctx context.Context, db *sql.DB, br participant.Branch, xid string, cause error) error {
-	d, _ := b.dialect()
-	table := b.Barrier.Table
-	if table == "" {
-		table = participant.DefaultTable
-	}
-	if _, err := b.barrier().Schema(); err != nil {
+	t, err := b.table()
+	if err != nil {
 		return err
 	}
 	var origin string
-	err := db.QueryRowContext(ctx, `SELECT origin FROM `+table+` WHERE gid = `+d.ph(1)+` AND branch = `+d.ph(2)+` AND op = `+d.ph(3),
+	err = db.QueryRowContext(ctx, b.sql(t, `SELECT origin FROM {table} WHERE gid = ? AND branch = ? AND op = ?`),
 		br.GID, br.Index, string(dtx.OpTry)).Scan(&origin)
 	switch {
 	case err == nil && origin == string(dtx.OpTry):
@@ -622,7 +617,7 @@ func (b Branches) Cancel(ctx context.Context, db *sql.DB, br participant.Branch)
 	}
 	if ok {
 		stmt := `ROLLBACK PREPARED '` + xid + `'`
-		if b.Dialect == participant.MySQL {
+		if b.Dialect == appdb.MySQL {
 			stmt = `XA ROLLBACK '` + xid + `'`
 		}
 		if err := b.finish(ctx, db, br, xid, stmt, false); err != nil {
@@ -636,7 +631,7 @@ func (b Branches) Cancel(ctx context.Context, db *sql.DB, br participant.Branch)
 		return fmt.Errorf("xa: connection: %w", err)
 	}
 	reset := ""
-	if b.Dialect == participant.MySQL {
+	if b.Dialect == appdb.MySQL {
 		old, err := shortLockWait(ctx, conn)
 		if err != nil {
 			discard(conn)
@@ -661,7 +656,7 @@ func (b Branches) cancelBarrier(ctx context.Context, conn *sql.Conn, br particip
 		return fmt.Errorf("xa: begin: %w", err)
 	}
 	defer tx.Rollback()
-	if b.Dialect == participant.Postgres {
+	if b.Dialect == appdb.Postgres {
 		if _, err := tx.ExecContext(ctx, `SET LOCAL lock_timeout = '`+pgLockWait+`'`); err != nil {
 			return fmt.Errorf("xa: begin: %w", err)
 		}
@@ -687,28 +682,27 @@ func (b Branches) cancelBarrier(ctx context.Context, conn *sql.Conn, br particip
 // those of other databases of the server (on MySQL, whose XA RECOVER lists
 // the whole server's, by the XID table that Try fills in).
 func (b Branches) InDoubt(ctx context.Context, db *sql.DB) ([]participant.Branch, error) {
-	d, err := b.dialect()
-	if err != nil {
+	if _, err := b.dialect(); err != nil {
 		return nil, err
 	}
 	xids, err := b.preparedXIDs(ctx, db)
 	if err != nil {
 		return nil, err
 	}
-	table, err := b.xidTable()
+	t, err := b.table()
 	if err != nil {
 		return nil, err
 	}
 	var out []participant.Branch
 	for _, x := range xids {
-		if br, ok := parsePlain(x); ok && b.Dialect == participant.Postgres {
+		if br, ok := parsePlain(x); ok && b.Dialect == appdb.Postgres {
 			out = append(out, br)
 			continue
 		} else if !ok && !hashRE.MatchString(x) {
 			continue
 		}
 		br := participant.Branch{Op: dtx.OpTry}
-		err = db.QueryRowContext(ctx, `SELECT gid, branch FROM `+table+` WHERE xid = `+d.ph(1), x).Scan(&br.GID, &br.Index)
+		err = db.QueryRowContext(ctx, b.sql(t, `SELECT gid, branch FROM {table}_xid WHERE xid = ?`), x).Scan(&br.GID, &br.Index)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue
 		}

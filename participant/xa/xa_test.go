@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/appdb"
 	"github.com/dtxhq/dtx/participant"
 	"github.com/dtxhq/dtx/participant/xa"
 )
@@ -21,7 +22,7 @@ import (
 // env is one test database.
 type env struct {
 	t       *testing.T
-	dialect participant.Dialect
+	dialect appdb.Dialect
 	driver  string
 	dsn     string
 	db      *sql.DB
@@ -29,10 +30,10 @@ type env struct {
 	calls   atomic.Int64 // calls of work
 }
 
-func newEnv(t *testing.T, dialect participant.Dialect, dsn string) *env {
+func newEnv(t *testing.T, dialect appdb.Dialect, dsn string) *env {
 	e := &env{t: t, dialect: dialect, dsn: dsn, driver: "pgx",
 		b: xa.Branches{Dialect: dialect}}
-	if dialect == participant.MySQL {
+	if dialect == appdb.MySQL {
 		e.driver = "mysql"
 	}
 	e.db = e.open()
@@ -56,7 +57,7 @@ func (e *env) open() *sql.DB {
 
 // ph is the i-th placeholder.
 func (e *env) ph(i int) string {
-	if e.dialect == participant.Postgres {
+	if e.dialect == appdb.Postgres {
 		return fmt.Sprintf("$%d", i)
 	}
 	return "?"
@@ -99,7 +100,7 @@ func (e *env) locked(id int) bool {
 	conn, err := e.db.Conn(ctx)
 	require.NoError(e.t, err)
 	defer conn.Close()
-	if e.dialect == participant.Postgres {
+	if e.dialect == appdb.Postgres {
 		_, err = conn.ExecContext(ctx, "SET lock_timeout = '100ms'")
 	} else {
 		_, err = conn.ExecContext(ctx, "SET SESSION innodb_lock_wait_timeout = 1")
@@ -110,7 +111,7 @@ func (e *env) locked(id int) bool {
 		return false
 	}
 	require.Contains(e.t, strings.ToLower(err.Error()), "lock", "unexpected error: %v", err)
-	if e.dialect == participant.Postgres {
+	if e.dialect == appdb.Postgres {
 		_, err = conn.ExecContext(ctx, "RESET lock_timeout")
 	} else {
 		_, err = conn.ExecContext(ctx, "SET SESSION innodb_lock_wait_timeout = DEFAULT")
@@ -124,7 +125,7 @@ func (e *env) foreign(xid string) {
 	ctx := context.Background()
 	conn, err := e.db.Conn(ctx)
 	require.NoError(e.t, err)
-	if e.dialect == participant.Postgres {
+	if e.dialect == appdb.Postgres {
 		for _, s := range []string{"BEGIN", "INSERT INTO ledger VALUES ('foreign', 99)", "PREPARE TRANSACTION '" + xid + "'"} {
 			_, err := conn.ExecContext(ctx, s)
 			require.NoError(e.t, err)
@@ -143,7 +144,7 @@ func (e *env) foreign(xid string) {
 
 func (e *env) dropForeign(xid string) {
 	stmt := "ROLLBACK PREPARED '" + xid + "'"
-	if e.dialect == participant.MySQL {
+	if e.dialect == appdb.MySQL {
 		stmt = "XA ROLLBACK '" + xid + "'"
 	}
 	require.Eventually(e.t, func() bool {
@@ -158,15 +159,15 @@ func br(gid string, i int, op dtx.Op) participant.Branch {
 
 func TestPostgres(t *testing.T) {
 	srv := startPostgres(t)
-	runAll(t, participant.Postgres, func(t *testing.T) *env { return newEnv(t, participant.Postgres, srv.createDB(t)) })
+	runAll(t, appdb.Postgres, func(t *testing.T) *env { return newEnv(t, appdb.Postgres, srv.createDB(t)) })
 }
 
 func TestMariaDB(t *testing.T) {
 	srv := startMariaDB(t)
-	runAll(t, participant.MySQL, func(t *testing.T) *env { return newEnv(t, participant.MySQL, srv.createDB(t)) })
+	runAll(t, appdb.MySQL, func(t *testing.T) *env { return newEnv(t, appdb.MySQL, srv.createDB(t)) })
 }
 
-func runAll(t *testing.T, dialect participant.Dialect, newEnv func(t *testing.T) *env) {
+func runAll(t *testing.T, dialect appdb.Dialect, newEnv func(t *testing.T) *env) {
 	ctx := context.Background()
 
 	t.Run("TryConfirm", func(t *testing.T) {
@@ -289,7 +290,7 @@ func runAll(t *testing.T, dialect participant.Dialect, newEnv func(t *testing.T)
 
 	// Only PostgreSQL aborts a transaction on a failed statement, which
 	// PREPARE TRANSACTION then silently rolls back.
-	if dialect == participant.Postgres {
+	if dialect == appdb.Postgres {
 		t.Run("SwallowedError", swallowedError(newEnv))
 	}
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/appdb"
 	"github.com/dtxhq/dtx/examples/shop/internal/shopdb"
 	"github.com/dtxhq/dtx/examples/shop/internal/shopxa"
 	"github.com/dtxhq/dtx/internal/problem"
@@ -83,8 +84,8 @@ type DeductResult struct {
 
 // Config configures a Service.
 type Config struct {
-	// Dialect of the database (default participant.SQLite).
-	Dialect participant.Dialect
+	// Dialect of the database (default appdb.SQLite).
+	Dialect appdb.Dialect
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
 }

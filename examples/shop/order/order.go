@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/appdb"
 	"github.com/dtxhq/dtx/examples/shop/internal/shopdb"
-	"github.com/dtxhq/dtx/participant"
 	"github.com/dtxhq/dtx/saga"
 	"github.com/dtxhq/dtx/tcc"
 )
@@ -167,8 +167,8 @@ func (f CoordinatorFunc) SubmitXA(ctx context.Context, spec tcc.Spec, wait bool)
 
 // Config configures a Service.
 type Config struct {
-	// Dialect of the database (default participant.SQLite).
-	Dialect participant.Dialect
+	// Dialect of the database (default appdb.SQLite).
+	Dialect appdb.Dialect
 	// URL is this service's own base URL, used by the saga's order steps.
 	// Required.
 	URL string

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/appdb"
 	"github.com/dtxhq/dtx/participant"
 	"github.com/stretchr/testify/require"
 )
@@ -27,20 +28,20 @@ const CounterTable = "barrier_test_counter"
 const CounterSchema = `CREATE TABLE IF NOT EXISTS ` + CounterTable + ` (k TEXT PRIMARY KEY, n INTEGER NOT NULL)`
 
 // CounterSchemaFor returns the statement creating CounterTable in d.
-func CounterSchemaFor(d participant.Dialect) string {
-	if d == participant.MySQL {
+func CounterSchemaFor(d appdb.Dialect) string {
+	if d == appdb.MySQL {
 		return `CREATE TABLE IF NOT EXISTS ` + CounterTable + ` (k VARBINARY(400) PRIMARY KEY, n INTEGER NOT NULL) ENGINE=InnoDB`
 	}
 	return CounterSchema
 }
 
 // Increment returns the statement adding one to counter $1 / ?1 / ?.
-func Increment(d participant.Dialect) string {
+func Increment(d appdb.Dialect) string {
 	switch d {
-	case participant.Postgres:
+	case appdb.Postgres:
 		return `INSERT INTO ` + CounterTable + ` (k, n) VALUES ($1, 1)
 ON CONFLICT (k) DO UPDATE SET n = ` + CounterTable + `.n + 1`
-	case participant.MySQL:
+	case appdb.MySQL:
 		return `INSERT INTO ` + CounterTable + ` (k, n) VALUES (?, 1) ON DUPLICATE KEY UPDATE n = n + 1`
 	}
 	return `INSERT INTO ` + CounterTable + ` (k, n) VALUES (?, 1)
@@ -48,9 +49,9 @@ ON CONFLICT (k) DO UPDATE SET n = ` + CounterTable + `.n + 1`
 }
 
 // Select returns the query reading counter $1 / ?1 / ?.
-func Select(d participant.Dialect) string {
+func Select(d appdb.Dialect) string {
 	p := "?"
-	if d == participant.Postgres {
+	if d == appdb.Postgres {
 		p = "$1"
 	}
 	return `SELECT n FROM ` + CounterTable + ` WHERE k = ` + p

@@ -22,6 +22,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/appdb"
 	"github.com/dtxhq/dtx/participant"
 	"github.com/dtxhq/dtx/participant/xa"
 )
@@ -49,8 +50,8 @@ type Endpoints struct {
 	// Service names the service in errors ("inventory").
 	Service string
 	DB      *sql.DB
-	// Dialect of DB: XA needs participant.Postgres or participant.MySQL.
-	Dialect participant.Dialect
+	// Dialect of DB: XA needs appdb.Postgres or appdb.MySQL.
+	Dialect appdb.Dialect
 	// Table is the barrier table (its "_xid" companion is created too).
 	Table string
 }
@@ -59,8 +60,8 @@ type Endpoints struct {
 func (e *Endpoints) Supported() bool { return Supports(e.Dialect) }
 
 // Supports reports whether databases of dialect d can run XA branches.
-func Supports(d participant.Dialect) bool {
-	return d == participant.Postgres || d == participant.MySQL
+func Supports(d appdb.Dialect) bool {
+	return d == appdb.Postgres || d == appdb.MySQL
 }
 
 // InDoubt lists the branches left prepared in the database.
@@ -99,11 +100,11 @@ func (e *Endpoints) Prepare(ctx context.Context, br participant.Branch, work fun
 	}
 	err := e.branches().Try(ctx, e.DB, br, func(ctx context.Context, conn *sql.Conn) error {
 		switch e.Dialect {
-		case participant.Postgres:
+		case appdb.Postgres:
 			if _, err := conn.ExecContext(ctx, fmt.Sprintf(`SET LOCAL lock_timeout = '%dms'`, LockTimeout.Milliseconds())); err != nil {
 				return err
 			}
-		case participant.MySQL:
+		case appdb.MySQL:
 			// Whole seconds only; the session ends with the branch.
 			if _, err := conn.ExecContext(ctx, `SET SESSION innodb_lock_wait_timeout = 1`); err != nil {
 				return err
