@@ -98,7 +98,7 @@ func New(c *coordinator.Coordinator, opts ...Option) *Server {
 	s.mux.Handle("GET "+dashboard.Prefix, dashboard.Handler(dashboard.Prefix))
 	s.mux.Handle("GET /{$}", http.RedirectHandler(dashboard.Prefix, http.StatusFound))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "owner": c.Owner(), "active": c.Active()})
+		problem.WriteJSON(w, http.StatusOK, map[string]any{"status": "ok", "owner": c.Owner(), "active": c.Active()})
 	})
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
@@ -138,12 +138,6 @@ func (s *Server) RequireAdmin(h http.HandlerFunc) http.HandlerFunc {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
 
 // writeError maps errors to statuses; only this layer knows HTTP.
 func writeError(w http.ResponseWriter, err error) {
@@ -238,7 +232,7 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request, pattern dtx.Patte
 			return
 		}
 	}
-	writeJSON(w, status, d)
+	problem.WriteJSON(w, status, d)
 }
 
 func waitParams(r *http.Request) (bool, time.Duration, error) {
@@ -297,7 +291,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, dtx.TxDetail{Tx: *tx, Branches: br, Events: evs})
+	problem.WriteJSON(w, http.StatusOK, dtx.TxDetail{Tx: *tx, Branches: br, Events: evs})
 }
 
 // ListResponse is the body of GET /v1/transactions.
@@ -346,7 +340,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	if txs == nil {
 		txs = []dtx.Tx{}
 	}
-	writeJSON(w, http.StatusOK, ListResponse{Transactions: txs, Counts: counts})
+	problem.WriteJSON(w, http.StatusOK, ListResponse{Transactions: txs, Counts: counts})
 }
 
 // AbortRequest is the optional body of POST /v1/transactions/{gid}/abort.
@@ -372,7 +366,7 @@ func (s *Server) abort(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, dtx.TxDetail{Tx: *tx, Branches: br})
+	problem.WriteJSON(w, http.StatusAccepted, dtx.TxDetail{Tx: *tx, Branches: br})
 }
 
 // RetryResponse is the body of POST /v1/transactions/{gid}/retry: the
@@ -395,7 +389,7 @@ func (s *Server) retry(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, RetryResponse{TxDetail: dtx.TxDetail{Tx: *tx, Branches: br}, Retried: n})
+	problem.WriteJSON(w, http.StatusAccepted, RetryResponse{TxDetail: dtx.TxDetail{Tx: *tx, Branches: br}, Retried: n})
 }
 
 // Defaults of GET /v1/attention.
@@ -482,7 +476,7 @@ func (s *Server) attention(w http.ResponseWriter, r *http.Request) {
 		}
 		out.Transactions = append(out.Transactions, AttentionItem{Tx: *tx, Branches: br, Why: why})
 	}
-	writeJSON(w, http.StatusOK, out)
+	problem.WriteJSON(w, http.StatusOK, out)
 }
 
 func attentionReasons(tx *dtx.Tx, br []dtx.Branch, minAttempts int, olderThan time.Duration, now time.Time) []string {
