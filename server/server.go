@@ -1,4 +1,5 @@
-// Package server is the coordinator's HTTP JSON API:
+// Package server is the coordinator's HTTP JSON API (the bodies are
+// declared in package api):
 //
 //	POST /v1/sagas                      submit a saga (?wait=true[&timeout=30s] waits for the outcome)
 //	POST /v1/tcc                        submit a TCC transaction (same query parameters)
@@ -34,6 +35,7 @@ import (
 	"time"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/api"
 	"github.com/dtxhq/dtx/coordinator"
 	"github.com/dtxhq/dtx/dashboard"
 	"github.com/dtxhq/dtx/internal/problem"
@@ -98,7 +100,7 @@ func New(c *coordinator.Coordinator, opts ...Option) *Server {
 	s.mux.Handle("GET "+dashboard.Prefix, dashboard.Handler(dashboard.Prefix))
 	s.mux.Handle("GET /{$}", http.RedirectHandler(dashboard.Prefix, http.StatusFound))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		problem.WriteJSON(w, http.StatusOK, map[string]any{"status": "ok", "owner": c.Owner(), "active": c.Active()})
+		problem.WriteJSON(w, http.StatusOK, api.Health{Status: "ok", Owner: c.Owner(), Active: c.Active()})
 	})
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
@@ -294,12 +296,6 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	problem.WriteJSON(w, http.StatusOK, dtx.TxDetail{Tx: *tx, Branches: br, Events: evs})
 }
 
-// ListResponse is the body of GET /v1/transactions.
-type ListResponse struct {
-	Transactions []dtx.Tx           `json:"transactions"`
-	Counts       map[dtx.Status]int `json:"counts"`
-}
-
 func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := dtx.ListFilter{Status: dtx.Status(q.Get("status"))}
@@ -340,17 +336,12 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	if txs == nil {
 		txs = []dtx.Tx{}
 	}
-	problem.WriteJSON(w, http.StatusOK, ListResponse{Transactions: txs, Counts: counts})
-}
-
-// AbortRequest is the optional body of POST /v1/transactions/{gid}/abort.
-type AbortRequest struct {
-	Reason string `json:"reason,omitempty"`
+	problem.WriteJSON(w, http.StatusOK, api.ListResponse{Transactions: txs, Counts: counts})
 }
 
 func (s *Server) abort(w http.ResponseWriter, r *http.Request) {
 	gid := r.PathValue("gid")
-	var req AbortRequest
+	var req api.AbortRequest
 	if r.ContentLength != 0 {
 		if err := decodeStrict(w, r, &req); err != nil {
 			problem.Write(w, http.StatusBadRequest, err.Error())
@@ -369,14 +360,6 @@ func (s *Server) abort(w http.ResponseWriter, r *http.Request) {
 	problem.WriteJSON(w, http.StatusAccepted, dtx.TxDetail{Tx: *tx, Branches: br})
 }
 
-// RetryResponse is the body of POST /v1/transactions/{gid}/retry: the
-// transaction and how many calls waiting on backoff were released (0:
-// none was waiting; a call in flight is not repeated).
-type RetryResponse struct {
-	dtx.TxDetail
-	Retried int `json:"retried"`
-}
-
 func (s *Server) retry(w http.ResponseWriter, r *http.Request) {
 	gid := r.PathValue("gid")
 	n, err := s.c.RetryNow(r.Context(), gid)
@@ -389,7 +372,7 @@ func (s *Server) retry(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	problem.WriteJSON(w, http.StatusAccepted, RetryResponse{TxDetail: dtx.TxDetail{Tx: *tx, Branches: br}, Retried: n})
+	problem.WriteJSON(w, http.StatusAccepted, api.RetryResponse{TxDetail: dtx.TxDetail{Tx: *tx, Branches: br}, Retried: n})
 }
 
 // Defaults of GET /v1/attention.
@@ -397,24 +380,6 @@ const (
 	DefaultAttentionAttempts = coordinator.DefaultAlertAfter
 	DefaultAttentionAge      = 5 * time.Minute
 )
-
-// AttentionItem is one transaction in GET /v1/attention, with the reasons
-// it is listed.
-type AttentionItem struct {
-	dtx.Tx
-	Branches []dtx.Branch `json:"branches"`
-	// Why lists the reasons, one line each: an operation still pending
-	// after min_attempts calls (with its last error), or the age.
-	Why []string `json:"why"`
-}
-
-// AttentionResponse is the body of GET /v1/attention.
-type AttentionResponse struct {
-	Transactions []AttentionItem `json:"transactions"`
-	// The criteria applied (0: off).
-	MinAttempts int          `json:"min_attempts"`
-	OlderThan   dtx.Duration `json:"older_than"`
-}
 
 // attention lists unfinished transactions with an operation still pending
 // after min_attempts calls (retrying unknown outcomes, or a compensation or
@@ -460,7 +425,7 @@ func (s *Server) attention(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	out := AttentionResponse{Transactions: []AttentionItem{}, MinAttempts: minAttempts, OlderThan: dtx.Duration(olderThan)}
+	out := api.AttentionResponse{Transactions: []api.AttentionItem{}, MinAttempts: minAttempts, OlderThan: dtx.Duration(olderThan)}
 	for _, t := range txs {
 		tx, br, err := s.c.Store().Get(r.Context(), t.GID)
 		if errors.Is(err, dtx.ErrNotFound) {
@@ -474,7 +439,7 @@ func (s *Server) attention(w http.ResponseWriter, r *http.Request) {
 		if len(why) == 0 || tx.Status.Terminal() {
 			continue // resolved since the query
 		}
-		out.Transactions = append(out.Transactions, AttentionItem{Tx: *tx, Branches: br, Why: why})
+		out.Transactions = append(out.Transactions, api.AttentionItem{Tx: *tx, Branches: br, Why: why})
 	}
 	problem.WriteJSON(w, http.StatusOK, out)
 }
