@@ -382,8 +382,8 @@ const (
 )
 
 // attention lists unfinished transactions with an operation still pending
-// after min_attempts calls (retrying unknown outcomes, or a compensation or
-// confirm that keeps failing), or older than older_than; oldest first.
+// after min_attempts calls, or older than older_than (see
+// coordinator.Attention).
 func (s *Server) attention(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	minAttempts, olderThan, limit := DefaultAttentionAttempts, DefaultAttentionAge, 100
@@ -415,61 +415,10 @@ func (s *Server) attention(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, http.StatusBadRequest, "min_attempts=0 and older_than=0 turn off both criteria; set at least one")
 		return
 	}
-	now := time.Now()
-	f := dtx.AttentionFilter{MinAttempts: minAttempts, Limit: limit}
-	if olderThan > 0 {
-		f.CreatedBefore = now.Add(-olderThan)
-	}
-	txs, err := s.c.Store().Attention(r.Context(), f)
+	items, err := s.c.Attention(r.Context(), coordinator.AttentionQuery{MinAttempts: minAttempts, OlderThan: olderThan, Limit: limit})
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	out := api.AttentionResponse{Transactions: []api.AttentionItem{}, MinAttempts: minAttempts, OlderThan: dtx.Duration(olderThan)}
-	for _, t := range txs {
-		tx, br, err := s.c.Store().Get(r.Context(), t.GID)
-		if errors.Is(err, dtx.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		why := attentionReasons(tx, br, minAttempts, olderThan, now)
-		if len(why) == 0 || tx.Status.Terminal() {
-			continue // resolved since the query
-		}
-		out.Transactions = append(out.Transactions, api.AttentionItem{Tx: *tx, Branches: br, Why: why})
-	}
-	problem.WriteJSON(w, http.StatusOK, out)
-}
-
-func attentionReasons(tx *dtx.Tx, br []dtx.Branch, minAttempts int, olderThan time.Duration, now time.Time) []string {
-	var spec saga.Spec
-	known := json.Unmarshal(tx.Spec, &spec) == nil && len(spec.Steps) == len(br)
-	var why []string
-	for i, b := range br {
-		check := func(role dtx.Op, st dtx.BranchStatus, attempts int) {
-			if minAttempts == 0 || st != dtx.BranchPending || attempts < minAttempts {
-				return
-			}
-			op := role
-			if known {
-				op = spec.Steps[i].WireOp(role)
-			}
-			line := fmt.Sprintf("branch %d (%s) %s: still pending after %d calls", b.Index, b.Name, op, attempts)
-			if b.LastError != "" {
-				line += "; last error: " + b.LastError
-			}
-			why = append(why, line)
-		}
-		if tx.Status == dtx.StatusRunning {
-			check(dtx.OpAction, b.Action, b.ActionAttempts)
-		}
-		check(dtx.OpCompensate, b.Compensate, b.CompensateAttempts)
-	}
-	if age := now.Sub(tx.CreatedAt); olderThan > 0 && age >= olderThan {
-		why = append(why, fmt.Sprintf("%s for %v (older than %v)", tx.Status, age.Round(time.Second), olderThan))
-	}
-	return why
+	problem.WriteJSON(w, http.StatusOK, api.AttentionResponse{Transactions: items, MinAttempts: minAttempts, OlderThan: dtx.Duration(olderThan)})
 }
