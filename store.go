@@ -31,8 +31,10 @@ type TxLog interface {
 	// Counts returns the number of transactions per status.
 	Counts(ctx context.Context) (map[Status]int, error)
 	// Attention returns unfinished transactions an operator should look
-	// at (see AttentionFilter), oldest first.
-	Attention(ctx context.Context, f AttentionFilter) ([]Tx, error)
+	// at (see AttentionFilter), oldest first, each with its branches
+	// ordered by index (as Get returns them; no events), so that the
+	// caller can tell why without reading each one again.
+	Attention(ctx context.Context, f AttentionFilter) ([]TxDetail, error)
 	// Apply writes one step of progress atomically, fenced by the lease: if
 	// u.Owner does not hold the lease on u.GID, nothing is written and
 	// ErrLeaseLost is returned. Implementations may group concurrent Apply

@@ -1,5 +1,6 @@
 // Package client is the Go SDK for the coordinator's HTTP API: submit sagas
 // (optionally waiting for their outcome), inspect and abort transactions.
+// The bodies it sends and receives are those of package api.
 package client
 
 import (
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/api"
 	"github.com/dtxhq/dtx/internal/problem"
 	"github.com/dtxhq/dtx/saga"
 	"github.com/dtxhq/dtx/tcc"
@@ -127,14 +129,9 @@ func (c *Client) Get(ctx context.Context, gid string) (*dtx.TxDetail, error) {
 	return &out, nil
 }
 
-// ListResult is a page of transactions plus counts by status.
-type ListResult struct {
-	Transactions []dtx.Tx           `json:"transactions"`
-	Counts       map[dtx.Status]int `json:"counts"`
-}
-
-// List returns transactions, newest first.
-func (c *Client) List(ctx context.Context, f dtx.ListFilter) (*ListResult, error) {
+// List returns a page of transactions, newest first, plus counts by
+// status.
+func (c *Client) List(ctx context.Context, f dtx.ListFilter) (*api.ListResponse, error) {
 	q := url.Values{}
 	if f.Status != "" {
 		q.Set("status", string(f.Status))
@@ -154,7 +151,7 @@ func (c *Client) List(ctx context.Context, f dtx.ListFilter) (*ListResult, error
 	if f.GIDContains != "" {
 		q.Set("q", f.GIDContains)
 	}
-	var out ListResult
+	var out api.ListResponse
 	if err := c.do(ctx, http.MethodGet, "/v1/transactions?"+q.Encode(), nil, &out); err != nil {
 		return nil, err
 	}
@@ -164,7 +161,7 @@ func (c *Client) List(ctx context.Context, f dtx.ListFilter) (*ListResult, error
 // Abort asks a running saga to compensate (an admin action: it needs
 // AdminToken).
 func (c *Client) Abort(ctx context.Context, gid, reason string) (*dtx.TxDetail, error) {
-	body, _ := json.Marshal(map[string]string{"reason": reason})
+	body, _ := json.Marshal(api.AbortRequest{Reason: reason})
 	var out dtx.TxDetail
 	if err := c.do(ctx, http.MethodPost, "/v1/transactions/"+url.PathEscape(gid)+"/abort", body, &out); err != nil {
 		return nil, err
@@ -172,19 +169,13 @@ func (c *Client) Abort(ctx context.Context, gid, reason string) (*dtx.TxDetail, 
 	return &out, nil
 }
 
-// RetryResult is the answer to Retry: the transaction and how many calls
-// waiting on backoff were released.
-type RetryResult struct {
-	dtx.TxDetail
-	Retried int `json:"retried"`
-}
-
 // Retry makes a transaction waiting on backoff call its pending operations
-// now (an admin action: it needs AdminToken). It fails with an *APIError
+// now (an admin action: it needs AdminToken), and returns the transaction
+// and how many calls waiting on backoff were released. It fails with an *APIError
 // matching dtx.ErrNotFound, or with status 409 when the transaction is
 // finished or driven by another coordinator.
-func (c *Client) Retry(ctx context.Context, gid string) (*RetryResult, error) {
-	var out RetryResult
+func (c *Client) Retry(ctx context.Context, gid string) (*api.RetryResponse, error) {
+	var out api.RetryResponse
 	if err := c.do(ctx, http.MethodPost, "/v1/transactions/"+url.PathEscape(gid)+"/retry", nil, &out); err != nil {
 		return nil, err
 	}
@@ -200,23 +191,10 @@ type AttentionFilter struct {
 	Limit       int
 }
 
-// AttentionItem is one transaction that needs a look, with the reasons.
-type AttentionItem struct {
-	dtx.Tx
-	Branches []dtx.Branch `json:"branches"`
-	Why      []string     `json:"why"`
-}
-
-// AttentionResult is the answer to Attention.
-type AttentionResult struct {
-	Transactions []AttentionItem `json:"transactions"`
-	MinAttempts  int             `json:"min_attempts"`
-	OlderThan    dtx.Duration    `json:"older_than"`
-}
-
 // Attention lists unfinished transactions with an operation still pending
-// after MinAttempts calls, or older than OlderThan, oldest first.
-func (c *Client) Attention(ctx context.Context, f AttentionFilter) (*AttentionResult, error) {
+// after MinAttempts calls, or older than OlderThan, oldest first, each with
+// the reasons it is listed.
+func (c *Client) Attention(ctx context.Context, f AttentionFilter) (*api.AttentionResponse, error) {
 	q := url.Values{}
 	switch {
 	case f.MinAttempts > 0:
@@ -233,7 +211,7 @@ func (c *Client) Attention(ctx context.Context, f AttentionFilter) (*AttentionRe
 	if f.Limit > 0 {
 		q.Set("limit", fmt.Sprint(f.Limit))
 	}
-	var out AttentionResult
+	var out api.AttentionResponse
 	if err := c.do(ctx, http.MethodGet, "/v1/attention?"+q.Encode(), nil, &out); err != nil {
 		return nil, err
 	}
@@ -273,11 +251,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 		return fmt.Errorf("read response: %w", err)
 	}
 	if resp.StatusCode >= 300 {
-		var p struct {
-			Type   string `json:"type"`
-			Detail string `json:"detail"`
-			Title  string `json:"title"`
-		}
+		var p problem.Details
 		json.Unmarshal(data, &p)
 		if p.Detail == "" {
 			p.Detail = p.Title

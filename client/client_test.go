@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/api"
 	"github.com/dtxhq/dtx/client"
 	"github.com/dtxhq/dtx/coordinator"
 	"github.com/dtxhq/dtx/saga"
@@ -257,7 +258,7 @@ func TestClient_RetryAttentionAndAdminToken(t *testing.T) {
 	})
 	_, err := cl.SubmitSaga(ctx(t), twoSteps(base, "cr-1"), false)
 	require.NoError(t, err)
-	var att *client.AttentionResult
+	var att *api.AttentionResponse
 	require.Eventually(t, func() bool {
 		att, err = cl.Attention(ctx(t), client.AttentionFilter{MinAttempts: 2, OlderThan: -1})
 		require.NoError(t, err)

@@ -1,7 +1,6 @@
 package flow
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -33,7 +32,7 @@ func Handler(st *Store) http.Handler {
 		if flows == nil {
 			flows = []Summary{}
 		}
-		writeJSON(w, map[string]any{"flows": flows})
+		problem.WriteJSON(w, http.StatusOK, map[string]any{"flows": flows})
 	})
 	mux.HandleFunc("GET /v1/flows/{id}", func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
@@ -46,7 +45,7 @@ func Handler(st *Store) http.Handler {
 			problem.Write(w, http.StatusInternalServerError, err.Error())
 			return
 		}
-		writeJSON(w, map[string]any{"correlation_id": id, "events": evs})
+		problem.WriteJSON(w, http.StatusOK, map[string]any{"correlation_id": id, "events": evs})
 	})
 	return mux
 }
@@ -60,9 +59,4 @@ func Mount(next http.Handler, st *Store) http.Handler {
 	mux.Handle("/v1/flows", h)
 	mux.Handle("/v1/flows/", h)
 	return mux
-}
-
-func writeJSON(w http.ResponseWriter, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(v)
 }

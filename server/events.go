@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/api"
 	"github.com/dtxhq/dtx/internal/problem"
 )
 
@@ -16,7 +17,7 @@ import (
 // the dashboard and anything else that wants to watch live:
 //
 //	event: hello     data: {"counts": {...}}   once on connect: (re)load everything
-//	event: tx        data: Change               a transaction was created or changed
+//	event: tx        data: api.TxChange         a transaction was created or changed
 //	event: counts    data: {"counts": {...}}   transactions per status, after changes
 //
 // The changes come from polling the store, not from the coordinator's hot
@@ -43,22 +44,6 @@ const eventHeartbeat = 15 * time.Second
 // eventBuffer is how many events a slow client may have pending; past it
 // the client is disconnected and its EventSource reconnects and reloads.
 const eventBuffer = 256
-
-// Change is the data of a "tx" event: a transaction's summary (its spec is
-// left out; GET /v1/transactions/{gid} has everything).
-type Change struct {
-	GID       string      `json:"gid"`
-	Pattern   dtx.Pattern `json:"pattern"`
-	Status    dtx.Status  `json:"status"`
-	Reason    string      `json:"reason,omitempty"`
-	CreatedAt time.Time   `json:"created_at"`
-	UpdatedAt time.Time   `json:"updated_at"`
-}
-
-// CountsEvent is the data of "hello" and "counts" events.
-type CountsEvent struct {
-	Counts map[dtx.Status]int `json:"counts"`
-}
 
 type sseEvent struct {
 	name string
@@ -193,7 +178,7 @@ func (h *hub) poll(stop chan struct{}) {
 				}
 				if len(changed) > 0 {
 					if counts, err := h.store.Counts(ctx); err == nil {
-						h.publishJSON("counts", CountsEvent{Counts: counts})
+						h.publishJSON("counts", api.CountsEvent{Counts: counts})
 					}
 				}
 			}
@@ -250,7 +235,7 @@ func (h *hub) scan(ctx context.Context, prev map[string]txKey) (map[string]txKey
 }
 
 func (h *hub) publishTx(tx *dtx.Tx) {
-	h.publishJSON("tx", Change{GID: tx.GID, Pattern: tx.Pattern, Status: tx.Status, Reason: tx.Reason, CreatedAt: tx.CreatedAt, UpdatedAt: tx.UpdatedAt})
+	h.publishJSON("tx", api.TxChange{GID: tx.GID, Pattern: tx.Pattern, Status: tx.Status, Reason: tx.Reason, CreatedAt: tx.CreatedAt, UpdatedAt: tx.UpdatedAt})
 }
 
 func (h *hub) publishJSON(name string, v any) {
@@ -276,7 +261,7 @@ func (h *hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	hello, _ := json.Marshal(CountsEvent{Counts: counts})
+	hello, _ := json.Marshal(api.CountsEvent{Counts: counts})
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no") // no proxy buffering

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/api"
 	"github.com/dtxhq/dtx/saga"
 	"github.com/dtxhq/dtx/server"
 )
@@ -81,7 +82,7 @@ func TestEvents_StreamsChanges(t *testing.T) {
 
 	hello := next(t, evs)
 	require.Equal(t, "hello", hello.name)
-	var hc server.CountsEvent
+	var hc api.CountsEvent
 	require.NoError(t, json.Unmarshal([]byte(hello.data), &hc))
 	require.Equal(t, map[dtx.Status]int{dtx.StatusFailed: 1}, hc.Counts, "the saga before the stream, compensated")
 
@@ -97,7 +98,7 @@ func TestEvents_StreamsChanges(t *testing.T) {
 		ev := next(t, evs)
 		switch ev.name {
 		case "tx":
-			var c server.Change
+			var c api.TxChange
 			require.NoError(t, json.Unmarshal([]byte(ev.data), &c))
 			require.NotEqual(t, "before-1", c.GID, "an unchanged transaction is not reported")
 			require.Equal(t, dtx.PatternSaga, c.Pattern)
@@ -107,7 +108,7 @@ func TestEvents_StreamsChanges(t *testing.T) {
 				require.NotEmpty(t, c.Reason)
 			}
 		case "counts":
-			var ce server.CountsEvent
+			var ce api.CountsEvent
 			require.NoError(t, json.Unmarshal([]byte(ev.data), &ce))
 			counts = ce.Counts
 		default:

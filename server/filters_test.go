@@ -10,6 +10,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/dtxhq/dtx/api"
 	"github.com/dtxhq/dtx/server"
 )
 
@@ -28,7 +29,7 @@ func TestList_PatternSinceAndSearch(t *testing.T) {
 		t.Helper()
 		r := e.do(t, "GET", "/v1/transactions"+query, nil)
 		require.Equal(t, http.StatusOK, r.code, "body: %s", r.body)
-		var lr server.ListResponse
+		var lr api.ListResponse
 		require.NoError(t, json.Unmarshal(r.body, &lr))
 		require.Equal(t, 4, lr.Counts["succeeded"], "counts are over every transaction, not the filtered page")
 		out := []string{}

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/api"
 	"github.com/dtxhq/dtx/coordinator"
 	"github.com/dtxhq/dtx/internal/problem"
 	"github.com/dtxhq/dtx/saga"
@@ -94,7 +95,7 @@ func TestRetry(t *testing.T) {
 	require.Equal(t, http.StatusCreated, e.do(t, "POST", "/v1/sagas", e.spec("rt-1")).code)
 
 	// Once the first charge has failed, it waits an hour, unless retried.
-	var rr server.RetryResponse
+	var rr api.RetryResponse
 	require.Eventually(t, func() bool {
 		r := e.do(t, "POST", "/v1/transactions/rt-1/retry", nil)
 		require.Equal(t, http.StatusAccepted, r.code, "body: %s", r.body)
@@ -128,11 +129,11 @@ func TestAttention(t *testing.T) {
 	}}
 	require.Equal(t, http.StatusCreated, e.do(t, "POST", "/v1/sagas", stuck).code)
 
-	var a server.AttentionResponse
+	var a api.AttentionResponse
 	require.Eventually(t, func() bool {
 		r := e.do(t, "GET", "/v1/attention?min_attempts=3&older_than=0", nil)
 		require.Equal(t, http.StatusOK, r.code, "body: %s", r.body)
-		a = server.AttentionResponse{}
+		a = api.AttentionResponse{}
 		require.NoError(t, json.Unmarshal(r.body, &a))
 		return len(a.Transactions) == 1
 	}, 5*time.Second, 10*time.Millisecond)
@@ -150,7 +151,7 @@ func TestAttention(t *testing.T) {
 	// ones never.
 	r := e.do(t, "GET", "/v1/attention?min_attempts=0&older_than=1ms", nil)
 	require.Equal(t, http.StatusOK, r.code)
-	a = server.AttentionResponse{}
+	a = api.AttentionResponse{}
 	require.NoError(t, json.Unmarshal(r.body, &a))
 	require.Len(t, a.Transactions, 1)
 	require.Len(t, a.Transactions[0].Why, 1)

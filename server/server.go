@@ -1,4 +1,5 @@
-// Package server is the coordinator's HTTP JSON API:
+// Package server is the coordinator's HTTP JSON API (the bodies are
+// declared in package api):
 //
 //	POST /v1/sagas                      submit a saga (?wait=true[&timeout=30s] waits for the outcome)
 //	POST /v1/tcc                        submit a TCC transaction (same query parameters)
@@ -34,6 +35,7 @@ import (
 	"time"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/api"
 	"github.com/dtxhq/dtx/coordinator"
 	"github.com/dtxhq/dtx/dashboard"
 	"github.com/dtxhq/dtx/internal/problem"
@@ -98,7 +100,7 @@ func New(c *coordinator.Coordinator, opts ...Option) *Server {
 	s.mux.Handle("GET "+dashboard.Prefix, dashboard.Handler(dashboard.Prefix))
 	s.mux.Handle("GET /{$}", http.RedirectHandler(dashboard.Prefix, http.StatusFound))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "owner": c.Owner(), "active": c.Active()})
+		problem.WriteJSON(w, http.StatusOK, api.Health{Status: "ok", Owner: c.Owner(), Active: c.Active()})
 	})
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, http.StatusNotFound, fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path))
@@ -138,12 +140,6 @@ func (s *Server) RequireAdmin(h http.HandlerFunc) http.HandlerFunc {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
 
 // writeError maps errors to statuses; only this layer knows HTTP.
 func writeError(w http.ResponseWriter, err error) {
@@ -238,7 +234,7 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request, pattern dtx.Patte
 			return
 		}
 	}
-	writeJSON(w, status, d)
+	problem.WriteJSON(w, status, d)
 }
 
 func waitParams(r *http.Request) (bool, time.Duration, error) {
@@ -297,13 +293,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, dtx.TxDetail{Tx: *tx, Branches: br, Events: evs})
-}
-
-// ListResponse is the body of GET /v1/transactions.
-type ListResponse struct {
-	Transactions []dtx.Tx           `json:"transactions"`
-	Counts       map[dtx.Status]int `json:"counts"`
+	problem.WriteJSON(w, http.StatusOK, dtx.TxDetail{Tx: *tx, Branches: br, Events: evs})
 }
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request) {
@@ -346,17 +336,12 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	if txs == nil {
 		txs = []dtx.Tx{}
 	}
-	writeJSON(w, http.StatusOK, ListResponse{Transactions: txs, Counts: counts})
-}
-
-// AbortRequest is the optional body of POST /v1/transactions/{gid}/abort.
-type AbortRequest struct {
-	Reason string `json:"reason,omitempty"`
+	problem.WriteJSON(w, http.StatusOK, api.ListResponse{Transactions: txs, Counts: counts})
 }
 
 func (s *Server) abort(w http.ResponseWriter, r *http.Request) {
 	gid := r.PathValue("gid")
-	var req AbortRequest
+	var req api.AbortRequest
 	if r.ContentLength != 0 {
 		if err := decodeStrict(w, r, &req); err != nil {
 			problem.Write(w, http.StatusBadRequest, err.Error())
@@ -372,15 +357,7 @@ func (s *Server) abort(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, dtx.TxDetail{Tx: *tx, Branches: br})
-}
-
-// RetryResponse is the body of POST /v1/transactions/{gid}/retry: the
-// transaction and how many calls waiting on backoff were released (0:
-// none was waiting; a call in flight is not repeated).
-type RetryResponse struct {
-	dtx.TxDetail
-	Retried int `json:"retried"`
+	problem.WriteJSON(w, http.StatusAccepted, dtx.TxDetail{Tx: *tx, Branches: br})
 }
 
 func (s *Server) retry(w http.ResponseWriter, r *http.Request) {
@@ -395,7 +372,7 @@ func (s *Server) retry(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, RetryResponse{TxDetail: dtx.TxDetail{Tx: *tx, Branches: br}, Retried: n})
+	problem.WriteJSON(w, http.StatusAccepted, api.RetryResponse{TxDetail: dtx.TxDetail{Tx: *tx, Branches: br}, Retried: n})
 }
 
 // Defaults of GET /v1/attention.
@@ -404,27 +381,9 @@ const (
 	DefaultAttentionAge      = 5 * time.Minute
 )
 
-// AttentionItem is one transaction in GET /v1/attention, with the reasons
-// it is listed.
-type AttentionItem struct {
-	dtx.Tx
-	Branches []dtx.Branch `json:"branches"`
-	// Why lists the reasons, one line each: an operation still pending
-	// after min_attempts calls (with its last error), or the age.
-	Why []string `json:"why"`
-}
-
-// AttentionResponse is the body of GET /v1/attention.
-type AttentionResponse struct {
-	Transactions []AttentionItem `json:"transactions"`
-	// The criteria applied (0: off).
-	MinAttempts int          `json:"min_attempts"`
-	OlderThan   dtx.Duration `json:"older_than"`
-}
-
 // attention lists unfinished transactions with an operation still pending
-// after min_attempts calls (retrying unknown outcomes, or a compensation or
-// confirm that keeps failing), or older than older_than; oldest first.
+// after min_attempts calls, or older than older_than (see
+// coordinator.Attention).
 func (s *Server) attention(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	minAttempts, olderThan, limit := DefaultAttentionAttempts, DefaultAttentionAge, 100
@@ -456,61 +415,10 @@ func (s *Server) attention(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, http.StatusBadRequest, "min_attempts=0 and older_than=0 turn off both criteria; set at least one")
 		return
 	}
-	now := time.Now()
-	f := dtx.AttentionFilter{MinAttempts: minAttempts, Limit: limit}
-	if olderThan > 0 {
-		f.CreatedBefore = now.Add(-olderThan)
-	}
-	txs, err := s.c.Store().Attention(r.Context(), f)
+	items, err := s.c.Attention(r.Context(), coordinator.AttentionQuery{MinAttempts: minAttempts, OlderThan: olderThan, Limit: limit})
 	if err != nil {
 		writeError(w, err)
 		return
 	}
-	out := AttentionResponse{Transactions: []AttentionItem{}, MinAttempts: minAttempts, OlderThan: dtx.Duration(olderThan)}
-	for _, t := range txs {
-		tx, br, err := s.c.Store().Get(r.Context(), t.GID)
-		if errors.Is(err, dtx.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			writeError(w, err)
-			return
-		}
-		why := attentionReasons(tx, br, minAttempts, olderThan, now)
-		if len(why) == 0 || tx.Status.Terminal() {
-			continue // resolved since the query
-		}
-		out.Transactions = append(out.Transactions, AttentionItem{Tx: *tx, Branches: br, Why: why})
-	}
-	writeJSON(w, http.StatusOK, out)
-}
-
-func attentionReasons(tx *dtx.Tx, br []dtx.Branch, minAttempts int, olderThan time.Duration, now time.Time) []string {
-	var spec saga.Spec
-	known := json.Unmarshal(tx.Spec, &spec) == nil && len(spec.Steps) == len(br)
-	var why []string
-	for i, b := range br {
-		check := func(role dtx.Op, st dtx.BranchStatus, attempts int) {
-			if minAttempts == 0 || st != dtx.BranchPending || attempts < minAttempts {
-				return
-			}
-			op := role
-			if known {
-				op = spec.Steps[i].WireOp(role)
-			}
-			line := fmt.Sprintf("branch %d (%s) %s: still pending after %d calls", b.Index, b.Name, op, attempts)
-			if b.LastError != "" {
-				line += "; last error: " + b.LastError
-			}
-			why = append(why, line)
-		}
-		if tx.Status == dtx.StatusRunning {
-			check(dtx.OpAction, b.Action, b.ActionAttempts)
-		}
-		check(dtx.OpCompensate, b.Compensate, b.CompensateAttempts)
-	}
-	if age := now.Sub(tx.CreatedAt); olderThan > 0 && age >= olderThan {
-		why = append(why, fmt.Sprintf("%s for %v (older than %v)", tx.Status, age.Round(time.Second), olderThan))
-	}
-	return why
+	problem.WriteJSON(w, http.StatusOK, api.AttentionResponse{Transactions: items, MinAttempts: minAttempts, OlderThan: dtx.Duration(olderThan)})
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/api"
 	"github.com/dtxhq/dtx/coordinator"
 	"github.com/dtxhq/dtx/saga"
 	"github.com/dtxhq/dtx/server"
@@ -282,12 +283,12 @@ func TestList(t *testing.T) {
 	r := e.do(t, "POST", "/v1/sagas?wait=true", failing)
 	require.Equal(t, dtx.StatusFailed, r.detail(t).Status)
 
-	list := func(query string) server.ListResponse {
+	list := func(query string) api.ListResponse {
 		t.Helper()
 		r := e.do(t, "GET", "/v1/transactions"+query, nil)
 		require.Equal(t, http.StatusOK, r.code, "body: %s", r.body)
 		require.Equal(t, "application/json", r.ct)
-		var lr server.ListResponse
+		var lr api.ListResponse
 		require.NoError(t, json.Unmarshal(r.body, &lr))
 		return lr
 	}

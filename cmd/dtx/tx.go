@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/api"
 	"github.com/dtxhq/dtx/client"
 	"github.com/dtxhq/dtx/internal/problem"
 	"github.com/dtxhq/dtx/saga"
@@ -213,7 +214,7 @@ func txList(ctx context.Context, o *txOpts, fs *flag.FlagSet, args []string) err
 	return nil
 }
 
-func printList(w io.Writer, res *client.ListResult, now time.Time) {
+func printList(w io.Writer, res *api.ListResponse, now time.Time) {
 	fmt.Fprintf(w, "running %d  compensating %d  succeeded %d  failed %d\n\n",
 		res.Counts[dtx.StatusRunning], res.Counts[dtx.StatusCompensating], res.Counts[dtx.StatusSucceeded], res.Counts[dtx.StatusFailed])
 	if len(res.Transactions) == 0 {
@@ -232,7 +233,7 @@ func printList(w io.Writer, res *client.ListResult, now time.Time) {
 	tw.Flush()
 }
 
-func printAttention(w io.Writer, res *client.AttentionResult, now time.Time) {
+func printAttention(w io.Writer, res *api.AttentionResponse, now time.Time) {
 	var crit []string
 	if res.MinAttempts > 0 {
 		crit = append(crit, fmt.Sprintf("an operation pending after %d calls", res.MinAttempts))

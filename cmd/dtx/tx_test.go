@@ -17,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/api"
 	"github.com/dtxhq/dtx/client"
 	"github.com/dtxhq/dtx/coordinator"
 	"github.com/dtxhq/dtx/saga"
@@ -161,7 +162,7 @@ func TestTxCLI(t *testing.T) {
 
 		out, err = runCLI(t, "list", "--json", srv)
 		require.NoError(t, err)
-		var res client.ListResult
+		var res api.ListResponse
 		require.NoError(t, json.Unmarshal([]byte(out), &res))
 		require.Len(t, res.Transactions, 1)
 		require.Equal(t, 1, res.Counts[dtx.StatusFailed])

@@ -246,27 +246,36 @@ func (s *Store) Get(ctx context.Context, gid string) (*dtx.Tx, []dtx.Branch, err
 	if err != nil {
 		return nil, nil, fmt.Errorf("get %s: %w", gid, err)
 	}
-	rows, err := s.query(ctx, `SELECT idx, name, action, compensate, action_attempts, compensate_attempts, last_error, updated_at
-		FROM dtx_branch WHERE gid = $1 ORDER BY idx`, gid)
+	rows, err := s.query(ctx, `SELECT `+branchColumns+` FROM dtx_branch WHERE gid = $1 ORDER BY idx`, gid)
 	if err != nil {
 		return nil, nil, fmt.Errorf("get branches %s: %w", gid, err)
 	}
 	defer rows.Close()
 	var out []dtx.Branch
 	for rows.Next() {
-		b := dtx.Branch{GID: gid}
-		var action, comp string
-		var updated int64
-		if err := rows.Scan(&b.Index, &b.Name, &action, &comp, &b.ActionAttempts, &b.CompensateAttempts, &b.LastError, &updated); err != nil {
+		b, err := scanBranch(rows)
+		if err != nil {
 			return nil, nil, fmt.Errorf("scan branch %s: %w", gid, err)
 		}
-		b.Action, b.Compensate, b.UpdatedAt = dtx.BranchStatus(action), dtx.BranchStatus(comp), fromMS(updated)
 		out = append(out, b)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, nil, fmt.Errorf("get branches %s: %w", gid, err)
 	}
 	return t, out, nil
+}
+
+const branchColumns = `gid, idx, name, action, compensate, action_attempts, compensate_attempts, last_error, updated_at`
+
+func scanBranch(rows *sql.Rows) (dtx.Branch, error) {
+	var b dtx.Branch
+	var action, comp string
+	var updated int64
+	if err := rows.Scan(&b.GID, &b.Index, &b.Name, &action, &comp, &b.ActionAttempts, &b.CompensateAttempts, &b.LastError, &updated); err != nil {
+		return dtx.Branch{}, err
+	}
+	b.Action, b.Compensate, b.UpdatedAt = dtx.BranchStatus(action), dtx.BranchStatus(comp), fromMS(updated)
+	return b, nil
 }
 
 // Events implements dtx.TxLog.
@@ -369,8 +378,9 @@ func (s *Store) Counts(ctx context.Context) (map[dtx.Status]int, error) {
 
 const unfinished = `status IN ('running', 'compensating')`
 
-// Attention implements dtx.TxLog.
-func (s *Store) Attention(ctx context.Context, f dtx.AttentionFilter) ([]dtx.Tx, error) {
+// Attention implements dtx.TxLog: one query for the transactions, then one
+// for the branches of all of them.
+func (s *Store) Attention(ctx context.Context, f dtx.AttentionFilter) ([]dtx.TxDetail, error) {
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 100
@@ -394,15 +404,66 @@ func (s *Store) Attention(ctx context.Context, f dtx.AttentionFilter) ([]dtx.Tx,
 		return nil, fmt.Errorf("attention: %w", err)
 	}
 	defer rows.Close()
-	var out []dtx.Tx
+	var out []dtx.TxDetail
 	for rows.Next() {
 		t, err := scanTx(rows)
 		if err != nil {
 			return nil, fmt.Errorf("attention: %w", err)
 		}
-		out = append(out, *t)
+		out = append(out, dtx.TxDetail{Tx: *t})
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("attention: %w", err)
+	}
+	rows.Close()
+	if err := s.readBranches(ctx, out); err != nil {
+		return nil, fmt.Errorf("attention: %w", err)
+	}
+	return out, nil
+}
+
+// maxIn bounds the gids bound into one IN list (databases limit the
+// number of parameters of a statement).
+const maxIn = 500
+
+// readBranches fills in the branches of txs, ordered by index.
+func (s *Store) readBranches(ctx context.Context, txs []dtx.TxDetail) error {
+	at := make(map[string]int, len(txs))
+	for i := range txs {
+		at[txs[i].GID] = i
+	}
+	for lo := 0; lo < len(txs); lo += maxIn {
+		chunk := txs[lo:min(lo+maxIn, len(txs))]
+		marks := make([]string, len(chunk))
+		args := make([]any, len(chunk))
+		for i := range chunk {
+			marks[i] = fmt.Sprintf("$%d", i+1)
+			args[i] = chunk[i].GID
+		}
+		if err := s.scanBranchesInto(ctx, txs, at, `SELECT `+branchColumns+` FROM dtx_branch
+			WHERE gid IN (`+strings.Join(marks, ", ")+`) ORDER BY gid, idx`, args); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) scanBranchesInto(ctx context.Context, txs []dtx.TxDetail, at map[string]int, q string, args []any) error {
+	rows, err := s.query(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("branches: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		b, err := scanBranch(rows)
+		if err != nil {
+			return fmt.Errorf("scan branch: %w", err)
+		}
+		if i, ok := at[b.GID]; ok {
+			txs[i].Branches = append(txs[i].Branches, b)
+		}
+	}
+	return rows.Err()
 }
 
 // Backlog implements dtx.LeaseStore.

@@ -472,26 +472,38 @@ func testAttention(t *testing.T, s dtx.Store) {
 	mustCreate(t, s, "young", "c1", at(5))
 	apply("young", 5, "", dtx.Branch{Index: 0, Name: "a", Action: dtx.BranchPending, Compensate: dtx.BranchPending, ActionAttempts: 4})
 
-	both, err := s.Attention(ctx, dtx.AttentionFilter{MinAttempts: 5, CreatedBefore: at(1)})
-	require.NoError(t, err)
-	require.Equal(t, []string{"old", "retrying", "stuck-comp"}, gidsOf(both), "oldest first")
-	require.Equal(t, dtx.StatusCompensating, both[2].Status)
+	// attention also checks that every transaction comes with its
+	// branches, as Get returns them: the reasons it is listed are read
+	// from them.
+	attention := func(f dtx.AttentionFilter) []string {
+		t.Helper()
+		got, err := s.Attention(ctx, f)
+		require.NoError(t, err)
+		gids := []string{}
+		for _, d := range got {
+			tx, br, err := s.Get(ctx, d.GID)
+			require.NoError(t, err)
+			require.Equal(t, tx.Status, d.Status, d.GID)
+			require.Equal(t, br, d.Branches, "%s: Attention returns the branches", d.GID)
+			require.Empty(t, d.Events, d.GID)
+			gids = append(gids, d.GID)
+		}
+		return gids
+	}
+	require.Equal(t, []string{"old", "retrying", "stuck-comp"}, attention(dtx.AttentionFilter{MinAttempts: 5, CreatedBefore: at(1)}), "oldest first")
+	require.Equal(t, []string{"old", "retrying"}, attention(dtx.AttentionFilter{MinAttempts: 5, CreatedBefore: at(1), Limit: 2}))
+	require.Equal(t, []string{"retrying", "stuck-comp", "young"}, attention(dtx.AttentionFilter{MinAttempts: 4}), "age off")
+	require.Equal(t, []string{"old", "retrying"}, attention(dtx.AttentionFilter{CreatedBefore: at(3)}), "attempts off")
+	require.Empty(t, attention(dtx.AttentionFilter{}), "both criteria off")
 
-	page, err := s.Attention(ctx, dtx.AttentionFilter{MinAttempts: 5, CreatedBefore: at(1), Limit: 2})
+	// What the reasons need: the stuck compensation's status and branch.
+	stuck, err := s.Attention(ctx, dtx.AttentionFilter{MinAttempts: 6})
 	require.NoError(t, err)
-	require.Equal(t, []string{"old", "retrying"}, gidsOf(page))
-
-	attempts, err := s.Attention(ctx, dtx.AttentionFilter{MinAttempts: 4})
-	require.NoError(t, err)
-	require.Equal(t, []string{"retrying", "stuck-comp", "young"}, gidsOf(attempts), "age off")
-
-	age, err := s.Attention(ctx, dtx.AttentionFilter{CreatedBefore: at(3)})
-	require.NoError(t, err)
-	require.Equal(t, []string{"old", "retrying"}, gidsOf(age), "attempts off")
-
-	none, err := s.Attention(ctx, dtx.AttentionFilter{})
-	require.NoError(t, err)
-	require.Empty(t, none, "both criteria off")
+	require.Len(t, stuck, 1)
+	require.Equal(t, dtx.StatusCompensating, stuck[0].Status)
+	require.Len(t, stuck[0].Branches, 2)
+	require.Equal(t, dtx.Branch{GID: "stuck-comp", Index: 0, Name: "a", Action: dtx.BranchSucceeded, Compensate: dtx.BranchPending,
+		ActionAttempts: 1, CompensateAttempts: 6, UpdatedAt: at(4)}, stuck[0].Branches[0])
 }
 
 func testBacklog(t *testing.T, s dtx.Store) {
