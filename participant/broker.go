@@ -11,6 +11,7 @@ import (
 
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/broker"
+	"github.com/dtxhq/dtx/internal/problem"
 )
 
 // ServeBroker runs fn for the branch commands published to topic (by the
@@ -28,7 +29,7 @@ import (
 // so fn must be idempotent, as it is when it runs its writes through
 // Barrier.Do. The subscription runs until it is closed; the caller closes
 // it.
-func ServeBroker(ctx context.Context, b broker.Broker, topic, group string, fn func(ctx context.Context, br Branch, body []byte) (any, error)) (broker.Subscription, error) {
+func ServeBroker(ctx context.Context, b broker.Broker, topic, group string, fn BranchFunc) (broker.Subscription, error) {
 	if err := broker.CheckCommandTopic(topic); err != nil {
 		return nil, fmt.Errorf("participant: serve broker: %w", err)
 	}
@@ -47,7 +48,7 @@ func ServeBroker(ctx context.Context, b broker.Broker, topic, group string, fn f
 // answered: it is acknowledged and logged (the caller will time out and
 // retry). fn panicking is answered 500. If the reply cannot be published,
 // the handler returns the error, so the broker delivers the command again.
-func CommandHandler(b broker.Broker, fn func(ctx context.Context, br Branch, body []byte) (any, error)) broker.Handler {
+func CommandHandler(b broker.Broker, fn BranchFunc) broker.Handler {
 	return func(ctx context.Context, d broker.Delivery) error {
 		replyTo := d.Headers[broker.HeaderReplyTo]
 		if err := broker.CheckCommandTopic(replyTo); err != nil {
@@ -106,7 +107,7 @@ func CommandExpired(d broker.Delivery) bool {
 
 // runCommand runs fn for one command and returns the reply's status and
 // body, as Handler would answer over HTTP.
-func runCommand(ctx context.Context, d broker.Delivery, fn func(ctx context.Context, br Branch, body []byte) (any, error)) (status int, body []byte) {
+func runCommand(ctx context.Context, d broker.Delivery, fn BranchFunc) (status int, body []byte) {
 	br, err := branchFromHeaders(func(name string) string { return d.Headers[name] })
 	if err != nil {
 		return problemReply(http.StatusBadRequest, err.Error())
@@ -139,6 +140,6 @@ func runCommand(ctx context.Context, d broker.Delivery, fn func(ctx context.Cont
 
 // problemReply is a reply with an RFC 9457 problem details body.
 func problemReply(status int, detail string) (int, []byte) {
-	body, _ := json.Marshal(problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail})
+	body, _ := json.Marshal(problem.Details{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail})
 	return status, body
 }

@@ -24,10 +24,9 @@ import (
 // the deliveries of the commands still awaited (an expired command is
 // skipped at once, as participant.CommandHandler would).
 func (s *Shop) subscribeSagaAsync(ctx context.Context, b broker.Broker) error {
-	type branchFn = func(context.Context, participant.Branch, []byte) (any, error)
 	for _, svc := range []struct {
 		name     string
-		handlers map[string]branchFn
+		handlers map[string]participant.BranchFunc
 		paths    []string
 		faults   *faults.Injector
 	}{

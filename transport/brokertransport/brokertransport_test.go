@@ -52,9 +52,7 @@ func newTransport(t *testing.T, b broker.Broker, cfg brokertransport.Config) *br
 	return tr
 }
 
-type branchFn = func(ctx context.Context, br participant.Branch, body []byte) (any, error)
-
-func serve(t *testing.T, b broker.Broker, topic string, fn branchFn) {
+func serve(t *testing.T, b broker.Broker, topic string, fn participant.BranchFunc) {
 	t.Helper()
 	sub, err := participant.ServeBroker(ctxT(t), b, topic, "svc", fn)
 	require.NoError(t, err)

@@ -1,7 +1,6 @@
 package order
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -36,8 +35,8 @@ func (s *Service) Handler() http.Handler {
 // TCC's order steps) by path: Handler serves them over HTTP, and under
 // PatternSagaAsync they are served from the broker topic SagaTopic(path)
 // (participant.ServeBroker), so both transports run the same code.
-func (s *Service) BranchHandlers() map[string]func(ctx context.Context, br participant.Branch, body []byte) (any, error) {
-	return map[string]func(context.Context, participant.Branch, []byte) (any, error){
+func (s *Service) BranchHandlers() map[string]participant.BranchFunc {
+	return map[string]participant.BranchFunc{
 		PathSagaComplete: s.complete,
 		PathSagaCancel:   s.cancel,
 	}
