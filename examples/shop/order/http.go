@@ -34,7 +34,7 @@ func (s *Service) Handler() http.Handler {
 // BranchHandlers returns the service's branch operations (the saga's and
 // TCC's order steps) by path: Handler serves them over HTTP, and under
 // PatternSagaAsync they are served from the broker topic SagaTopic(path)
-// (participant.ServeBroker), so both transports run the same code.
+// (brokertransport.Serve), so both transports run the same code.
 func (s *Service) BranchHandlers() map[string]participant.BranchFunc {
 	return map[string]participant.BranchFunc{
 		PathSagaComplete: s.complete,
