@@ -36,3 +36,12 @@ type Call struct {
 type Transport interface {
 	Call(ctx context.Context, c Call) Outcome
 }
+
+// URLChecker is implemented by a Transport that can tell, before any call,
+// whether it can call a URL: its scheme is served and the URL follows the
+// scheme's rule. The coordinator checks every step URL of a transaction
+// with it at submission, and refuses the transaction (dtx.ErrInvalid) if
+// one fails, before anything is stored.
+type URLChecker interface {
+	CheckURL(rawURL string) error
+}

@@ -3,6 +3,10 @@
 // choreographed shop and the asynchronous saga transport run unchanged on
 // NATS JetStream (embedded or external) and on Apache Kafka.
 //
+// It is pure publish/subscribe: what the messages mean belongs to their
+// users (the branch command protocol of broker:// step URLs, for one, is
+// package transport/brokertransport's).
+//
 // Guarantees every adapter gives (and the conformance suite in
 // broker/brokertest checks):
 //

@@ -155,6 +155,9 @@ func (c *Coordinator) SubmitPattern(ctx context.Context, pattern dtx.Pattern, sp
 	if err := spec.Normalize(); err != nil {
 		return nil, false, err
 	}
+	if err := c.checkURLs(&spec); err != nil {
+		return nil, false, err
+	}
 	raw, err := json.Marshal(&spec)
 	if err != nil {
 		return nil, false, fmt.Errorf("encode spec: %w", err)
@@ -195,6 +198,30 @@ func (c *Coordinator) SubmitPattern(ctx context.Context, pattern dtx.Pattern, sp
 		c.store.Release(context.WithoutCancel(ctx), c.cfg.Owner, tx.GID)
 	}
 	return &dtx.TxDetail{Tx: *tx, Branches: branches}, true, nil
+}
+
+// checkURLs refuses (dtx.ErrInvalid) a spec with a step URL the transport
+// cannot call, if the transport can tell (dtx.URLChecker): an unserved
+// scheme, or a URL against its scheme's rule (a broker topic, say). The
+// saga package checks only what holds for every transport.
+func (c *Coordinator) checkURLs(spec *saga.Spec) error {
+	ch, ok := c.transport.(dtx.URLChecker)
+	if !ok {
+		return nil
+	}
+	var errs []error
+	for i := range spec.Steps {
+		st := &spec.Steps[i]
+		for _, u := range []string{st.Action, st.Compensate} {
+			if u == "" {
+				continue
+			}
+			if err := ch.CheckURL(u); err != nil {
+				errs = append(errs, fmt.Errorf("%w: step %d (%s): %v", dtx.ErrInvalid, i, st.Name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (c *Coordinator) startRun(r *run) bool {

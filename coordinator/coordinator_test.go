@@ -21,6 +21,7 @@ import (
 	"github.com/dtxhq/dtx/store/sqlite"
 	"github.com/dtxhq/dtx/store/sqlstore"
 	"github.com/dtxhq/dtx/tcc"
+	"github.com/dtxhq/dtx/transport"
 	"github.com/dtxhq/dtx/transport/httptransport"
 )
 
@@ -547,4 +548,53 @@ func TestSubmit_LegacyTCCDigest(t *testing.T) {
 	changed.Steps[0].Payload = json.RawMessage(`{"other":true}`)
 	_, _, err = c.SubmitPattern(context.Background(), dtx.PatternTCC, changed)
 	require.ErrorIs(t, err, dtx.ErrConflict)
+}
+
+// topicOnly is a transport for the "queue" scheme whose URLs must name the
+// topic "ok".
+type topicOnly struct{}
+
+func (topicOnly) Call(context.Context, dtx.Call) dtx.Outcome { return dtx.Succeeded(nil) }
+
+func (topicOnly) CheckURL(raw string) error {
+	if raw != "queue://ok" {
+		return fmt.Errorf("URL %q is not queue://ok", raw)
+	}
+	return nil
+}
+
+// TestCoordinator_ChecksURLsWithTheTransport: a step URL of a scheme the
+// transport does not serve, or against its scheme's rule, is refused at
+// submission (dtx.ErrInvalid, every problem named) and nothing is stored.
+func TestCoordinator_ChecksURLsWithTheTransport(t *testing.T) {
+	p := newParticipant(t, nil)
+	st := openStore(t, filepath.Join(t.TempDir(), "c.db"))
+	defer st.Close()
+	h := httptransport.New(nil)
+	c, err := coordinator.New(st, transport.Schemes{"http": h, "queue": topicOnly{}}, coordinator.Config{
+		RetryBase: 5 * time.Millisecond, RetryMax: 20 * time.Millisecond,
+	})
+	require.NoError(t, err)
+	require.NoError(t, c.Start(context.Background()))
+	t.Cleanup(func() { c.Close(context.Background()) })
+
+	spec := saga.Spec{GID: "urls-1", Steps: []saga.Step{
+		{Name: "a", Action: p.url("/a"), Compensate: "queue://nope"},
+		{Name: "b", Action: "ftp://svc.local/b", Compensate: "queue://ok"},
+	}}
+	_, _, err = c.Submit(context.Background(), spec)
+	require.ErrorIs(t, err, dtx.ErrInvalid)
+	for _, want := range []string{
+		`step 0 (a): URL "queue://nope" is not queue://ok`,
+		`step 1 (b): no transport for the scheme "ftp"`,
+	} {
+		require.ErrorContains(t, err, want)
+	}
+	_, _, err = st.Get(context.Background(), "urls-1")
+	require.ErrorIs(t, err, dtx.ErrNotFound, "nothing stored")
+
+	d := submitWait(t, c, saga.Spec{GID: "urls-2", Steps: []saga.Step{
+		{Name: "a", Action: p.url("/a"), Compensate: "queue://ok"},
+	}})
+	require.Equal(t, dtx.StatusSucceeded, d.Status)
 }

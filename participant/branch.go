@@ -28,12 +28,14 @@ const maxGIDLen = 256
 // BranchFromRequest reads the branch identity from the request headers. It
 // returns an error naming the header if one is missing or malformed.
 func BranchFromRequest(r *http.Request) (Branch, error) {
-	return branchFromHeaders(r.Header.Get)
+	return BranchFromHeaders(r.Header.Get)
 }
 
-// branchFromHeaders reads the branch identity through get, which returns a
-// header's value ("" when absent): HTTP request headers or message headers.
-func branchFromHeaders(get func(name string) string) (Branch, error) {
+// BranchFromHeaders reads the branch identity through get, which returns a
+// header's value ("" when absent): HTTP request headers, or the headers of
+// a command message (package transport/brokertransport). Its errors are
+// BranchFromRequest's.
+func BranchFromHeaders(get func(name string) string) (Branch, error) {
 	gid := get(dtx.HeaderGID)
 	idx := get(dtx.HeaderBranch)
 	op := get(dtx.HeaderOp)

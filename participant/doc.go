@@ -6,8 +6,12 @@
 // classifies the answer: 2xx is success; 4xx other than 408, 425 and 429 is
 // a definite failure (a business "no": nothing was applied); anything else,
 // including network errors, is unknown and the same operation is retried.
+// A branch operation is a BranchFunc; Handler serves it over HTTP, and
 // Handler, WriteJSON and WriteError produce answers in those terms: an error
-// wrapped with dtx.Permanent becomes 409, any other error 500.
+// wrapped with dtx.Permanent becomes 409, any other error 500. The same
+// BranchFunc can be served for commands from a broker topic, answered the
+// same way, by package transport/brokertransport (brokertransport.Serve),
+// which holds that protocol.
 //
 // Because operations are retried and may be delivered more than once, may
 // arrive out of order, and a compensation may arrive for an action that never

@@ -2,32 +2,16 @@ package participant
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/internal/problem"
 )
 
 // MaxBodySize is the largest request body Handler accepts.
 const MaxBodySize = 1 << 20
-
-// problem is an RFC 9457 problem details body.
-type problem struct {
-	Type   string `json:"type"`
-	Title  string `json:"title"`
-	Status int    `json:"status"`
-	Detail string `json:"detail,omitempty"`
-}
-
-func writeProblem(w http.ResponseWriter, status int, detail string) {
-	body, _ := json.Marshal(problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail})
-	w.Header().Set("Content-Type", "application/problem+json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
-}
 
 // WriteError answers a failed branch operation in the coordinator's terms:
 // 409 Conflict (a definite failure: nothing was applied, do not retry) if
@@ -41,21 +25,22 @@ func WriteError(w http.ResponseWriter, err error) {
 	if dtx.IsPermanent(err) {
 		status = http.StatusConflict
 	}
-	writeProblem(w, status, err.Error())
+	problem.Write(w, status, err.Error())
 }
 
 // WriteJSON answers with status and v encoded as JSON. If v cannot be
 // encoded it answers 500 instead.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
-	body, err := json.Marshal(v)
-	if err != nil {
-		writeProblem(w, http.StatusInternalServerError, "participant: encode response: "+err.Error())
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(append(body, '\n'))
+	problem.WriteJSON(w, status, v)
 }
+
+// BranchFunc is a branch operation as participants write it: it runs the
+// operation of branch br with the request body, and returns the result to
+// answer (as JSON) or an error (permanent for a definite failure, see
+// WriteError). Handler serves it over HTTP; package
+// transport/brokertransport serves the same function for commands from a
+// broker topic.
+type BranchFunc func(ctx context.Context, br Branch, body []byte) (any, error)
 
 // Handler adapts a branch operation to HTTP. It reads the branch identity
 // from the Dtx-* headers and the body (at most MaxBodySize bytes), answering
@@ -66,26 +51,26 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 //
 // fn should run its local writes through Barrier.Do, so that retries and
 // duplicate deliveries are harmless.
-func Handler(fn func(ctx context.Context, br Branch, body []byte) (any, error)) http.Handler {
+func Handler(fn BranchFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
-			writeProblem(w, http.StatusMethodNotAllowed, "branch operations are called with POST")
+			problem.Write(w, http.StatusMethodNotAllowed, "branch operations are called with POST")
 			return
 		}
 		br, err := BranchFromRequest(r)
 		if err != nil {
-			writeProblem(w, http.StatusBadRequest, err.Error())
+			problem.Write(w, http.StatusBadRequest, err.Error())
 			return
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodySize))
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
-				writeProblem(w, http.StatusBadRequest, "participant: request body larger than 1 MiB")
+				problem.Write(w, http.StatusBadRequest, "participant: request body larger than 1 MiB")
 				return
 			}
-			writeProblem(w, http.StatusBadRequest, "participant: read request body: "+err.Error())
+			problem.Write(w, http.StatusBadRequest, "participant: read request body: "+err.Error())
 			return
 		}
 		result, err := fn(r.Context(), br, body)

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/dtxhq/dtx"
-	"github.com/dtxhq/dtx/broker"
 	"github.com/dtxhq/dtx/traceparent"
 )
 
@@ -53,11 +52,12 @@ type Spec struct {
 type Step struct {
 	// Name is shown in logs and the dashboard (default "step-<index>").
 	Name string `json:"name,omitempty"`
-	// Action is the URL called (POST, JSON Payload) to perform the step:
+	// Action is the URL called (POST, JSON Payload) to perform the step: an
+	// absolute URL of a scheme the coordinator's transport serves, such as
 	// http(s)://..., or broker://<topic> (a-z, 0-9, '-') for a command
 	// published to that broker topic, answered by a reply message (see
-	// package transport/brokertransport). Empty: the step has no forward work (a compensation-only step, such as
-	// "mark the order cancelled").
+	// package transport/brokertransport). Empty: the step has no forward
+	// work (a compensation-only step, such as "mark the order cancelled").
 	Action string `json:"action,omitempty"`
 	// Compensate is the URL called to undo the step. Empty: the step cannot be
 	// undone, which makes it a retriable step: it starts only once every
@@ -216,20 +216,19 @@ func (s *Spec) Normalize() error {
 
 var opRE = regexp.MustCompile(`^[a-z]{1,32}$`)
 
-// checkURL accepts absolute http(s) URLs with a host, and broker://<topic>.
+// checkURL accepts absolute URLs (with a scheme); http and https URLs need
+// a host too. Which schemes can be called, and each scheme's own rule (such
+// as the topic of broker://<topic>), the coordinator checks against its
+// transport (dtx.URLChecker).
 func checkURL(raw string) error {
-	if broker.IsURL(raw) {
-		_, err := broker.ParseURL(raw)
-		return err
-	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return fmt.Errorf("invalid URL %q", raw)
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Errorf("URL %q must be http or https, or broker://<topic>", raw)
+	if u.Scheme == "" {
+		return fmt.Errorf("URL %q is not absolute: it needs a scheme such as http", raw)
 	}
-	if u.Host == "" {
+	if (u.Scheme == "http" || u.Scheme == "https") && u.Host == "" {
 		return fmt.Errorf("URL %q has no host", raw)
 	}
 	return nil

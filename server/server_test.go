@@ -210,6 +210,8 @@ func TestSubmit_BadRequests(t *testing.T) {
 	require.NoError(t, err)
 	badURL := e.spec("bad-2")
 	badURL.Steps[1].Action = "ftp://nowhere/charge"
+	unserved := e.spec("bad-6") // a broker step, but the coordinator calls HTTP only
+	unserved.Steps[0].Compensate = "broker://inventory"
 	tests := []struct {
 		name string
 		path string
@@ -226,6 +228,7 @@ func TestSubmit_BadRequests(t *testing.T) {
 		{name: "TrailingBracket", body: string(valid) + "\n]", want: []string{"trailing"}},
 		{name: "EmptyBody", body: ``, want: []string{"empty"}},
 		{name: "InvalidURL", body: badURL, want: []string{"step 1 (charge)", "http or https"}},
+		{name: "UnservedScheme", body: unserved, want: []string{"step 0", `"broker://inventory" must be http or https`}},
 		{name: "NoSteps", body: `{"gid":"x"}`, want: []string{"at least one step"}},
 		{name: "BadGID", body: `{"gid":"a/b","steps":[{"action":"http://h/x"}]}`, want: []string{"gid"}},
 		{name: "WaitMaybe", path: "/v1/sagas?wait=maybe", body: e.spec("bad-3"), want: []string{"wait"}},

@@ -118,7 +118,7 @@ func runDemo(ctx context.Context, args []string) error {
 		}
 		defer nb.Close()
 		defer tr.Close()
-		transport, asyncBroker, owner = tr, nb, o
+		transport, asyncBroker, owner = asyncTransports(tr), nb, o
 	}
 	coord, err := coordinator.New(st, transport, coordinator.Config{
 		Owner: owner, Logger: log, RetryBase: 50 * time.Millisecond, RetryMax: time.Second, LeaseTTL: 5 * time.Second,

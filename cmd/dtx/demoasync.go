@@ -7,17 +7,27 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/broker/natsbroker"
+	"github.com/dtxhq/dtx/transport"
 	"github.com/dtxhq/dtx/transport/brokertransport"
 	"github.com/dtxhq/dtx/transport/httptransport"
 )
 
+// asyncTransports is the coordinator's transport under saga-async: its
+// scheme table sends broker:// steps as commands through bt, and http(s)
+// steps over HTTP.
+func asyncTransports(bt *brokertransport.Transport) dtx.Transport {
+	h := httptransport.New(nil)
+	return transport.Schemes{"http": h, "https": h, brokertransport.URLScheme: bt}
+}
+
 // startSagaAsync prepares the demo's saga-async pattern: an embedded NATS
 // JetStream (files in work/nats) and the coordinator's transport, which
 // sends broker:// steps as commands over it (replies come back on its own
-// topic) and anything else over HTTP. It returns the coordinator owner
-// the transport's replies are addressed to; the caller closes the
-// transport, then the broker.
+// topic; asyncTransports adds HTTP for the other steps). It returns the
+// coordinator owner the transport's replies are addressed to; the caller
+// closes the transport, then the broker.
 func startSagaAsync(ctx context.Context, work string, out io.Writer) (*natsbroker.Broker, *brokertransport.Transport, string, error) {
 	dir := filepath.Join(work, "nats")
 	nb, err := natsbroker.OpenEmbedded(ctx, dir, natsbroker.Config{})
@@ -25,7 +35,7 @@ func startSagaAsync(ctx context.Context, work string, out io.Writer) (*natsbroke
 		return nil, nil, "", fmt.Errorf("embedded NATS: %w", err)
 	}
 	owner := fmt.Sprintf("dtx-demo-%d", os.Getpid())
-	tr, err := brokertransport.New(ctx, nb, brokertransport.Config{Owner: owner, Fallback: httptransport.New(nil)})
+	tr, err := brokertransport.New(ctx, nb, brokertransport.Config{Owner: owner})
 	if err != nil {
 		nb.Close()
 		return nil, nil, "", err

@@ -11,6 +11,7 @@ import (
 	"github.com/dtxhq/dtx/examples/shop/order"
 	"github.com/dtxhq/dtx/examples/shop/payment"
 	"github.com/dtxhq/dtx/participant"
+	"github.com/dtxhq/dtx/transport/brokertransport"
 )
 
 // Asynchronous orchestration (order.PatternSagaAsync): the coordinator
@@ -22,12 +23,11 @@ import (
 // topics the order service's saga names (order.SagaTopic of each path),
 // one consumer group per service, with the service's faults injected into
 // the deliveries of the commands still awaited (an expired command is
-// skipped at once, as participant.CommandHandler would).
+// skipped at once, as brokertransport.CommandHandler would).
 func (s *Shop) subscribeSagaAsync(ctx context.Context, b broker.Broker) error {
-	type branchFn = func(context.Context, participant.Branch, []byte) (any, error)
 	for _, svc := range []struct {
 		name     string
-		handlers map[string]branchFn
+		handlers map[string]participant.BranchFunc
 		paths    []string
 		faults   *faults.Injector
 	}{
@@ -41,9 +41,9 @@ func (s *Shop) subscribeSagaAsync(ctx context.Context, b broker.Broker) error {
 				return fmt.Errorf("shop: %s has no branch handler for %s", svc.name, path)
 			}
 			topic := order.SagaTopic(path)
-			h := svc.faults.WrapHandler(participant.CommandHandler(b, fn))
+			h := svc.faults.WrapHandler(brokertransport.CommandHandler(b, fn))
 			sub, err := b.Subscribe(ctx, topic, svc.name, func(ctx context.Context, d broker.Delivery) error {
-				if participant.CommandExpired(d) {
+				if brokertransport.CommandExpired(d) {
 					return nil // nobody waits for it: no fault to inject
 				}
 				return h(ctx, d)

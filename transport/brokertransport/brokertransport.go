@@ -2,7 +2,13 @@
 // (asynchronous orchestration): for a step URL "broker://<topic>" the
 // coordinator publishes a command message to <topic> and waits for the
 // participant's reply on its own reply topic. Participants serve commands
-// with participant.ServeBroker, running the same handlers as over HTTP.
+// with Serve (or CommandHandler), running the same participant.BranchFunc
+// handlers as over HTTP. The whole protocol (URL scheme and topic rule,
+// headers, calling and serving) is in this package.
+//
+// A Transport calls broker:// URLs only; to drive steps of other schemes
+// too, put it in a scheme table (transport.Schemes) beside the HTTP
+// transport.
 //
 // # Messages
 //
@@ -66,7 +72,10 @@ import (
 	"github.com/dtxhq/dtx/transport/httptransport"
 )
 
-var _ dtx.Transport = (*Transport)(nil)
+var (
+	_ dtx.Transport  = (*Transport)(nil)
+	_ dtx.URLChecker = (*Transport)(nil)
+)
 
 // DefaultTimeout bounds a call whose dtx.Call.Timeout is zero.
 const DefaultTimeout = 30 * time.Second
@@ -83,11 +92,6 @@ type Config struct {
 	// ReplyTopic overrides the reply topic (a-z, 0-9, '-'); default
 	// ReplyTopicFor(Owner).
 	ReplyTopic string
-	// Fallback performs the calls whose URL is not broker:// (typically an
-	// *httptransport.Transport), so that one coordinator drives steps of
-	// both kinds. Nil: such calls are Unknown outcomes (retried, then
-	// alerted), since nothing can perform them.
-	Fallback dtx.Transport
 	// DefaultTimeout bounds a call without a timeout (default
 	// DefaultTimeout).
 	DefaultTimeout time.Duration
@@ -147,7 +151,7 @@ func New(ctx context.Context, b broker.Broker, cfg Config) (*Transport, error) {
 	if cfg.ReplyTopic == "" {
 		cfg.ReplyTopic = ReplyTopicFor(cfg.Owner)
 	}
-	if err := broker.CheckCommandTopic(cfg.ReplyTopic); err != nil {
+	if err := CheckTopic(cfg.ReplyTopic); err != nil {
 		return nil, fmt.Errorf("brokertransport: reply topic: %w", err)
 	}
 	if cfg.DefaultTimeout < 0 {
@@ -210,8 +214,8 @@ func (t *Transport) Stats() Stats {
 }
 
 // Close stops the reply subscription; calls still waiting end at once
-// with an Unknown outcome, and later calls to broker:// URLs too. It does
-// not close the broker or the fallback. It is idempotent.
+// with an Unknown outcome, and later calls too. It does not close the
+// broker. It is idempotent.
 func (t *Transport) Close() error {
 	t.closeOnce.Do(func() {
 		close(t.closed)
@@ -220,18 +224,20 @@ func (t *Transport) Close() error {
 	return t.closeErr
 }
 
-// Call implements dtx.Transport.
+// CheckURL accepts the URLs Call can call: broker://<topic> (see
+// ParseURL). The coordinator checks step URLs with it at submission.
+func (t *Transport) CheckURL(raw string) error {
+	_, err := ParseURL(raw)
+	return err
+}
+
+// Call implements dtx.Transport. A URL that is not broker://<topic> is an
+// Unknown outcome: such URLs are refused at submission (CheckURL);
+// retrying cannot fix it, but guessing "failure" could skip work that must
+// happen, so it is retried and alerted.
 func (t *Transport) Call(ctx context.Context, c dtx.Call) dtx.Outcome {
-	if !broker.IsURL(c.URL) {
-		if t.cfg.Fallback == nil {
-			return dtx.Uncertain(fmt.Errorf("brokertransport: no transport for URL %q", c.URL))
-		}
-		return t.cfg.Fallback.Call(ctx, c)
-	}
-	topic, err := broker.ParseURL(c.URL)
+	topic, err := ParseURL(c.URL)
 	if err != nil {
-		// Validated at submission; retrying cannot fix it, but guessing
-		// "failure" could skip work that must happen: unknown, and alerts.
 		return dtx.Uncertain(fmt.Errorf("brokertransport: %w", err))
 	}
 	select {
@@ -258,10 +264,10 @@ func (t *Transport) Call(ctx context.Context, c dtx.Call) dtx.Outcome {
 			dtx.HeaderBranch:           strconv.Itoa(c.Branch),
 			dtx.HeaderOp:               string(c.Op),
 			dtx.HeaderAttempt:          strconv.Itoa(c.Attempt),
-			broker.HeaderReplyTo:       t.replyTopic,
+			HeaderReplyTo:              t.replyTopic,
 			broker.HeaderCorrelationID: c.GID,
-			broker.HeaderType:          broker.TypeCommand,
-			broker.HeaderDeadline:      time.Now().Add(timeout).UTC().Format(time.RFC3339Nano),
+			broker.HeaderType:          TypeCommand,
+			HeaderDeadline:             time.Now().Add(timeout).UTC().Format(time.RFC3339Nano),
 		},
 		Payload: payload,
 	}
@@ -303,7 +309,7 @@ func (t *Transport) Call(ctx context.Context, c dtx.Call) dtx.Outcome {
 func classify(r reply) dtx.Outcome {
 	code, err := strconv.Atoi(r.status)
 	if err != nil || code < 100 || code > 999 {
-		return dtx.Uncertain(fmt.Errorf("brokertransport: reply with malformed %s %q", broker.HeaderStatus, r.status))
+		return dtx.Uncertain(fmt.Errorf("brokertransport: reply with malformed %s %q", HeaderStatus, r.status))
 	}
 	switch httptransport.Classify(code) {
 	case dtx.Success:
@@ -326,10 +332,10 @@ func (t *Transport) onReply(_ context.Context, d broker.Delivery) error {
 	t.mu.Unlock()
 	if !ok {
 		t.late.Add(1)
-		t.log.Debug("late reply dropped", "command", id, "status", d.Headers[broker.HeaderStatus])
+		t.log.Debug("late reply dropped", "command", id, "status", d.Headers[HeaderStatus])
 		return nil
 	}
 	t.replies.Add(1)
-	ch <- reply{status: d.Headers[broker.HeaderStatus], body: d.Payload}
+	ch <- reply{status: d.Headers[HeaderStatus], body: d.Payload}
 	return nil
 }

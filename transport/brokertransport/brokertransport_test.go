@@ -52,17 +52,15 @@ func newTransport(t *testing.T, b broker.Broker, cfg brokertransport.Config) *br
 	return tr
 }
 
-type branchFn = func(ctx context.Context, br participant.Branch, body []byte) (any, error)
-
-func serve(t *testing.T, b broker.Broker, topic string, fn branchFn) {
+func serve(t *testing.T, b broker.Broker, topic string, fn participant.BranchFunc) {
 	t.Helper()
-	sub, err := participant.ServeBroker(ctxT(t), b, topic, "svc", fn)
+	sub, err := brokertransport.Serve(ctxT(t), b, topic, "svc", fn)
 	require.NoError(t, err)
 	t.Cleanup(func() { sub.Close() })
 }
 
 func call(gid, topic string, attempt int, timeout time.Duration) dtx.Call {
-	return dtx.Call{GID: gid, Branch: 2, Op: dtx.OpAction, URL: broker.URL(topic), Payload: []byte(`{"n":7}`), Attempt: attempt, Timeout: timeout}
+	return dtx.Call{GID: gid, Branch: 2, Op: dtx.OpAction, URL: brokertransport.URL(topic), Payload: []byte(`{"n":7}`), Attempt: attempt, Timeout: timeout}
 }
 
 func TestCall_Success(t *testing.T) {
@@ -104,8 +102,8 @@ func TestCall_CommandMessage(t *testing.T) {
 	sub, err := b.Subscribe(ctxT(t), "raw-cmd", "raw", func(_ context.Context, d broker.Delivery) error {
 		cmds <- d
 		return b.Publish(context.Background(), broker.Message{
-			ID: d.ID + "/reply", Topic: d.Headers[broker.HeaderReplyTo], Key: d.Key,
-			Headers: map[string]string{broker.HeaderCausationID: d.ID, broker.HeaderStatus: "201"},
+			ID: d.ID + "/reply", Topic: d.Headers[brokertransport.HeaderReplyTo], Key: d.Key,
+			Headers: map[string]string{broker.HeaderCausationID: d.ID, brokertransport.HeaderStatus: "201"},
 			Payload: []byte(`{"ok":true}`),
 		})
 	})
@@ -123,14 +121,14 @@ func TestCall_CommandMessage(t *testing.T) {
 	require.NotEqual(t, d1.ID, d2.ID, "every call is its own message")
 	require.Equal(t, "order-9", d1.Key, "keyed by gid: one transaction's commands stay in order")
 	require.Equal(t, `{"a":1}`, string(d1.Payload))
-	deadline, err := time.Parse(time.RFC3339Nano, d1.Headers[broker.HeaderDeadline])
+	deadline, err := time.Parse(time.RFC3339Nano, d1.Headers[brokertransport.HeaderDeadline])
 	require.NoError(t, err, "the deadline is RFC 3339")
 	require.WithinDuration(t, time.Now().Add(callTimeout), deadline, callTimeout, "the deadline is the call's timeout from its start")
 	require.Greater(t, time.Until(deadline), callTimeout/2)
-	delete(d1.Headers, broker.HeaderDeadline)
+	delete(d1.Headers, brokertransport.HeaderDeadline)
 	require.Equal(t, map[string]string{
 		dtx.HeaderGID: "order-9", dtx.HeaderBranch: "1", dtx.HeaderOp: "compensate", dtx.HeaderAttempt: "3",
-		broker.HeaderReplyTo: tr.ReplyTopic(), broker.HeaderCorrelationID: "order-9", broker.HeaderType: broker.TypeCommand,
+		brokertransport.HeaderReplyTo: tr.ReplyTopic(), broker.HeaderCorrelationID: "order-9", broker.HeaderType: brokertransport.TypeCommand,
 	}, d1.Headers)
 }
 
@@ -182,8 +180,8 @@ func TestCall_StatusClasses(t *testing.T) {
 	tr := newTransport(t, b, brokertransport.Config{})
 	sub, err := b.Subscribe(ctxT(t), "statuses", "raw", func(_ context.Context, d broker.Delivery) error {
 		return b.Publish(context.Background(), broker.Message{
-			ID: d.ID + "/reply", Topic: d.Headers[broker.HeaderReplyTo], Key: d.Key,
-			Headers: map[string]string{broker.HeaderCausationID: d.ID, broker.HeaderStatus: d.Headers[dtx.HeaderGID]},
+			ID: d.ID + "/reply", Topic: d.Headers[brokertransport.HeaderReplyTo], Key: d.Key,
+			Headers: map[string]string{broker.HeaderCausationID: d.ID, brokertransport.HeaderStatus: d.Headers[dtx.HeaderGID]},
 			Payload: []byte(`{"title":"T","detail":"why"}`),
 		})
 	})
@@ -250,8 +248,8 @@ func TestCall_LateReplyDropped(t *testing.T) {
 			status = "409"
 		}
 		return b.Publish(ctx, broker.Message{
-			ID: d.ID + "/reply", Topic: d.Headers[broker.HeaderReplyTo], Key: d.Key,
-			Headers: map[string]string{broker.HeaderCausationID: d.ID, broker.HeaderStatus: status},
+			ID: d.ID + "/reply", Topic: d.Headers[brokertransport.HeaderReplyTo], Key: d.Key,
+			Headers: map[string]string{broker.HeaderCausationID: d.ID, brokertransport.HeaderStatus: status},
 			Payload: []byte(`{"attempt":` + attempt + `}`),
 		})
 	})
@@ -279,7 +277,7 @@ func TestCall_RedeliveredCommand(t *testing.T) {
 	tr := newTransport(t, b, brokertransport.Config{})
 	var mu sync.Mutex
 	runs := 0
-	h := participant.CommandHandler(b, func(context.Context, participant.Branch, []byte) (any, error) {
+	h := brokertransport.CommandHandler(b, func(context.Context, participant.Branch, []byte) (any, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		runs++
@@ -330,7 +328,7 @@ func TestCall_Concurrent(t *testing.T) {
 		wg.Go(func() {
 			topic := []string{"svc-a", "svc-b"}[i%2]
 			gid := fmt.Sprintf("order-%d", i%17) // shared gids: same key, ordered
-			c := dtx.Call{GID: gid, Branch: i, Op: dtx.OpAction, URL: broker.URL(topic), Payload: fmt.Appendf(nil, `{"n":%d}`, i), Attempt: 1, Timeout: callTimeout}
+			c := dtx.Call{GID: gid, Branch: i, Op: dtx.OpAction, URL: brokertransport.URL(topic), Payload: fmt.Appendf(nil, `{"n":%d}`, i), Attempt: 1, Timeout: callTimeout}
 			out := tr.Call(ctxT(t), c)
 			if i%3 == 0 {
 				if out.Class != dtx.Failure || !strings.Contains(out.Reason(), fmt.Sprintf("refused %s/%d", gid, i)) {
@@ -362,44 +360,45 @@ func jsonEq(a, b string) bool {
 	return string(xa) == string(ya)
 }
 
-// recordingTransport answers every call with Success and records it.
-type recordingTransport struct {
-	mu    sync.Mutex
-	calls []dtx.Call
-}
-
-func (r *recordingTransport) Call(_ context.Context, c dtx.Call) dtx.Outcome {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.calls = append(r.calls, c)
-	return dtx.Succeeded([]byte(`"fallback"`))
-}
-
-func TestCall_Fallback(t *testing.T) {
+// TestCall_NotBrokerURL: a URL that is not broker://<topic> is not
+// published (the scheme table routes other schemes elsewhere) and is an
+// Unknown outcome.
+func TestCall_NotBrokerURL(t *testing.T) {
 	t.Parallel()
 	b := openBroker(t)
-	fb := &recordingTransport{}
-	tr := newTransport(t, b, brokertransport.Config{Owner: "with-fallback", Fallback: fb})
-	serve(t, b, "async", func(context.Context, participant.Branch, []byte) (any, error) { return "broker", nil })
-
+	tr := newTransport(t, b, brokertransport.Config{Owner: "plain"})
 	out := tr.Call(ctxT(t), dtx.Call{GID: "g", Op: dtx.OpAction, URL: "http://127.0.0.1:1/x", Attempt: 1, Timeout: callTimeout})
-	require.Equal(t, dtx.Success, out.Class)
-	require.Equal(t, `"fallback"`, string(out.Body))
-	out = tr.Call(ctxT(t), dtx.Call{GID: "g", Op: dtx.OpAction, URL: "broker://async", Attempt: 1, Timeout: callTimeout})
-	require.Equal(t, dtx.Success, out.Class, "err: %v", out.Err)
-	require.Equal(t, `"broker"`, string(out.Body))
-	require.Len(t, fb.calls, 1)
-	require.Equal(t, "http://127.0.0.1:1/x", fb.calls[0].URL)
-
-	// Without a fallback, an HTTP URL cannot be called: unknown.
-	plain := newTransport(t, b, brokertransport.Config{Owner: "plain"})
-	out = plain.Call(ctxT(t), dtx.Call{GID: "g", Op: dtx.OpAction, URL: "http://127.0.0.1:1/x", Attempt: 1, Timeout: callTimeout})
 	require.Equal(t, dtx.Unknown, out.Class)
-	require.ErrorContains(t, out.Err, "no transport for URL")
+	require.ErrorContains(t, out.Err, "is not broker://<topic>")
 	// A malformed broker URL is unknown too (it cannot pass validation).
-	out = plain.Call(ctxT(t), dtx.Call{GID: "g", Op: dtx.OpAction, URL: "broker://Bad.Topic", Attempt: 1, Timeout: callTimeout})
+	out = tr.Call(ctxT(t), dtx.Call{GID: "g", Op: dtx.OpAction, URL: "broker://Bad.Topic", Attempt: 1, Timeout: callTimeout})
 	require.Equal(t, dtx.Unknown, out.Class)
-	require.Zero(t, plain.Stats().Calls)
+	require.Zero(t, tr.Stats().Calls)
+}
+
+// TestCheckURL: the broker:// URL rule the coordinator applies to step
+// URLs at submission.
+func TestCheckURL(t *testing.T) {
+	t.Parallel()
+	var tr *brokertransport.Transport // CheckURL needs no broker
+	for _, ok := range []string{"broker://orders-saga-cancel", "broker://inventory-deduct", "broker://x0-9", brokertransport.URL("a")} {
+		require.NoError(t, tr.CheckURL(ok), ok)
+	}
+	for raw, want := range map[string]string{
+		"broker://Inventory":         "the topic must be",
+		"broker://inventory/deduct":  "the topic must be",
+		"broker://inventory.deduct":  "the topic must be",
+		"broker://inventory?x=1":     "the topic must be",
+		"broker://":                  "the topic must be",
+		"broker:inventory":           "is not broker://<topic>",
+		"BROKER://inventory":         "is not broker://<topic>",
+		"http://svc.local/inventory": "is not broker://<topic>",
+	} {
+		require.ErrorContains(t, tr.CheckURL(raw), want, raw)
+	}
+	topic, err := brokertransport.ParseURL("broker://inventory-deduct")
+	require.NoError(t, err)
+	require.Equal(t, "inventory-deduct", topic)
 }
 
 func TestClose_EndsWaitingCalls(t *testing.T) {
@@ -441,7 +440,7 @@ func TestReplyTopicFor(t *testing.T) {
 	require.NotEqual(t, a, b, "owners that clean up alike stay apart")
 	for _, owner := range []string{"host.a-1", "Host-12-ab", strings.Repeat("x", 300), "ü"} {
 		topic := brokertransport.ReplyTopicFor(owner)
-		require.NoError(t, broker.CheckCommandTopic(topic), owner)
+		require.NoError(t, brokertransport.CheckTopic(topic), owner)
 		require.LessOrEqual(t, len(topic), 100)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -29,7 +30,10 @@ import (
 	"github.com/dtxhq/dtx/traceparent"
 )
 
-var _ dtx.Transport = (*Transport)(nil)
+var (
+	_ dtx.Transport  = (*Transport)(nil)
+	_ dtx.URLChecker = (*Transport)(nil)
+)
 
 // MaxResponseBody bounds how much of a response is read.
 const MaxResponseBody = 1 << 20
@@ -46,6 +50,22 @@ func New(client *http.Client) *Transport {
 		client = &http.Client{Transport: NewRoundTripper()}
 	}
 	return &Transport{client: client}
+}
+
+// CheckURL accepts the URLs Call can call: absolute http or https URLs
+// with a host. The coordinator checks step URLs with it at submission.
+func (t *Transport) CheckURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("invalid URL %q", raw)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return fmt.Errorf("URL %q must be http or https", raw)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("URL %q has no host", raw)
+	}
+	return nil
 }
 
 // NewRoundTripper returns an http.Transport that keeps plenty of idle

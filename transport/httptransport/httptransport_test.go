@@ -201,3 +201,20 @@ func TestCall_BadURLIsUnknown(t *testing.T) {
 	require.Equal(t, dtx.Unknown, out.Class)
 	require.ErrorContains(t, out.Err, "build request")
 }
+
+func TestCheckURL(t *testing.T) {
+	tr := httptransport.New(nil)
+	for _, ok := range []string{"http://svc.local/x", "https://svc.local:8443/x?y=1", "HTTP://svc/x"} {
+		require.NoError(t, tr.CheckURL(ok), ok)
+	}
+	for raw, want := range map[string]string{
+		"ftp://svc.local/x":      "must be http or https",
+		"mailto:ops@example.com": "must be http or https",
+		"broker://inventory":     "must be http or https",
+		"/act":                   "must be http or https",
+		"http:///act":            "has no host",
+		"http://[::1/act":        `invalid URL "http://[::1/act"`,
+	} {
+		require.ErrorContains(t, tr.CheckURL(raw), want, raw)
+	}
+}

@@ -203,9 +203,9 @@ func (s *Service) Handler() http.Handler {
 // BranchHandlers returns the service's branch operations (saga, TCC and XA
 // steps) by path: Handler serves them over HTTP, and a shop running the
 // saga-async pattern serves the saga's from broker topics
-// (participant.ServeBroker), so both transports run the same code.
-func (s *Service) BranchHandlers() map[string]func(ctx context.Context, br participant.Branch, body []byte) (any, error) {
-	return map[string]func(context.Context, participant.Branch, []byte) (any, error){
+// (brokertransport.Serve), so both transports run the same code.
+func (s *Service) BranchHandlers() map[string]participant.BranchFunc {
+	return map[string]participant.BranchFunc{
 		PathDeduct:         s.handleDeduct,
 		PathDeductCancel:   s.handleCancel,
 		PathReserve:        s.handleReserve,

@@ -43,10 +43,10 @@
 // broker://<topic> step URLs, the topic being the step's path without its
 // leading '/' and with '-' for '/' (SagaTopic: "broker://inventory-deduct",
 // "broker://orders-saga-complete", ...). The coordinator (with a
-// brokertransport.Transport) sends each branch call as a command message,
-// and each service answers the commands of its topics with the same
-// handlers as over HTTP (BranchHandlers, participant.ServeBroker; package
-// shop subscribes them).
+// brokertransport.Transport in its transport.Schemes table) sends each
+// branch call as a command message, and each service answers the commands
+// of its topics with the same handlers as over HTTP (BranchHandlers,
+// brokertransport.Serve; package shop subscribes them).
 //
 // Answers: 201 with the order; 200 when an Idempotency-Key replays an earlier
 // order; 202 when the order is stored but the saga could not be submitted

@@ -1,7 +1,6 @@
 package order
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -35,9 +34,9 @@ func (s *Service) Handler() http.Handler {
 // BranchHandlers returns the service's branch operations (the saga's and
 // TCC's order steps) by path: Handler serves them over HTTP, and under
 // PatternSagaAsync they are served from the broker topic SagaTopic(path)
-// (participant.ServeBroker), so both transports run the same code.
-func (s *Service) BranchHandlers() map[string]func(ctx context.Context, br participant.Branch, body []byte) (any, error) {
-	return map[string]func(context.Context, participant.Branch, []byte) (any, error){
+// (brokertransport.Serve), so both transports run the same code.
+func (s *Service) BranchHandlers() map[string]participant.BranchFunc {
+	return map[string]participant.BranchFunc{
 		PathSagaComplete: s.complete,
 		PathSagaCancel:   s.cancel,
 	}

@@ -10,10 +10,10 @@ import (
 	"time"
 
 	"github.com/dtxhq/dtx"
-	"github.com/dtxhq/dtx/broker"
 	"github.com/dtxhq/dtx/participant"
 	"github.com/dtxhq/dtx/saga"
 	"github.com/dtxhq/dtx/tcc"
+	"github.com/dtxhq/dtx/transport/brokertransport"
 )
 
 // Paths of the order service's own saga steps.
@@ -55,7 +55,7 @@ func (s *Service) SagaSpec(o *Order) saga.Spec {
 	ref := mustJSON(orderRef{OrderID: o.ID})
 	url := func(base, path string) string { return base + path }
 	if o.Pattern == PatternSagaAsync {
-		url = func(_, path string) string { return broker.URL(SagaTopic(path)) }
+		url = func(_, path string) string { return brokertransport.URL(SagaTopic(path)) }
 	}
 	return saga.Spec{
 		GID: o.GID,

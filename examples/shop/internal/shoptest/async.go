@@ -8,6 +8,7 @@ import (
 
 	"github.com/dtxhq/dtx/broker"
 	"github.com/dtxhq/dtx/client"
+	"github.com/dtxhq/dtx/transport"
 	"github.com/dtxhq/dtx/transport/brokertransport"
 	"github.com/dtxhq/dtx/transport/httptransport"
 )
@@ -19,8 +20,9 @@ import (
 func MustAsyncCoordinator(tb testing.TB, b broker.Broker) (*client.Client, *brokertransport.Transport) {
 	tb.Helper()
 	const owner = "shoptest-coordinator"
-	tr, err := brokertransport.New(context.Background(), b, brokertransport.Config{Owner: owner, Fallback: httptransport.New(nil), Logger: Logger()})
+	tr, err := brokertransport.New(context.Background(), b, brokertransport.Config{Owner: owner, Logger: Logger()})
 	require.NoError(tb, err)
 	tb.Cleanup(func() { tr.Close() }) // after the coordinator (cleanups run last first)
-	return serveCoordinator(tb, tr, owner), tr
+	h := httptransport.New(nil)
+	return serveCoordinator(tb, transport.Schemes{"http": h, "https": h, brokertransport.URLScheme: tr}, owner), tr
 }

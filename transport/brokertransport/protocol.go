@@ -1,4 +1,4 @@
-package broker
+package brokertransport
 
 import (
 	"fmt"
@@ -6,12 +6,13 @@ import (
 	"strings"
 )
 
-// Branch calls over a broker (the asynchronous saga transport): the
-// coordinator publishes a command message to the topic named by a step URL
-// "broker://<topic>", and the participant publishes its reply to the topic
+// The command protocol: the coordinator (Transport.Call) publishes a
+// command message to the topic named by a step URL "broker://<topic>", and
+// the participant (Serve, CommandHandler) publishes its reply to the topic
 // named in the command's HeaderReplyTo. Both sides use the header names
-// below; the command also carries dtx's Dtx-Gid, Dtx-Branch, Dtx-Op and
-// Dtx-Attempt headers, like an HTTP branch call.
+// below, with broker.HeaderCorrelationID, broker.HeaderCausationID and
+// broker.HeaderType; the command also carries dtx's Dtx-Gid, Dtx-Branch,
+// Dtx-Op and Dtx-Attempt headers, like an HTTP branch call.
 const (
 	// URLScheme is the scheme of a step URL that names a broker topic.
 	URLScheme = "broker"
@@ -28,7 +29,8 @@ const (
 	// them. This compares the caller's clock with the participant's, which
 	// must agree to well within the call's timeout.
 	HeaderDeadline = "Dtx-Deadline"
-	// TypeCommand and TypeReply are the HeaderType of commands and replies.
+	// TypeCommand and TypeReply are the broker.HeaderType of commands and
+	// replies.
 	TypeCommand = "dtx.command"
 	TypeReply   = "dtx.reply"
 )
@@ -40,11 +42,6 @@ var topicRE = regexp.MustCompile(`^[a-z0-9-]{1,200}$`)
 // URL returns the step URL "broker://<topic>".
 func URL(topic string) string { return URLScheme + "://" + topic }
 
-// IsURL reports whether raw uses the broker:// scheme (valid or not).
-func IsURL(raw string) bool {
-	return len(raw) > len(URLScheme) && strings.EqualFold(raw[:len(URLScheme)+1], URLScheme+":")
-}
-
 // ParseURL returns the topic of a step URL "broker://<topic>". The topic is
 // 1 to 200 characters out of a-z, 0-9 and '-'; nothing may follow it (no
 // path, query, fragment, port or user).
@@ -53,15 +50,15 @@ func ParseURL(raw string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("URL %q is not %s://<topic>", raw, URLScheme)
 	}
-	if err := CheckCommandTopic(rest); err != nil {
+	if err := CheckTopic(rest); err != nil {
 		return "", fmt.Errorf("URL %q: %w", raw, err)
 	}
 	return rest, nil
 }
 
-// CheckCommandTopic accepts the topics of commands and replies: 1 to 200
+// CheckTopic accepts the topics of commands and replies: 1 to 200
 // characters out of a-z, 0-9 and '-'.
-func CheckCommandTopic(topic string) error {
+func CheckTopic(topic string) error {
 	if !topicRE.MatchString(topic) {
 		return fmt.Errorf("the topic must be 1-200 characters out of a-z, 0-9 and '-', not %q", topic)
 	}

@@ -1,4 +1,4 @@
-package participant_test
+package brokertransport_test
 
 import (
 	"context"
@@ -13,13 +13,14 @@ import (
 	"github.com/dtxhq/dtx/broker"
 	"github.com/dtxhq/dtx/broker/natsbroker"
 	"github.com/dtxhq/dtx/participant"
+	"github.com/dtxhq/dtx/transport/brokertransport"
 )
 
-// TestServeBroker_Replies publishes raw commands and checks the replies a
+// TestServe_Replies publishes raw commands and checks the replies a
 // participant publishes: headers echoed, status and body as over HTTP,
 // commands without branch headers refused with 400, commands without a
 // reply topic or past their deadline dropped.
-func TestServeBroker_Replies(t *testing.T) {
+func TestServe_Replies(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	b, err := natsbroker.OpenEmbedded(ctx, t.TempDir(), natsbroker.Config{})
@@ -27,7 +28,7 @@ func TestServeBroker_Replies(t *testing.T) {
 	defer b.Close()
 
 	var runs atomic.Int64
-	sub, err := participant.ServeBroker(ctx, b, "svc-op", "svc", func(_ context.Context, br participant.Branch, body []byte) (any, error) {
+	sub, err := brokertransport.Serve(ctx, b, "svc-op", "svc", func(_ context.Context, br participant.Branch, body []byte) (any, error) {
 		runs.Add(1)
 		if br.GID == "refuse" {
 			return nil, dtx.Permanentf("no stock for %s", body)
@@ -45,7 +46,7 @@ func TestServeBroker_Replies(t *testing.T) {
 	defer rsub.Close()
 
 	command := func(id string, headers map[string]string, payload string) broker.Message {
-		h := map[string]string{broker.HeaderReplyTo: "replies-here", broker.HeaderCorrelationID: "corr-" + id}
+		h := map[string]string{brokertransport.HeaderReplyTo: "replies-here", broker.HeaderCorrelationID: "corr-" + id}
 		for k, v := range headers {
 			h[k] = v
 		}
@@ -66,10 +67,10 @@ func TestServeBroker_Replies(t *testing.T) {
 
 	require.NoError(t, b.Publish(ctx, command("c1", branch("order-1"), `{}`)))
 	r := next()
-	require.Equal(t, "200", r.Headers[broker.HeaderStatus])
+	require.Equal(t, "200", r.Headers[brokertransport.HeaderStatus])
 	require.Equal(t, "c1", r.Headers[broker.HeaderCausationID])
 	require.Equal(t, "corr-c1", r.Headers[broker.HeaderCorrelationID])
-	require.Equal(t, broker.TypeReply, r.Headers[broker.HeaderType])
+	require.Equal(t, brokertransport.TypeReply, r.Headers[broker.HeaderType])
 	require.Equal(t, "order-1", r.Headers[dtx.HeaderGID])
 	require.Equal(t, "compensate", r.Headers[dtx.HeaderOp])
 	require.Equal(t, "c1", r.Key)
@@ -78,7 +79,7 @@ func TestServeBroker_Replies(t *testing.T) {
 
 	require.NoError(t, b.Publish(ctx, command("c2", branch("refuse"), `"sku-9"`)))
 	r = next()
-	require.Equal(t, "409", r.Headers[broker.HeaderStatus])
+	require.Equal(t, "409", r.Headers[brokertransport.HeaderStatus])
 	var p struct {
 		Status int    `json:"status"`
 		Detail string `json:"detail"`
@@ -92,29 +93,29 @@ func TestServeBroker_Replies(t *testing.T) {
 	delete(h, dtx.HeaderOp)
 	require.NoError(t, b.Publish(ctx, command("c3", h, `{}`)))
 	r = next()
-	require.Equal(t, "400", r.Headers[broker.HeaderStatus])
+	require.Equal(t, "400", r.Headers[brokertransport.HeaderStatus])
 	require.Contains(t, string(r.Payload), "missing header Dtx-Op")
 
 	// No reply topic: handled by nobody, answered to nobody; the next
 	// command on the same key is not held back by it.
 	noReply := command("c5", branch("order-5"), `{}`)
 	noReply.Key = "same"
-	delete(noReply.Headers, broker.HeaderReplyTo)
+	delete(noReply.Headers, brokertransport.HeaderReplyTo)
 	after := command("c6", branch("order-6"), `{}`)
 	after.Key = "same"
 	require.NoError(t, b.Publish(ctx, noReply, after))
 	r = next()
 	require.Equal(t, "c6", r.Headers[broker.HeaderCausationID])
-	require.Equal(t, "200", r.Headers[broker.HeaderStatus])
+	require.Equal(t, "200", r.Headers[brokertransport.HeaderStatus])
 	require.Equal(t, int64(3), runs.Load(), "only well-formed commands with a reply topic ran")
 
 	// A command received after its deadline is skipped: no run, no reply.
 	stale := command("c7", branch("order-7"), `{}`)
 	stale.Key = "k"
-	stale.Headers[broker.HeaderDeadline] = time.Now().Add(-time.Millisecond).UTC().Format(time.RFC3339Nano)
+	stale.Headers[brokertransport.HeaderDeadline] = time.Now().Add(-time.Millisecond).UTC().Format(time.RFC3339Nano)
 	fresh := command("c8", branch("order-8"), `{}`)
 	fresh.Key = "k"
-	fresh.Headers[broker.HeaderDeadline] = time.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano)
+	fresh.Headers[brokertransport.HeaderDeadline] = time.Now().Add(time.Minute).UTC().Format(time.RFC3339Nano)
 	require.NoError(t, b.Publish(ctx, stale, fresh))
 	r = next()
 	require.Equal(t, "c8", r.Headers[broker.HeaderCausationID])
@@ -126,7 +127,7 @@ func TestServeBroker_Replies(t *testing.T) {
 	}
 }
 
-func TestServeBroker_RejectsBadTopic(t *testing.T) {
-	_, err := participant.ServeBroker(context.Background(), nil, "Bad.Topic", "g", nil)
+func TestServe_RejectsBadTopic(t *testing.T) {
+	_, err := brokertransport.Serve(context.Background(), nil, "Bad.Topic", "g", nil)
 	require.ErrorContains(t, err, "the topic must be")
 }

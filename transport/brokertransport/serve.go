@@ -1,4 +1,4 @@
-package participant
+package brokertransport
 
 import (
 	"context"
@@ -11,54 +11,54 @@ import (
 
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/broker"
+	"github.com/dtxhq/dtx/internal/problem"
+	"github.com/dtxhq/dtx/participant"
 )
 
-// ServeBroker runs fn for the branch commands published to topic (by the
-// coordinator's broker transport, package transport/brokertransport, for
-// steps whose URL is broker://<topic>), as member of the consumer group
-// group, and publishes each reply to the topic the command names. fn is
-// the same function Handler serves over HTTP, and its result is answered
-// the same way: a nil error is status 200 with result as JSON, a permanent
-// error (dtx.Permanent) 409 and any other error 500, with an
-// application/problem+json body.
+// Serve runs fn for the branch commands published to topic (by a
+// Transport, for steps whose URL is broker://<topic>), as member of the
+// consumer group group, and publishes each reply to the topic the command
+// names. fn is the same function participant.Handler serves over HTTP, and
+// its result is answered the same way: a nil error is status 200 with
+// result as JSON, a permanent error (dtx.Permanent) 409 and any other
+// error 500, with an application/problem+json body.
 //
 // Commands may be delivered more than once (a redelivery, or the
 // coordinator retrying after a reply that did not come in time): each
 // delivery before the command's deadline runs fn again and replies again,
 // so fn must be idempotent, as it is when it runs its writes through
-// Barrier.Do. The subscription runs until it is closed; the caller closes
-// it.
-func ServeBroker(ctx context.Context, b broker.Broker, topic, group string, fn func(ctx context.Context, br Branch, body []byte) (any, error)) (broker.Subscription, error) {
-	if err := broker.CheckCommandTopic(topic); err != nil {
-		return nil, fmt.Errorf("participant: serve broker: %w", err)
+// participant.Barrier.Do. The subscription runs until it is closed; the
+// caller closes it.
+func Serve(ctx context.Context, b broker.Broker, topic, group string, fn participant.BranchFunc) (broker.Subscription, error) {
+	if err := CheckTopic(topic); err != nil {
+		return nil, fmt.Errorf("brokertransport: serve: %w", err)
 	}
 	return b.Subscribe(ctx, topic, group, CommandHandler(b, fn))
 }
 
-// CommandHandler is the broker.Handler that ServeBroker subscribes, for
-// callers that wrap it (metrics, fault injection) before subscribing it
-// themselves.
+// CommandHandler is the broker.Handler that Serve subscribes, for callers
+// that wrap it (metrics, fault injection) before subscribing it themselves.
 //
-// A command received after its deadline (broker.HeaderDeadline: its caller
-// no longer waits for the reply, and sends a new command to retry) is
+// A command received after its deadline (HeaderDeadline: its caller no
+// longer waits for the reply, and sends a new command to retry) is
 // acknowledged without running fn. A command without the Dtx-* branch
-// headers, or with a body larger than MaxBodySize, is answered 400 (a
-// definite failure). A command without a valid reply topic cannot be
+// headers, or with a body larger than participant.MaxBodySize, is answered
+// 400 (a definite failure). A command without a valid reply topic cannot be
 // answered: it is acknowledged and logged (the caller will time out and
 // retry). fn panicking is answered 500. If the reply cannot be published,
 // the handler returns the error, so the broker delivers the command again.
-func CommandHandler(b broker.Broker, fn func(ctx context.Context, br Branch, body []byte) (any, error)) broker.Handler {
+func CommandHandler(b broker.Broker, fn participant.BranchFunc) broker.Handler {
 	return func(ctx context.Context, d broker.Delivery) error {
-		replyTo := d.Headers[broker.HeaderReplyTo]
-		if err := broker.CheckCommandTopic(replyTo); err != nil {
-			slog.Default().WarnContext(ctx, "participant: command without a valid reply topic dropped",
+		replyTo := d.Headers[HeaderReplyTo]
+		if err := CheckTopic(replyTo); err != nil {
+			slog.Default().WarnContext(ctx, "brokertransport: command without a valid reply topic dropped",
 				"topic", d.Topic, "id", d.ID, "err", err)
 			return nil
 		}
 		if CommandExpired(d) {
 			// The caller has stopped waiting and retries with a new
 			// command: running this one would only delay that one.
-			slog.Default().DebugContext(ctx, "participant: expired command skipped", "topic", d.Topic, "id", d.ID)
+			slog.Default().DebugContext(ctx, "brokertransport: expired command skipped", "topic", d.Topic, "id", d.ID)
 			return nil
 		}
 		status, body := runCommand(ctx, d, fn)
@@ -67,8 +67,8 @@ func CommandHandler(b broker.Broker, fn func(ctx context.Context, br Branch, bod
 			Topic: replyTo,
 			Key:   d.Key,
 			Headers: map[string]string{
-				broker.HeaderStatus:        strconv.Itoa(status),
-				broker.HeaderType:          broker.TypeReply,
+				HeaderStatus:               strconv.Itoa(status),
+				broker.HeaderType:          TypeReply,
 				broker.HeaderCausationID:   d.ID,
 				broker.HeaderCorrelationID: d.Headers[broker.HeaderCorrelationID],
 			},
@@ -83,20 +83,20 @@ func CommandHandler(b broker.Broker, fn func(ctx context.Context, br Branch, bod
 			delete(reply.Headers, broker.HeaderCorrelationID)
 		}
 		if err := b.Publish(ctx, reply); err != nil {
-			return fmt.Errorf("participant: publish reply to %s: %w", replyTo, err)
+			return fmt.Errorf("brokertransport: publish reply to %s: %w", replyTo, err)
 		}
 		return nil
 	}
 }
 
 // CommandExpired reports whether the deadline of command d
-// (broker.HeaderDeadline) has passed: its caller no longer waits for the
+// (HeaderDeadline) has passed: its caller no longer waits for the
 // reply. A command without a deadline, or with one that does not parse,
 // never expires. CommandHandler skips expired commands; a wrapper can check
 // first too (the shop does, so that it injects faults only into commands
 // that are still awaited).
 func CommandExpired(d broker.Delivery) bool {
-	v := d.Headers[broker.HeaderDeadline]
+	v := d.Headers[HeaderDeadline]
 	if v == "" {
 		return false
 	}
@@ -105,18 +105,18 @@ func CommandExpired(d broker.Delivery) bool {
 }
 
 // runCommand runs fn for one command and returns the reply's status and
-// body, as Handler would answer over HTTP.
-func runCommand(ctx context.Context, d broker.Delivery, fn func(ctx context.Context, br Branch, body []byte) (any, error)) (status int, body []byte) {
-	br, err := branchFromHeaders(func(name string) string { return d.Headers[name] })
+// body, as participant.Handler would answer over HTTP.
+func runCommand(ctx context.Context, d broker.Delivery, fn participant.BranchFunc) (status int, body []byte) {
+	br, err := participant.BranchFromHeaders(func(name string) string { return d.Headers[name] })
 	if err != nil {
 		return problemReply(http.StatusBadRequest, err.Error())
 	}
-	if len(d.Payload) > MaxBodySize {
+	if len(d.Payload) > participant.MaxBodySize {
 		return problemReply(http.StatusBadRequest, "participant: request body larger than 1 MiB")
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			slog.Default().ErrorContext(ctx, "participant: branch handler panicked", "topic", d.Topic, "gid", br.GID, "panic", p)
+			slog.Default().ErrorContext(ctx, "brokertransport: branch handler panicked", "topic", d.Topic, "gid", br.GID, "panic", p)
 			status, body = problemReply(http.StatusInternalServerError, fmt.Sprintf("participant: handler panicked: %v", p))
 		}
 	}()
@@ -139,6 +139,6 @@ func runCommand(ctx context.Context, d broker.Delivery, fn func(ctx context.Cont
 
 // problemReply is a reply with an RFC 9457 problem details body.
 func problemReply(status int, detail string) (int, []byte) {
-	body, _ := json.Marshal(problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail})
+	body, _ := json.Marshal(problem.Details{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: detail})
 	return status, body
 }
