@@ -27,6 +27,7 @@ import (
 	"github.com/dtxhq/dtx/examples/shop/faults"
 	"github.com/dtxhq/dtx/examples/shop/order"
 	"github.com/dtxhq/dtx/flow"
+	"github.com/dtxhq/dtx/internal/loopback"
 	"github.com/dtxhq/dtx/internal/sqlitedb"
 	"github.com/dtxhq/dtx/metrics"
 	"github.com/dtxhq/dtx/server"
@@ -144,7 +145,7 @@ func runDemo(ctx context.Context, args []string) error {
 	if err := flows.Migrate(ctx); err != nil {
 		return err
 	}
-	apiURL, stopAPI, err := serveLoopback(flow.Mount(coordAPI, flows))
+	apiURL, stopAPI, err := loopback.Serve(flow.Mount(coordAPI, flows))
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dtxhq/dtx/broker"
 	"github.com/dtxhq/dtx/flow"
+	"github.com/dtxhq/dtx/internal/open"
 	"github.com/dtxhq/dtx/internal/sqlitedb"
 )
 
@@ -48,7 +49,7 @@ func startFlowRecorder(ctx context.Context, brokerSpec, topics, dbPath string) (
 		fr.Close()
 		return nil, err
 	}
-	b, _, err := openBroker(ctx, brokerSpec, filepath.Dir(dbPath))
+	b, _, err := open.Broker(ctx, brokerSpec, filepath.Dir(dbPath))
 	if err != nil {
 		fr.Close()
 		return nil, err

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dtxhq/dtx/coordinator"
+	"github.com/dtxhq/dtx/internal/open"
 	"github.com/dtxhq/dtx/metrics"
 	"github.com/dtxhq/dtx/server"
 	"github.com/dtxhq/dtx/transport/httptransport"
@@ -49,7 +50,7 @@ func runServer(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, *storeDSN)
+	st, err := open.Store(ctx, *storeDSN)
 	if err != nil {
 		return err
 	}
@@ -83,7 +84,7 @@ func runServer(ctx context.Context, args []string) error {
 	srv.RegisterOnShutdown(api.CloseStreams) // live event streams never go idle by themselves
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	log.Info("coordinator serving", slog.String("addr", ln.Addr().String()), slog.String("store", describeStore(*storeDSN)),
+	log.Info("coordinator serving", slog.String("addr", ln.Addr().String()), slog.String("store", open.DescribeStore(*storeDSN)),
 		slog.String("owner", c.Owner()), slog.Bool("admin_actions", *adminToken != ""))
 	if !isLoopback(ln.Addr()) {
 		log.Warn("the API listens beyond loopback: reads, submissions and /metrics are open to the network; put it behind a proxy with TLS and authentication", slog.String("addr", ln.Addr().String()))

@@ -12,6 +12,7 @@ import (
 	"github.com/dtxhq/dtx/examples/shop"
 	"github.com/dtxhq/dtx/examples/shop/faults"
 	"github.com/dtxhq/dtx/examples/shop/order"
+	"github.com/dtxhq/dtx/internal/open"
 )
 
 func runShop(ctx context.Context, args []string) error {
@@ -57,7 +58,7 @@ func runShop(ctx context.Context, args []string) error {
 	}
 	var events broker.Broker
 	if *brokerSpec != "" {
-		b, label, err := openBroker(ctx, *brokerSpec, *dir)
+		b, label, err := open.Broker(ctx, *brokerSpec, *dir)
 		if err != nil {
 			return err
 		}
