@@ -72,17 +72,7 @@ func runChaos(ctx context.Context, args []string) error {
 	cfg := chaos.Config{
 		Exe: exe, Dir: work, Duration: *duration, Pattern: *pattern, Coordinators: *coordinators,
 		Rate: *rate, Concurrency: *concurrency, FaultRate: *faultRate, Seed: *seed,
-		QuiesceTimeout: *quiesce, Log: os.Stderr,
-	}
-	if *storeKind == "postgres-temp" {
-		dsns, label, cleanup, err := startTempPostgres(ctx, "coordinator", "orders", "inventory", "payment")
-		if err != nil {
-			return err
-		}
-		defer cleanup()
-		cfg.StoreDSN = dsns[0]
-		cfg.ServiceDSNs = [3]string{dsns[1], dsns[2], dsns[3]}
-		fmt.Fprintf(os.Stderr, "store and services' databases on %s\n", label)
+		QuiesceTimeout: *quiesce, Log: os.Stderr, TempPostgres: *storeKind == "postgres-temp",
 	}
 	res, err := chaos.Run(ctx, cfg)
 	if err != nil {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dtxhq/dtx/coordinator"
+	"github.com/dtxhq/dtx/internal/atomicfile"
 	"github.com/dtxhq/dtx/internal/open"
 	"github.com/dtxhq/dtx/metrics"
 	"github.com/dtxhq/dtx/server"
@@ -90,7 +91,7 @@ func runServer(ctx context.Context, args []string) error {
 		log.Warn("the API listens beyond loopback: reads, submissions and /metrics are open to the network; put it behind a proxy with TLS and authentication", slog.String("addr", ln.Addr().String()))
 	}
 	if *readyFile != "" {
-		if err := writeFileAtomic(*readyFile, ln.Addr().String()); err != nil {
+		if err := atomicfile.Write(*readyFile, ln.Addr().String()); err != nil {
 			return err
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/dtxhq/dtx/examples/shop"
 	"github.com/dtxhq/dtx/examples/shop/faults"
 	"github.com/dtxhq/dtx/examples/shop/order"
+	"github.com/dtxhq/dtx/internal/atomicfile"
 	"github.com/dtxhq/dtx/internal/open"
 )
 
@@ -80,10 +81,10 @@ func runShop(ctx context.Context, args []string) error {
 		return err
 	}
 	defer sh.Close(context.Background())
-	defer keepFaultStats(*statsFile, sh)()
+	defer sh.KeepFaultStats(*statsFile)()
 	fmt.Printf("order %s\ninventory %s\npayment %s\n", sh.OrderURL(), sh.InventoryURL(), sh.PaymentURL())
 	if *readyFile != "" {
-		if err := writeFileAtomic(*readyFile, fmt.Sprintf("%s\n%s\n%s\n", sh.OrderURL(), sh.InventoryURL(), sh.PaymentURL())); err != nil {
+		if err := atomicfile.Write(*readyFile, fmt.Sprintf("%s\n%s\n%s\n", sh.OrderURL(), sh.InventoryURL(), sh.PaymentURL())); err != nil {
 			return err
 		}
 	}

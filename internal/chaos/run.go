@@ -25,6 +25,7 @@ import (
 	"github.com/dtxhq/dtx/examples/shop/load"
 	"github.com/dtxhq/dtx/examples/shop/order"
 	"github.com/dtxhq/dtx/examples/shop/verify"
+	"github.com/dtxhq/dtx/internal/pgserver"
 	"github.com/dtxhq/dtx/internal/sqlitedb"
 	"github.com/dtxhq/dtx/store/postgres"
 	"github.com/dtxhq/dtx/store/sqlite"
@@ -48,6 +49,10 @@ type Config struct {
 	// ServiceDSNs are the order, inventory and payment databases; empty
 	// for SQLite files in Dir.
 	ServiceDSNs [3]string
+	// TempPostgres runs the store and the services' databases on a
+	// throwaway PostgreSQL server started from the installed binaries
+	// (replacing StoreDSN and ServiceDSNs).
+	TempPostgres bool
 	// Coordinators is how many coordinator processes run (more than one
 	// needs a PostgreSQL store).
 	Coordinators int
@@ -108,11 +113,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Coordinators < 1 {
 		cfg.Coordinators = 1
 	}
-	if cfg.Coordinators > 1 && cfg.StoreDSN == "" {
-		return nil, errors.New("chaos: several coordinators need a shared PostgreSQL store")
-	}
 	if !slices.Contains(Patterns, cfg.Pattern) {
 		return nil, fmt.Errorf("chaos: pattern %q: want one of %s", cfg.Pattern, strings.Join(Patterns, ", "))
+	}
+	if cfg.TempPostgres {
+		t, err := pgserver.StartTemp(ctx, "coordinator", "orders", "inventory", "payment")
+		if err != nil {
+			return nil, err
+		}
+		defer t.Close()
+		cfg.StoreDSN = t.DSNs[0]
+		cfg.ServiceDSNs = [3]string{t.DSNs[1], t.DSNs[2], t.DSNs[3]}
+		fmt.Fprintf(cfg.Log, "store and services' databases on %s\n", t.Label)
+	}
+	if cfg.Coordinators > 1 && cfg.StoreDSN == "" {
+		return nil, errors.New("chaos: several coordinators need a shared PostgreSQL store")
 	}
 	r := &runner{cfg: cfg, t0: time.Now(), rng: rand.New(rand.NewPCG(cfg.Seed, 0xc4a05)),
 		injected: map[Kind]int64{}}
