@@ -56,13 +56,8 @@ func runChaos(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("cannot find the dtx binary to run its processes: %w", err)
 	}
-	work := *dir
-	keep := work != ""
-	if work == "" {
-		if work, err = os.MkdirTemp("", "dtx-chaos-"); err != nil {
-			return err
-		}
-	} else if err := os.MkdirAll(work, 0o755); err != nil {
+	work, keep, err := workDir(*dir, "dtx-chaos-")
+	if err != nil {
 		return err
 	}
 	out := io.Writer(os.Stdout)
@@ -95,4 +90,14 @@ func runChaos(ctx context.Context, args []string) error {
 		return errExit
 	}
 	return nil
+}
+
+// workDir is dir, created if needed and kept (keep), or else a new
+// temporary directory named after prefix.
+func workDir(dir, prefix string) (work string, keep bool, err error) {
+	if dir == "" {
+		work, err = os.MkdirTemp("", prefix)
+		return work, false, err
+	}
+	return dir, true, os.MkdirAll(dir, 0o755)
 }

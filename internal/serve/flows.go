@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"context"
@@ -28,12 +28,12 @@ func startFlowRecorder(ctx context.Context, brokerSpec, topics, dbPath string) (
 		return nil, nil
 	}
 	if brokerSpec == "" {
-		return nil, usagef("--record-flows needs --broker")
+		return nil, &ConfigError{"--record-flows needs --broker"}
 	}
 	if brokerSpec == "embedded" {
 		// An embedded NATS would be private to this process: no service
 		// could publish the events to record.
-		return nil, usagef("--record-flows needs the services' broker: nats://host:port or kafka://host:port, not embedded")
+		return nil, &ConfigError{"--record-flows needs the services' broker: nats://host:port or kafka://host:port, not embedded"}
 	}
 	fr := &flowRecorder{}
 	if err := os.MkdirAll(filepath.Dir(dbPath), 0o755); err != nil {
