@@ -7,12 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/dtxhq/dtx/examples/shop/demo"
-	"github.com/dtxhq/dtx/examples/shop/order"
 )
 
 func runDemo(ctx context.Context, args []string) error {
@@ -30,16 +27,6 @@ func runDemo(ctx context.Context, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	switch {
-	case !slices.Contains(order.Patterns, *pattern):
-		return usagef("pattern %q is not available (available: %s)", *pattern, strings.Join(order.Patterns, ", "))
-	case *orders < 1 || *orders > 1_000_000:
-		return usagef("orders must be between 1 and 1000000")
-	case *concurrency < 1 || *concurrency > 1024:
-		return usagef("concurrency must be between 1 and 1024")
-	case *faultRate < 0 || *faultRate > 1:
-		return usagef("faults must be a rate between 0 and 1")
-	}
 	log, err := newLogger(*logLevel, false)
 	if err != nil {
 		return err
@@ -48,10 +35,14 @@ func runDemo(ctx context.Context, args []string) error {
 	if *asJSON {
 		out = os.Stderr // keep stdout for the JSON line
 	}
-	d, err := demo.Start(ctx, demo.Config{
+	cfg := demo.Config{
 		Pattern: *pattern, Orders: *orders, Concurrency: *concurrency, FaultRate: *faultRate, Seed: *seed,
 		Dir: *dir, QuiesceTimeout: *quiesce, Logger: log, Out: out, Progress: os.Stderr, ProgressTTYOnly: *asJSON,
-	})
+	}
+	if err := cfg.Validate(); err != nil {
+		return usageError{err.Error()}
+	}
+	d, err := demo.Start(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -67,7 +67,9 @@ type Config struct {
 	ProgressTTYOnly bool
 }
 
-func (c Config) validate() error {
+// Validate checks the pattern and the bounds of Orders, Concurrency and
+// FaultRate; Start does too.
+func (c Config) Validate() error {
 	switch {
 	case !slices.Contains(order.Patterns, c.Pattern):
 		return fmt.Errorf("pattern %q is not available (available: %s)", c.Pattern, strings.Join(order.Patterns, ", "))
@@ -105,7 +107,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 
 // Start starts the coordinator with its API and the shop, as cfg says.
 func Start(ctx context.Context, cfg Config) (*Demo, error) {
-	if err := cfg.validate(); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if cfg.Logger == nil {
