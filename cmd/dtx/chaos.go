@@ -56,13 +56,8 @@ func runChaos(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("cannot find the dtx binary to run its processes: %w", err)
 	}
-	work := *dir
-	keep := work != ""
-	if work == "" {
-		if work, err = os.MkdirTemp("", "dtx-chaos-"); err != nil {
-			return err
-		}
-	} else if err := os.MkdirAll(work, 0o755); err != nil {
+	work, keep, err := workDir(*dir, "dtx-chaos-")
+	if err != nil {
 		return err
 	}
 	out := io.Writer(os.Stdout)
@@ -72,17 +67,7 @@ func runChaos(ctx context.Context, args []string) error {
 	cfg := chaos.Config{
 		Exe: exe, Dir: work, Duration: *duration, Pattern: *pattern, Coordinators: *coordinators,
 		Rate: *rate, Concurrency: *concurrency, FaultRate: *faultRate, Seed: *seed,
-		QuiesceTimeout: *quiesce, Log: os.Stderr,
-	}
-	if *storeKind == "postgres-temp" {
-		dsns, label, cleanup, err := startTempPostgres(ctx, "coordinator", "orders", "inventory", "payment")
-		if err != nil {
-			return err
-		}
-		defer cleanup()
-		cfg.StoreDSN = dsns[0]
-		cfg.ServiceDSNs = [3]string{dsns[1], dsns[2], dsns[3]}
-		fmt.Fprintf(os.Stderr, "store and services' databases on %s\n", label)
+		QuiesceTimeout: *quiesce, Log: os.Stderr, TempPostgres: *storeKind == "postgres-temp",
 	}
 	res, err := chaos.Run(ctx, cfg)
 	if err != nil {
@@ -105,4 +90,14 @@ func runChaos(ctx context.Context, args []string) error {
 		return errExit
 	}
 	return nil
+}
+
+// workDir is dir, created if needed and kept (keep), or else a new
+// temporary directory named after prefix.
+func workDir(dir, prefix string) (work string, keep bool, err error) {
+	if dir == "" {
+		work, err = os.MkdirTemp("", prefix)
+		return work, false, err
+	}
+	return dir, true, os.MkdirAll(dir, 0o755)
 }

@@ -20,6 +20,8 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+
+	"github.com/dtxhq/dtx/internal/open"
 )
 
 // Version is set with -ldflags "-X main.Version=…"; otherwise the module
@@ -101,7 +103,8 @@ func main() {
 		}
 		fmt.Fprintf(os.Stderr, "dtx %s: %v\n", name, err)
 		var ue usageError
-		if errors.As(err, &ue) {
+		var se *open.SpecError
+		if errors.As(err, &ue) || errors.As(err, &se) {
 			os.Exit(2)
 		}
 		os.Exit(1)

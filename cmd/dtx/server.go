@@ -4,17 +4,10 @@ import (
 	"context"
 	"errors"
 	"flag"
-	"fmt"
-	"log/slog"
-	"net"
-	"net/http"
 	"os"
-	"time"
 
 	"github.com/dtxhq/dtx/coordinator"
-	"github.com/dtxhq/dtx/metrics"
-	"github.com/dtxhq/dtx/server"
-	"github.com/dtxhq/dtx/transport/httptransport"
+	"github.com/dtxhq/dtx/internal/serve"
 )
 
 func runServer(ctx context.Context, args []string) error {
@@ -49,69 +42,16 @@ func runServer(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, *storeDSN)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	mx := metrics.New()
-	c, err := coordinator.New(st, httptransport.New(nil), coordinator.Config{
-		Owner: *owner, LeaseTTL: *leaseTTL, RetryBase: *retryBase, RetryMax: *retryMax,
-		ShutdownTimeout: *shutdown, Logger: log, Observer: mx,
+	err = serve.Run(ctx, serve.Config{
+		Listen: *listen, Store: *storeDSN, Owner: *owner, LeaseTTL: *leaseTTL, RetryBase: *retryBase, RetryMax: *retryMax,
+		ShutdownTimeout: *shutdown, Logger: log, ReadyFile: *readyFile,
+		Broker: *brokerSpec, RecordFlows: *recordFlows, FlowsDB: *flowsDB, AdminToken: *adminToken,
 	})
-	if err != nil {
-		return usageError{err.Error()}
+	var ce *serve.ConfigError
+	if errors.As(err, &ce) {
+		return usageError{ce.Msg}
 	}
-	ln, err := net.Listen("tcp", *listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	if err := c.Start(ctx); err != nil {
-		ln.Close()
-		return err
-	}
-	flows, err := startFlowRecorder(ctx, *brokerSpec, *recordFlows, *flowsDB)
-	if err != nil {
-		ln.Close()
-		c.Close(context.Background())
-		return err
-	}
-	defer flows.Close()
-	mx.Watch(c)
-	api := server.New(c, server.WithAdminToken(*adminToken), server.WithMetrics(mx.Handler()))
-	srv := &http.Server{Handler: flows.Mount(api), ReadHeaderTimeout: 10 * time.Second}
-	srv.RegisterOnShutdown(api.CloseStreams) // live event streams never go idle by themselves
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("coordinator serving", slog.String("addr", ln.Addr().String()), slog.String("store", describeStore(*storeDSN)),
-		slog.String("owner", c.Owner()), slog.Bool("admin_actions", *adminToken != ""))
-	if !isLoopback(ln.Addr()) {
-		log.Warn("the API listens beyond loopback: reads, submissions and /metrics are open to the network; put it behind a proxy with TLS and authentication", slog.String("addr", ln.Addr().String()))
-	}
-	if *readyFile != "" {
-		if err := writeFileAtomic(*readyFile, ln.Addr().String()); err != nil {
-			return err
-		}
-	}
-	select {
-	case err := <-errc:
-		c.Close(context.Background())
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
-	}
-	log.Info("shutting down")
-	sctx, cancel := context.WithTimeout(context.Background(), *shutdown+5*time.Second)
-	defer cancel()
-	// Stop accepting requests and drain the drivers together; callers
-	// waiting on a saga get its latest state (202) when the drivers stop.
-	shut := make(chan error, 1)
-	go func() { shut <- srv.Shutdown(sctx) }()
-	c.Close(sctx)
-	if err := <-shut; err != nil && !errors.Is(err, context.DeadlineExceeded) {
-		log.Warn("http shutdown", slog.Any("err", err))
-	}
-	log.Info("stopped")
-	return nil
+	return err
 }
 
 // adminTokenEnv names the environment variable that holds the admin token
@@ -136,9 +76,4 @@ func checkAdminToken(tok string) error {
 		}
 	}
 	return nil
-}
-
-func isLoopback(a net.Addr) bool {
-	ta, ok := a.(*net.TCPAddr)
-	return ok && ta.IP.IsLoopback()
 }

@@ -12,6 +12,8 @@ import (
 	"github.com/dtxhq/dtx/examples/shop"
 	"github.com/dtxhq/dtx/examples/shop/faults"
 	"github.com/dtxhq/dtx/examples/shop/order"
+	"github.com/dtxhq/dtx/internal/atomicfile"
+	"github.com/dtxhq/dtx/internal/open"
 )
 
 func runShop(ctx context.Context, args []string) error {
@@ -57,7 +59,7 @@ func runShop(ctx context.Context, args []string) error {
 	}
 	var events broker.Broker
 	if *brokerSpec != "" {
-		b, label, err := openBroker(ctx, *brokerSpec, *dir)
+		b, label, err := open.Broker(ctx, *brokerSpec, *dir)
 		if err != nil {
 			return err
 		}
@@ -79,10 +81,10 @@ func runShop(ctx context.Context, args []string) error {
 		return err
 	}
 	defer sh.Close(context.Background())
-	defer keepFaultStats(*statsFile, sh)()
+	defer sh.KeepFaultStats(*statsFile)()
 	fmt.Printf("order %s\ninventory %s\npayment %s\n", sh.OrderURL(), sh.InventoryURL(), sh.PaymentURL())
 	if *readyFile != "" {
-		if err := writeFileAtomic(*readyFile, fmt.Sprintf("%s\n%s\n%s\n", sh.OrderURL(), sh.InventoryURL(), sh.PaymentURL())); err != nil {
+		if err := atomicfile.Write(*readyFile, fmt.Sprintf("%s\n%s\n%s\n", sh.OrderURL(), sh.InventoryURL(), sh.PaymentURL())); err != nil {
 			return err
 		}
 	}

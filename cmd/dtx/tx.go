@@ -348,7 +348,14 @@ func printSequence(w io.Writer, d *dtx.TxDetail, color bool) {
 	}
 	var spec saga.Spec
 	_ = json.Unmarshal(d.Spec, &spec)
+	printSequenceHeader(w, d, spec, red, bold, reset)
+	names, width := printParticipants(w, d, spec, dim, reset)
+	printHistory(w, d, names, width, red, bold, reset)
+}
 
+// printSequenceHeader prints the transaction's line, its times, reason
+// and trace.
+func printSequenceHeader(w io.Writer, d *dtx.TxDetail, spec saga.Spec, red, bold, reset string) {
 	fmt.Fprintf(w, "%s%s%s  %s  %s\n", bold, d.GID, reset, d.Pattern, strings.ToUpper(string(d.Status)))
 	fmt.Fprintf(w, "  created  %s", d.CreatedAt.UTC().Format("2006-01-02 15:04:05.000 MST"))
 	if d.Status.Terminal() {
@@ -365,7 +372,11 @@ func printSequence(w io.Writer, d *dtx.TxDetail, color bool) {
 	if tp, ok := traceparent.Parse(spec.TraceParent); ok {
 		fmt.Fprintf(w, "  trace    %s\n", tp.TraceIDString())
 	}
+}
 
+// printParticipants prints one line per branch and returns the branches'
+// names by index and the width for the name column.
+func printParticipants(w io.Writer, d *dtx.TxDetail, spec saga.Spec, dim, reset string) (map[int]string, int) {
 	// Participants: one line per branch, the width for the column.
 	names := make(map[int]string, len(d.Branches))
 	width := len("coordinator")
@@ -390,7 +401,11 @@ func printSequence(w io.Writer, d *dtx.TxDetail, color bool) {
 		}
 		fmt.Fprintln(w, line)
 	}
+	return names, width
+}
 
+// printHistory prints the history, one line per call.
+func printHistory(w io.Writer, d *dtx.TxDetail, names map[int]string, width int, red, bold, reset string) {
 	fmt.Fprintln(w, "\nhistory")
 	if len(d.Events) == 0 {
 		fmt.Fprintln(w, "  (none recorded)")

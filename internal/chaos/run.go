@@ -22,8 +22,10 @@ import (
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/broker/natsbroker"
 	"github.com/dtxhq/dtx/examples/shop/faults"
+	"github.com/dtxhq/dtx/examples/shop/load"
 	"github.com/dtxhq/dtx/examples/shop/order"
 	"github.com/dtxhq/dtx/examples/shop/verify"
+	"github.com/dtxhq/dtx/internal/pgserver"
 	"github.com/dtxhq/dtx/internal/sqlitedb"
 	"github.com/dtxhq/dtx/store/postgres"
 	"github.com/dtxhq/dtx/store/sqlite"
@@ -47,6 +49,10 @@ type Config struct {
 	// ServiceDSNs are the order, inventory and payment databases; empty
 	// for SQLite files in Dir.
 	ServiceDSNs [3]string
+	// TempPostgres runs the store and the services' databases on a
+	// throwaway PostgreSQL server started from the installed binaries
+	// (replacing StoreDSN and ServiceDSNs).
+	TempPostgres bool
 	// Coordinators is how many coordinator processes run (more than one
 	// needs a PostgreSQL store).
 	Coordinators int
@@ -107,11 +113,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if cfg.Coordinators < 1 {
 		cfg.Coordinators = 1
 	}
-	if cfg.Coordinators > 1 && cfg.StoreDSN == "" {
-		return nil, errors.New("chaos: several coordinators need a shared PostgreSQL store")
-	}
 	if !slices.Contains(Patterns, cfg.Pattern) {
 		return nil, fmt.Errorf("chaos: pattern %q: want one of %s", cfg.Pattern, strings.Join(Patterns, ", "))
+	}
+	if cfg.TempPostgres {
+		t, err := pgserver.StartTemp(ctx, "coordinator", "orders", "inventory", "payment")
+		if err != nil {
+			return nil, err
+		}
+		defer t.Close()
+		cfg.StoreDSN = t.DSNs[0]
+		cfg.ServiceDSNs = [3]string{t.DSNs[1], t.DSNs[2], t.DSNs[3]}
+		fmt.Fprintf(cfg.Log, "store and services' databases on %s\n", t.Label)
+	}
+	if cfg.Coordinators > 1 && cfg.StoreDSN == "" {
+		return nil, errors.New("chaos: several coordinators need a shared PostgreSQL store")
 	}
 	r := &runner{cfg: cfg, t0: time.Now(), rng: rand.New(rand.NewPCG(cfg.Seed, 0xc4a05)),
 		injected: map[Kind]int64{}}
@@ -405,7 +421,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	}
 
 	// Load and faults for the duration.
-	l := newLoad(r.orderURL, c.Seed)
+	l := newDriver(r.orderURL, c.Seed)
 	gen, stopGen := context.WithTimeout(ctx, c.Duration)
 	defer stopGen()
 	if c.Concurrency > 0 {
@@ -436,7 +452,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	res.DurationS = round2(time.Since(r.t0).Seconds())
+	res.DurationS = load.Round2(time.Since(r.t0).Seconds())
 
 	// Stop the faults: the shop restarts gracefully without injection.
 	r.logf("load stopped; stopping the faults (graceful shop restart without injection)")
@@ -463,16 +479,16 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	}
 	var stuck []string
 	for {
-		stuck = r.unfinished(ctx, st)
+		stuck = load.Unfinished(ctx, &order.Client{URL: r.orderURL, HTTP: &http.Client{Timeout: 10 * time.Second}}, st)
 		if len(stuck) == 0 || time.Now().After(deadline) || ctx.Err() != nil {
 			break
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	for _, k := range l.unanswered() {
+	for _, k := range l.Unanswered() {
 		stuck = append(stuck, "order request "+k+" never answered")
 	}
-	res.RecoveryS = round2(time.Since(tq).Seconds())
+	res.RecoveryS = load.Round2(time.Since(tq).Seconds())
 	r.logf("recovery: %d unfinished after %.1fs", len(stuck), res.RecoveryS)
 
 	// Faults injected.
@@ -480,7 +496,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	for k, n := range r.injected {
 		res.Faults[string(k)] = n
 	}
-	res.Faults[string(DuplicateRequest)] = l.duplicates.Load()
+	res.Faults[string(DuplicateRequest)] = l.Duplicates.Load()
 	fs, err := r.shopFaultStats()
 	if err != nil {
 		return nil, err
@@ -491,7 +507,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 			res.Missing = append(res.Missing, k)
 		}
 	}
-	res.Requests, res.ClientRetries = l.requests.Load(), l.retries.Load()
+	res.Requests, res.ClientRetries = l.Requests.Load(), l.Retries.Load()
 	res.BrokerResumed = r.reconnects
 
 	// Verify.
@@ -499,8 +515,10 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res.Stuck, res.StuckList = len(stuck), first(stuck, 20)
-	res.Violations, res.ViolationList = len(violations), first(violations, 20)
+	sort.Strings(stuck)
+	sort.Strings(violations)
+	res.Stuck, res.StuckList = len(stuck), load.First(stuck, 20)
+	res.Violations, res.ViolationList = len(violations), load.First(violations, 20)
 	res.OK = res.Stuck == 0 && res.Violations == 0 && len(res.Missing) == 0
 	return res, nil
 }
@@ -514,35 +532,6 @@ func (r *runner) openStore(ctx context.Context) (dtx.Store, error) {
 		return postgres.Open(ctx, r.cfg.StoreDSN, sqlstore.Config{})
 	}
 	return sqlite.Open(ctx, filepath.Join(r.cfg.Dir, "coordinator.db"), sqlstore.Config{})
-}
-
-// unfinished lists PENDING orders and unfinished transactions.
-func (r *runner) unfinished(ctx context.Context, st dtx.Store) []string {
-	var out []string
-	oc := &order.Client{URL: r.orderURL, HTTP: &http.Client{Timeout: 10 * time.Second}}
-	pending, err := oc.List(ctx, order.Pending)
-	if err != nil {
-		return []string{"cannot list orders: " + err.Error()}
-	}
-	seen := map[string]bool{}
-	for _, o := range pending {
-		seen[o.GID] = true
-		out = append(out, fmt.Sprintf("order %d PENDING (%s, %s)", o.ID, o.Pattern, o.GID))
-	}
-	if st != nil {
-		for _, s := range []dtx.Status{dtx.StatusRunning, dtx.StatusCompensating} {
-			txs, err := st.List(ctx, dtx.ListFilter{Status: s, Limit: 1000})
-			if err != nil {
-				return append(out, "cannot list transactions: "+err.Error())
-			}
-			for _, tx := range txs {
-				if !seen[tx.GID] {
-					out = append(out, fmt.Sprintf("transaction %s %s (lease %s)", tx.GID, tx.Status, tx.LeaseOwner))
-				}
-			}
-		}
-	}
-	return out
 }
 
 // shopFaultStats sums the fault counts of every shop incarnation.
@@ -574,7 +563,7 @@ func (r *runner) shopFaultStats() (faults.Stats, error) {
 // verify checks the invariants over the three databases, each order
 // against its transaction, one order per idempotency key, dead letters,
 // and the coordinators' histories.
-func (r *runner) verify(ctx context.Context, res *Result, st dtx.Store, l *load) ([]string, error) {
+func (r *runner) verify(ctx context.Context, res *Result, st dtx.Store, l *driver) ([]string, error) {
 	var dbs [3]*sql.DB
 	for i, name := range []string{"order", "inventory", "payment"} {
 		var db *sql.DB
@@ -596,10 +585,8 @@ func (r *runner) verify(ctx context.Context, res *Result, st dtx.Store, l *load)
 	}
 	res.Orders, res.Completed, res.Cancelled = rep.Orders, rep.Completed, rep.Cancelled
 	violations := append(slices.Clone(rep.Violations), r.problems...)
-	l.mu.Lock()
-	violations = append(violations, l.problems...)
-	keys := len(l.keys)
-	l.mu.Unlock()
+	violations = append(violations, l.Problems()...)
+	keys := l.Keys()
 	if rep.Orders != keys {
 		violations = append(violations, fmt.Sprintf("%d idempotency keys were sent but the order service holds %d orders", keys, rep.Orders))
 	}
@@ -628,36 +615,29 @@ func (r *runner) verify(ctx context.Context, res *Result, st dtx.Store, l *load)
 		return nil, fmt.Errorf("list orders: %w", err)
 	}
 	res.ByPattern = map[string]map[string]int{}
-	if st != nil {
-		res.HA = &HAReport{}
-	}
-	owners := map[string]bool{}
 	for _, o := range all {
 		if res.ByPattern[o.Pattern] == nil {
 			res.ByPattern[o.Pattern] = map[string]int{}
 		}
 		res.ByPattern[o.Pattern][strings.ToLower(string(o.Status))]++
-		if st == nil || o.Pattern == order.PatternChoreography || o.Status == order.Pending {
-			continue
-		}
-		tx, _, err := st.Get(ctx, o.GID)
-		if err != nil {
-			violations = append(violations, fmt.Sprintf("order %d %s: transaction %s: %v", o.ID, o.Status, o.GID, err))
-			continue
-		}
-		want := dtx.StatusSucceeded
-		if o.Status == order.Cancelled {
-			want = dtx.StatusFailed
-		}
-		if tx.Status != want {
-			violations = append(violations, fmt.Sprintf("order %d is %s but its transaction %s is %s", o.ID, o.Status, o.GID, tx.Status))
-		}
+	}
+	if st == nil {
+		return violations, nil
+	}
+	res.HA = &HAReport{}
+	owners := map[string]bool{}
+	mismatches, err := load.CrossCheck(ctx, all, st, func(o *order.Order) error {
 		evs, err := st.Events(ctx, o.GID)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		res.HA.Add(o.GID, evs, owners)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	violations = append(violations, mismatches...)
 	if res.HA != nil {
 		violations = append(violations, res.HA.Overlaps...)
 	}
@@ -695,13 +675,3 @@ func (r *runner) shutdown() {
 		r.nats.Close()
 	}
 }
-
-func first(ss []string, n int) []string {
-	sort.Strings(ss)
-	if len(ss) > n {
-		return append(ss[:n:n], fmt.Sprintf("… and %d more", len(ss)-n))
-	}
-	return ss
-}
-
-func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }

@@ -1,4 +1,5 @@
-// Package pgtest runs throwaway PostgreSQL servers for tests and benchmarks.
+// Package pgtest runs throwaway PostgreSQL servers for tests: a thin
+// testing.TB wrapper over internal/pgserver, which starts them.
 //
 // Tests call DSN, which starts one server per test binary on first use (on
 // 127.0.0.1, a free port, fsync on) and returns the address of a new, empty

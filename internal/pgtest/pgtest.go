@@ -1,12 +1,26 @@
 package pgtest
 
 import (
-	"os"
-	"path/filepath"
+	"context"
 	"testing"
 
 	"github.com/dtxhq/dtx/internal/dbtest"
+	"github.com/dtxhq/dtx/internal/pgserver"
 )
+
+// Server is a running PostgreSQL server (see internal/pgserver).
+type Server = pgserver.Server
+
+// ErrNotInstalled is returned (wrapped) by StartServer when no PostgreSQL
+// binaries can be found.
+var ErrNotInstalled = pgserver.ErrNotInstalled
+
+// EnvBinDir names a directory holding initdb and postgres; it overrides the
+// search of PATH and /usr/lib/postgresql.
+const EnvBinDir = pgserver.EnvBinDir
+
+// StartServer starts a server of its own in dir: see pgserver.Start.
+func StartServer(ctx context.Context, dir string) (*Server, error) { return pgserver.Start(ctx, dir) }
 
 // EnvRequire is the environment variable that, set to "1", turns a missing
 // PostgreSQL installation from a skipped test into a failed one.
@@ -18,7 +32,7 @@ var harness = &dbtest.Harness[*Server]{
 	EnvRequire:   EnvRequire,
 	InstallHint:  "install PostgreSQL or set " + EnvBinDir,
 	NotInstalled: ErrNotInstalled,
-	TempBase:     tempBase,
+	TempBase:     pgserver.TempBase,
 	StartServer:  StartServer,
 }
 
@@ -31,19 +45,6 @@ var harness = &dbtest.Harness[*Server]{
 func DSN(tb testing.TB) string {
 	tb.Helper()
 	return harness.DSN(tb)
-}
-
-// tempBase is the directory to create the shared server's directory in:
-// the usual temporary directory, or /tmp if PostgreSQL must run as another
-// user that could not reach it.
-func tempBase() string {
-	base := os.TempDir()
-	if cred, err := runAs(); err == nil && cred != nil {
-		if checkTraversable(filepath.Join(base, "x"), cred) != nil {
-			return "/tmp"
-		}
-	}
-	return base
 }
 
 // missing decides what DSN does with a start-up error: skip (only for a

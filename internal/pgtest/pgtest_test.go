@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -60,47 +58,6 @@ func TestDSNGivesFreshDatabase(t *testing.T) {
 	require.Equal(t, 0, n)
 }
 
-func TestStartServerStop(t *testing.T) {
-	if _, err := findBinDir(); err != nil {
-		t.Skip(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	dir, err := os.MkdirTemp(tempBase(), "dtx-pgtest-own-")
-	require.NoError(t, err)
-	t.Cleanup(func() { os.RemoveAll(dir) })
-
-	srv, err := StartServer(ctx, dir)
-	require.NoError(t, err)
-	defer srv.Stop()
-
-	dsn, err := srv.CreateDB(ctx, "bench")
-	require.NoError(t, err)
-	conn, err := pgx.Connect(ctx, dsn)
-	require.NoError(t, err)
-	var one int
-	require.NoError(t, conn.QueryRow(ctx, "SELECT 1").Scan(&one))
-	require.Equal(t, 1, one)
-
-	_, err = srv.CreateDB(ctx, "Robert'); DROP")
-	require.Error(t, err)
-
-	// Stop with a session still open (fast shutdown disconnects it).
-	require.NoError(t, srv.Stop())
-	require.NoError(t, srv.Stop()) // idempotent
-	conn.Close(ctx)
-	select {
-	case <-srv.exited:
-	default:
-		t.Fatal("postgres still running after Stop")
-	}
-	_, err = os.Stat(filepath.Join(dir, "pgdata", "postmaster.pid"))
-	require.True(t, os.IsNotExist(err), "postmaster.pid left behind: %v", err)
-
-	_, err = pgx.Connect(ctx, srv.DSN("postgres"))
-	require.Error(t, err)
-}
-
 func TestMissingPolicy(t *testing.T) {
 	notInstalled := fmt.Errorf("%w (test)", ErrNotInstalled)
 
@@ -114,10 +71,4 @@ func TestMissingPolicy(t *testing.T) {
 
 	skip, _ = missing(errors.New("initdb: boom"), "")
 	require.False(t, skip, "start-up failures other than a missing installation must fail, not skip")
-}
-
-func TestFindBinDirOverride(t *testing.T) {
-	t.Setenv(EnvBinDir, t.TempDir())
-	_, err := findBinDir()
-	require.ErrorIs(t, err, ErrNotInstalled)
 }

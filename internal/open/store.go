@@ -1,4 +1,7 @@
-package main
+// Package open opens what the dtx binary's flags name: a coordinator store
+// by DSN (sqlite://, postgres://, mysql:// or a file path) and a message
+// broker by spec (embedded, nats://, kafka://).
+package open
 
 import (
 	"context"
@@ -12,17 +15,25 @@ import (
 	"github.com/dtxhq/dtx/store/sqlstore"
 )
 
-// openStore selects the adapter by DSN scheme:
+// SpecError is a DSN or broker spec that names nothing this package can
+// open: a mistake on the command line.
+type SpecError struct{ Msg string }
+
+func (e *SpecError) Error() string { return e.Msg }
+
+func specf(format string, args ...any) error { return &SpecError{fmt.Sprintf(format, args...)} }
+
+// Store selects the adapter by DSN scheme:
 //
 //	sqlite:///abs/path.db, sqlite://rel/path.db, or a bare file path
 //	postgres://user@host:port/db (also postgresql://)
 //	mysql://user:pass@tcp(host:3306)/db (MySQL 8.0.1+ or MariaDB 10.6+)
-func openStore(ctx context.Context, dsn string) (dtx.Store, error) {
-	return openStoreWith(ctx, dsn, sqlstore.Config{})
+func Store(ctx context.Context, dsn string) (dtx.Store, error) {
+	return StoreWith(ctx, dsn, sqlstore.Config{})
 }
 
-// openStoreWith is openStore with store tuning.
-func openStoreWith(ctx context.Context, dsn string, cfg sqlstore.Config) (dtx.Store, error) {
+// StoreWith is Store with store tuning.
+func StoreWith(ctx context.Context, dsn string, cfg sqlstore.Config) (dtx.Store, error) {
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		return postgres.Open(ctx, dsn, cfg)
@@ -32,15 +43,16 @@ func openStoreWith(ctx context.Context, dsn string, cfg sqlstore.Config) (dtx.St
 	case strings.HasPrefix(dsn, "sqlite://"):
 		return sqlite.Open(ctx, strings.TrimPrefix(dsn, "sqlite://"), cfg)
 	case strings.Contains(dsn, "://"):
-		return nil, usagef("store %q: unsupported scheme (want sqlite://, postgres:// or mysql://)", dsn)
+		return nil, specf("store %q: unsupported scheme (want sqlite://, postgres:// or mysql://)", dsn)
 	case dsn == "":
-		return nil, usagef("store: empty DSN")
+		return nil, specf("store: empty DSN")
 	default:
 		return sqlite.Open(ctx, dsn, cfg)
 	}
 }
 
-func describeStore(dsn string) string {
+// DescribeStore is dsn without its credentials, to show.
+func DescribeStore(dsn string) string {
 	if i := strings.Index(dsn, "@"); i > 0 && strings.Contains(dsn[:i], "://") {
 		// Hide credentials.
 		return dsn[:strings.Index(dsn, "://")+3] + "…" + dsn[i:]

@@ -1,4 +1,4 @@
-package main
+package serve
 
 import (
 	"context"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/dtxhq/dtx/broker"
 	"github.com/dtxhq/dtx/flow"
+	"github.com/dtxhq/dtx/internal/open"
 	"github.com/dtxhq/dtx/internal/sqlitedb"
 )
 
@@ -27,12 +28,12 @@ func startFlowRecorder(ctx context.Context, brokerSpec, topics, dbPath string) (
 		return nil, nil
 	}
 	if brokerSpec == "" {
-		return nil, usagef("--record-flows needs --broker")
+		return nil, &ConfigError{"--record-flows needs --broker"}
 	}
 	if brokerSpec == "embedded" {
 		// An embedded NATS would be private to this process: no service
 		// could publish the events to record.
-		return nil, usagef("--record-flows needs the services' broker: nats://host:port or kafka://host:port, not embedded")
+		return nil, &ConfigError{"--record-flows needs the services' broker: nats://host:port or kafka://host:port, not embedded"}
 	}
 	fr := &flowRecorder{}
 	if err := os.MkdirAll(filepath.Dir(dbPath), 0o755); err != nil {
@@ -48,7 +49,7 @@ func startFlowRecorder(ctx context.Context, brokerSpec, topics, dbPath string) (
 		fr.Close()
 		return nil, err
 	}
-	b, _, err := openBroker(ctx, brokerSpec, filepath.Dir(dbPath))
+	b, _, err := open.Broker(ctx, brokerSpec, filepath.Dir(dbPath))
 	if err != nil {
 		fr.Close()
 		return nil, err

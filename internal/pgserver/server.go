@@ -1,4 +1,4 @@
-package pgtest
+package pgserver
 
 import (
 	"bytes"
@@ -22,9 +22,9 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// ErrNotInstalled is returned (wrapped) by StartServer when no PostgreSQL
+// ErrNotInstalled is returned (wrapped) by Start when no PostgreSQL
 // binaries can be found.
-var ErrNotInstalled = errors.New("pgtest: PostgreSQL binaries (initdb, postgres) not found")
+var ErrNotInstalled = errors.New("pgserver: PostgreSQL binaries (initdb, postgres) not found")
 
 // EnvBinDir names a directory holding initdb and postgres; it overrides the
 // search of PATH and /usr/lib/postgresql.
@@ -33,7 +33,7 @@ const EnvBinDir = "DTX_PG_BIN"
 // superuser is the database superuser created by initdb.
 const superuser = "postgres"
 
-// Server is a running PostgreSQL server started by StartServer. Its methods
+// Server is a running PostgreSQL server started by Start. Its methods
 // are safe for concurrent use.
 type Server struct {
 	port     int
@@ -49,7 +49,7 @@ type Server struct {
 	stopErr  error
 }
 
-// StartServer initialises a new cluster in dir/pgdata (dir must exist; it
+// Start initialises a new cluster in dir/pgdata (dir must exist; it
 // is created if missing) and starts a postgres server on 127.0.0.1 with a
 // free port, fsync on, max_connections=200, shared_buffers=128MB and max_prepared_transactions=64. The
 // server is killed if the calling process dies; call Stop to shut it down
@@ -58,17 +58,17 @@ type Server struct {
 // When running as root, the server runs as the "postgres" user (or
 // "nobody"): dir and every directory above it must then be searchable by
 // that user.
-func StartServer(ctx context.Context, dir string) (*Server, error) {
+func Start(ctx context.Context, dir string) (*Server, error) {
 	bin, err := findBinDir()
 	if err != nil {
 		return nil, err
 	}
 	dir, err = filepath.Abs(dir)
 	if err != nil {
-		return nil, fmt.Errorf("pgtest: %w", err)
+		return nil, fmt.Errorf("pgserver: %w", err)
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("pgtest: %w", err)
+		return nil, fmt.Errorf("pgserver: %w", err)
 	}
 	cred, err := runAs()
 	if err != nil {
@@ -79,7 +79,7 @@ func StartServer(ctx context.Context, dir string) (*Server, error) {
 			return nil, err
 		}
 		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
-			return nil, fmt.Errorf("pgtest: chown %s: %w", dir, err)
+			return nil, fmt.Errorf("pgserver: chown %s: %w", dir, err)
 		}
 	}
 
@@ -92,16 +92,16 @@ func StartServer(ctx context.Context, dir string) (*Server, error) {
 	if len(s.sockDir)+len("/.s.PGSQL.65535") > 100 {
 		d, err := os.MkdirTemp("/tmp", "dtxpg-")
 		if err != nil {
-			return nil, fmt.Errorf("pgtest: %w", err)
+			return nil, fmt.Errorf("pgserver: %w", err)
 		}
 		s.sockDir, s.ownsSock = d, true
 	} else if err := os.MkdirAll(s.sockDir, 0o700); err != nil {
-		return nil, fmt.Errorf("pgtest: %w", err)
+		return nil, fmt.Errorf("pgserver: %w", err)
 	}
 	if cred != nil {
 		if err := os.Chown(s.sockDir, int(cred.Uid), int(cred.Gid)); err != nil {
 			s.cleanupSock()
-			return nil, fmt.Errorf("pgtest: chown %s: %w", s.sockDir, err)
+			return nil, fmt.Errorf("pgserver: chown %s: %w", s.sockDir, err)
 		}
 	}
 
@@ -181,7 +181,7 @@ func runAs() (*syscall.Credential, error) {
 		}
 		return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: []uint32{}}, nil
 	}
-	return nil, errors.New("pgtest: running as root and neither a \"postgres\" nor a \"nobody\" user exists to run PostgreSQL as")
+	return nil, errors.New("pgserver: running as root and neither a \"postgres\" nor a \"nobody\" user exists to run PostgreSQL as")
 }
 
 // checkTraversable reports a clear error if some directory above dir cannot
@@ -190,7 +190,7 @@ func checkTraversable(dir string, cred *syscall.Credential) error {
 	for d := filepath.Dir(dir); ; d = filepath.Dir(d) {
 		fi, err := os.Stat(d)
 		if err != nil {
-			return fmt.Errorf("pgtest: %w", err)
+			return fmt.Errorf("pgserver: %w", err)
 		}
 		st, _ := fi.Sys().(*syscall.Stat_t)
 		perm := fi.Mode().Perm()
@@ -199,7 +199,7 @@ func checkTraversable(dir string, cred *syscall.Credential) error {
 		case st != nil && st.Uid == cred.Uid && perm&0o100 != 0:
 		case st != nil && st.Gid == cred.Gid && perm&0o010 != 0:
 		default:
-			return fmt.Errorf("pgtest: running as root, PostgreSQL runs as uid %d which cannot enter %s (mode %v); use a directory under /tmp", cred.Uid, d, perm)
+			return fmt.Errorf("pgserver: running as root, PostgreSQL runs as uid %d which cannot enter %s (mode %v); use a directory under /tmp", cred.Uid, d, perm)
 		}
 		if d == filepath.Dir(d) {
 			return nil
@@ -234,7 +234,7 @@ func initdb(ctx context.Context, bin, dir, dataDir string, cred *syscall.Credent
 		"--no-sync")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("pgtest: initdb: %w\n%s", err, bytes.TrimSpace(out))
+		return fmt.Errorf("pgserver: initdb: %w\n%s", err, bytes.TrimSpace(out))
 	}
 	return nil
 }
@@ -251,11 +251,11 @@ func freePort() (int, error) {
 func (s *Server) start(ctx context.Context, bin, dir string, cred *syscall.Credential) error {
 	port, err := freePort()
 	if err != nil {
-		return fmt.Errorf("pgtest: free port: %w", err)
+		return fmt.Errorf("pgserver: free port: %w", err)
 	}
 	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
-		return fmt.Errorf("pgtest: %w", err)
+		return fmt.Errorf("pgserver: %w", err)
 	}
 	defer logf.Close() // the child has its own copy
 	// Not CommandContext: ctx bounds start-up, not the server's life.
@@ -273,7 +273,7 @@ func (s *Server) start(ctx context.Context, bin, dir string, cred *syscall.Crede
 	)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("pgtest: start postgres: %w", err)
+		return fmt.Errorf("pgserver: start postgres: %w", err)
 	}
 	s.port, s.cmd, s.exited = port, cmd, make(chan struct{})
 	go func() {
@@ -295,10 +295,10 @@ func (s *Server) start(ctx context.Context, bin, dir string, cred *syscall.Crede
 		}
 		select {
 		case <-s.exited:
-			return fmt.Errorf("pgtest: postgres exited during start-up (%v):\n%s", s.waitErr, s.logTail())
+			return fmt.Errorf("pgserver: postgres exited during start-up (%v):\n%s", s.waitErr, s.logTail())
 		case <-ctx.Done():
 			s.kill()
-			return fmt.Errorf("pgtest: postgres did not become ready: %w (last error: %v)\n%s", ctx.Err(), err, s.logTail())
+			return fmt.Errorf("pgserver: postgres did not become ready: %w (last error: %v)\n%s", ctx.Err(), err, s.logTail())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -347,11 +347,11 @@ var dbNameRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 func (s *Server) admin(ctx context.Context, stmt string) error {
 	conn, err := pgx.Connect(ctx, s.DSN("postgres"))
 	if err != nil {
-		return fmt.Errorf("pgtest: %w", err)
+		return fmt.Errorf("pgserver: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	if _, err := conn.Exec(ctx, stmt); err != nil {
-		return fmt.Errorf("pgtest: %s: %w", stmt, err)
+		return fmt.Errorf("pgserver: %s: %w", stmt, err)
 	}
 	return nil
 }
@@ -360,7 +360,7 @@ func (s *Server) admin(ctx context.Context, stmt string) error {
 // underscores) and returns its DSN.
 func (s *Server) CreateDB(ctx context.Context, name string) (string, error) {
 	if !dbNameRE.MatchString(name) {
-		return "", fmt.Errorf("pgtest: invalid database name %q", name)
+		return "", fmt.Errorf("pgserver: invalid database name %q", name)
 	}
 	if err := s.admin(ctx, "CREATE DATABASE "+name); err != nil {
 		return "", err
@@ -372,7 +372,7 @@ func (s *Server) CreateDB(ctx context.Context, name string) (string, error) {
 // Dropping a database that does not exist is not an error.
 func (s *Server) DropDB(ctx context.Context, name string) error {
 	if !dbNameRE.MatchString(name) {
-		return fmt.Errorf("pgtest: invalid database name %q", name)
+		return fmt.Errorf("pgserver: invalid database name %q", name)
 	}
 	return s.admin(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
 }
@@ -396,7 +396,7 @@ func (s *Server) Stop() error {
 		case <-s.exited:
 		case <-time.After(15 * time.Second):
 			s.kill()
-			s.stopErr = errors.New("pgtest: postgres did not shut down within 15s; killed")
+			s.stopErr = errors.New("pgserver: postgres did not shut down within 15s; killed")
 		}
 	})
 	return s.stopErr

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/appdb"
+	"github.com/dtxhq/dtx/internal/loopback"
+	"github.com/dtxhq/dtx/internal/pgserver"
 	"github.com/dtxhq/dtx/participant"
 	"github.com/dtxhq/dtx/participant/xa"
 )
@@ -20,7 +22,7 @@ import (
 // (the client's own, so clients do not contend) and prepares the branch, a
 // confirm commits it, a cancel rolls it back. It returns their base URL.
 func xaBenchParticipants(ctx context.Context, clients int) (string, func(), error) {
-	dsns, _, cleanup, err := startTempPostgres(ctx, "xa_a", "xa_b")
+	t, err := pgserver.StartTemp(ctx, "xa_a", "xa_b")
 	if err != nil {
 		return "", nil, fmt.Errorf("the xa bench needs PostgreSQL for its participants: %w", err)
 	}
@@ -29,11 +31,11 @@ func xaBenchParticipants(ctx context.Context, clients int) (string, func(), erro
 		for _, db := range dbs {
 			db.Close()
 		}
-		cleanup()
+		t.Close()
 	}
 	mux := http.NewServeMux()
 	for i, name := range []string{"a", "b"} {
-		db, err := sql.Open("pgx", dsns[i])
+		db, err := sql.Open("pgx", t.DSNs[i])
 		if err != nil {
 			stop()
 			return "", nil, err
@@ -73,7 +75,7 @@ func xaBenchParticipants(ctx context.Context, clients int) (string, func(), erro
 			return nil, brs.Cancel(ctx, db, br)
 		}))
 	}
-	url, stopSrv, err := serveLoopback(mux)
+	url, stopSrv, err := loopback.Serve(mux)
 	if err != nil {
 		stop()
 		return "", nil, err

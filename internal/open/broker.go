@@ -1,4 +1,4 @@
-package main
+package open
 
 import (
 	"context"
@@ -11,10 +11,10 @@ import (
 	"github.com/dtxhq/dtx/broker/natsbroker"
 )
 
-// openBroker opens the broker named by spec: "embedded" (NATS JetStream in
+// Broker opens the broker named by spec: "embedded" (NATS JetStream in
 // this process, files in dir/nats), "nats://host:port" (an external NATS
 // server with JetStream) or "kafka://host:port[,host:port…]" (Apache Kafka).
-func openBroker(ctx context.Context, spec, dir string) (broker.Broker, string, error) {
+func Broker(ctx context.Context, spec, dir string) (broker.Broker, string, error) {
 	switch {
 	case spec == "embedded":
 		d := filepath.Join(dir, "nats")
@@ -37,5 +37,5 @@ func openBroker(ctx context.Context, spec, dir string) (broker.Broker, string, e
 		}
 		return b, "Kafka " + spec, nil
 	}
-	return nil, "", usagef("broker %q: want embedded, nats://host:port or kafka://host:port", spec)
+	return nil, "", specf("broker %q: want embedded, nats://host:port or kafka://host:port", spec)
 }

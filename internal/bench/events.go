@@ -1,0 +1,266 @@
+package bench
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+
+	"github.com/dtxhq/dtx/appdb"
+	"github.com/dtxhq/dtx/broker"
+	"github.com/dtxhq/dtx/inbox"
+	"github.com/dtxhq/dtx/internal/open"
+	"github.com/dtxhq/dtx/internal/pgserver"
+	"github.com/dtxhq/dtx/internal/sqlitedb"
+	"github.com/dtxhq/dtx/outbox"
+)
+
+// EventsResult is the JSON form of `dtx bench --pattern events`; its
+// fields are a contract for scripts.
+type EventsResult struct {
+	Pattern   string  `json:"pattern"`
+	Store     string  `json:"store"`
+	Broker    string  `json:"broker"`
+	Clients   int     `json:"clients"`
+	Seconds   float64 `json:"elapsed_s"`
+	Produced  int64   `json:"produced"`
+	Consumed  int64   `json:"consumed"`
+	PerSec    float64 `json:"events_per_s"`
+	P50ms     float64 `json:"p50_ms"`
+	P90ms     float64 `json:"p90_ms"`
+	P99ms     float64 `json:"p99_ms"`
+	MaxMs     float64 `json:"max_ms"`
+	LagMs     float64 `json:"outbox_lag_ms_at_end"`
+	Warmup_s  float64 `json:"warmup_s"`
+	Dialect   string  `json:"dialect"`
+	Consumers int     `json:"consumer_groups"`
+}
+
+// WriteText writes r as the table `dtx bench --pattern events` prints.
+func (r *EventsResult) WriteText(w io.Writer) {
+	fmt.Fprintf(w, "pattern      events (outbox -> broker -> inbox)\nstore        %s\nbroker       %s\nproducers    %d\nproduced     %d in %.1fs\nconsumed     %d (%.0f events/s)\nlatency ms   commit to consumer commit: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n",
+		r.Store, r.Broker, r.Clients, r.Produced, r.Seconds, r.Consumed, r.PerSec, r.P50ms, r.P90ms, r.P99ms, r.MaxMs)
+}
+
+// benchEvents measures the event path of the choreographed shop: each
+// client commits a business row and its event (transactional outbox), the
+// relay publishes to the broker, and a consumer applies it once (inbox)
+// in its own database. Each producer waits until its event has been
+// consumed before it commits the next (a closed loop over the whole path,
+// so no backlog builds up): throughput counts consumed events, latency runs
+// from the producer's commit to the consumer's commit.
+//
+// cfg.Store is sqlite or postgres-temp, cfg.Broker embedded, nats://… or
+// kafka://….
+func RunEvents(ctx context.Context, cfg Config) (*EventsResult, error) {
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	dir, err := os.MkdirTemp("", "dtx-bench-events-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	e := &eventsRun{cfg: cfg}
+	defer e.close()
+	if err := e.openDBs(ctx, dir); err != nil {
+		return nil, err
+	}
+	b, blabel, err := open.Broker(ctx, cfg.Broker, dir)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	if err := e.migrate(ctx); err != nil {
+		return nil, err
+	}
+	relay, err := outbox.NewRelay(e.prodDB, e.ob, b, outbox.RelayConfig{PollInterval: 100 * time.Millisecond, Owner: "bench"})
+	if err != nil {
+		return nil, err
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var relayDone sync.WaitGroup
+	relayDone.Go(func() { relay.Run(runCtx) })
+	sub, err := b.Subscribe(ctx, "bench-events", "bench", e.consume)
+	if err != nil {
+		return nil, err
+	}
+	defer sub.Close()
+
+	var wg sync.WaitGroup
+	for c := range cfg.Clients {
+		wg.Go(func() { e.produce(runCtx, relay, c) })
+	}
+	fmt.Fprintf(cfg.Log, "bench: events outbox -> %s -> inbox, store %s, %d producers: warm-up %v, measuring %v…\n", blabel, e.label, cfg.Clients, cfg.Warmup, cfg.Duration)
+	sleepCtx(ctx, cfg.Warmup)
+	e.measuring.Store(true)
+	start := time.Now()
+	sleepCtx(ctx, cfg.Duration)
+	e.measuring.Store(false)
+	elapsed := time.Since(start)
+	cancel()
+	wg.Wait()
+	relayDone.Wait()
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	sort.Slice(e.lat, func(i, j int) bool { return e.lat[i] < e.lat[j] })
+	pct := func(p float64) float64 { return percentileMs(e.lat, p) }
+	return &EventsResult{
+		Pattern: "events", Store: e.label, Broker: blabel, Clients: cfg.Clients, Seconds: elapsed.Seconds(),
+		Produced: e.produced.Load(), Consumed: e.consumed.Load(), PerSec: float64(e.consumed.Load()) / elapsed.Seconds(),
+		P50ms: pct(0.5), P90ms: pct(0.9), P99ms: pct(0.99), MaxMs: pct(1), LagMs: float64(relay.Stats().Lag.Microseconds()) / 1000,
+		Warmup_s: cfg.Warmup.Seconds(), Dialect: strings.ToLower(fmt.Sprint(e.dialect)), Consumers: 1,
+	}, nil
+}
+
+// eventsRun is the state of one RunEvents.
+type eventsRun struct {
+	cfg            Config
+	prodDB, consDB *sql.DB
+	dialect        appdb.Dialect
+	label          string
+	cleanup        func()
+	ob             outbox.Outbox
+	cons           inbox.Consumer
+
+	waiting            sync.Map // message id -> chan struct{}
+	measuring          atomic.Bool
+	produced, consumed atomic.Int64
+	mu                 sync.Mutex
+	lat                []time.Duration
+}
+
+// openDBs opens the producer's and the consumer's databases: SQLite files
+// in dir, or two databases on a throwaway PostgreSQL.
+func (e *eventsRun) openDBs(ctx context.Context, dir string) error {
+	var err error
+	switch e.cfg.Store {
+	case "sqlite":
+		e.dialect, e.label = appdb.SQLite, "sqlite ("+dir+")"
+		if e.prodDB, err = sqlitedb.Open(ctx, filepath.Join(dir, "producer.db"), 8); err != nil {
+			return err
+		}
+		e.consDB, err = sqlitedb.Open(ctx, filepath.Join(dir, "consumer.db"), 8)
+		return err
+	case "postgres-temp":
+		t, err := pgserver.StartTemp(ctx, "producer", "consumer")
+		if err != nil {
+			return err
+		}
+		e.cleanup = t.Close
+		e.label, e.dialect = t.Label, appdb.Postgres
+		if e.prodDB, err = sql.Open("pgx", t.DSNs[0]); err != nil {
+			return err
+		}
+		e.consDB, err = sql.Open("pgx", t.DSNs[1])
+		return err
+	}
+	return fmt.Errorf("store %q: the events bench takes sqlite or postgres-temp", e.cfg.Store)
+}
+
+func (e *eventsRun) close() {
+	for _, db := range []*sql.DB{e.prodDB, e.consDB} {
+		if db != nil {
+			db.Close()
+		}
+	}
+	if e.cleanup != nil {
+		e.cleanup()
+	}
+}
+
+// migrate creates the business tables, the outbox and the inbox.
+func (e *eventsRun) migrate(ctx context.Context) error {
+	for _, q := range []struct {
+		db *sql.DB
+		s  string
+	}{
+		{e.prodDB, `CREATE TABLE items (id TEXT PRIMARY KEY, client INTEGER NOT NULL)`},
+		{e.consDB, `CREATE TABLE applied (client INTEGER PRIMARY KEY, n BIGINT NOT NULL)`},
+	} {
+		if _, err := q.db.ExecContext(ctx, q.s); err != nil {
+			return err
+		}
+	}
+	e.ob = outbox.Outbox{Dialect: e.dialect}
+	if err := e.ob.Migrate(ctx, e.prodDB); err != nil {
+		return err
+	}
+	in := inbox.Inbox{Dialect: e.dialect}
+	if err := in.Migrate(ctx, e.consDB); err != nil {
+		return err
+	}
+	e.cons = inbox.Consumer{Inbox: in, DB: e.consDB, Group: "bench", Process: func(ctx context.Context, tx *sql.Tx, d broker.Delivery) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO applied (client, n) VALUES ($1, 1) ON CONFLICT (client) DO UPDATE SET n = applied.n + 1`, d.Key)
+		return err
+	}}
+	return nil
+}
+
+// consume applies one delivery once (inbox), wakes its producer and
+// records its latency from the producer's commit.
+func (e *eventsRun) consume(ctx context.Context, d broker.Delivery) error {
+	if err := e.cons.Handle(ctx, d); err != nil {
+		return err
+	}
+	if ch, ok := e.waiting.LoadAndDelete(d.ID); ok {
+		defer close(ch.(chan struct{}))
+	}
+	if !e.measuring.Load() {
+		return nil
+	}
+	if at, err := time.Parse(time.RFC3339Nano, d.Headers["Dtx-Time"]); err == nil {
+		e.consumed.Add(1)
+		e.mu.Lock()
+		e.lat = append(e.lat, time.Since(at))
+		e.mu.Unlock()
+	}
+	return nil
+}
+
+// produce commits a row and its event, then waits for the event to be
+// consumed before the next, until ctx is done.
+func (e *eventsRun) produce(ctx context.Context, relay *outbox.Relay, c int) {
+	for i := 0; ctx.Err() == nil; i++ {
+		id := fmt.Sprintf("%d-%d-%d", time.Now().UnixNano(), c, i)
+		done := make(chan struct{})
+		e.waiting.Store(id, done)
+		tx, err := e.prodDB.BeginTx(ctx, nil)
+		if err != nil {
+			continue
+		}
+		_, err = tx.ExecContext(ctx, `INSERT INTO items (id, client) VALUES ($1, $2)`, id, c)
+		if err == nil {
+			err = e.ob.Add(ctx, tx, broker.Message{ID: id, Topic: "bench-events", Key: fmt.Sprint(c),
+				Headers: map[string]string{"Dtx-Time": time.Now().UTC().Format(time.RFC3339Nano)}, Payload: []byte(`{"n":1}`)})
+		}
+		if err == nil {
+			err = tx.Commit()
+		} else {
+			tx.Rollback()
+		}
+		if err != nil {
+			e.waiting.Delete(id)
+			continue
+		}
+		relay.Notify()
+		if e.measuring.Load() {
+			e.produced.Add(1)
+		}
+		select {
+		case <-done:
+		case <-ctx.Done():
+		}
+	}
+}

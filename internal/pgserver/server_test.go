@@ -1,0 +1,59 @@
+package pgserver
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+)
+
+func TestStartStop(t *testing.T) {
+	if _, err := findBinDir(); err != nil {
+		t.Skip(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp(TempBase(), "dtx-pgserver-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+
+	srv, err := Start(ctx, dir)
+	require.NoError(t, err)
+	defer srv.Stop()
+
+	dsn, err := srv.CreateDB(ctx, "bench")
+	require.NoError(t, err)
+	conn, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	var one int
+	require.NoError(t, conn.QueryRow(ctx, "SELECT 1").Scan(&one))
+	require.Equal(t, 1, one)
+
+	_, err = srv.CreateDB(ctx, "Robert'); DROP")
+	require.Error(t, err)
+
+	// Stop with a session still open (fast shutdown disconnects it).
+	require.NoError(t, srv.Stop())
+	require.NoError(t, srv.Stop()) // idempotent
+	conn.Close(ctx)
+	select {
+	case <-srv.exited:
+	default:
+		t.Fatal("postgres still running after Stop")
+	}
+	_, err = os.Stat(filepath.Join(dir, "pgdata", "postmaster.pid"))
+	require.True(t, os.IsNotExist(err), "postmaster.pid left behind: %v", err)
+
+	_, err = pgx.Connect(ctx, srv.DSN("postgres"))
+	require.Error(t, err)
+}
+
+func TestFindBinDirOverride(t *testing.T) {
+	t.Setenv(EnvBinDir, t.TempDir())
+	_, err := findBinDir()
+	require.ErrorIs(t, err, ErrNotInstalled)
+}
