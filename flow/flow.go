@@ -16,6 +16,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/dtxhq/dtx/appdb"
 	"github.com/dtxhq/dtx/broker"
 )
 
@@ -58,9 +59,9 @@ type Store struct{ db *sql.DB }
 // NewStore returns a store over db; call Migrate before use.
 func NewStore(db *sql.DB) *Store { return &Store{db: db} }
 
-// Migrate creates the table if it does not exist.
+// Migrate creates the table and its indexes if they do not exist.
 func (s *Store) Migrate(ctx context.Context) error {
-	for _, q := range []string{
+	err := appdb.Migrate(ctx, appdb.FromSQL(s.db), []string{
 		`CREATE TABLE IF NOT EXISTS dtx_flow_events (
 			message_id     TEXT   NOT NULL PRIMARY KEY,
 			correlation_id TEXT   NOT NULL,
@@ -74,10 +75,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 		)`,
 		`CREATE INDEX IF NOT EXISTS dtx_flow_events_corr ON dtx_flow_events (correlation_id, observed_at)`,
 		`CREATE INDEX IF NOT EXISTS dtx_flow_events_time ON dtx_flow_events (observed_at)`,
-	} {
-		if _, err := s.db.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("flow: migrate: %w", err)
-		}
+	})
+	if err != nil {
+		return fmt.Errorf("flow: migrate: %w", err)
 	}
 	return nil
 }
