@@ -20,10 +20,12 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func openPool(t *testing.T) *pgxpool.Pool {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	// The shared server may start now (seconds on a busy machine): the
+	// deadline is for connecting, after it.
 	cfg, err := pgxpool.ParseConfig(pgtest.DSN(t))
 	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	cfg.MaxConns = 32
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	require.NoError(t, err)
