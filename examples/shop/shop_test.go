@@ -184,12 +184,14 @@ func TestShop_RestartKeepsData(t *testing.T) {
 
 // switchable is a coordinator that can be taken down.
 type switchable struct {
-	down atomic.Bool
-	next order.Coordinator
+	down    atomic.Bool
+	refused atomic.Int64 // submissions refused while down
+	next    order.Coordinator
 }
 
 func (c *switchable) SubmitSaga(ctx context.Context, spec saga.Spec, wait bool) (*dtx.TxDetail, error) {
 	if c.down.Load() {
+		c.refused.Add(1)
 		return nil, errors.New("coordinator unreachable")
 	}
 	return c.next.SubmitSaga(ctx, spec, wait)
@@ -202,6 +204,7 @@ func (c *switchable) SubmitXA(ctx context.Context, spec tcc.Spec, wait bool) (*d
 
 func (c *switchable) SubmitTCC(ctx context.Context, spec tcc.Spec, wait bool) (*dtx.TxDetail, error) {
 	if c.down.Load() {
+		c.refused.Add(1)
 		return nil, errors.New("coordinator unreachable")
 	}
 	return c.next.SubmitTCC(ctx, spec, wait)
@@ -223,7 +226,9 @@ func TestShop_CoordinatorDown(t *testing.T) {
 		assert.Equal(t, 202, status)
 		assert.Equal(t, order.Pending, o.Status)
 	}
-	time.Sleep(100 * time.Millisecond)
+	// Several resubmission rounds (one refusal each) after the five
+	// placements: nothing changes while the coordinator is down.
+	require.Eventually(t, func() bool { return coord.refused.Load() >= 10 }, 10*time.Second, time.Millisecond)
 	pending, err := s.Orders.List(ctx, order.Pending)
 	require.NoError(t, err)
 	assert.Len(t, pending, 5, "nothing happens while the coordinator is down")
