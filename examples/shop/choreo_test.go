@@ -171,11 +171,14 @@ func TestShopChoreography_RestartWithoutCoordinator(t *testing.T) {
 	b, err := natsbroker.OpenEmbedded(ctx, t.TempDir(), natsbroker.Config{})
 	require.NoError(t, err)
 	defer b.Close()
+	log, logged := shoptest.CountingLogger()
 	s, err = shop.Start(ctx, shop.Config{Dir: dir, Pattern: order.PatternChoreography, Broker: b,
-		ResubmitInterval: 20 * time.Millisecond, ResubmitAfter: time.Millisecond, Logger: shoptest.Logger()})
+		ResubmitInterval: 20 * time.Millisecond, ResubmitAfter: time.Millisecond, Logger: log})
 	require.NoError(t, err)
 	defer s.Close(ctx)
-	time.Sleep(200 * time.Millisecond) // several resubmission rounds
+	// Several resubmission rounds, each finding the saga order and no
+	// coordinator to submit it to.
+	require.Eventually(t, func() bool { return logged.Count("resubmit pending orders") >= 3 }, 20*time.Second, time.Millisecond)
 	again, err := s.PlaceOrder(ctx, 1, items(1, 1), "k-saga", false)
 	require.NoError(t, err)
 	assert.Equal(t, o.ID, again.ID)
@@ -199,18 +202,23 @@ func TestShopChoreography_DeadLetterRoutesDuringStart(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	var stop atomic.Bool
+	var tried, answered atomic.Int64
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for !stop.Load() {
+			tried.Add(1)
 			if resp, err := http.Get("http://" + addr + "/events/dead-letters"); err == nil {
 				resp.Body.Close()
+				answered.Add(1)
 			}
 		}
 	}()
+	// Asking already when the start begins, and still once it is done.
+	require.Eventually(t, func() bool { return tried.Load() > 0 }, 10*time.Second, time.Millisecond)
 	s, err := shop.Start(ctx, shop.Config{Dir: t.TempDir(), Pattern: order.PatternChoreography, Broker: b, InventoryAddr: addr, Logger: shoptest.Logger()})
 	require.NoError(t, err)
-	time.Sleep(50 * time.Millisecond)
+	require.Eventually(t, func() bool { return answered.Load() > 0 }, 10*time.Second, time.Millisecond)
 	stop.Store(true)
 	<-done
 	code, body := shoptest.Get(t, "http://"+addr+"/events/dead-letters")

@@ -71,7 +71,11 @@ func TestShopSagaAsync_Outcomes(t *testing.T) {
 	// 2 completed orders x 3 actions, plus the cancelled ones' actions and
 	// compensations.
 	assert.GreaterOrEqual(t, st.Replies, int64(12))
-	assert.Equal(t, st.Calls, st.Replies, "no call went unanswered: %+v", st)
+	// Every call ended with its reply or, when the machine was too busy
+	// to answer within the branch timeout, timed out (and was retried: the
+	// orders all finished). How many time out depends on the machine, so
+	// no count of them is asserted.
+	assert.Equal(t, st.Calls, st.Replies+st.Timeouts, "no call went unanswered: %+v", st)
 }
 
 func TestStart_SagaAsyncNeedsBroker(t *testing.T) {

@@ -189,8 +189,9 @@ func TestShopTCC_LateTryAfterCancel(t *testing.T) {
 	assert.Equal(t, order.Cancelled, o.Status)
 	assert.Positive(t, s.FaultStats().Inventory.Delay)
 
-	// Let every late try arrive and be refused.
-	time.Sleep(delay + 300*time.Millisecond)
+	// Every late try has arrived (and been refused): no delayed call is
+	// still waiting. No try starts after the cancellation.
+	require.Eventually(t, func() bool { return s.FaultStats().Inventory.Late == 0 }, 10*time.Second, 5*time.Millisecond)
 	settleTCC(t, s, 5*time.Second)
 	assert.Empty(t, reservations(t, s, o.ID), "no reservation from a late try")
 	var barred int
@@ -367,8 +368,9 @@ func TestShopTCC_ResolverCancelsStaleReservations(t *testing.T) {
 			n, err := r.Sweep(ctx)
 			require.NoError(t, err)
 			require.Zero(t, n, "too young to sweep")
-			r.MinAge = time.Nanosecond
-			time.Sleep(2 * time.Millisecond)
+			// An hour later on the resolver's clock, the reservation is stale.
+			later := time.Now().Add(time.Hour + time.Second)
+			r.Now = func() time.Time { return later }
 			_, err = r.Sweep(ctx)
 			require.NoError(t, err)
 		}

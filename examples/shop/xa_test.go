@@ -138,11 +138,13 @@ func TestShopXA_ResolverFinishesInDoubt(t *testing.T) {
 		assert.Equal(t, 1, preparedCount(t, s))
 
 		r := s.Inventory.Resolver(statusSource{gid: tc.status})
-		r.MinAge = time.Nanosecond
+		r.MinAge = time.Hour
+		now := time.Now()
+		r.Now = func() time.Time { return now }
 		_, err := r.Sweep(ctx) // first sight: too young
 		require.NoError(t, err)
 		assert.Equal(t, 1, preparedCount(t, s))
-		time.Sleep(time.Millisecond)
+		now = now.Add(time.Hour) // seen prepared for MinAge
 		n, err := r.Sweep(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, 1-tc.left, n)
