@@ -95,7 +95,7 @@ type Injector struct {
 	rng *rand.Rand
 
 	calls, fail, delay, lose, late atomic.Int64
-	injected                 int64 // guarded by mu
+	injected                       int64 // guarded by mu
 }
 
 // New returns an injector for cfg.
