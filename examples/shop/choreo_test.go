@@ -37,6 +37,7 @@ func choreoShop(t *testing.T, cfg shop.Config) *shop.Shop {
 }
 
 func TestShopChoreography_Outcomes(t *testing.T) {
+	t.Parallel()
 	s := choreoShop(t, shop.Config{})
 	ctx := context.Background()
 
@@ -78,6 +79,7 @@ func TestShopChoreography_Outcomes(t *testing.T) {
 // fail, delay and lose acknowledgements: redeliveries must have no second
 // effect, and every order must end consistent.
 func TestShopChoreography_Faults(t *testing.T) {
+	t.Parallel()
 	fc := func(seed int64) faults.Config {
 		return faults.Config{Rate: 0.3, Delay: 50 * time.Millisecond, Seed: seed}
 	}
@@ -110,6 +112,7 @@ func TestShopChoreography_Faults(t *testing.T) {
 // it), the verifier reports it, the HTTP API lists it, a replay still
 // fails, and a discard clears it.
 func TestShopChoreography_PoisonEventDeadLettered(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	b, err := natsbroker.OpenEmbedded(ctx, t.TempDir(), natsbroker.Config{})
 	require.NoError(t, err)
@@ -159,6 +162,7 @@ func TestShopChoreography_PoisonEventDeadLettered(t *testing.T) {
 // choreography pattern and no coordinator: the resubmitter and a replayed
 // placement must leave the saga order PENDING, not crash the process.
 func TestShopChoreography_RestartWithoutCoordinator(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	s, err := shop.Start(ctx, shop.Config{Dir: dir, CoordinatorURL: "http://127.0.0.1:1", ResubmitInterval: time.Hour, Logger: shoptest.Logger()})
@@ -193,6 +197,7 @@ func TestShopChoreography_RestartWithoutCoordinator(t *testing.T) {
 // letters while the shop starts: the routes must answer (or pass through)
 // without racing the setup of the consumers (run with -race).
 func TestShopChoreography_DeadLetterRoutesDuringStart(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	b, err := natsbroker.OpenEmbedded(ctx, t.TempDir(), natsbroker.Config{})
 	require.NoError(t, err)

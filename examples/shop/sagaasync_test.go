@@ -40,6 +40,7 @@ func asyncShop(t *testing.T, cfg shop.Config) (*shop.Shop, *client.Client, *brok
 }
 
 func TestShopSagaAsync_Outcomes(t *testing.T) {
+	t.Parallel()
 	s, coord, tr := asyncShop(t, shop.Config{})
 	// Completed, declined payment (stock restored by the compensation),
 	// insufficient stock, insufficient balance, idempotent replay.
@@ -79,6 +80,7 @@ func TestShopSagaAsync_Outcomes(t *testing.T) {
 }
 
 func TestStart_SagaAsyncNeedsBroker(t *testing.T) {
+	t.Parallel()
 	_, err := shop.Start(context.Background(), shop.Config{Dir: t.TempDir(), Coordinator: &switchable{}, Pattern: order.PatternSagaAsync})
 	require.ErrorContains(t, err, "needs Config.Broker")
 }
@@ -89,6 +91,7 @@ func TestStart_SagaAsyncNeedsBroker(t *testing.T) {
 // are still queued, late replies are dropped; every order must still end
 // consistent.
 func TestShopSagaAsync_Faults(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("slow")
 	}

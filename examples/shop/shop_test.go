@@ -125,11 +125,13 @@ func checkOutcomes(t *testing.T, s *shop.Shop) {
 }
 
 func TestShop_SagaOutcomes(t *testing.T) {
+	t.Parallel()
 	s := shoptest.MustShop(t, shop.Config{})
 	checkOutcomes(t, s)
 }
 
 func TestShop_SagaOutcomesPostgres(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("postgres")
 	}
@@ -167,6 +169,7 @@ func TestShop_SagaOutcomesPostgres(t *testing.T) {
 }
 
 func TestShop_RestartKeepsData(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	coord := shoptest.MustCoordinator(t)
 	ctx := context.Background()
@@ -211,6 +214,7 @@ func (c *switchable) SubmitTCC(ctx context.Context, spec tcc.Spec, wait bool) (*
 }
 
 func TestShop_CoordinatorDown(t *testing.T) {
+	t.Parallel()
 	coord := &switchable{next: shoptest.MustCoordinator(t)}
 	coord.down.Store(true)
 	s := shoptest.MustShop(t, shop.Config{
@@ -239,6 +243,7 @@ func TestShop_CoordinatorDown(t *testing.T) {
 }
 
 func TestShop_Faults(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("slow")
 	}
@@ -277,6 +282,7 @@ func TestShop_Faults(t *testing.T) {
 }
 
 func TestStart_Validates(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	_, err := shop.Start(ctx, shop.Config{Dir: t.TempDir()})
 	require.Error(t, err, "no coordinator")
