@@ -90,16 +90,19 @@ func sqlHarness(t *testing.T, db *sql.DB, b participant.Barrier) barriertest.Har
 }
 
 func TestBarrierSQLite(t *testing.T) {
+	t.Parallel()
 	db := openSQLite(t)
 	barriertest.Run(t, sqlHarness(t, db, participant.Barrier{Dialect: participant.SQLite}))
 }
 
 func TestBarrierPostgres(t *testing.T) {
+	t.Parallel()
 	db := openPostgres(t)
 	barriertest.Run(t, sqlHarness(t, db, participant.Barrier{Dialect: participant.Postgres}))
 }
 
 func TestBarrierMySQL(t *testing.T) {
+	t.Parallel()
 	db := openMySQL(t)
 	barriertest.Run(t, sqlHarness(t, db, participant.Barrier{Dialect: participant.MySQL}))
 
@@ -181,6 +184,7 @@ func testMySQLSecondWaits(t *testing.T, db *sql.DB) {
 }
 
 func TestBarrierCustomTable(t *testing.T) {
+	t.Parallel()
 	db := openSQLite(t)
 	b := participant.Barrier{Table: "my_barrier"}
 	barriertest.Run(t, sqlHarness(t, db, b))
@@ -205,6 +209,7 @@ func TestBarrierInvalidConfig(t *testing.T) {
 }
 
 func TestBarrierPanicRollsBack(t *testing.T) {
+	t.Parallel()
 	db := openSQLite(t)
 	ctx := context.Background()
 	b := participant.Barrier{}
@@ -219,6 +224,7 @@ func TestBarrierPanicRollsBack(t *testing.T) {
 }
 
 func TestSchemaMySQL(t *testing.T) {
+	t.Parallel()
 	require.Equal(t, "mysql", participant.MySQL.String())
 	stmts, err := participant.Barrier{Dialect: participant.MySQL, Table: "shop.barrier"}.Schema()
 	require.NoError(t, err)
@@ -227,6 +233,7 @@ func TestSchemaMySQL(t *testing.T) {
 }
 
 func TestSchemaPostgres(t *testing.T) {
+	t.Parallel()
 	stmts, err := participant.Barrier{Dialect: participant.Postgres, Table: "s.t"}.Schema()
 	require.NoError(t, err)
 	require.NotEmpty(t, stmts)

@@ -63,6 +63,7 @@ func harness(t *testing.T, pool *pgxpool.Pool, b participant.Barrier) barriertes
 }
 
 func TestBarrierPgx(t *testing.T) {
+	t.Parallel()
 	// The zero Barrier says SQLite; pgxbarrier must use Postgres anyway.
 	barriertest.Run(t, harness(t, openPool(t), participant.Barrier{}))
 }
@@ -70,6 +71,7 @@ func TestBarrierPgx(t *testing.T) {
 // TestConnAndCustomTable runs Do on a single pgx.Conn (not a pool) with a
 // schema-qualified custom table: a null compensation bars the late action.
 func TestConnAndCustomTable(t *testing.T) {
+	t.Parallel()
 	pool := openPool(t)
 	ctx := context.Background()
 	b := participant.Barrier{Dialect: participant.Postgres, Table: "public.other_barrier"}

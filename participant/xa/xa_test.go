@@ -168,8 +168,17 @@ func TestMariaDB(t *testing.T) {
 
 func runAll(t *testing.T, dialect participant.Dialect, newEnv func(t *testing.T) *env) {
 	ctx := context.Background()
+	// Each scenario has a database of its own. PostgreSQL lists prepared
+	// transactions per database, so its scenarios run in parallel; XA
+	// RECOVER lists the whole server's, so MariaDB's cannot.
+	parallel := func(t *testing.T) {
+		if dialect == participant.Postgres {
+			t.Parallel()
+		}
+	}
 
 	t.Run("TryConfirm", func(t *testing.T) {
+		parallel(t)
 		e := newEnv(t)
 		try := br("g-confirm", 1, dtx.OpTry)
 		require.NoError(t, e.b.Try(ctx, e.db, try, e.work(try)))
@@ -202,6 +211,7 @@ func runAll(t *testing.T, dialect participant.Dialect, newEnv func(t *testing.T)
 	})
 
 	t.Run("TryCancel", func(t *testing.T) {
+		parallel(t)
 		e := newEnv(t)
 		try := br("g-cancel", 2, dtx.OpTry)
 		require.NoError(t, e.b.Try(ctx, e.db, try, e.work(try)))
@@ -223,6 +233,7 @@ func runAll(t *testing.T, dialect participant.Dialect, newEnv func(t *testing.T)
 	})
 
 	t.Run("CancelBeforeTry", func(t *testing.T) {
+		parallel(t)
 		e := newEnv(t)
 		require.NoError(t, e.b.Cancel(ctx, e.db, br("g-null", 3, dtx.OpCancel)))
 		try := br("g-null", 3, dtx.OpTry)
@@ -237,6 +248,7 @@ func runAll(t *testing.T, dialect participant.Dialect, newEnv func(t *testing.T)
 	})
 
 	t.Run("CancelDuringTry", func(t *testing.T) {
+		parallel(t)
 		e := newEnv(t)
 		try := br("g-race", 1, dtx.OpTry)
 		inside, release := make(chan struct{}), make(chan struct{})
@@ -279,6 +291,7 @@ func runAll(t *testing.T, dialect participant.Dialect, newEnv func(t *testing.T)
 	})
 
 	t.Run("TryError", func(t *testing.T) {
+		parallel(t)
 		e := newEnv(t)
 		try := br("g-fail", 1, dtx.OpTry)
 		boom := dtx.Permanent(errors.New("insufficient funds"))
@@ -298,10 +311,11 @@ func runAll(t *testing.T, dialect participant.Dialect, newEnv func(t *testing.T)
 	// Only PostgreSQL aborts a transaction on a failed statement, which
 	// PREPARE TRANSACTION then silently rolls back.
 	if dialect == participant.Postgres {
-		t.Run("SwallowedError", swallowedError(newEnv))
+		t.Run("SwallowedError", func(t *testing.T) { parallel(t); swallowedError(newEnv)(t) })
 	}
 
 	t.Run("InDoubtAfterCrash", func(t *testing.T) {
+		parallel(t)
 		e := newEnv(t)
 		long := "g-commit-" + strings.Repeat("x", 100) // hashed XID
 		commit, rollback, unknown := br(long, 1, dtx.OpTry), br("g-rollback", 2, dtx.OpTry), br("g-unknown", 3, dtx.OpTry)
