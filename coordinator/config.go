@@ -62,6 +62,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// After, if set, is how the coordinator waits for a retry's backoff or
+	// a transaction's deadline (default time.After). A fake clock in tests
+	// sets it together with Now.
+	After func(d time.Duration) <-chan time.Time
 }
 
 func (c *Config) setDefaults() {
@@ -100,6 +104,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Now == nil {
 		c.Now = time.Now
+	}
+	if c.After == nil {
+		c.After = time.After
 	}
 }
 

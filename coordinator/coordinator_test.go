@@ -32,7 +32,10 @@ type participant struct {
 	mu     sync.Mutex
 	calls  []string // "path:op"
 	behave func(path string, n int) int
-	counts map[string]int
+	// behaveCtx, if set, replaces behave and sees the request's context
+	// (done when the caller gives up). Set it before the first call.
+	behaveCtx func(ctx context.Context, path string, n int) int
+	counts    map[string]int
 }
 
 func newParticipant(t *testing.T, behave func(path string, n int) int) *participant {
@@ -45,7 +48,10 @@ func newParticipant(t *testing.T, behave func(path string, n int) int) *particip
 		p.calls = append(p.calls, r.URL.Path+":"+r.Header.Get(dtx.HeaderOp))
 		p.mu.Unlock()
 		code := http.StatusOK
-		if p.behave != nil {
+		switch {
+		case p.behaveCtx != nil:
+			code = p.behaveCtx(r.Context(), r.URL.Path, n)
+		case p.behave != nil:
 			code = p.behave(r.URL.Path, n)
 		}
 		w.WriteHeader(code)
@@ -216,14 +222,20 @@ func TestCoordinator_UnknownOutcomeRetriesSameOp(t *testing.T) {
 }
 
 func TestCoordinator_BranchTimeoutIsUnknown(t *testing.T) {
-	var slow atomic.Bool
-	slow.Store(true)
-	p := newParticipant(t, func(path string, n int) int {
-		if path == "/a" && slow.CompareAndSwap(true, false) {
-			time.Sleep(300 * time.Millisecond)
+	gaveUp := make(chan struct{})
+	p := newParticipant(t, nil)
+	// The first call to /a hangs until the coordinator has given up on it
+	// (its connection closes at the branch timeout).
+	p.behaveCtx = func(ctx context.Context, path string, n int) int {
+		if path == "/a" && n == 1 {
+			select {
+			case <-ctx.Done():
+				close(gaveUp)
+			case <-time.After(20 * time.Second):
+			}
 		}
 		return http.StatusOK
-	})
+	}
 	st := openStore(t, filepath.Join(t.TempDir(), "c.db"))
 	defer st.Close()
 	c := newCoordinator(t, st, coordinator.Config{})
@@ -231,7 +243,11 @@ func TestCoordinator_BranchTimeoutIsUnknown(t *testing.T) {
 	spec.BranchTimeout = dtx.Duration(100 * time.Millisecond)
 	d := submitWait(t, c, spec)
 	require.Equal(t, dtx.StatusSucceeded, d.Status)
-	require.Equal(t, 2, p.count("/a"), "the timed-out call is retried, not compensated")
+	<-gaveUp // the handler returns first: the saga did not wait for it
+	// Usually 2; more if a retry, on a loaded machine, also took longer
+	// than the 100ms timeout.
+	require.GreaterOrEqual(t, p.count("/a"), 2, "the timed-out call is retried")
+	require.Zero(t, p.count("/a-undo"), "not compensated")
 }
 
 func TestCoordinator_SagaTimeoutCompensates(t *testing.T) {
@@ -249,8 +265,12 @@ func TestCoordinator_SagaTimeoutCompensates(t *testing.T) {
 	d := submitWait(t, c, spec)
 	require.Equal(t, dtx.StatusFailed, d.Status)
 	require.Contains(t, d.Reason, "timed out")
-	require.Contains(t, d.Reason, "502")
-	require.Equal(t, 1, p.count("/b-undo"), "b may have run: it is compensated")
+	// On the real clock, how far the saga got in 300ms depends on the
+	// machine (TestClock_SagaDeadline pins it down): b was called, or not.
+	if p.count("/b") > 0 {
+		require.Contains(t, d.Reason, "502")
+		require.Equal(t, 1, p.count("/b-undo"), "b may have run: it is compensated")
+	}
 	require.Equal(t, 1, p.count("/a-undo"))
 }
 
@@ -278,21 +298,25 @@ func TestCoordinator_PivotStepsOnlyMoveForward(t *testing.T) {
 }
 
 func TestCoordinator_ParallelSteps(t *testing.T) {
-	var inA, inB atomic.Int32
+	// a and b each wait, in their handler, for the other to arrive: they
+	// can only both return if they run at the same time.
+	arrived := map[string]chan struct{}{"/a": make(chan struct{}), "/b": make(chan struct{})}
 	var overlap atomic.Bool
 	p := newParticipant(t, func(path string, n int) int {
 		switch path {
 		case "/a", "/b":
-			cur, other := &inA, &inB
+			other := "/b"
 			if path == "/b" {
-				cur, other = &inB, &inA
+				other = "/a"
 			}
-			cur.Add(1)
-			time.Sleep(50 * time.Millisecond)
-			if other.Load() > 0 {
+			if n == 1 {
+				close(arrived[path])
+			}
+			select {
+			case <-arrived[other]:
 				overlap.Store(true)
+			case <-time.After(10 * time.Second):
 			}
-			cur.Add(-1)
 		case "/c":
 			return http.StatusConflict
 		}
@@ -416,15 +440,18 @@ func TestCoordinator_RecoveredSagaCompensatesConservatively(t *testing.T) {
 	defer st.Close()
 	// The dying coordinator runs normally (fresh leases, so it keeps
 	// successes in memory) until it is cut off from the store's renewals.
+	// Its clock stands still: it neither renews (an hour's lease) nor
+	// reaches the deadline, however slow the machine.
 	cut := &partitioned{Store: st}
-	dead, err := coordinator.New(cut, httptransport.New(nil), coordinator.Config{
-		Owner: "dead", LeaseTTL: time.Second, RecoverInterval: time.Hour, ShutdownTimeout: 50 * time.Millisecond,
-	})
+	deadClock := newFakeClock()
+	dead, err := coordinator.New(cut, httptransport.New(nil), deadClock.config(coordinator.Config{
+		Owner: "dead", LeaseTTL: time.Hour, RecoverInterval: time.Hour, ShutdownTimeout: 50 * time.Millisecond,
+	}))
 	require.NoError(t, err)
 	require.NoError(t, dead.Start(context.Background()))
 	t.Cleanup(func() { dead.Close(context.Background()) })
 	ctx := context.Background()
-	spec := saga.Spec{GID: "lazy-1", Timeout: dtx.Duration(300 * time.Millisecond), BranchTimeout: dtx.Duration(time.Minute), Steps: []saga.Step{
+	spec := saga.Spec{GID: "lazy-1", Timeout: dtx.Duration(time.Minute), BranchTimeout: dtx.Duration(time.Minute), Steps: []saga.Step{
 		{Name: "a", Action: p.url("/a"), Compensate: p.url("/a-undo")},
 		{Name: "b", Action: p.url("/b"), Compensate: p.url("/b-undo")},
 		{Name: "c", Action: p.url("/c"), Compensate: p.url("/c-undo")},
@@ -437,8 +464,11 @@ func TestCoordinator_RecoveredSagaCompensatesConservatively(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, dtx.BranchPending, br[1].Action, "b's success is not written yet")
 
-	// The dead coordinator's lease expires after its saga's deadline.
-	c := newCoordinator(t, st, coordinator.Config{Owner: "heir"})
+	// Two hours later (on the heir's clock) the dead coordinator's lease
+	// has expired, after its saga's deadline.
+	heirClock := newFakeClock()
+	heirClock.Advance(2 * time.Hour)
+	c := newCoordinator(t, st, heirClock.config(coordinator.Config{Owner: "heir"}))
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	d, err := c.Wait(wctx, "lazy-1")
@@ -483,14 +513,15 @@ func TestCoordinator_PivotIsDurableBeforeRetriableSteps(t *testing.T) {
 	st := openStore(t, filepath.Join(t.TempDir(), "c.db"))
 	defer st.Close()
 	cut := &partitioned{Store: st}
-	dead, err := coordinator.New(cut, httptransport.New(nil), coordinator.Config{
-		Owner: "dead", LeaseTTL: time.Second, RecoverInterval: time.Hour, ShutdownTimeout: 50 * time.Millisecond,
-	})
+	deadClock := newFakeClock() // stands still, as in the test above
+	dead, err := coordinator.New(cut, httptransport.New(nil), deadClock.config(coordinator.Config{
+		Owner: "dead", LeaseTTL: time.Hour, RecoverInterval: time.Hour, ShutdownTimeout: 50 * time.Millisecond,
+	}))
 	require.NoError(t, err)
 	require.NoError(t, dead.Start(context.Background()))
 	t.Cleanup(func() { dead.Close(context.Background()) })
 	ctx := context.Background()
-	spec := saga.Spec{GID: "pivot-2", Timeout: dtx.Duration(300 * time.Millisecond), BranchTimeout: dtx.Duration(time.Minute), Steps: []saga.Step{
+	spec := saga.Spec{GID: "pivot-2", Timeout: dtx.Duration(time.Minute), BranchTimeout: dtx.Duration(time.Minute), Steps: []saga.Step{
 		{Name: "reserve", Action: p.url("/reserve"), Compensate: p.url("/reserve-undo")},
 		{Name: "ship", Action: p.url("/ship")},
 	}}
@@ -502,7 +533,9 @@ func TestCoordinator_PivotIsDurableBeforeRetriableSteps(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, dtx.BranchSucceeded, br[0].Action, "crossing the pivot is written before the retriable step starts")
 
-	c := newCoordinator(t, st, coordinator.Config{Owner: "heir"})
+	heirClock := newFakeClock()
+	heirClock.Advance(2 * time.Hour) // past the lease and the deadline
+	c := newCoordinator(t, st, heirClock.config(coordinator.Config{Owner: "heir"}))
 	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	d, err := c.Wait(wctx, "pivot-2")

@@ -86,8 +86,6 @@ func (r *run) loop() {
 		close(r.done)
 		r.c.runDone(r.gid, final)
 	}()
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
 	stopping := r.c.stopping // set to nil once seen, so draining does not spin
 	for {
 		if r.tx.Status.Terminal() {
@@ -121,17 +119,10 @@ func (r *run) loop() {
 			r.c.store.Release(context.Background(), r.c.cfg.Owner, r.gid)
 			return
 		}
-		wake, ok := r.nextWake()
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		if ok {
-			timer.Reset(max(wake.Sub(r.c.cfg.Now()), 0))
-		} else {
-			timer.Reset(time.Hour)
+		// Nothing to wake for: a nil channel never fires.
+		var wakeC <-chan time.Time
+		if wake, ok := r.nextWake(); ok {
+			wakeC = r.c.cfg.After(max(wake.Sub(r.c.cfg.Now()), 0))
 		}
 		select {
 		case res := <-r.results:
@@ -139,7 +130,7 @@ func (r *run) loop() {
 				r.stopOnError(err)
 				return
 			}
-		case <-timer.C:
+		case <-wakeC:
 			now := r.c.cfg.Now()
 			for call, at := range r.retryAt {
 				if !at.After(now) {
@@ -384,7 +375,7 @@ func (r *run) persist(br []dtx.Branch, evs []dtx.Event, status dtx.Status, reaso
 			r.c.log.Warn("cannot persist saga progress; retrying", slog.String("gid", r.gid), slog.Any("err", err))
 		}
 		select {
-		case <-time.After(backoff.Delay(r.c.cfg.RetryBase, r.c.cfg.RetryMax, attempt)):
+		case <-r.c.cfg.After(backoff.Delay(r.c.cfg.RetryBase, r.c.cfg.RetryMax, attempt)):
 		case <-r.c.hardCtx.Done():
 			return err
 		}

@@ -50,8 +50,10 @@ func stores(t *testing.T) map[string]*flow.Store {
 // out of order, with a clock that disagrees with causality, and checks
 // that the timeline follows causation.
 func TestTimeline_CausalOrder(t *testing.T) {
+	t.Parallel()
 	for name, st := range stores(t) {
 		t.Run(name, func(t *testing.T) {
+			t.Parallel() // a database each
 			ctx := context.Background()
 			require.NoError(t, st.Migrate(ctx))
 			t0 := time.Now().UTC()
@@ -95,6 +97,7 @@ func TestTimeline_CausalOrder(t *testing.T) {
 // TestRecord_FromBroker records a flow published on an embedded NATS and
 // serves it over HTTP.
 func TestRecord_FromBroker(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	b, err := natsbroker.OpenEmbedded(ctx, t.TempDir(), natsbroker.Config{})
 	require.NoError(t, err)

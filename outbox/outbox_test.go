@@ -220,6 +220,7 @@ func TestOutbox(t *testing.T) {
 		}
 
 		t.Run("RolledBackNeverPublished", func(t *testing.T) {
+			t.Parallel()
 			_, db, ob := setup(t)
 			m1, m2, m3 := msg("a", 1), msg("a", 2), msg("a", 3)
 			m3.Headers, m3.Key, m3.Payload = nil, "", nil
@@ -229,14 +230,20 @@ func TestOutbox(t *testing.T) {
 			pub := &recorder{}
 			r, stop := runRelay(t, db, ob, pub, fast(outbox.RelayConfig{}))
 			require.Eventually(t, func() bool { return r.Stats().Published == 2 }, waitLong, 5*time.Millisecond)
+			// A rolled-back message between two committed ones: once the
+			// later one is out, the relay has passed it.
+			m5 := msg("a", 5)
 			add(t, db, ob, false, msg("a", 4))
-			time.Sleep(100 * time.Millisecond)
+			add(t, db, ob, true, m5)
+			r.Notify()
+			require.Eventually(t, func() bool { return r.Stats().Published == 3 }, waitLong, 5*time.Millisecond)
 			stop()
-			require.Equal(t, []broker.Message{m1, m3}, pub.messages(), "fields round-trip; rolled-back messages never appear")
+			require.Equal(t, []broker.Message{m1, m3, m5}, pub.messages(), "fields round-trip; rolled-back messages never appear")
 			require.Zero(t, countRows(t, db, "1=1"), "published rows are deleted without retention")
 		})
 
 		t.Run("PerKeyOrder", func(t *testing.T) {
+			t.Parallel()
 			_, db, ob := setup(t)
 			pub := &recorder{}
 			r, stop := runRelay(t, db, ob, pub, fast(outbox.RelayConfig{BatchSize: 7}))
@@ -250,6 +257,7 @@ func TestOutbox(t *testing.T) {
 		})
 
 		t.Run("IntermittentFailures", func(t *testing.T) {
+			t.Parallel()
 			_, db, ob := setup(t)
 			pub := &recorder{fail: func(n int) bool { return n%3 == 1 }}
 			r, stop := runRelay(t, db, ob, pub, fast(outbox.RelayConfig{BatchSize: 10}))
@@ -264,6 +272,7 @@ func TestOutbox(t *testing.T) {
 		})
 
 		t.Run("LagAndRecovery", func(t *testing.T) {
+			t.Parallel()
 			_, db, ob := setup(t)
 			var down atomic.Bool
 			down.Store(true)
@@ -278,17 +287,23 @@ func TestOutbox(t *testing.T) {
 		})
 
 		t.Run("NotifyWakesIdleRelay", func(t *testing.T) {
+			t.Parallel()
 			_, db, ob := setup(t)
 			pub := &recorder{}
-			r, _ := runRelay(t, db, ob, pub, fast(outbox.RelayConfig{PollInterval: time.Hour}))
-			require.Eventually(t, func() bool { return r.Stats().Leader }, waitLong, 5*time.Millisecond)
-			time.Sleep(20 * time.Millisecond) // let it go idle
+			// Neither polling nor renewing the lease wakes the relay
+			// during the test: only Notify can.
 			add(t, db, ob, true, msg("a", 1))
+			r, _ := runRelay(t, db, ob, pub, fast(outbox.RelayConfig{PollInterval: time.Hour, LeaseTTL: time.Hour}))
+			// Its first cycle published the waiting message and found no
+			// more: it is going idle.
+			require.Eventually(t, func() bool { return r.Stats().Published == 1 }, waitLong, 5*time.Millisecond)
+			add(t, db, ob, true, msg("a", 2))
 			r.Notify()
-			require.Eventually(t, func() bool { return pub.distinct() == 1 }, 5*time.Second, 5*time.Millisecond)
+			require.Eventually(t, func() bool { return pub.distinct() == 2 }, waitLong, 5*time.Millisecond)
 		})
 
 		t.Run("Retention", func(t *testing.T) {
+			t.Parallel()
 			_, db, ob := setup(t)
 			pub := &recorder{}
 			r, _ := runRelay(t, db, ob, pub, fast(outbox.RelayConfig{Retention: 300 * time.Millisecond}))
@@ -300,6 +315,7 @@ func TestOutbox(t *testing.T) {
 		})
 
 		t.Run("RestartKeepsMessages", func(t *testing.T) {
+			t.Parallel()
 			d, db, ob := setup(t)
 			want := writeKeys(t, db, ob, keys(3), 30, nil)
 			// The first relay publishes slowly and is stopped half-way
@@ -320,6 +336,7 @@ func TestOutbox(t *testing.T) {
 		})
 
 		t.Run("RelaysNeverOverlap", func(t *testing.T) {
+			t.Parallel()
 			d, _, ob := setup(t)
 			pub := &recorder{delay: time.Millisecond}
 			cfg := fast(outbox.RelayConfig{BatchSize: 4, LeaseTTL: time.Second})
@@ -341,8 +358,21 @@ func TestOutbox(t *testing.T) {
 			go func() {
 				n := 0
 				defer func() { churned <- n }()
+				tick := time.NewTicker(time.Millisecond)
+				defer tick.Stop()
+				seen := 0
 				for ctx.Err() == nil {
-					time.Sleep(30 * time.Millisecond)
+					// Hand the lease on once the leader has published
+					// something: every leader does some of the work.
+					d := pub.distinct()
+					if d == seen {
+						select {
+						case <-ctx.Done():
+						case <-tick.C:
+						}
+						continue
+					}
+					seen = d
 					mu.Lock()
 					for i, r := range relays {
 						if r.Stats().Leader {
@@ -371,6 +401,7 @@ func TestOutbox(t *testing.T) {
 		})
 
 		t.Run("DeadRelayReplaced", func(t *testing.T) {
+			t.Parallel()
 			d, db, ob := setup(t)
 			const ttl = 600 * time.Millisecond
 			// Relay A takes the lease, then loses its database (a crash or
@@ -392,6 +423,7 @@ func TestOutbox(t *testing.T) {
 		})
 
 		t.Run("CustomTable", func(t *testing.T) {
+			t.Parallel()
 			d := newDB(t)
 			db := d.Open(t)
 			ob := outbox.Outbox{Dialect: d.Dialect, Table: "shop_events"}
@@ -406,6 +438,7 @@ func TestOutbox(t *testing.T) {
 		})
 
 		t.Run("ManyInOneTransaction", func(t *testing.T) {
+			t.Parallel()
 			_, db, ob := setup(t)
 			var msgs []broker.Message
 			for i := range 250 { // more than one INSERT statement

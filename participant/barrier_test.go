@@ -91,16 +91,19 @@ func sqlHarness(t *testing.T, db *sql.DB, b participant.Barrier) barriertest.Har
 }
 
 func TestBarrierSQLite(t *testing.T) {
+	t.Parallel()
 	db := openSQLite(t)
 	barriertest.Run(t, sqlHarness(t, db, participant.Barrier{Dialect: appdb.SQLite}))
 }
 
 func TestBarrierPostgres(t *testing.T) {
+	t.Parallel()
 	db := openPostgres(t)
 	barriertest.Run(t, sqlHarness(t, db, participant.Barrier{Dialect: appdb.Postgres}))
 }
 
 func TestBarrierMySQL(t *testing.T) {
+	t.Parallel()
 	db := openMySQL(t)
 	barriertest.Run(t, sqlHarness(t, db, participant.Barrier{Dialect: appdb.MySQL}))
 
@@ -182,6 +185,7 @@ func testMySQLSecondWaits(t *testing.T, db *sql.DB) {
 }
 
 func TestBarrierCustomTable(t *testing.T) {
+	t.Parallel()
 	db := openSQLite(t)
 	b := participant.Barrier{Table: "my_barrier"}
 	barriertest.Run(t, sqlHarness(t, db, b))
@@ -206,6 +210,7 @@ func TestBarrierInvalidConfig(t *testing.T) {
 }
 
 func TestBarrierPanicRollsBack(t *testing.T) {
+	t.Parallel()
 	db := openSQLite(t)
 	ctx := context.Background()
 	b := participant.Barrier{}
@@ -220,6 +225,7 @@ func TestBarrierPanicRollsBack(t *testing.T) {
 }
 
 func TestSchemaMySQL(t *testing.T) {
+	t.Parallel()
 	require.Equal(t, "mysql", appdb.MySQL.String())
 	stmts, err := participant.Barrier{Dialect: appdb.MySQL, Table: "shop.barrier"}.Schema()
 	require.NoError(t, err)
@@ -228,6 +234,7 @@ func TestSchemaMySQL(t *testing.T) {
 }
 
 func TestSchemaPostgres(t *testing.T) {
+	t.Parallel()
 	stmts, err := participant.Barrier{Dialect: appdb.Postgres, Table: "s.t"}.Schema()
 	require.NoError(t, err)
 	require.NotEmpty(t, stmts)

@@ -66,6 +66,9 @@ type hub struct {
 	closed   bool
 	done     chan struct{} // closed by close: every stream ends
 	pollWG   sync.WaitGroup
+	// baselined, if set (by tests, before the first stream), is called
+	// after each poller's first read: changes from then on are reported.
+	baselined func()
 }
 
 func newHub(store dtx.TxLog, interval time.Duration) *hub {
@@ -181,6 +184,9 @@ func (h *hub) poll(stop chan struct{}) {
 						h.publishJSON("counts", api.CountsEvent{Counts: counts})
 					}
 				}
+			}
+			if prev == nil && h.baselined != nil {
+				h.baselined()
 			}
 			prev = next
 		}

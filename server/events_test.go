@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -74,6 +75,9 @@ func TestEvents_StreamsChanges(t *testing.T) {
 		return http.StatusOK
 	})
 	require.Equal(t, http.StatusCreated, e.do(t, "POST", "/v1/sagas?wait=true", e.spec("before-1")).code)
+	baselined := make(chan struct{})
+	var once sync.Once
+	server.OnPollBaseline(e.srv, func() { once.Do(func() { close(baselined) }) })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	evs, resp := openStream(t, ctx, e.api.URL)
@@ -86,8 +90,12 @@ func TestEvents_StreamsChanges(t *testing.T) {
 	require.NoError(t, json.Unmarshal([]byte(hello.data), &hc))
 	require.Equal(t, map[dtx.Status]int{dtx.StatusFailed: 1}, hc.Counts, "the saga before the stream, compensated")
 
-	// Let the poller take its baseline, then change things.
-	time.Sleep(2 * server.EventPollInterval)
+	// Once the poller has its baseline, change things.
+	select {
+	case <-baselined:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the poller took no baseline within 10s")
+	}
 	require.Equal(t, http.StatusCreated, e.do(t, "POST", "/v1/sagas?wait=true", e.spec("live-1")).code)
 	ok := saga.Spec{GID: "live-2", Steps: []saga.Step{{Name: "only", Action: e.part.URL + "/reserve"}}}
 	require.Equal(t, http.StatusCreated, e.do(t, "POST", "/v1/sagas?wait=true", ok).code)

@@ -30,6 +30,7 @@ type env struct {
 	api  *httptest.Server
 	part *httptest.Server
 	c    *coordinator.Coordinator
+	srv  *server.Server
 	// token is sent as the bearer token with every request (empty: none).
 	token string
 }
@@ -69,9 +70,10 @@ func newEnvCfg(t *testing.T, behave func(path string) int, cfg coordinator.Confi
 	require.NoError(t, err)
 	require.NoError(t, c.Start(context.Background()))
 	t.Cleanup(func() { c.Close(context.Background()) })
-	api := httptest.NewServer(server.New(c, opts...))
+	srv := server.New(c, opts...)
+	api := httptest.NewServer(srv)
 	t.Cleanup(api.Close)
-	return &env{api: api, part: part, c: c, token: testToken}
+	return &env{api: api, part: part, c: c, srv: srv, token: testToken}
 }
 
 func (e *env) spec(gid string) saga.Spec {

@@ -79,13 +79,7 @@ func ctxT(t *testing.T) context.Context {
 // waitFor polls cond until it holds or Timeout passes.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(Timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", Timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	require.Eventuallyf(t, cond, Timeout, 5*time.Millisecond, "timed out after %v waiting for %s", Timeout, what)
 }
 
 func subscribe(t *testing.T, b broker.Broker, topic, group string, h broker.Handler) broker.Subscription {

@@ -37,6 +37,7 @@ func choreoShop(t *testing.T, cfg shop.Config) *shop.Shop {
 }
 
 func TestShopChoreography_Outcomes(t *testing.T) {
+	t.Parallel()
 	s := choreoShop(t, shop.Config{})
 	ctx := context.Background()
 
@@ -78,6 +79,7 @@ func TestShopChoreography_Outcomes(t *testing.T) {
 // fail, delay and lose acknowledgements: redeliveries must have no second
 // effect, and every order must end consistent.
 func TestShopChoreography_Faults(t *testing.T) {
+	t.Parallel()
 	fc := func(seed int64) faults.Config {
 		return faults.Config{Rate: 0.3, Delay: 50 * time.Millisecond, Seed: seed}
 	}
@@ -110,6 +112,7 @@ func TestShopChoreography_Faults(t *testing.T) {
 // it), the verifier reports it, the HTTP API lists it, a replay still
 // fails, and a discard clears it.
 func TestShopChoreography_PoisonEventDeadLettered(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	b, err := natsbroker.OpenEmbedded(ctx, t.TempDir(), natsbroker.Config{})
 	require.NoError(t, err)
@@ -159,6 +162,7 @@ func TestShopChoreography_PoisonEventDeadLettered(t *testing.T) {
 // choreography pattern and no coordinator: the resubmitter and a replayed
 // placement must leave the saga order PENDING, not crash the process.
 func TestShopChoreography_RestartWithoutCoordinator(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	s, err := shop.Start(ctx, shop.Config{Dir: dir, CoordinatorURL: "http://127.0.0.1:1", ResubmitInterval: time.Hour, Logger: shoptest.Logger()})
@@ -171,11 +175,14 @@ func TestShopChoreography_RestartWithoutCoordinator(t *testing.T) {
 	b, err := natsbroker.OpenEmbedded(ctx, t.TempDir(), natsbroker.Config{})
 	require.NoError(t, err)
 	defer b.Close()
+	log, logged := shoptest.CountingLogger()
 	s, err = shop.Start(ctx, shop.Config{Dir: dir, Pattern: order.PatternChoreography, Broker: b,
-		ResubmitInterval: 20 * time.Millisecond, ResubmitAfter: time.Millisecond, Logger: shoptest.Logger()})
+		ResubmitInterval: 20 * time.Millisecond, ResubmitAfter: time.Millisecond, Logger: log})
 	require.NoError(t, err)
 	defer s.Close(ctx)
-	time.Sleep(200 * time.Millisecond) // several resubmission rounds
+	// Several resubmission rounds, each finding the saga order and no
+	// coordinator to submit it to.
+	require.Eventually(t, func() bool { return logged.Count("resubmit pending orders") >= 3 }, 20*time.Second, time.Millisecond)
 	again, err := s.PlaceOrder(ctx, 1, items(1, 1), "k-saga", false)
 	require.NoError(t, err)
 	assert.Equal(t, o.ID, again.ID)
@@ -190,6 +197,7 @@ func TestShopChoreography_RestartWithoutCoordinator(t *testing.T) {
 // letters while the shop starts: the routes must answer (or pass through)
 // without racing the setup of the consumers (run with -race).
 func TestShopChoreography_DeadLetterRoutesDuringStart(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	b, err := natsbroker.OpenEmbedded(ctx, t.TempDir(), natsbroker.Config{})
 	require.NoError(t, err)
@@ -199,18 +207,23 @@ func TestShopChoreography_DeadLetterRoutesDuringStart(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close()
 	var stop atomic.Bool
+	var tried, answered atomic.Int64
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		for !stop.Load() {
+			tried.Add(1)
 			if resp, err := http.Get("http://" + addr + "/events/dead-letters"); err == nil {
 				resp.Body.Close()
+				answered.Add(1)
 			}
 		}
 	}()
+	// Asking already when the start begins, and still once it is done.
+	require.Eventually(t, func() bool { return tried.Load() > 0 }, 10*time.Second, time.Millisecond)
 	s, err := shop.Start(ctx, shop.Config{Dir: t.TempDir(), Pattern: order.PatternChoreography, Broker: b, InventoryAddr: addr, Logger: shoptest.Logger()})
 	require.NoError(t, err)
-	time.Sleep(50 * time.Millisecond)
+	require.Eventually(t, func() bool { return answered.Load() > 0 }, 10*time.Second, time.Millisecond)
 	stop.Store(true)
 	<-done
 	code, body := shoptest.Get(t, "http://"+addr+"/events/dead-letters")

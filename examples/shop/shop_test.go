@@ -125,11 +125,13 @@ func checkOutcomes(t *testing.T, s *shop.Shop) {
 }
 
 func TestShop_SagaOutcomes(t *testing.T) {
+	t.Parallel()
 	s := shoptest.MustShop(t, shop.Config{})
 	checkOutcomes(t, s)
 }
 
 func TestShop_SagaOutcomesPostgres(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("postgres")
 	}
@@ -167,6 +169,7 @@ func TestShop_SagaOutcomesPostgres(t *testing.T) {
 }
 
 func TestShop_RestartKeepsData(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	coord := shoptest.MustCoordinator(t)
 	ctx := context.Background()
@@ -184,12 +187,14 @@ func TestShop_RestartKeepsData(t *testing.T) {
 
 // switchable is a coordinator that can be taken down.
 type switchable struct {
-	down atomic.Bool
-	next order.Coordinator
+	down    atomic.Bool
+	refused atomic.Int64 // submissions refused while down
+	next    order.Coordinator
 }
 
 func (c *switchable) SubmitSaga(ctx context.Context, spec saga.Spec, wait bool) (*dtx.TxDetail, error) {
 	if c.down.Load() {
+		c.refused.Add(1)
 		return nil, errors.New("coordinator unreachable")
 	}
 	return c.next.SubmitSaga(ctx, spec, wait)
@@ -202,12 +207,14 @@ func (c *switchable) SubmitXA(ctx context.Context, spec tcc.Spec, wait bool) (*d
 
 func (c *switchable) SubmitTCC(ctx context.Context, spec tcc.Spec, wait bool) (*dtx.TxDetail, error) {
 	if c.down.Load() {
+		c.refused.Add(1)
 		return nil, errors.New("coordinator unreachable")
 	}
 	return c.next.SubmitTCC(ctx, spec, wait)
 }
 
 func TestShop_CoordinatorDown(t *testing.T) {
+	t.Parallel()
 	coord := &switchable{next: shoptest.MustCoordinator(t)}
 	coord.down.Store(true)
 	s := shoptest.MustShop(t, shop.Config{
@@ -223,7 +230,9 @@ func TestShop_CoordinatorDown(t *testing.T) {
 		assert.Equal(t, 202, status)
 		assert.Equal(t, order.Pending, o.Status)
 	}
-	time.Sleep(100 * time.Millisecond)
+	// Several resubmission rounds (one refusal each) after the five
+	// placements: nothing changes while the coordinator is down.
+	require.Eventually(t, func() bool { return coord.refused.Load() >= 10 }, 10*time.Second, time.Millisecond)
 	pending, err := s.Orders.List(ctx, order.Pending)
 	require.NoError(t, err)
 	assert.Len(t, pending, 5, "nothing happens while the coordinator is down")
@@ -234,6 +243,7 @@ func TestShop_CoordinatorDown(t *testing.T) {
 }
 
 func TestShop_Faults(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("slow")
 	}
@@ -272,6 +282,7 @@ func TestShop_Faults(t *testing.T) {
 }
 
 func TestStart_Validates(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	_, err := shop.Start(ctx, shop.Config{Dir: t.TempDir()})
 	require.Error(t, err, "no coordinator")

@@ -158,10 +158,12 @@ func mustProduct(t *testing.T, s *shop.Shop, id int64) inventory.Product {
 }
 
 func TestShopTCC_Outcomes(t *testing.T) {
+	t.Parallel()
 	checkTCCOutcomes(t, tccShop(t, shop.Config{}))
 }
 
 func TestShopTCC_OutcomesPostgres(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("postgres")
 	}
@@ -174,6 +176,7 @@ func TestShopTCC_OutcomesPostgres(t *testing.T) {
 // leave nothing reserved: the cancel found no try and recorded a null
 // cancel, so the barrier refuses the late try.
 func TestShopTCC_LateTryAfterCancel(t *testing.T) {
+	t.Parallel()
 	const delay = 500 * time.Millisecond
 	s := tccShop(t, shop.Config{
 		InventoryFaults: faults.Config{
@@ -189,8 +192,9 @@ func TestShopTCC_LateTryAfterCancel(t *testing.T) {
 	assert.Equal(t, order.Cancelled, o.Status)
 	assert.Positive(t, s.FaultStats().Inventory.Delay)
 
-	// Let every late try arrive and be refused.
-	time.Sleep(delay + 300*time.Millisecond)
+	// Every late try has arrived (and been refused): no delayed call is
+	// still waiting. No try starts after the cancellation.
+	require.Eventually(t, func() bool { return s.FaultStats().Inventory.Late == 0 }, 10*time.Second, 5*time.Millisecond)
 	settleTCC(t, s, 5*time.Second)
 	assert.Empty(t, reservations(t, s, o.ID), "no reservation from a late try")
 	var barred int
@@ -209,6 +213,7 @@ func TestShopTCC_LateTryAfterCancel(t *testing.T) {
 // Confirms that fail are retried until they succeed: a TCC transaction past
 // its tries only moves forward.
 func TestShopTCC_ConfirmRetried(t *testing.T) {
+	t.Parallel()
 	confirmFails := func(n int64) faults.Config {
 		return faults.Config{Rate: 1, Kinds: []faults.Kind{faults.Fail}, Ops: []dtx.Op{dtx.OpConfirm}, Max: n}
 	}
@@ -239,6 +244,7 @@ func TestShopTCC_ConfirmRetried(t *testing.T) {
 // Each order is charged at most once: nothing confirms an order twice, and
 // the re-order is a separate order with its own charge.
 func TestShopTCC_ReorderWhilePending(t *testing.T) {
+	t.Parallel()
 	coord := &switchable{next: shoptest.MustCoordinator(t)}
 	coord.down.Store(true)
 	s := tccShop(t, shop.Config{
@@ -294,6 +300,7 @@ func TestShopTCC_ReorderWhilePending(t *testing.T) {
 }
 
 func TestShopTCC_Faults(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("slow")
 	}
@@ -339,6 +346,7 @@ func TestShopTCC_Faults(t *testing.T) {
 // recorded, are cancelled; those of running or succeeded ones are left to
 // the coordinator (the sweep never confirms).
 func TestShopTCC_ResolverCancelsStaleReservations(t *testing.T) {
+	t.Parallel()
 	s := tccShop(t, shop.Config{})
 	ctx := context.Background()
 	cases := []struct {
@@ -367,8 +375,9 @@ func TestShopTCC_ResolverCancelsStaleReservations(t *testing.T) {
 			n, err := r.Sweep(ctx)
 			require.NoError(t, err)
 			require.Zero(t, n, "too young to sweep")
-			r.MinAge = time.Nanosecond
-			time.Sleep(2 * time.Millisecond)
+			// An hour later on the resolver's clock, the reservation is stale.
+			later := time.Now().Add(time.Hour + time.Second)
+			r.Now = func() time.Time { return later }
 			_, err = r.Sweep(ctx)
 			require.NoError(t, err)
 		}

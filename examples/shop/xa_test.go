@@ -47,6 +47,7 @@ func preparedCount(t *testing.T, s *shop.Shop) int {
 }
 
 func TestShopXA_OutcomesPostgres(t *testing.T) {
+	t.Parallel()
 	s := xaShop(t, shop.Config{})
 	ctx := context.Background()
 
@@ -91,6 +92,7 @@ func TestShopXA_OutcomesPostgres(t *testing.T) {
 }
 
 func TestShopXA_NeedsXADatabases(t *testing.T) {
+	t.Parallel()
 	_, err := shop.Start(context.Background(), shop.Config{
 		Dir: t.TempDir(), Pattern: order.PatternXA, Coordinator: shoptest.MustCoordinator(t), Logger: shoptest.Logger(),
 	})
@@ -115,6 +117,7 @@ func (f statusSource) Get(_ context.Context, gid string) (*dtx.TxDetail, error) 
 // succeeded transaction, rollback for a failed one or one the coordinator
 // never recorded (presumed abort); a running one is left alone.
 func TestShopXA_ResolverFinishesInDoubt(t *testing.T) {
+	t.Parallel()
 	s := xaShop(t, shop.Config{})
 	ctx := context.Background()
 	cases := []struct {
@@ -138,11 +141,13 @@ func TestShopXA_ResolverFinishesInDoubt(t *testing.T) {
 		assert.Equal(t, 1, preparedCount(t, s))
 
 		r := s.Inventory.Resolver(statusSource{gid: tc.status})
-		r.MinAge = time.Nanosecond
+		r.MinAge = time.Hour
+		now := time.Now()
+		r.Now = func() time.Time { return now }
 		_, err := r.Sweep(ctx) // first sight: too young
 		require.NoError(t, err)
 		assert.Equal(t, 1, preparedCount(t, s))
-		time.Sleep(time.Millisecond)
+		now = now.Add(time.Hour) // seen prepared for MinAge
 		n, err := r.Sweep(ctx)
 		require.NoError(t, err)
 		assert.Equal(t, 1-tc.left, n)

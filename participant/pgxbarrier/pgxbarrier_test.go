@@ -21,10 +21,12 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func openPool(t *testing.T) *pgxpool.Pool {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
+	// The shared server may start now (seconds on a busy machine): the
+	// deadline is for connecting, after it.
 	cfg, err := pgxpool.ParseConfig(pgtest.DSN(t))
 	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	cfg.MaxConns = 32
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	require.NoError(t, err)
@@ -62,6 +64,7 @@ func harness(t *testing.T, pool *pgxpool.Pool, b participant.Barrier) barriertes
 }
 
 func TestBarrierPgx(t *testing.T) {
+	t.Parallel()
 	// The zero Barrier says SQLite; pgxbarrier must use Postgres anyway.
 	barriertest.Run(t, harness(t, openPool(t), participant.Barrier{}))
 }
@@ -69,6 +72,7 @@ func TestBarrierPgx(t *testing.T) {
 // TestConnAndCustomTable runs Do on a single pgx.Conn (not a pool) with a
 // schema-qualified custom table: a null compensation bars the late action.
 func TestConnAndCustomTable(t *testing.T) {
+	t.Parallel()
 	pool := openPool(t)
 	ctx := context.Background()
 	b := participant.Barrier{Dialect: appdb.Postgres, Table: "public.other_barrier"}

@@ -18,6 +18,7 @@ import (
 func TestMain(m *testing.M) { mariadbtest.Main(m) }
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T) dtx.Store {
 		s, err := mysql.Open(context.Background(), mariadbtest.DSN(t), sqlstore.Config{})
 		require.NoError(t, err)
@@ -26,6 +27,7 @@ func TestConformance(t *testing.T) {
 }
 
 func TestConcurrentOpenMigratesOnce(t *testing.T) {
+	t.Parallel()
 	dsn := mariadbtest.DSN(t)
 	errs := make(chan error, 4)
 	for range 4 {

@@ -16,6 +16,7 @@ import (
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T) dtx.Store {
 		s, err := postgres.Open(context.Background(), pgtest.DSN(t), sqlstore.Config{})
 		require.NoError(t, err)
@@ -24,6 +25,7 @@ func TestConformance(t *testing.T) {
 }
 
 func TestConcurrentOpenMigratesOnce(t *testing.T) {
+	t.Parallel()
 	dsn := pgtest.DSN(t)
 	errs := make(chan error, 4)
 	for range 4 {

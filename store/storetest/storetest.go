@@ -19,7 +19,8 @@ import (
 // Factory returns a new empty store. The suite closes it.
 type Factory func(t *testing.T) dtx.Store
 
-// Run runs the conformance suite.
+// Run runs the conformance suite. Its tests run in parallel, each on its
+// own store: newStore must give a fresh database each time.
 func Run(t *testing.T, newStore Factory) {
 	tests := []struct {
 		name string
@@ -43,6 +44,7 @@ func Run(t *testing.T, newStore Factory) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
 			s := newStore(t)
 			t.Cleanup(func() { s.Close() })
 			tc.fn(t, s)

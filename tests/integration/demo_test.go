@@ -17,7 +17,9 @@ func TestDemo_JSONContract(t *testing.T) {
 		t.Skip("builds and runs the dtx binary")
 	}
 	for _, pattern := range []string{"saga", "tcc", "xa", "choreography", "saga-async"} {
-		t.Run(pattern, func(t *testing.T) { testDemo(t, pattern) })
+		// Each demo is a process of its own (temporary directory, free
+		// ports); the xa one mostly waits on timeouts.
+		t.Run(pattern, func(t *testing.T) { t.Parallel(); testDemo(t, pattern) })
 	}
 }
 

@@ -85,16 +85,16 @@ func startServer(t *testing.T, addr, store, logPath string, extra ...string) *pr
 				return p
 			}
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dtx server on %s did not become healthy", addr)
+		}
+		// Poll again shortly, unless the process is gone.
 		select {
 		case <-p.done:
 			b, _ := os.ReadFile(logPath)
 			t.Fatalf("dtx server exited early:\n%s", b)
-		default:
+		case <-time.After(20 * time.Millisecond):
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("dtx server on %s did not become healthy", addr)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -78,6 +78,9 @@ type Stats struct {
 	Fail  int64 `json:"fail"`
 	Delay int64 `json:"delay"`
 	Lose  int64 `json:"lose"`
+	// Late counts delayed calls not finished yet (tests wait for it to
+	// drop to zero: every late call has been handled).
+	Late int64 `json:"late,omitempty"`
 }
 
 // Faults is the number of injected faults of all kinds.
@@ -91,8 +94,8 @@ type Injector struct {
 	mu  sync.Mutex // guards rng
 	rng *rand.Rand
 
-	calls, fail, delay, lose atomic.Int64
-	injected                 int64 // guarded by mu
+	calls, fail, delay, lose, late atomic.Int64
+	injected                       int64 // guarded by mu
 }
 
 // New returns an injector for cfg.
@@ -124,7 +127,7 @@ func (in *Injector) Stats() Stats {
 	if in == nil {
 		return Stats{}
 	}
-	return Stats{Calls: in.calls.Load(), Fail: in.fail.Load(), Delay: in.delay.Load(), Lose: in.lose.Load()}
+	return Stats{Calls: in.calls.Load(), Fail: in.fail.Load(), Delay: in.delay.Load(), Lose: in.lose.Load(), Late: in.late.Load()}
 }
 
 // decision is what to do with one call, drawn under the lock.
@@ -174,6 +177,8 @@ func (in *Injector) Wrap(next http.Handler) http.Handler {
 			problem.Write(w, http.StatusServiceUnavailable, "injected fault: fail")
 		case Delay:
 			in.delay.Add(1)
+			in.late.Add(1)
+			defer in.late.Add(-1)
 			time.Sleep(d.delay)
 			// Finish even if the caller has gone: that is the late call.
 			next.ServeHTTP(w, r.WithContext(context.WithoutCancel(r.Context())))

@@ -58,7 +58,16 @@ func TestCancelReservation_SweepBesideBarrierCancel(t *testing.T) {
 	// ...while the resolver's sweep cancels g1 too (no barrier).
 	sweep := make(chan error, 1)
 	go func() { sweep <- shopxa.CancelReserved(db, "reservations", cancelReservation)(ctx, "g1") }()
-	time.Sleep(300 * time.Millisecond)
+	// Release the barrier's cancel once the sweep waits for its locks (or,
+	// taking none of them, has finished).
+	require.Eventually(t, func() bool {
+		if len(sweep) > 0 {
+			return true
+		}
+		var waiting int
+		err := db.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting)
+		return err == nil && waiting > 0
+	}, 20*time.Second, time.Millisecond)
 	close(release)
 	require.NoError(t, <-done)
 	require.NoError(t, <-sweep)

@@ -245,9 +245,8 @@ func TestPlace(t *testing.T) {
 		assert.Zero(t, n)
 
 		f.coord.Submit = nil // back up
-		time.Sleep(5 * time.Millisecond)
-		n, err = f.svc.Resubmit(context.Background())
-		require.NoError(t, err)
+		// Resubmitted once older than ResubmitAfter (1ms).
+		n = resubmitWhenDue(t, f.svc)
 		assert.Equal(t, 1, n)
 		specs := f.coord.submitted()
 		require.Len(t, specs, 3)
@@ -279,7 +278,8 @@ func TestPlace(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error)
 		go func() { done <- f.svc.Run(ctx) }()
-		time.Sleep(20 * time.Millisecond)
+		// The placement, then at least one refused background attempt.
+		require.Eventually(t, func() bool { return len(f.coord.submitted()) >= 2 }, 10*time.Second, time.Millisecond)
 		before := len(f.coord.submitted())
 		down.Store(false)
 		require.Eventually(t, func() bool { return len(f.coord.submitted()) > before }, 2*time.Second, 5*time.Millisecond)
@@ -522,4 +522,18 @@ func TestNew_RequiresConfig(t *testing.T) {
 	for _, field := range []string{"URL", "InventoryURL", "PaymentURL", "Coordinator"} {
 		assert.Contains(t, err.Error(), field)
 	}
+}
+
+// resubmitWhenDue calls svc.Resubmit until it resubmits something (the
+// orders become due once older than ResubmitAfter) and returns how many.
+func resubmitWhenDue(t *testing.T, svc *order.Service) int {
+	t.Helper()
+	var n int
+	var err error
+	require.Eventually(t, func() bool {
+		n, err = svc.Resubmit(context.Background())
+		return err != nil || n > 0
+	}, 10*time.Second, time.Millisecond)
+	require.NoError(t, err)
+	return n
 }

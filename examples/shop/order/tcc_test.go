@@ -101,9 +101,7 @@ func TestTCC_PatternIsStoredPerOrder(t *testing.T) {
 	coord.Submit = nil // back up
 	coord.mu.Unlock()
 	sagaSvc := mk("") // default saga
-	time.Sleep(time.Millisecond)
-	n, err := sagaSvc.Resubmit(ctx)
-	require.NoError(t, err)
+	n := resubmitWhenDue(t, sagaSvc)
 	assert.Equal(t, 1, n)
 	assert.Len(t, coord.submittedTCC(), 2, "resubmitted as TCC")
 	assert.Empty(t, coord.submitted(), "never as a saga")

@@ -216,6 +216,9 @@ type Resolver struct {
 	// the coordinator gets the first chance.
 	Interval, MinAge time.Duration
 	Logger           *slog.Logger
+	// Now, if set, is the clock that ages branches and reservations
+	// (default time.Now); tests move it instead of waiting.
+	Now func() time.Time
 
 	mu    sync.Mutex
 	first map[string]time.Time // xid -> first seen prepared
@@ -264,6 +267,13 @@ func (r *Resolver) logger() *slog.Logger {
 	return slog.Default()
 }
 
+func (r *Resolver) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
 func (r *Resolver) minAge() time.Duration {
 	if r.MinAge > 0 {
 		return r.MinAge
@@ -293,7 +303,7 @@ func (r *Resolver) Sweep(ctx context.Context) (int, error) {
 // sweepReserved cancels the reservations of failed (or unknown)
 // transactions older than MinAge; others are left to the coordinator.
 func (r *Resolver) sweepReserved(ctx context.Context) (int, error) {
-	gids, err := r.Reserved(ctx, time.Now().Add(-r.minAge()))
+	gids, err := r.Reserved(ctx, r.now().Add(-r.minAge()))
 	if err != nil {
 		r.errs.Add(1)
 		return 0, err
@@ -328,7 +338,7 @@ func (r *Resolver) sweepXA(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	r.inDoubt.Store(int64(len(brs)))
-	now := time.Now()
+	now := r.now()
 	r.mu.Lock()
 	seen := make(map[string]time.Time, len(brs))
 	for _, br := range brs {
