@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -57,6 +58,35 @@ func serve(t *testing.T, b broker.Broker, topic string, fn participant.BranchFun
 	sub, err := brokertransport.Serve(ctxT(t), b, topic, "svc", fn)
 	require.NoError(t, err)
 	t.Cleanup(func() { sub.Close() })
+}
+
+// published reports each command of the given attempt that reaches topic,
+// seen by a group of its own that never replies: the signal that a call
+// has published its command and waits for the reply.
+func published(t *testing.T, b broker.Broker, topic string, attempt int) <-chan struct{} {
+	t.Helper()
+	seen := make(chan struct{}, 16)
+	sub, err := b.Subscribe(ctxT(t), topic, "watch", func(_ context.Context, d broker.Delivery) error {
+		if d.Headers[dtx.HeaderAttempt] == strconv.Itoa(attempt) {
+			select {
+			case seen <- struct{}{}:
+			default:
+			}
+		}
+		return nil
+	})
+	require.NoError(t, err)
+	t.Cleanup(func() { sub.Close() })
+	return seen
+}
+
+func waitSignal(t *testing.T, ch <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(callTimeout):
+		t.Fatalf("no signal: %s", what)
+	}
 }
 
 func call(gid, topic string, attempt int, timeout time.Duration) dtx.Call {
@@ -223,7 +253,14 @@ func TestCall_NoReplyIsUnknown(t *testing.T) {
 
 	// The caller's context ends the wait too.
 	ctx, cancel := context.WithCancel(ctxT(t))
-	go func() { time.Sleep(100 * time.Millisecond); cancel() }()
+	sent := published(t, b, "nobody-home", 2)
+	go func() {
+		select {
+		case <-sent: // the call waits for its reply
+		case <-ctx.Done():
+		}
+		cancel()
+	}()
 	out = tr.Call(ctx, call("order-1", "nobody-home", 2, callTimeout))
 	require.Equal(t, dtx.Unknown, out.Class)
 	require.ErrorIs(t, out.Err, context.Canceled)
@@ -406,9 +443,10 @@ func TestClose_EndsWaitingCalls(t *testing.T) {
 	b := openBroker(t)
 	tr, err := brokertransport.New(ctxT(t), b, brokertransport.Config{Owner: "closing"})
 	require.NoError(t, err)
+	sent := published(t, b, "nobody-home", 1)
 	done := make(chan dtx.Outcome, 1)
 	go func() { done <- tr.Call(ctxT(t), call("g", "nobody-home", 1, time.Minute)) }()
-	time.Sleep(200 * time.Millisecond)
+	waitSignal(t, sent, "command published") // the call waits for its reply
 	require.NoError(t, tr.Close())
 	select {
 	case out := <-done:
