@@ -174,11 +174,20 @@ func TestTxCLI(t *testing.T) {
 			{Name: "slow", Action: partURL + "/hang", Compensate: partURL + "/hang-undo"},
 		}}, false)
 		require.NoError(t, err)
-		time.Sleep(10 * time.Millisecond) // older than the 1ms threshold below
-
-		out, err := runCLI(t, "list", "--attention", "--older-than=1ms", "--min-attempts=-1", srv)
-		require.NoError(t, err)
-		require.Contains(t, out, "needing attention (unfinished after 1ms): 1")
+		// It needs attention once it is older than 1ms by the server's
+		// clock: ask until it does.
+		const want = "needing attention (unfinished after 1ms): 1"
+		var out string
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for deadline := time.Now().Add(30 * time.Second); ; <-tick.C {
+			out, err = runCLI(t, "list", "--attention", "--older-than=1ms", "--min-attempts=-1", srv)
+			require.NoError(t, err)
+			if strings.Contains(out, want) || time.Now().After(deadline) {
+				break
+			}
+		}
+		require.Contains(t, out, want)
 		require.Regexp(t, `(?m)^ord-2\s+saga\s+running\s+\d+s\s+running for`, out)
 
 		_, err = runCLI(t, "retry", "ord-2", srv)
