@@ -371,8 +371,13 @@ func (r *runner) checkReconnect(ctx context.Context) {
 		return finished, pending, err
 	}
 	// Deliveries handled while the server stopped may still finish an
-	// order: count from a moment later.
-	time.Sleep(500 * time.Millisecond)
+	// order: count from a moment later. Nothing outside the shop tells
+	// when they are done, so this one is a pause (cut short if the run
+	// ends; count then reports the canceled context).
+	select {
+	case <-time.After(500 * time.Millisecond):
+	case <-ctx.Done():
+	}
 	before, pending, err := count()
 	if err != nil {
 		r.logf("broker reconnection not checked: %v", err)
@@ -383,8 +388,19 @@ func (r *runner) checkReconnect(ctx context.Context) {
 		return
 	}
 	t := time.Now()
-	for time.Since(t) < 20*time.Second && ctx.Err() == nil {
-		time.Sleep(100 * time.Millisecond)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	limit := time.NewTimer(20 * time.Second)
+	defer limit.Stop()
+poll:
+	for {
+		select {
+		case <-ctx.Done():
+			break poll
+		case <-limit.C:
+			break poll
+		case <-tick.C:
+		}
 		if n, _, err := count(); err == nil && n > before {
 			r.reconnects++
 			r.logf("the shop's NATS client reconnected: choreographed orders finish again %v after the restart", time.Since(t).Round(time.Millisecond))
@@ -478,12 +494,17 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		defer st.Close()
 	}
 	var stuck []string
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		stuck = load.Unfinished(ctx, &order.Client{URL: r.orderURL, HTTP: &http.Client{Timeout: 10 * time.Second}}, st)
 		if len(stuck) == 0 || time.Now().After(deadline) || ctx.Err() != nil {
 			break
 		}
-		time.Sleep(250 * time.Millisecond)
+		select {
+		case <-tick.C:
+		case <-ctx.Done(): // one more look, then stop
+		}
 	}
 	for _, k := range l.Unanswered() {
 		stuck = append(stuck, "order request "+k+" never answered")

@@ -167,12 +167,17 @@ func (d *Demo) place(ctx context.Context, p *load.Placer, reqs []load.Request, p
 // passes.
 func (d *Demo) waitQuiet(ctx context.Context) []string {
 	deadline := time.Now().Add(d.cfg.QuiesceTimeout)
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
 	for {
 		stuck := load.Unfinished(context.WithoutCancel(ctx), d.sh.Orders, d.st)
 		if len(stuck) == 0 || time.Now().After(deadline) || ctx.Err() != nil {
 			return stuck
 		}
-		time.Sleep(200 * time.Millisecond)
+		select {
+		case <-tick.C:
+		case <-ctx.Done(): // one more look, then stop
+		}
 	}
 }
 

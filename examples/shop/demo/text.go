@@ -125,15 +125,26 @@ func (d *Demo) flowExample(ctx context.Context) []string {
 		}
 	}
 	gid := order.GID(pick.ID)
+	// The recorder is one more consumer: give it up to 5s to catch up
+	// with the order's last event.
 	var evs []flow.Event
-	for range 50 { // the recorder is one more consumer: let it catch up
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	limit := time.NewTimer(5 * time.Second)
+	defer limit.Stop()
+poll:
+	for {
 		evs, err = d.flows.Timeline(ctx, gid)
-		if err == nil && len(evs) > 0 {
-			if evs[len(evs)-1].Type == shopevents.OrderCancelled {
-				break
-			}
+		if err == nil && len(evs) > 0 && evs[len(evs)-1].Type == shopevents.OrderCancelled {
+			break
 		}
-		time.Sleep(100 * time.Millisecond)
+		select {
+		case <-tick.C:
+		case <-limit.C:
+			break poll
+		case <-ctx.Done():
+			break poll
+		}
 	}
 	if len(evs) == 0 {
 		return nil
