@@ -231,3 +231,53 @@ func BenchmarkEmbedded(b *testing.B) {
 	defer br.Close()
 	brokertest.Benchmark(b, br)
 }
+
+// TestClose_StrandsNothing closes members again and again while messages
+// flow. With an AckWait of an hour, a message left delivered to a closed
+// member would hold back its partition past the test's timeout, so all
+// messages arriving at the last member proves that Close hands back
+// whatever reached a member it did not handle.
+func TestClose_StrandsNothing(t *testing.T) {
+	cfg := testConfig
+	cfg.AckWait = time.Hour
+	cfg.Partitions = 4
+	b, err := natsbroker.OpenEmbedded(ctxT(t), t.TempDir(), cfg)
+	require.NoError(t, err)
+	defer b.Close()
+	const n = 200
+	msgs := make([]broker.Message, n)
+	for i := range msgs {
+		msgs[i] = broker.Message{ID: fmt.Sprint(i), Topic: "churn", Payload: []byte("x")}
+	}
+	require.NoError(t, b.Publish(ctxT(t), msgs...))
+
+	seen := make(chan string, 10*n)
+	handler := func(_ context.Context, d broker.Delivery) error {
+		seen <- d.ID
+		return nil
+	}
+	got := map[string]bool{}
+	next := func() {
+		t.Helper()
+		select {
+		case id := <-seen:
+			got[id] = true
+		case <-time.After(brokertest.Timeout):
+			t.Fatalf("%d of %d messages handled; the rest are stranded", len(got), n)
+		}
+	}
+	// Members come and go, each closed right after it handled a message,
+	// while its other partitions' requests may be delivering.
+	for range 10 {
+		s, err := b.Subscribe(ctxT(t), "churn", "g", handler)
+		require.NoError(t, err)
+		next()
+		require.NoError(t, s.Close())
+	}
+	s, err := b.Subscribe(ctxT(t), "churn", "g", handler)
+	require.NoError(t, err)
+	defer s.Close()
+	for len(got) < n {
+		next()
+	}
+}
