@@ -19,6 +19,7 @@ const (
 	DefaultRetryDelay    = 200 * time.Millisecond
 	DefaultMaxRetryDelay = 10 * time.Second
 	DefaultStartTimeout  = 30 * time.Second
+	DefaultPollWait      = time.Second
 )
 
 // Config configures a Broker. The zero value is usable: zero fields take
@@ -53,6 +54,11 @@ type Config struct {
 	// DefaultRetryDelay and DefaultMaxRetryDelay.
 	RetryDelay    time.Duration
 	MaxRetryDelay time.Duration
+	// PollWait is how long one pull request waits for messages. Closing a
+	// subscription waits for its pending requests, so at most this long;
+	// a shorter wait closes faster and sends more requests to an idle
+	// server. Default DefaultPollWait.
+	PollWait time.Duration
 	// Logger receives errors the broker handles itself (a failed ack);
 	// default slog.Default().
 	Logger *slog.Logger
@@ -98,6 +104,9 @@ func (c *Config) setDefaults() {
 	if c.MaxRetryDelay == 0 {
 		c.MaxRetryDelay = DefaultMaxRetryDelay
 	}
+	if c.PollWait == 0 {
+		c.PollWait = DefaultPollWait
+	}
 	if c.StartTimeout == 0 {
 		c.StartTimeout = DefaultStartTimeout
 	}
@@ -124,7 +133,7 @@ func (c *Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"max age", c.MaxAge}, {"ack wait", c.AckWait}, {"retry delay", c.RetryDelay}, {"max retry delay", c.MaxRetryDelay}, {"start timeout", c.StartTimeout}} {
+	}{{"max age", c.MaxAge}, {"ack wait", c.AckWait}, {"retry delay", c.RetryDelay}, {"max retry delay", c.MaxRetryDelay}, {"start timeout", c.StartTimeout}, {"poll wait", c.PollWait}} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("natsbroker: negative %s %v", d.name, d.v))
 		}

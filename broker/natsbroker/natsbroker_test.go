@@ -20,7 +20,7 @@ import (
 )
 
 // testConfig retries fast so that the suite's failing handlers cost little.
-var testConfig = natsbroker.Config{RetryDelay: 20 * time.Millisecond, MaxRetryDelay: 500 * time.Millisecond}
+var testConfig = natsbroker.Config{RetryDelay: 20 * time.Millisecond, MaxRetryDelay: 500 * time.Millisecond, PollWait: 200 * time.Millisecond}
 
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), brokertest.Timeout)
@@ -112,6 +112,7 @@ func TestConfig_Validate(t *testing.T) {
 		{"prefix empty token", natsbroker.Config{SubjectPrefix: "dtx..x"}, false},
 		{"negative partitions", natsbroker.Config{Partitions: -1}, false},
 		{"short ack wait", natsbroker.Config{AckWait: time.Millisecond}, false},
+		{"negative poll wait", natsbroker.Config{PollWait: -time.Second}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -21,9 +21,6 @@ var _ broker.Subscription = (*Subscription)(nil)
 var errClosing = errors.New("natsbroker: subscription closing")
 
 const (
-	// pollWait is how long a pull request waits for messages; closing a
-	// subscription waits for its pending requests, so at most this long.
-	pollWait = time.Second
 	// fetchBatch is the most messages one pull request asks for; with
 	// MaxAckPending 1 they come one after another's ack.
 	fetchBatch = 64
@@ -117,7 +114,7 @@ func clean(s string) string {
 }
 
 // run handles one partition. It pulls with Fetch requests that expire
-// after pollWait, rather than with an open-ended iterator, so that closing
+// after Config.PollWait, rather than with an open-ended iterator, so that closing
 // is exact: the worker stops once its last request has ended, and hands
 // back what arrives meanwhile. A message the server delivered to a request
 // nobody reads any more would wait AckWait for redelivery, holding back its
@@ -130,8 +127,8 @@ func (s *Subscription) run(c jetstream.Consumer) {
 			return
 		default:
 		}
-		expires := time.Now().Add(pollWait)
-		batch, err := c.Fetch(fetchBatch, jetstream.FetchMaxWait(pollWait))
+		expires := time.Now().Add(s.b.cfg.PollWait)
+		batch, err := c.Fetch(fetchBatch, jetstream.FetchMaxWait(s.b.cfg.PollWait))
 		if err != nil {
 			// The connection is reconnecting, or closed with the broker.
 			s.b.cfg.Logger.Debug("natsbroker: fetch", "topic", s.topic, "error", err)
