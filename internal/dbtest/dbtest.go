@@ -169,7 +169,7 @@ func (h *Harness[S]) Start(tb testing.TB) S {
 	}
 	srv, dir, err := h.start()
 	if err != nil {
-		tb.Fatal(err)
+		h.abort(tb, err)
 	}
 	tb.Cleanup(func() {
 		if err := srv.Stop(); err != nil {

@@ -105,7 +105,7 @@ func TestStartServerStop(t *testing.T) {
 	require.NoError(t, srv.Stop())
 	require.NoError(t, srv.Stop()) // idempotent
 	select {
-	case <-srv.exited:
+	case <-srv.proc.Exited():
 	default:
 		t.Fatal("mariadbd still running after Stop")
 	}

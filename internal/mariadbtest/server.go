@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/dtxhq/dtx/internal/dbproc"
 )
 
 // ErrNotInstalled is returned (wrapped) by StartServer when no MariaDB
@@ -32,14 +34,10 @@ const EnvBinDir = "DTX_MARIADB_BIN"
 // Server is a running MariaDB server started by StartServer. Its methods are
 // safe for concurrent use.
 type Server struct {
-	port     int
 	dataDir  string
 	sockPath string
 	sockDir  string // created outside dir (short path); removed by Stop
-	logPath  string
-	cmd      *exec.Cmd
-	exited   chan struct{} // closed when mariadbd has exited
-	waitErr  error         // valid after exited is closed
+	proc     *dbproc.Proc
 	admin    *sql.DB
 
 	stopOnce sync.Once
@@ -73,7 +71,6 @@ func StartServer(ctx context.Context, dir string) (*Server, error) {
 	s := &Server{
 		dataDir:  filepath.Join(dir, "data"),
 		sockPath: filepath.Join(dir, "mysqld.sock"),
-		logPath:  filepath.Join(dir, "mariadbd.log"),
 	}
 	// Unix socket paths are limited to ~107 bytes.
 	if len(s.sockPath) > 100 {
@@ -87,18 +84,36 @@ func StartServer(ctx context.Context, dir string) (*Server, error) {
 		s.cleanupSock()
 		return nil, err
 	}
-	// A free port can be taken by someone else between our probe and
-	// mariadbd binding it: retry a few times on "address in use".
-	for attempt := 1; ; attempt++ {
-		err = s.start(ctx, bin, dir)
-		if err == nil {
-			return s, nil
-		}
-		if attempt >= 5 || ctx.Err() != nil || !strings.Contains(err.Error(), "already in use") {
-			s.cleanupSock()
-			return nil, err
-		}
+	s.proc, err = dbproc.Start(ctx, dbproc.Spec{
+		Prefix:  "mariadbtest",
+		Name:    "mariadbd",
+		LogPath: filepath.Join(dir, "mariadbd.log"), // no --log-error: errors go to stderr
+		Command: func(port int) *exec.Cmd {
+			// Not CommandContext: ctx bounds start-up, not the server's life.
+			return dbproc.Command(nil, bin.server, dir, nil, s.serverArgs(dir, port)...)
+		},
+		Ready: func(ctx context.Context, port int) error {
+			db, err := sql.Open("mysql", dsn(port, ""))
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			return db.PingContext(ctx)
+		},
+	})
+	if err != nil {
+		s.cleanupSock()
+		return nil, err
 	}
+	s.admin, err = sql.Open("mysql", s.DSN(""))
+	if err != nil {
+		s.proc.Kill()
+		s.cleanupSock()
+		return nil, fmt.Errorf("mariadbtest: %w", err)
+	}
+	s.admin.SetMaxOpenConns(4)
+	s.admin.SetConnMaxIdleTime(time.Minute)
+	return s, nil
 }
 
 // findBinaries locates mariadbd and mariadb-install-db.
@@ -156,23 +171,6 @@ func userArgs() []string {
 	return nil
 }
 
-func command(ctx context.Context, path, dir string, args ...string) *exec.Cmd {
-	var cmd *exec.Cmd
-	if ctx != nil {
-		cmd = exec.CommandContext(ctx, path, args...)
-	} else {
-		cmd = exec.Command(path, args...)
-	}
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "LC_ALL=C", "LANG=C", "TZ=UTC")
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		// Die with us: nothing leaks if the test binary is killed.
-		Pdeathsig: syscall.SIGKILL,
-		Setpgid:   true,
-	}
-	return cmd
-}
-
 func installDB(ctx context.Context, bin binaries, dir, dataDir string) error {
 	// --no-defaults must come first: the system's my.cnf (socket, datadir,
 	// bind address of an installed service) must not leak in.
@@ -184,33 +182,16 @@ func installDB(ctx context.Context, bin binaries, dir, dataDir string) error {
 		"--skip-test-db",
 		"--skip-name-resolve",
 	}, userArgs()...)
-	out, err := command(ctx, bin.installDB, dir, args...).CombinedOutput()
+	out, err := dbproc.Command(ctx, bin.installDB, dir, nil, args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("mariadbtest: %s: %w\n%s", filepath.Base(bin.installDB), err, bytes.TrimSpace(out))
 	}
 	return nil
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func (s *Server) start(ctx context.Context, bin binaries, dir string) error {
-	port, err := freePort()
-	if err != nil {
-		return fmt.Errorf("mariadbtest: free port: %w", err)
-	}
-	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("mariadbtest: %w", err)
-	}
-	defer logf.Close() // the child has its own copy
-	args := append([]string{"--no-defaults",
+// serverArgs are mariadbd's arguments for listening on port.
+func (s *Server) serverArgs(dir string, port int) []string {
+	return append([]string{"--no-defaults",
 		"--datadir=" + s.dataDir,
 		"--bind-address=127.0.0.1",
 		"--port=" + strconv.Itoa(port),
@@ -229,62 +210,6 @@ func (s *Server) start(ctx context.Context, bin binaries, dir string) error {
 		"--skip-log-bin",
 		"--performance-schema=OFF",
 	}, userArgs()...)
-	// Not CommandContext: ctx bounds start-up, not the server's life.
-	cmd := command(nil, bin.server, dir, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf // no --log-error: errors go to stderr
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("mariadbtest: start mariadbd: %w", err)
-	}
-	s.port, s.cmd, s.exited = port, cmd, make(chan struct{})
-	go func() {
-		s.waitErr = cmd.Wait()
-		close(s.exited)
-	}()
-
-	admin, err := sql.Open("mysql", s.DSN(""))
-	if err != nil {
-		s.kill()
-		return fmt.Errorf("mariadbtest: %w", err)
-	}
-	admin.SetMaxOpenConns(4)
-	admin.SetConnMaxIdleTime(time.Minute)
-	// Wait until it accepts connections.
-	for {
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		err := admin.PingContext(cctx)
-		cancel()
-		if err == nil {
-			s.admin = admin
-			return nil
-		}
-		select {
-		case <-s.exited:
-			admin.Close()
-			log := s.logTail()
-			if strings.Contains(log, "Address already in use") {
-				return fmt.Errorf("mariadbtest: port %d already in use:\n%s", port, log)
-			}
-			return fmt.Errorf("mariadbtest: mariadbd exited during start-up (%v):\n%s", s.waitErr, log)
-		case <-ctx.Done():
-			admin.Close()
-			s.kill()
-			return fmt.Errorf("mariadbtest: mariadbd did not become ready: %w (last error: %v)\n%s", ctx.Err(), err, s.logTail())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-func (s *Server) logTail() string {
-	b, _ := os.ReadFile(s.logPath)
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(bytes.TrimSpace(b))
-}
-
-func (s *Server) kill() {
-	_ = s.cmd.Process.Kill()
-	<-s.exited
 }
 
 func (s *Server) cleanupSock() {
@@ -294,20 +219,22 @@ func (s *Server) cleanupSock() {
 }
 
 // Port is the TCP port the server listens on (on 127.0.0.1).
-func (s *Server) Port() int { return s.port }
+func (s *Server) Port() int { return s.proc.Port() }
 
 // LogPath is the server's log file.
-func (s *Server) LogPath() string { return s.logPath }
+func (s *Server) LogPath() string { return s.proc.LogPath() }
 
 // DSN returns the go-sql-driver/mysql DSN of database dbname ("" for none)
 // as root (no password, no TLS), with clientFoundRows (UPDATE reports
 // matched rows, which the store's lease fence relies on) and
 // multiStatements (migrations are multi-statement scripts).
-func (s *Server) DSN(dbname string) string {
+func (s *Server) DSN(dbname string) string { return dsn(s.Port(), dbname) }
+
+func dsn(port int, dbname string) string {
 	c := mysql.NewConfig()
 	c.User = "root"
 	c.Net = "tcp"
-	c.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+	c.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	c.DBName = dbname
 	c.ClientFoundRows = true
 	c.MultiStatements = true
@@ -369,21 +296,7 @@ func (s *Server) Stop() error {
 		if s.admin != nil {
 			s.admin.Close()
 		}
-		select {
-		case <-s.exited:
-			return // already gone
-		default:
-		}
-		if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-			s.kill()
-			return
-		}
-		select {
-		case <-s.exited:
-		case <-time.After(30 * time.Second):
-			s.kill()
-			s.stopErr = errors.New("mariadbtest: mariadbd did not shut down within 30s; killed")
-		}
+		s.stopErr = s.proc.Stop(syscall.SIGTERM, 30*time.Second)
 	})
 	return s.stopErr
 }

@@ -14,12 +14,13 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/dtxhq/dtx/internal/dbproc"
 )
 
 // ErrNotInstalled is returned (wrapped) by Start when no PostgreSQL
@@ -36,14 +37,10 @@ const superuser = "postgres"
 // Server is a running PostgreSQL server started by Start. Its methods
 // are safe for concurrent use.
 type Server struct {
-	port     int
 	dataDir  string
 	sockDir  string
 	ownsSock bool // sockDir was created outside dir and must be removed
-	logPath  string
-	cmd      *exec.Cmd
-	exited   chan struct{} // closed when the postgres process has exited
-	waitErr  error         // valid after exited is closed
+	proc     *dbproc.Proc
 
 	stopOnce sync.Once
 	stopErr  error
@@ -86,7 +83,6 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 	s := &Server{
 		dataDir: filepath.Join(dir, "pgdata"),
 		sockDir: filepath.Join(dir, "sock"),
-		logPath: filepath.Join(dir, "postgres.log"),
 	}
 	// Unix socket paths are limited to ~107 bytes.
 	if len(s.sockDir)+len("/.s.PGSQL.65535") > 100 {
@@ -109,18 +105,39 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 		s.cleanupSock()
 		return nil, err
 	}
-	// A free port can be taken by someone else between our probe and
-	// postgres binding it: retry a few times on "address in use".
-	for attempt := 1; ; attempt++ {
-		err = s.start(ctx, bin, dir, cred)
-		if err == nil {
-			return s, nil
-		}
-		if attempt >= 5 || ctx.Err() != nil || !strings.Contains(err.Error(), "already in use") {
-			s.cleanupSock()
-			return nil, err
-		}
+	s.proc, err = dbproc.Start(ctx, dbproc.Spec{
+		Prefix:  "pgserver",
+		Name:    "postgres",
+		LogPath: filepath.Join(dir, "postgres.log"),
+		Command: func(port int) *exec.Cmd {
+			// Not CommandContext: ctx bounds start-up, not the server's life.
+			return dbproc.Command(nil, filepath.Join(bin, "postgres"), dir, cred,
+				"-D", s.dataDir,
+				"-p", strconv.Itoa(port),
+				"-c", "listen_addresses=127.0.0.1",
+				"-c", "unix_socket_directories="+s.sockDir,
+				"-c", "max_connections=200",
+				"-c", "shared_buffers=128MB",
+				"-c", "max_prepared_transactions=64", // for XA (PREPARE TRANSACTION)
+				"-c", "fsync=on",
+				"-c", "synchronous_commit=on",
+				"-c", "logging_collector=off",
+			)
+		},
+		Ready: func(ctx context.Context, port int) error {
+			conn, err := pgx.Connect(ctx, dsn(port, "postgres"))
+			if err != nil {
+				return err
+			}
+			defer conn.Close(context.WithoutCancel(ctx))
+			return conn.Ping(ctx)
+		},
+	})
+	if err != nil {
+		s.cleanupSock()
+		return nil, err
 	}
+	return s, nil
 }
 
 // findBinDir locates the directory holding initdb and postgres.
@@ -207,27 +224,8 @@ func checkTraversable(dir string, cred *syscall.Credential) error {
 	}
 }
 
-func command(ctx context.Context, bin, name, dir string, cred *syscall.Credential, args ...string) *exec.Cmd {
-	var cmd *exec.Cmd
-	if ctx != nil {
-		cmd = exec.CommandContext(ctx, filepath.Join(bin, name), args...)
-	} else {
-		cmd = exec.Command(filepath.Join(bin, name), args...)
-	}
-	cmd.Dir = dir // the process user must be able to enter its working directory
-	cmd.Env = append(os.Environ(), "LC_ALL=C", "LANG=C", "TZ=UTC")
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Credential: cred,
-		// Die with us: nothing leaks if the test binary is killed. Go sets
-		// this after switching credentials, so it survives the uid change.
-		Pdeathsig: syscall.SIGKILL,
-		Setpgid:   true,
-	}
-	return cmd
-}
-
 func initdb(ctx context.Context, bin, dir, dataDir string, cred *syscall.Credential) error {
-	cmd := command(ctx, bin, "initdb", dir, cred,
+	cmd := dbproc.Command(ctx, filepath.Join(bin, "initdb"), dir, cred,
 		"-D", dataDir, "-U", superuser, "-A", "trust", "-E", "UTF8", "--locale=C",
 		// Skips syncing the initial catalog files only; the server itself
 		// runs with fsync on.
@@ -239,84 +237,6 @@ func initdb(ctx context.Context, bin, dir, dataDir string, cred *syscall.Credent
 	return nil
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func (s *Server) start(ctx context.Context, bin, dir string, cred *syscall.Credential) error {
-	port, err := freePort()
-	if err != nil {
-		return fmt.Errorf("pgserver: free port: %w", err)
-	}
-	logf, err := os.OpenFile(s.logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
-	if err != nil {
-		return fmt.Errorf("pgserver: %w", err)
-	}
-	defer logf.Close() // the child has its own copy
-	// Not CommandContext: ctx bounds start-up, not the server's life.
-	cmd := command(nil, bin, "postgres", dir, cred,
-		"-D", s.dataDir,
-		"-p", strconv.Itoa(port),
-		"-c", "listen_addresses=127.0.0.1",
-		"-c", "unix_socket_directories="+s.sockDir,
-		"-c", "max_connections=200",
-		"-c", "shared_buffers=128MB",
-		"-c", "max_prepared_transactions=64", // for XA (PREPARE TRANSACTION) tests
-		"-c", "fsync=on",
-		"-c", "synchronous_commit=on",
-		"-c", "logging_collector=off",
-	)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("pgserver: start postgres: %w", err)
-	}
-	s.port, s.cmd, s.exited = port, cmd, make(chan struct{})
-	go func() {
-		s.waitErr = cmd.Wait()
-		close(s.exited)
-	}()
-
-	// Wait until it accepts connections.
-	for {
-		cctx, cancel := context.WithTimeout(ctx, time.Second)
-		conn, err := pgx.Connect(cctx, s.DSN("postgres"))
-		if err == nil {
-			err = conn.Ping(cctx)
-			conn.Close(cctx)
-		}
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-s.exited:
-			return fmt.Errorf("pgserver: postgres exited during start-up (%v):\n%s", s.waitErr, s.logTail())
-		case <-ctx.Done():
-			s.kill()
-			return fmt.Errorf("pgserver: postgres did not become ready: %w (last error: %v)\n%s", ctx.Err(), err, s.logTail())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
-
-func (s *Server) logTail() string {
-	b, _ := os.ReadFile(s.logPath)
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
-	}
-	return string(bytes.TrimSpace(b))
-}
-
-func (s *Server) kill() {
-	_ = s.cmd.Process.Kill()
-	<-s.exited
-}
-
 func (s *Server) cleanupSock() {
 	if s.ownsSock {
 		_ = os.RemoveAll(s.sockDir)
@@ -324,18 +244,20 @@ func (s *Server) cleanupSock() {
 }
 
 // Port is the TCP port the server listens on (on 127.0.0.1).
-func (s *Server) Port() int { return s.port }
+func (s *Server) Port() int { return s.proc.Port() }
 
 // LogPath is the server's log file.
-func (s *Server) LogPath() string { return s.logPath }
+func (s *Server) LogPath() string { return s.proc.LogPath() }
 
 // DSN returns a connection URL for database dbname as the superuser
 // "postgres" (trust authentication, no TLS).
-func (s *Server) DSN(dbname string) string {
+func (s *Server) DSN(dbname string) string { return dsn(s.Port(), dbname) }
+
+func dsn(port int, dbname string) string {
 	u := url.URL{
 		Scheme:   "postgres",
 		User:     url.User(superuser),
-		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)),
+		Host:     net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		Path:     "/" + dbname,
 		RawQuery: "sslmode=disable",
 	}
@@ -383,21 +305,7 @@ func (s *Server) DropDB(ctx context.Context, name string) error {
 func (s *Server) Stop() error {
 	s.stopOnce.Do(func() {
 		defer s.cleanupSock()
-		select {
-		case <-s.exited:
-			return // already gone
-		default:
-		}
-		if err := s.cmd.Process.Signal(syscall.SIGINT); err != nil {
-			s.kill()
-			return
-		}
-		select {
-		case <-s.exited:
-		case <-time.After(15 * time.Second):
-			s.kill()
-			s.stopErr = errors.New("pgserver: postgres did not shut down within 15s; killed")
-		}
+		s.stopErr = s.proc.Stop(syscall.SIGINT, 15*time.Second)
 	})
 	return s.stopErr
 }

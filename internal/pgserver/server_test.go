@@ -32,6 +32,9 @@ func TestStartStop(t *testing.T) {
 	var one int
 	require.NoError(t, conn.QueryRow(ctx, "SELECT 1").Scan(&one))
 	require.Equal(t, 1, one)
+	var prepared int
+	require.NoError(t, conn.QueryRow(ctx, "SELECT current_setting('max_prepared_transactions')::int").Scan(&prepared))
+	require.Equal(t, 64, prepared, "XA needs prepared transactions")
 
 	_, err = srv.CreateDB(ctx, "Robert'); DROP")
 	require.Error(t, err)
@@ -41,7 +44,7 @@ func TestStartStop(t *testing.T) {
 	require.NoError(t, srv.Stop()) // idempotent
 	conn.Close(ctx)
 	select {
-	case <-srv.exited:
+	case <-srv.proc.Exited():
 	default:
 		t.Fatal("postgres still running after Stop")
 	}

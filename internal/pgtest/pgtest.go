@@ -47,6 +47,15 @@ func DSN(tb testing.TB) string {
 	return harness.DSN(tb)
 }
 
+// Start starts a server for tb alone, stopped and removed when tb ends, with
+// DSN's policy for a missing installation. It suits tests that leave
+// prepared transactions behind on failure (they would block dropping a
+// database of the shared server); it costs a server start per call.
+func Start(tb testing.TB) *Server {
+	tb.Helper()
+	return harness.Start(tb)
+}
+
 // missing decides what DSN does with a start-up error: skip (only for a
 // missing installation when not required) or fail, and with which message.
 func missing(err error, require string) (skip bool, msg string) {
