@@ -17,6 +17,7 @@ import (
 	"github.com/dtxhq/dtx/api"
 	"github.com/dtxhq/dtx/client"
 	"github.com/dtxhq/dtx/internal/problem"
+	"github.com/dtxhq/dtx/internal/termsafe"
 	"github.com/dtxhq/dtx/saga"
 	"github.com/dtxhq/dtx/traceparent"
 )
@@ -148,14 +149,14 @@ func (o *txOpts) apiErr(err error, gid string) error {
 		case ae.Type == problem.TypeAdminDisabled:
 			return errors.New("admin actions are disabled on this coordinator: start it with --admin-token (HTTP 403)")
 		}
-		return fmt.Errorf("coordinator answered HTTP %d: %s", ae.Status, ae.Detail)
+		return fmt.Errorf("coordinator answered HTTP %d: %s", ae.Status, termsafe.String(ae.Detail))
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return fmt.Errorf("no answer from the coordinator at %s within %v", o.server, o.timeout)
 		}
-		return fmt.Errorf("cannot reach the coordinator at %s: %v", o.server, ue.Err)
+		return fmt.Errorf("cannot reach the coordinator at %s: %s", o.server, termsafe.String(ue.Err.Error()))
 	}
 	return err
 }
@@ -200,6 +201,7 @@ func txList(ctx context.Context, o *txOpts, fs *flag.FlagSet, args []string) err
 		if o.json {
 			return printJSON(res)
 		}
+		termsafe.Value(res)
 		printAttention(os.Stdout, res, time.Now())
 		return nil
 	}
@@ -210,6 +212,7 @@ func txList(ctx context.Context, o *txOpts, fs *flag.FlagSet, args []string) err
 	if o.json {
 		return printJSON(res)
 	}
+	termsafe.Value(res)
 	printList(os.Stdout, res, time.Now())
 	return nil
 }
@@ -274,6 +277,7 @@ func txShow(ctx context.Context, o *txOpts, fs *flag.FlagSet, args []string) err
 	if o.json {
 		return printJSON(d)
 	}
+	termsafe.Value(d)
 	printSequence(os.Stdout, d, colorful(os.Stdout))
 	return nil
 }
@@ -292,6 +296,7 @@ func txRetry(ctx context.Context, o *txOpts, fs *flag.FlagSet, args []string) er
 	if o.json {
 		return printJSON(res)
 	}
+	termsafe.Value(res)
 	switch res.Retried {
 	case 0:
 		fmt.Printf("%s (%s): no call was waiting on backoff; calls in flight finish on their own\n", res.GID, res.Status)
@@ -318,6 +323,7 @@ func txAbort(ctx context.Context, o *txOpts, fs *flag.FlagSet, args []string) er
 	if o.json {
 		return printJSON(d)
 	}
+	termsafe.Value(d)
 	fmt.Printf("%s: %s\n", d.GID, d.Status)
 	return nil
 }
@@ -348,6 +354,7 @@ func printSequence(w io.Writer, d *dtx.TxDetail, color bool) {
 	}
 	var spec saga.Spec
 	_ = json.Unmarshal(d.Spec, &spec)
+	termsafe.Value(&spec)
 	printSequenceHeader(w, d, spec, red, bold, reset)
 	names, width := printParticipants(w, d, spec, dim, reset)
 	printHistory(w, d, names, width, red, bold, reset)

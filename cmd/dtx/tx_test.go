@@ -264,3 +264,40 @@ func TestCheckAdminToken(t *testing.T) {
 	requireUsage(t, checkAdminToken("short"), "at least 16")
 	requireUsage(t, checkAdminToken("0123456789 abcdef"), "printable ASCII")
 }
+
+// TestTxCLI_EscapesControlCharacters: a step name and a participant's
+// error text carrying terminal escape sequences are printed as visible
+// escapes, never as the bytes a terminal would act on.
+func TestTxCLI_EscapesControlCharacters(t *testing.T) {
+	apiURL, _ := txEnv(t)
+	srv := "--server=" + apiURL
+	const hostile = "\x1b[2J\x1b]0;owned\x07\u202e"
+	evil := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		if r.URL.Path != "/pay" {
+			return // the compensation succeeds
+		}
+		w.WriteHeader(http.StatusConflict)
+		w.Write([]byte(`{"detail":"declined ` + strings.ReplaceAll(strings.ReplaceAll(hostile, "\x1b", `\u001b`), "\x07", `\u0007`) + `"}`))
+	}))
+	t.Cleanup(evil.Close)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	d, err := client.New(apiURL, nil).SubmitSaga(ctx, saga.Spec{GID: "esc-1", Steps: []saga.Step{
+		{Name: "pay" + hostile, Action: evil.URL + "/pay", Compensate: evil.URL + "/undo"},
+	}}, true)
+	require.NoError(t, err)
+	require.Equal(t, dtx.StatusFailed, d.Status)
+	require.Contains(t, d.Reason, "\x1b[2J", "the coordinator keeps the text as it came")
+
+	for _, args := range [][]string{{"show", "esc-1", srv}, {"list", srv}} {
+		out, err := runCLI(t, args...)
+		require.NoError(t, err)
+		for i := 0; i < len(out); i++ {
+			require.False(t, (out[i] < 0x20 && out[i] != '\n') || out[i] == 0x7f,
+				"%v printed the control byte %#x:\n%q", args, out[i], out)
+		}
+		require.NotContains(t, out, "\u202e", "%v printed a bidi override", args)
+		require.Contains(t, out, `\x1b[2J\x1b]0;owned\x07\u202e`, "%v shows the escapes:\n%s", args, out)
+	}
+}
