@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -26,9 +27,16 @@ import (
 )
 
 // startShopProc runs `dtx shop` with the choreography pattern against the
-// NATS server at natsURL and waits until it serves.
-func startShopProc(t *testing.T, dir, natsURL string, addrs [3]string, logPath string) *proc {
+// NATS server at natsURL and waits until it serves. Empty addrs are ports
+// the kernel picks; it returns the order, inventory and payment addresses
+// the shop listens on (read from its ready file), for a restart to reuse.
+func startShopProc(t *testing.T, dir, natsURL string, addrs [3]string, logPath string) (*proc, [3]string) {
 	t.Helper()
+	for i := range addrs {
+		if addrs[i] == "" {
+			addrs[i] = "127.0.0.1:0"
+		}
+	}
 	ready := filepath.Join(t.TempDir(), "ready")
 	args := []string{"shop", "--pattern", "choreography", "--broker", natsURL, "--dir", dir,
 		"--order-addr", addrs[0], "--inventory-addr", addrs[1], "--payment-addr", addrs[2],
@@ -53,7 +61,15 @@ func startShopProc(t *testing.T, dir, natsURL string, addrs [3]string, logPath s
 		_, err := os.Stat(ready)
 		return err == nil, "no ready file yet"
 	})
-	return p
+	b, err := os.ReadFile(ready)
+	require.NoError(t, err)
+	urls := strings.Fields(string(b))
+	require.Len(t, urls, 3, "ready file: %q", b)
+	var got [3]string
+	for i, u := range urls {
+		got[i] = strings.TrimPrefix(u, "http://")
+	}
+	return p, got
 }
 
 // TestChoreography_SIGKILLService kills the process running the three
@@ -66,14 +82,13 @@ func TestChoreography_SIGKILLService(t *testing.T) {
 		t.Skip("builds and runs the dtx binary")
 	}
 	ctx := context.Background()
-	nb, err := natsbroker.OpenEmbedded(ctx, t.TempDir(), natsbroker.Config{Listen: freeAddr(t)})
+	nb, err := natsbroker.OpenEmbedded(ctx, t.TempDir(), natsbroker.Config{Listen: "127.0.0.1:0"})
 	require.NoError(t, err)
 	defer nb.Close()
 
 	dir := t.TempDir()
-	addrs := [3]string{freeAddr(t), freeAddr(t), freeAddr(t)}
 	logPath := filepath.Join(t.TempDir(), "shop.log")
-	shopProc := startShopProc(t, dir, nb.ClientURL(), addrs, logPath)
+	shopProc, addrs := startShopProc(t, dir, nb.ClientURL(), [3]string{}, logPath)
 	c := &order.Client{URL: "http://" + addrs[0]}
 
 	const n, conc = 160, 16
@@ -165,13 +180,12 @@ func TestServer_RecordsFlows(t *testing.T) {
 		t.Skip("builds and runs the dtx binary")
 	}
 	ctx := context.Background()
-	nb, err := natsbroker.OpenEmbedded(ctx, t.TempDir(), natsbroker.Config{Listen: freeAddr(t)})
+	nb, err := natsbroker.OpenEmbedded(ctx, t.TempDir(), natsbroker.Config{Listen: "127.0.0.1:0"})
 	require.NoError(t, err)
 	defer nb.Close()
-	addr := freeAddr(t)
 	dir := t.TempDir()
-	startServer(t, addr, "sqlite://"+filepath.Join(dir, "c.db"), filepath.Join(dir, "server.log"),
-		"--broker", nb.ClientURL(), "--record-flows", "order-placed,stock-deducted", "--flows-db", filepath.Join(dir, "flows.db"))
+	addr := startServer(t, "", "sqlite://"+filepath.Join(dir, "c.db"), filepath.Join(dir, "server.log"),
+		"--broker", nb.ClientURL(), "--record-flows", "order-placed,stock-deducted", "--flows-db", filepath.Join(dir, "flows.db")).addr
 	for _, m := range []broker.Message{
 		{ID: "order-1/stock-deducted", Topic: "stock-deducted", Key: "order-1", Payload: []byte(`{}`),
 			Headers: map[string]string{broker.HeaderCorrelationID: "order-1", broker.HeaderCausationID: "order-1/order-placed", broker.HeaderType: "stock-deducted"}},

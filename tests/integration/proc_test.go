@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -45,28 +44,27 @@ func dtxBinary(t *testing.T) string {
 	return binPath
 }
 
-// freeAddr returns a loopback address with a port that was free a moment ago.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
-
 // proc is a dtx process started by a test.
 type proc struct {
 	cmd  *exec.Cmd
 	log  *os.File
 	done chan struct{}
+	// addr is where a dtx server listens (read from its ready file).
+	addr string
 }
 
-// startServer runs `dtx server` on addr and waits until it answers.
+// startServer runs `dtx server` and waits until it answers. With addr ""
+// it listens on a port the kernel picks (never one a test guessed free),
+// read back from its ready file; a restart passes the first one's addr
+// again, since the shop was told that address.
 func startServer(t *testing.T, addr, store, logPath string, extra ...string) *proc {
 	t.Helper()
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ready := filepath.Join(t.TempDir(), "ready")
 	args := append([]string{"server", "--listen", addr, "--store", store, "--lease-ttl", "1s",
-		"--retry-base", "20ms", "--retry-max", "500ms", "--log-level", "warn"}, extra...)
+		"--retry-base", "20ms", "--retry-max", "500ms", "--log-level", "warn", "--ready-file", ready}, extra...)
 	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	require.NoError(t, err)
 	cmd := exec.Command(dtxBinary(t), args...)
@@ -78,11 +76,18 @@ func startServer(t *testing.T, addr, store, logPath string, extra ...string) *pr
 	t.Cleanup(func() { p.kill(); lf.Close() })
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
+		if p.addr == "" {
+			if b, err := os.ReadFile(ready); err == nil {
+				p.addr = strings.TrimSpace(string(b))
+			}
+		}
+		if p.addr != "" {
+			resp, err := http.Get("http://" + p.addr + "/healthz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					return p
+				}
 			}
 		}
 		if time.Now().After(deadline) {

@@ -207,9 +207,9 @@ func TestRecovery_SIGKILL(t *testing.T) {
 		sk := tc.sk
 		t.Run(sk.name+"/"+tc.pattern, func(t *testing.T) {
 			dsn := sk.dsn(t)
-			addr := freeAddr(t)
 			logPath := filepath.Join(t.TempDir(), "coordinator.log")
-			coord := startServer(t, addr, dsn, logPath)
+			coord := startServer(t, "", dsn, logPath)
+			addr := coord.addr
 			sh := startShop(t, addr, tc.pattern)
 			c := client.New("http://"+addr, nil)
 
@@ -254,9 +254,9 @@ func TestRecovery_SIGKILLBetweenPrepareAndCommit(t *testing.T) {
 	}
 	sk := storeKinds[0]
 	dsn := sk.dsn(t)
-	addr := freeAddr(t)
 	logPath := filepath.Join(t.TempDir(), "coordinator.log")
-	coord := startServer(t, addr, dsn, logPath)
+	coord := startServer(t, "", dsn, logPath)
+	addr := coord.addr
 	sh := startShop(t, addr, order.PatternXA, func(cfg *shop.Config) {
 		cfg.PaymentFaults = faults.Config{Rate: 0.5, Kinds: []faults.Kind{faults.Delay}, MinDelay: 1500 * time.Millisecond,
 			Delay: 1500 * time.Millisecond, Ops: []dtx.Op{dtx.OpConfirm}, Seed: 3}
@@ -308,10 +308,10 @@ func TestRecovery_Takeover(t *testing.T) {
 	}
 	pg := storeKinds[1]
 	dsn := pg.dsn(t)
-	addrA, addrB := freeAddr(t), freeAddr(t)
 	logs := t.TempDir()
-	a := startServer(t, addrA, dsn, filepath.Join(logs, "a.log"), "--owner", "coordinator-a")
-	startServer(t, addrB, dsn, filepath.Join(logs, "b.log"), "--owner", "coordinator-b")
+	a := startServer(t, "", dsn, filepath.Join(logs, "a.log"), "--owner", "coordinator-a")
+	b := startServer(t, "", dsn, filepath.Join(logs, "b.log"), "--owner", "coordinator-b")
+	addrA, addrB := a.addr, b.addr
 	sh := startShop(t, addrA, order.PatternSaga)
 
 	const n = 200
