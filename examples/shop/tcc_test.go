@@ -177,14 +177,17 @@ func TestShopTCC_OutcomesPostgres(t *testing.T) {
 // cancel, so the barrier refuses the late try.
 func TestShopTCC_LateTryAfterCancel(t *testing.T) {
 	t.Parallel()
-	const delay = 500 * time.Millisecond
+	// Every try reaching the inventory is held past the transaction's
+	// deadline. The deadline leaves a loaded machine ample time to get the
+	// first try there (the test needs at least one late try).
+	const delay = 2 * time.Second
 	s := tccShop(t, shop.Config{
 		InventoryFaults: faults.Config{
 			Rate: 1, Kinds: []faults.Kind{faults.Delay}, MinDelay: delay, Delay: delay,
 			Ops: []dtx.Op{dtx.OpTry},
 		},
 		BranchTimeout: 50 * time.Millisecond,
-		SagaTimeout:   200 * time.Millisecond,
+		SagaTimeout:   time.Second,
 	})
 	ctx := context.Background()
 	o, err := s.PlaceOrder(ctx, 1, items(1, 3), "", true)
