@@ -74,6 +74,9 @@ type guard struct {
 	next http.Handler
 	mu   sync.Mutex
 	seen []string // "<path> <Authorization>"
+	// sites: "<Sec-Fetch-Site> <Origin> <Host>" of the same requests (the
+	// API refuses cross-site admin actions).
+	sites []string
 }
 
 func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -81,9 +84,16 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		(strings.HasSuffix(r.URL.Path, "/retry") || strings.HasSuffix(r.URL.Path, "/abort")) {
 		g.mu.Lock()
 		g.seen = append(g.seen, r.URL.Path+" "+r.Header.Get("Authorization"))
+		g.sites = append(g.sites, r.Header.Get("Sec-Fetch-Site")+" "+r.Header.Get("Origin")+" "+r.Host)
 		g.mu.Unlock()
 	}
 	g.next.ServeHTTP(w, r)
+}
+
+func (g *guard) fetchSites() []string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]string(nil), g.sites...)
 }
 
 func (g *guard) requests() []string {
@@ -291,6 +301,16 @@ func TestBrowser(t *testing.T) {
 		click(`#confirm-ok`), visible(`#action-result.ok-box`),
 		visible(`svg#seq g.status-note[data-status=failed]`))
 	require.Equal(t, "/v1/transactions/stuck-1/abort Bearer "+adminToken, g.requests()[1])
+	// The browser marks the dashboard's actions as same-origin, which the
+	// API's cross-site check lets through.
+	for _, site := range g.fetchSites() {
+		t.Logf("admin action: Sec-Fetch-Site, Origin, Host: %s", site)
+		f := strings.Split(site, " ")
+		require.Contains(t, []string{"", "same-origin"}, f[0], site)
+		if f[1] != "" {
+			require.Equal(t, "http://"+f[2], f[1], site)
+		}
+	}
 	d, err := cl.Get(ctx, "stuck-1")
 	require.NoError(t, err)
 	require.Equal(t, dtx.StatusFailed, d.Status)

@@ -215,6 +215,7 @@ func TestTraceParentFromRequestHeader(t *testing.T) {
 		defer cancel()
 		req, err := http.NewRequestWithContext(ctx, "POST", e.api.URL+path, strings.NewReader(string(raw)))
 		require.NoError(t, err)
+		req.Header.Set("Content-Type", "application/json")
 		if header != "" {
 			req.Header.Set("traceparent", header)
 		}

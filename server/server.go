@@ -19,6 +19,25 @@
 // "Authorization: Bearer <token>": 401 without it or with another one. A
 // server with no admin token is read-only: admin actions answer 403.
 // Submissions and reads need no token.
+//
+// State-changing requests (every method but GET, HEAD and OPTIONS) are
+// guarded against cross-site requests from browsers (CSRF, which would
+// otherwise let any web page make the coordinator call URLs of its
+// choosing):
+//
+//   - a request with a body must say "Content-Type: application/json"
+//     (parameters such as "; charset=utf-8" are allowed), or it is refused
+//     with 415: an HTML form or a no-cors fetch cannot send that type. A
+//     body-less action (retry, abort without a reason) needs no type; it
+//     relies on the admin token and the check below.
+//   - a request is refused with 403 (problem type urn:dtx:problem:cross-site)
+//     when its Sec-Fetch-Site header is present and neither "same-origin"
+//     nor "none", or when its Origin header is present and names another
+//     host than the request's Host. Requests with neither header (the SDK,
+//     the CLI, curl, services) pass; so does the dashboard, served from the
+//     same origin.
+//
+// The Host header itself is not validated (DNS rebinding is not covered).
 package server
 
 import (
@@ -29,7 +48,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -139,7 +160,65 @@ func (s *Server) RequireAdmin(h http.HandlerFunc) http.HandlerFunc {
 }
 
 // ServeHTTP implements http.Handler.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions:
+	default:
+		if why := crossSite(r); why != "" {
+			problem.WriteType(w, http.StatusForbidden, problem.TypeCrossSite, why)
+			return
+		}
+		if why := notJSON(r); why != "" {
+			problem.Write(w, http.StatusUnsupportedMediaType, why)
+			return
+		}
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// crossSite says why a state-changing request comes from another site, or
+// "" if it does not (or does not say: a request without Sec-Fetch-Site and
+// Origin is not from a browser page).
+func crossSite(r *http.Request) string {
+	if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
+		return fmt.Sprintf("cross-site request refused (Sec-Fetch-Site: %s): state-changing requests must come from the same origin or from a non-browser client", site)
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return ""
+	}
+	u, err := url.Parse(origin)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		!strings.EqualFold(hostPort(u.Scheme, u.Host), hostPort(u.Scheme, r.Host)) {
+		return fmt.Sprintf("cross-origin request refused: Origin %q is not this server (%s)", origin, r.Host)
+	}
+	return ""
+}
+
+// hostPort drops the scheme's default port from host.
+func hostPort(scheme, host string) string {
+	if scheme == "http" {
+		return strings.TrimSuffix(host, ":80")
+	}
+	return strings.TrimSuffix(host, ":443")
+}
+
+// notJSON says why a request with a body is refused for its content type,
+// or "" if it has no body or a JSON one.
+func notJSON(r *http.Request) string {
+	if r.ContentLength == 0 {
+		return ""
+	}
+	ct := r.Header.Get("Content-Type")
+	if ct == "" {
+		return "a request body needs Content-Type: application/json"
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return fmt.Sprintf("unsupported Content-Type %q: the body must be application/json", ct)
+	}
+	return ""
+}
 
 // writeError maps errors to statuses; only this layer knows HTTP.
 func writeError(w http.ResponseWriter, err error) {

@@ -162,6 +162,9 @@
       case 401:
         return { ok: false, message: 'Not authorised (401): this coordinator wants an admin token. Paste it in the dialog and try again.' + detail };
       case 403:
+        if (p.type === 'urn:dtx:problem:cross-site') {
+          return { ok: false, message: 'Forbidden (403): the coordinator refused a request from another site.' + detail };
+        }
         return { ok: false, message: 'Forbidden (403): the token was refused for this action.' + detail };
       case 404:
         if (p.type === NOT_FOUND_TYPE) return { ok: false, message: 'Not found (404): the coordinator does not know this transaction.' };

@@ -33,6 +33,10 @@ const TypeUnauthorized = "urn:dtx:problem:unauthorized"
 // coordinator that has no admin token configured (read-only API).
 const TypeAdminDisabled = "urn:dtx:problem:admin-disabled"
 
+// TypeCrossSite is the problem type of a 403 for a state-changing request
+// that a browser sent from another site (Sec-Fetch-Site or Origin).
+const TypeCrossSite = "urn:dtx:problem:cross-site"
+
 // Write sends a problem response of type about:blank.
 func Write(w http.ResponseWriter, status int, detail string) {
 	WriteType(w, status, "about:blank", detail)
