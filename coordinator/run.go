@@ -87,6 +87,11 @@ func (r *run) loop() {
 		r.c.runDone(r.gid, final)
 	}()
 	stopping := r.c.stopping // set to nil once seen, so draining does not spin
+	// One wait per wake-up time: most rounds keep the same next wake (the
+	// deadline, or the same retry), and re-arming a wait every round would
+	// allocate a timer per branch result.
+	var wakeAt time.Time
+	var wakeC <-chan time.Time // nil: nothing to wake for; never fires
 	for {
 		if r.tx.Status.Terminal() {
 			final = &dtx.TxDetail{Tx: r.tx, Branches: r.br}
@@ -119,10 +124,10 @@ func (r *run) loop() {
 			r.c.store.Release(context.Background(), r.c.cfg.Owner, r.gid)
 			return
 		}
-		// Nothing to wake for: a nil channel never fires.
-		var wakeC <-chan time.Time
-		if wake, ok := r.nextWake(); ok {
-			wakeC = r.c.cfg.After(max(wake.Sub(r.c.cfg.Now()), 0))
+		if wake, ok := r.nextWake(); !ok {
+			wakeC, wakeAt = nil, time.Time{}
+		} else if wakeC == nil || !wake.Equal(wakeAt) {
+			wakeC, wakeAt = r.c.cfg.After(max(wake.Sub(r.c.cfg.Now()), 0)), wake
 		}
 		select {
 		case res := <-r.results:
@@ -131,6 +136,7 @@ func (r *run) loop() {
 				return
 			}
 		case <-wakeC:
+			wakeC = nil // fired: the next round arms the next wake
 			now := r.c.cfg.Now()
 			for call, at := range r.retryAt {
 				if !at.After(now) {
