@@ -51,16 +51,12 @@ func String(s string) string {
 	return b.String()
 }
 
+// safe reports whether String would return s unchanged (a valid U+FFFD
+// only takes the slow path, which keeps it).
 func safe(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c == 0x7f || c >= 0x80 {
-			// Slow path for anything not printable ASCII.
-			for _, r := range s {
-				if r == utf8.RuneError || unsafe(r) {
-					return false
-				}
-			}
-			return true
+	for _, r := range s {
+		if r == utf8.RuneError || unsafe(r) {
+			return false
 		}
 	}
 	return true
