@@ -3,6 +3,7 @@ package shop
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -89,6 +90,22 @@ func (es *eventService) subscribe(ctx context.Context, b broker.Broker, reaction
 				if gid == "" {
 					return dtx.Permanentf("%s: %s message %s has no correlation id", es.name, topic, d.ID)
 				}
+				// The inbox made the message id take effect once; the
+				// reaction must also take effect once per order, whatever
+				// the message id: an event published again under a new id
+				// (a replayed capture, a producer's retry) must not make a
+				// service refuse, and so cancel, what it already did.
+				if orderID, ok := orderOf(d.Payload); ok {
+					first, err := es.inbox.Claim(ctx, tx, es.name+reactionGroupSuffix, strconv.FormatInt(orderID, 10)+"/"+topic)
+					if err != nil {
+						return err
+					}
+					if !first {
+						log.InfoContext(ctx, "event ignored: this order's reaction to it already ran",
+							"service", es.name, "topic", topic, "order_id", orderID, "message_id", d.ID)
+						return nil
+					}
+				}
 				next, out, err := react(ctx, tx, gid, d.Payload)
 				if err != nil || next == "" {
 					return err
@@ -111,6 +128,22 @@ func (es *eventService) subscribe(ctx context.Context, b broker.Broker, reaction
 		es.subs = append(es.subs, sub)
 	}
 	return nil
+}
+
+// reactionGroupSuffix names the inbox group (the service's name + it) in
+// which each service records the reactions it ran, by order and topic.
+const reactionGroupSuffix = ".reactions"
+
+// orderOf reads the business key of an event: its order id. A payload
+// without one is left to the reaction, which dead-letters it as malformed.
+func orderOf(payload []byte) (int64, bool) {
+	var ref struct {
+		OrderID int64 `json:"order_id"`
+	}
+	if json.Unmarshal(payload, &ref) != nil || ref.OrderID <= 0 {
+		return 0, false
+	}
+	return ref.OrderID, true
 }
 
 func (es *eventService) close() error {

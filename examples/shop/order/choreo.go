@@ -3,6 +3,7 @@ package order
 import (
 	"context"
 	"database/sql"
+	"errors"
 
 	"github.com/dtxhq/dtx/examples/shop/events"
 )
@@ -23,6 +24,11 @@ func (s *Service) Reactions() map[string]events.Reaction {
 		if _, err := s.transition(ctx, tx, gid, payload, Cancelled, ev.Reason); err != nil {
 			return "", nil, err
 		}
+		if st, err := s.statusIn(ctx, tx, ev.OrderID); err != nil || st != Cancelled {
+			// An ignored cancellation (the order completed, or does not
+			// exist) closes no flow: it publishes nothing.
+			return "", nil, err
+		}
 		return events.OrderCancelled, events.Outcome{OrderID: ev.OrderID, Reason: ev.Reason}, nil
 	}
 	return map[string]events.Reaction{
@@ -39,6 +45,17 @@ func (s *Service) Reactions() map[string]events.Reaction {
 		events.StockFailed:   cancel,
 		events.StockRestored: cancel,
 	}
+}
+
+// statusIn reads the order's status inside tx ("" if there is no such
+// order).
+func (s *Service) statusIn(ctx context.Context, tx *sql.Tx, orderID int64) (Status, error) {
+	var st Status
+	err := tx.QueryRowContext(ctx, `SELECT status FROM orders WHERE id = $1`, orderID).Scan(&st)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	return st, err
 }
 
 // PlacedEvent is the OrderPlaced event of o.
