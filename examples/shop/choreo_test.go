@@ -55,6 +55,11 @@ func TestShopChoreography_Outcomes(t *testing.T) {
 	assert.Equal(t, order.Cancelled, o.Status)
 	assert.Contains(t, o.Reason, "declined")
 	assert.Equal(t, int64(50), available(t, s, 3))
+	// The refusal is kept, as on the saga and TCC paths.
+	assert.Equal(t, payment.Declined, paymentStatus(t, s, o.ID))
+	declined, err := s.Payment.Payment(ctx, o.ID)
+	require.NoError(t, err)
+	assert.Contains(t, declined.Reason, "not allowed to pay")
 
 	// Not enough stock: payment never hears of it.
 	o, err = s.PlaceOrder(ctx, 1, items(4, 6), "", true)

@@ -3,6 +3,8 @@ package payment
 import (
 	"context"
 	"database/sql"
+	"errors"
+	"fmt"
 
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/examples/shop/events"
@@ -25,6 +27,13 @@ func (s *Service) onStockDeducted(ctx context.Context, tx *sql.Tx, gid string, p
 	req := ChargeRequest{OrderID: ev.OrderID, UserID: ev.UserID, Amount: ev.Total}
 	err = shopdb.Savepoint(ctx, tx, func() error { return charge(ctx, tx, gid, req) })
 	if dtx.IsPermanent(err) {
+		// The refusal is kept as a DECLINED payment, committed with the
+		// event that announces it, as the saga and TCC paths keep theirs.
+		if errors.Is(err, ErrDeclined) {
+			if err := insertDecline(ctx, tx, gid, req, err); err != nil {
+				return "", nil, fmt.Errorf("record declined payment: %w", err)
+			}
+		}
 		return events.PaymentFailed, events.Outcome{OrderID: ev.OrderID, Reason: err.Error()}, nil
 	}
 	if err != nil {

@@ -322,16 +322,22 @@ func refund(ctx context.Context, tx *sql.Tx, orderID int64) error {
 }
 
 func (s *Service) recordDecline(ctx context.Context, gid string, req ChargeRequest, reason error) {
+	if err := insertDecline(ctx, s.db, gid, req, reason); err != nil {
+		// History only: the refusal itself has been decided and is answered.
+		s.log.WarnContext(ctx, "record declined payment", "order_id", req.OrderID, "err", err)
+	}
+}
+
+// insertDecline keeps a refused charge as a DECLINED payment with its
+// reason. It never overwrites a payment the order already has.
+func insertDecline(ctx context.Context, q shopxa.Querier, gid string, req ChargeRequest, reason error) error {
 	now := time.Now().UnixMilli()
-	_, err := s.db.ExecContext(ctx,
+	_, err := q.ExecContext(ctx,
 		`INSERT INTO payments (order_id, user_id, amount, status, reason, gid, created_at, updated_at)
 		 VALUES ($1, $2, $3, $4, $5, $6, $7, $7)
 		 ON CONFLICT (order_id) DO NOTHING`,
 		req.OrderID, req.UserID, req.Amount, Declined, reason.Error(), gid, now)
-	if err != nil {
-		// History only: the refusal itself has been decided and is answered.
-		s.log.WarnContext(ctx, "record declined payment", "order_id", req.OrderID, "err", err)
-	}
+	return err
 }
 
 // Payment returns the payment of an order, or sql.ErrNoRows.
