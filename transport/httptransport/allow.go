@@ -11,13 +11,13 @@ import (
 // Allowlist names the participants a Transport may call. Each rule is one
 // of (written as in --allow-participants, comma-separated):
 //
-//	*                          any host (the other checks still apply)
-//	127.0.0.1, ::1, [::1]      one IP address, any port
-//	10.0.0.0/8, fd00::/8       a network (CIDR), any port
-//	shop.internal              one host name, any port
-//	*.shop.internal            every subdomain of shop.internal
-//	shop.internal:8080         a host name or IP ([::1]:8080) and port
-//	https://pay.example/api/   a URL prefix: scheme, host and port, and path
+//   - any host (the other checks still apply)
+//     127.0.0.1, ::1, [::1]      one IP address, any port
+//     10.0.0.0/8, fd00::/8       a network (CIDR), any port
+//     shop.internal              one host name, any port
+//     *.shop.internal            every subdomain of shop.internal
+//     shop.internal:8080         a host name or IP ([::1]:8080) and port
+//     https://pay.example/api/   a URL prefix: scheme, host and port, and path
 //
 // A step URL is allowed when one rule matches its host (and port, and path
 // for a URL prefix). Host names are matched as written, never resolved at
