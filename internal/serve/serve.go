@@ -58,15 +58,15 @@ func Run(ctx context.Context, cfg Config) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	allow, err := participantAllowlist(cfg.AllowParticipants)
+	if err != nil {
+		return err
+	}
 	st, err := open.Store(ctx, cfg.Store)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	allow, err := participantAllowlist(cfg.AllowParticipants)
-	if err != nil {
-		return err
-	}
 	// Listen first: the transport refuses calls to this very address.
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
