@@ -3,13 +3,13 @@
 // classifies every answer into a dtx.Outcome by status code — never by
 // message text:
 //
-//	2xx                       Success
-//	3xx                       Unknown (the redirect is not followed: the participant did not
-//	                          confirm, but a 303 may follow work it did; retried, then alerted)
-//	408, 425, 429, 5xx        Unknown (the participant may or may not have applied it)
-//	other 4xx                 Failure (a definite business refusal: compensate)
-//	transport error, timeout  Unknown
-//	call refused (RefusedError) Failure (nothing was sent)
+//	2xx                          Success
+//	3xx                          Unknown (the redirect is not followed: the participant did not
+//	                             confirm, but a 303 may follow work it did; retried, then alerted)
+//	408, 425, 429, 5xx           Unknown (the participant may or may not have applied it)
+//	other 4xx                    Failure (a definite business refusal: compensate)
+//	transport error, timeout     Unknown
+//	call refused (RefusedError)  Failure (nothing was sent)
 //
 // A call with a TraceParent carries it in the W3C traceparent header.
 //
@@ -85,7 +85,10 @@ func (t *Transport) CheckURL(raw string) error {
 		return fmt.Errorf("URL %q has no host", raw)
 	}
 	if err := t.policy.check(u); err != nil {
-		return errors.New(err.(*RefusedError).Reason)
+		if refused := (*RefusedError)(nil); errors.As(err, &refused) {
+			return errors.New(refused.Reason)
+		}
+		return err
 	}
 	return nil
 }
