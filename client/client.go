@@ -46,7 +46,8 @@ type Client struct {
 	// (default 60s).
 	WaitTimeout time.Duration
 	// AdminToken is sent as "Authorization: Bearer <token>" with admin
-	// actions (Abort, Retry) when set.
+	// actions (Abort, Retry) and reads when set: a coordinator with an
+	// admin token shows participants' error details only to its holders.
 	AdminToken string
 }
 
@@ -235,7 +236,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if c.AdminToken != "" && method == http.MethodPost && strings.HasPrefix(path, "/v1/transactions/") {
+	if c.AdminToken != "" && (method == http.MethodGet || strings.HasPrefix(path, "/v1/transactions/")) {
 		req.Header.Set("Authorization", "Bearer "+c.AdminToken)
 	}
 	if tp := traceparentFrom(ctx); tp != "" {

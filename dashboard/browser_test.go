@@ -232,6 +232,16 @@ func TestBrowser(t *testing.T) {
 	require.Equal(t, []string{"coordinator", "stock", "wallet"}, tccParts)
 	shot("detail-tcc.png")
 
+	// Without the admin token, the participants' error details are hidden.
+	do("open the compensated saga without the token", chromedp.Navigate(srv.URL+"/ui/#/tx/"+declinedGID), visible(`svg#seq g.call`))
+	require.Contains(t, text(`#tx-reason`), "failed: hidden: admin token required")
+	require.NotContains(t, text(`#tx-reason`), "declined")
+	// An operator who entered the token (in an action dialog, which keeps
+	// it in the browser) sees them.
+	var stored bool
+	eval(`localStorage.setItem('dtx.token', '`+adminToken+`') === undefined`, &stored)
+	require.True(t, stored)
+
 	// The compensated saga as a sequence diagram.
 	do("open the compensated saga", chromedp.Navigate(srv.URL+"/ui/#/"), visible(row(declinedGID)),
 		click(row(declinedGID)+` a`), visible(`svg#seq g.call`))

@@ -48,6 +48,9 @@ const eventBuffer = 256
 type sseEvent struct {
 	name string
 	data []byte
+	// public, if set, is data as readers without the admin token see it
+	// (redact.go).
+	public []byte
 }
 
 type subscriber struct {
@@ -241,7 +244,7 @@ func (h *hub) scan(ctx context.Context, prev map[string]txKey) (map[string]txKey
 }
 
 func (h *hub) publishTx(tx *dtx.Tx) {
-	h.publishJSON("tx", api.TxChange{GID: tx.GID, Pattern: tx.Pattern, Status: tx.Status, Reason: tx.Reason, CreatedAt: tx.CreatedAt, UpdatedAt: tx.UpdatedAt})
+	h.publishChange(api.TxChange{GID: tx.GID, Pattern: tx.Pattern, Status: tx.Status, Reason: tx.Reason, CreatedAt: tx.CreatedAt, UpdatedAt: tx.UpdatedAt})
 }
 
 func (h *hub) publishJSON(name string, v any) {
@@ -276,6 +279,7 @@ func (h *hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if _, err := fmt.Fprintf(w, "retry: 2000\n\nevent: hello\ndata: %s\n\n", hello); err != nil || rc.Flush() != nil {
 		return
 	}
+	reveal := revealed(r.Context())
 	beat := time.NewTicker(eventHeartbeat)
 	defer beat.Stop()
 	for {
@@ -290,7 +294,7 @@ func (h *hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-beat.C:
 			_, err = fmt.Fprint(w, ": ping\n\n")
 		case ev := <-sub.ch:
-			_, err = fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.name, ev.data)
+			_, err = fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.name, ev.dataFor(reveal))
 		}
 		if err != nil || rc.Flush() != nil {
 			return

@@ -18,7 +18,9 @@
 // Admin actions (abort, retry) need the admin token (WithAdminToken) as
 // "Authorization: Bearer <token>": 401 without it or with another one. A
 // server with no admin token is read-only: admin actions answer 403.
-// Submissions and reads need no token.
+// Submissions and reads need no token; but with an admin token set,
+// participants' error details are shown only to requests carrying it
+// (redact.go).
 //
 // State-changing requests (every method but GET, HEAD and OPTIONS) are
 // guarded against cross-site requests from browsers (CSRF, which would
@@ -117,7 +119,7 @@ func New(c *coordinator.Coordinator, opts ...Option) *Server {
 		s.mux.Handle("GET /metrics", s.metrics)
 	}
 	s.events = newHub(c.Store(), EventPollInterval)
-	s.mux.Handle("GET /v1/events", s.events)
+	s.mux.HandleFunc("GET /v1/events", s.serveEvents)
 	s.mux.Handle("GET "+dashboard.Prefix, dashboard.Handler(dashboard.Prefix))
 	s.mux.Handle("GET /{$}", http.RedirectHandler(dashboard.Prefix, http.StatusFound))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -313,7 +315,7 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request, pattern dtx.Patte
 			return
 		}
 	}
-	problem.WriteJSON(w, status, d)
+	problem.WriteJSON(w, status, s.detailFor(r, d))
 }
 
 func waitParams(r *http.Request) (bool, time.Duration, error) {
@@ -372,7 +374,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	problem.WriteJSON(w, http.StatusOK, dtx.TxDetail{Tx: *tx, Branches: br, Events: evs})
+	problem.WriteJSON(w, http.StatusOK, s.detailFor(r, &dtx.TxDetail{Tx: *tx, Branches: br, Events: evs}))
 }
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request) {
@@ -415,7 +417,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	if txs == nil {
 		txs = []dtx.Tx{}
 	}
-	problem.WriteJSON(w, http.StatusOK, api.ListResponse{Transactions: txs, Counts: counts})
+	problem.WriteJSON(w, http.StatusOK, api.ListResponse{Transactions: s.txsFor(r, txs), Counts: counts})
 }
 
 func (s *Server) abort(w http.ResponseWriter, r *http.Request) {
@@ -499,5 +501,5 @@ func (s *Server) attention(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	problem.WriteJSON(w, http.StatusOK, api.AttentionResponse{Transactions: items, MinAttempts: minAttempts, OlderThan: dtx.Duration(olderThan)})
+	problem.WriteJSON(w, http.StatusOK, api.AttentionResponse{Transactions: s.attentionFor(r, items), MinAttempts: minAttempts, OlderThan: dtx.Duration(olderThan)})
 }

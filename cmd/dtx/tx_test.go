@@ -117,7 +117,13 @@ func TestTxCLI(t *testing.T) {
 	require.Equal(t, dtx.StatusFailed, d.Status)
 
 	t.Run("show", func(t *testing.T) {
+		// Without the token, the participants' error details are hidden.
 		out, err := runCLI(t, "show", "ord-1", srv)
+		require.NoError(t, err)
+		require.NotContains(t, out, "card declined")
+		require.Contains(t, out, "failed: hidden: admin token required")
+
+		out, err = runCLI(t, "show", "ord-1", srv, "--token="+cliToken)
 		require.NoError(t, err)
 		// Columns are aligned with spaces; compare with single spaces.
 		flat := regexp.MustCompile(` +`).ReplaceAllString(out, " ")
@@ -290,7 +296,8 @@ func TestTxCLI_EscapesControlCharacters(t *testing.T) {
 	require.Equal(t, dtx.StatusFailed, d.Status)
 	require.Contains(t, d.Reason, "\x1b[2J", "the coordinator keeps the text as it came")
 
-	for _, args := range [][]string{{"show", "esc-1", srv}, {"list", srv}} {
+	// With the token, so that the participant's text is shown (escaped).
+	for _, args := range [][]string{{"show", "esc-1", srv, "--token=" + cliToken}, {"list", srv, "--token=" + cliToken}} {
 		out, err := runCLI(t, args...)
 		require.NoError(t, err)
 		for i := 0; i < len(out); i++ {

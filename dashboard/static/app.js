@@ -117,8 +117,14 @@
     }
   }
 
+  // With an admin token set, the coordinator shows participants' error
+  // details only to requests carrying it ("hidden: admin token required"
+  // otherwise): reads send the token entered in an action dialog, if any.
   async function getJSON(path) {
-    const r = await fetch(API + path, { headers: { Accept: 'application/json' } });
+    const headers = { Accept: 'application/json' };
+    const token = localStorage.getItem(TOKEN_KEY);
+    if (token) headers.Authorization = 'Bearer ' + token;
+    const r = await fetch(API + path, { headers });
     const body = await r.json().catch(() => null);
     if (!r.ok) throw new ApiError(r.status, body);
     return body;

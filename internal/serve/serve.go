@@ -37,8 +37,14 @@ type Config struct {
 	// Broker and RecordFlows: the comma-separated topics whose events are
 	// recorded, from that broker, into the SQLite file FlowsDB.
 	Broker, RecordFlows, FlowsDB string
-	// AdminToken enables the admin actions for requests carrying it.
+	// AdminToken enables the admin actions for requests carrying it; with
+	// it set, participants' error details are shown only to its holders.
 	AdminToken string
+	// AllowParticipants is the comma-separated participant allowlist (see
+	// httptransport.Allowlist); empty allows loopback participants only.
+	// Step URLs pointing at the coordinator's own listen address are
+	// refused whatever it says.
+	AllowParticipants string
 }
 
 // ConfigError is a configuration the coordinator refuses.
@@ -52,22 +58,29 @@ func Run(ctx context.Context, cfg Config) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	allow, err := participantAllowlist(cfg.AllowParticipants)
+	if err != nil {
+		return err
+	}
 	st, err := open.Store(ctx, cfg.Store)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
+	// Listen first: the transport refuses calls to this very address.
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
 	mx := metrics.New()
-	c, err := coordinator.New(st, httptransport.New(nil), coordinator.Config{
+	tr := httptransport.New(nil, httptransport.WithAllowlist(allow), httptransport.WithSelf(ln.Addr().String()))
+	c, err := coordinator.New(st, tr, coordinator.Config{
 		Owner: cfg.Owner, LeaseTTL: cfg.LeaseTTL, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax,
 		ShutdownTimeout: cfg.ShutdownTimeout, Logger: log, Observer: mx,
 	})
 	if err != nil {
+		ln.Close()
 		return &ConfigError{err.Error()}
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
 	}
 	if err := c.Start(ctx); err != nil {
 		ln.Close()
@@ -102,7 +115,8 @@ func Run(ctx context.Context, cfg Config) error {
 // announce logs what is served and writes the ready file.
 func announce(log *slog.Logger, cfg Config, addr net.Addr, owner string) error {
 	log.Info("coordinator serving", slog.String("addr", addr.String()), slog.String("store", open.DescribeStore(cfg.Store)),
-		slog.String("owner", owner), slog.Bool("admin_actions", cfg.AdminToken != ""))
+		slog.String("owner", owner), slog.Bool("admin_actions", cfg.AdminToken != ""),
+		slog.String("allow_participants", cfg.AllowParticipants))
 	if !isLoopback(addr) {
 		log.Warn("the API listens beyond loopback: reads, submissions and /metrics are open to the network; put it behind a proxy with TLS and authentication", slog.String("addr", addr.String()))
 	}
@@ -126,6 +140,18 @@ func shutdown(log *slog.Logger, srv *http.Server, c *coordinator.Coordinator, ti
 		log.Warn("http shutdown", slog.Any("err", err))
 	}
 	log.Info("stopped")
+}
+
+// participantAllowlist parses --allow-participants; empty is loopback only.
+func participantAllowlist(list string) (*httptransport.Allowlist, error) {
+	if list == "" {
+		return httptransport.LoopbackOnly(), nil
+	}
+	a, err := httptransport.ParseAllowlist(list)
+	if err != nil {
+		return nil, &ConfigError{err.Error()}
+	}
+	return a, nil
 }
 
 func isLoopback(a net.Addr) bool {

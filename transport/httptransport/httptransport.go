@@ -3,12 +3,26 @@
 // classifies every answer into a dtx.Outcome by status code — never by
 // message text:
 //
-//	2xx                       Success
-//	408, 425, 429, 5xx        Unknown (the participant may or may not have applied it)
-//	other 4xx                 Failure (a definite business refusal: compensate)
-//	transport error, timeout  Unknown
+//	2xx                          Success
+//	3xx                          Unknown (the redirect is not followed: the participant did not
+//	                             confirm, but a 303 may follow work it did; retried, then alerted)
+//	408, 425, 429, 5xx           Unknown (the participant may or may not have applied it)
+//	other 4xx                    Failure (a definite business refusal: compensate)
+//	transport error, timeout     Unknown
+//	call refused (RefusedError)  Failure (nothing was sent)
 //
 // A call with a TraceParent carries it in the W3C traceparent header.
+//
+// Outbound calls are restricted (guard.go): redirects are never followed;
+// URLs with credentials (user:password@) are refused; WithAllowlist limits
+// the hosts, ports and URL prefixes that may be called (checked at
+// submission, before each request, and on the addresses a host name
+// resolves to when dialled, against DNS rebinding); WithSelf refuses calls
+// to the coordinator's own API. The library default (New without options)
+// allows any host: an embedded coordinator is driven by its application's
+// own code. `dtx server` allows loopback participants only unless
+// --allow-participants says otherwise. A client passed to New keeps its
+// own round tripper; the dial check needs an *http.Transport.
 package httptransport
 
 import (
@@ -41,19 +55,24 @@ const MaxResponseBody = 1 << 20
 // Transport is a dtx.Transport over HTTP.
 type Transport struct {
 	client *http.Client
+	policy *policy
 }
 
 // New returns a transport. A nil client gets a pooled one tuned for many
-// concurrent calls to few hosts.
-func New(client *http.Client) *Transport {
+// concurrent calls to few hosts. The client is copied: redirects are never
+// followed, and the options restrict what may be called (without options,
+// any host but none with credentials in its URL).
+func New(client *http.Client, opts ...Option) *Transport {
 	if client == nil {
 		client = &http.Client{Transport: NewRoundTripper()}
 	}
-	return &Transport{client: client}
+	p := newPolicy(opts)
+	return &Transport{client: guarded(client, p), policy: p}
 }
 
 // CheckURL accepts the URLs Call can call: absolute http or https URLs
-// with a host. The coordinator checks step URLs with it at submission.
+// with a host, without credentials, allowed by the transport's options.
+// The coordinator checks step URLs with it at submission.
 func (t *Transport) CheckURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -64,6 +83,12 @@ func (t *Transport) CheckURL(raw string) error {
 	}
 	if u.Host == "" {
 		return fmt.Errorf("URL %q has no host", raw)
+	}
+	if err := t.policy.check(u); err != nil {
+		if refused := (*RefusedError)(nil); errors.As(err, &refused) {
+			return errors.New(refused.Reason)
+		}
+		return err
 	}
 	return nil
 }
@@ -138,6 +163,9 @@ func (t *Transport) Call(ctx context.Context, c dtx.Call) dtx.Outcome {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return dtx.Uncertain(fmt.Errorf("timeout after %v", c.Timeout))
 		}
+		if refused := (*RefusedError)(nil); errors.As(err, &refused) {
+			return dtx.Failed(refused)
+		}
 		return dtx.Uncertain(err)
 	}
 	defer resp.Body.Close()
@@ -151,7 +179,7 @@ func (t *Transport) Call(ctx context.Context, c dtx.Call) dtx.Outcome {
 		}
 		return dtx.Succeeded(data)
 	}
-	serr := &StatusError{Code: resp.StatusCode, Detail: detail(data)}
+	serr := &StatusError{Code: resp.StatusCode, Detail: answerDetail(resp, data)}
 	if class == dtx.Failure {
 		return dtx.Failed(serr)
 	}
