@@ -152,7 +152,7 @@ func (c *Coordinator) SubmitPattern(ctx context.Context, pattern dtx.Pattern, sp
 	if spec.GID == "" {
 		spec.GID = NewGID()
 	}
-	if err := spec.Normalize(); err != nil {
+	if err := c.normalize(&spec); err != nil {
 		return nil, false, err
 	}
 	if err := c.checkURLs(&spec); err != nil {

@@ -26,6 +26,8 @@ func runServer(ctx context.Context, args []string) error {
 	recordFlows := fs.String("record-flows", "", "comma-separated topics whose events are recorded by correlation id and served as GET /v1/flows/{id}")
 	flowsDB := fs.String("flows-db", "dtx-data/flows.db", "SQLite file of the recorded flows")
 	adminToken := fs.String("admin-token", "", "enable the admin actions (abort, retry) for requests carrying it as 'Authorization: Bearer <token>' (default $"+adminTokenEnv+"; none: the API is read-only)")
+	maxTimeout := fs.Duration("max-timeout", coordinator.DefaultMaxTimeout, "largest timeout a submitted transaction may ask for (400 above it)")
+	maxBranchTimeout := fs.Duration("max-branch-timeout", coordinator.DefaultMaxBranchTimeout, "largest branch_timeout a submitted transaction may ask for (400 above it)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -46,6 +48,7 @@ func runServer(ctx context.Context, args []string) error {
 		Listen: *listen, Store: *storeDSN, Owner: *owner, LeaseTTL: *leaseTTL, RetryBase: *retryBase, RetryMax: *retryMax,
 		ShutdownTimeout: *shutdown, Logger: log, ReadyFile: *readyFile,
 		Broker: *brokerSpec, RecordFlows: *recordFlows, FlowsDB: *flowsDB, AdminToken: *adminToken,
+		MaxTimeout: *maxTimeout, MaxBranchTimeout: *maxBranchTimeout,
 	})
 	var ce *serve.ConfigError
 	if errors.As(err, &ce) {

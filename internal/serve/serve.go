@@ -39,6 +39,9 @@ type Config struct {
 	Broker, RecordFlows, FlowsDB string
 	// AdminToken enables the admin actions for requests carrying it.
 	AdminToken string
+	// MaxTimeout and MaxBranchTimeout bound the timeouts a submission may
+	// ask for (see coordinator.Config; zero: the defaults).
+	MaxTimeout, MaxBranchTimeout time.Duration
 }
 
 // ConfigError is a configuration the coordinator refuses.
@@ -61,6 +64,7 @@ func Run(ctx context.Context, cfg Config) error {
 	c, err := coordinator.New(st, httptransport.New(nil), coordinator.Config{
 		Owner: cfg.Owner, LeaseTTL: cfg.LeaseTTL, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax,
 		ShutdownTimeout: cfg.ShutdownTimeout, Logger: log, Observer: mx,
+		MaxTimeout: cfg.MaxTimeout, MaxBranchTimeout: cfg.MaxBranchTimeout,
 	})
 	if err != nil {
 		return &ConfigError{err.Error()}
