@@ -19,15 +19,14 @@
 package api
 
 import (
-	"time"
-
 	"github.com/dtxhq/dtx"
 )
 
 // ListResponse is the body of GET /v1/transactions: a page of
-// transactions, newest first, plus the number of transactions per status.
+// transaction summaries, newest first, plus the number of transactions
+// per status.
 type ListResponse struct {
-	Transactions []dtx.Tx           `json:"transactions"`
+	Transactions []TxSummary        `json:"transactions"`
 	Counts       map[dtx.Status]int `json:"counts"`
 }
 
@@ -66,14 +65,7 @@ type AttentionResponse struct {
 // TxChange is the data of a "tx" event of GET /v1/events: a transaction
 // was created or changed. It is the transaction's summary (its spec is
 // left out; GET /v1/transactions/{gid} has everything).
-type TxChange struct {
-	GID       string      `json:"gid"`
-	Pattern   dtx.Pattern `json:"pattern"`
-	Status    dtx.Status  `json:"status"`
-	Reason    string      `json:"reason,omitempty"`
-	CreatedAt time.Time   `json:"created_at"`
-	UpdatedAt time.Time   `json:"updated_at"`
-}
+type TxChange = TxSummary
 
 // CountsEvent is the data of the "hello" and "counts" events of GET
 // /v1/events: transactions per status.

@@ -412,10 +412,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if txs == nil {
-		txs = []dtx.Tx{}
-	}
-	problem.WriteJSON(w, http.StatusOK, api.ListResponse{Transactions: txs, Counts: counts})
+	problem.WriteJSON(w, http.StatusOK, api.ListResponse{Transactions: api.Summaries(txs), Counts: counts})
 }
 
 func (s *Server) abort(w http.ResponseWriter, r *http.Request) {
