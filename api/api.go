@@ -4,12 +4,12 @@
 //	POST /v1/sagas                      body saga.Spec → dtx.TxDetail (201 created, 200 known, 202 still running after ?wait=true)
 //	POST /v1/tcc                        body tcc.Spec → dtx.TxDetail (same)
 //	POST /v1/xa                         body tcc.Spec → dtx.TxDetail (same; tries run in participant order)
-//	GET  /v1/transactions               → ListResponse (query: status, limit, before, since, pattern, q)
+//	GET  /v1/transactions               → ListResponse of TxSummary (query: status, limit, before, since, pattern, q)
 //	GET  /v1/transactions/{gid}         → dtx.TxDetail with its events
 //	POST /v1/transactions/{gid}/abort   optional body AbortRequest → dtx.TxDetail (202)
 //	POST /v1/transactions/{gid}/retry   no body → RetryResponse (202)
 //	GET  /v1/attention                  → AttentionResponse (query: min_attempts, older_than, limit)
-//	GET  /v1/events                     Server-Sent Events: "hello" and "counts" carry CountsEvent, "tx" carries TxChange
+//	GET  /v1/events                     Server-Sent Events: "hello" and "counts" carry CountsEvent, "tx" carries TxChange (a TxSummary)
 //	GET  /healthz                       → Health
 //
 // Errors are RFC 9457 problem details (application/problem+json) whose
