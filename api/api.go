@@ -43,10 +43,10 @@ type RetryResponse struct {
 	Retried int `json:"retried"`
 }
 
-// AttentionItem is one transaction in GET /v1/attention, with the reasons
-// it is listed.
+// AttentionItem is one transaction in GET /v1/attention (its summary,
+// like the list's), with its branches and the reasons it is listed.
 type AttentionItem struct {
-	dtx.Tx
+	TxSummary
 	Branches []dtx.Branch `json:"branches"`
 	// Why lists the reasons, one line each: an operation still pending
 	// after min_attempts calls (with its last error), or the age.

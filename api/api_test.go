@@ -42,7 +42,7 @@ func TestFieldNames(t *testing.T) {
 	require.Equal(t, []string{}, keys(t, api.AbortRequest{}))
 	require.Equal(t, []string{"reason"}, keys(t, api.AbortRequest{Reason: "r"}))
 	require.Equal(t, with("branches", "retried"), keys(t, api.RetryResponse{}))
-	require.Equal(t, with("branches", "why"), keys(t, api.AttentionItem{}))
+	require.Equal(t, []string{"branches", "created_at", "gid", "pattern", "status", "updated_at", "why"}, keys(t, api.AttentionItem{}))
 	require.Equal(t, []string{"min_attempts", "older_than", "transactions"}, keys(t, api.AttentionResponse{}))
 	require.Equal(t, []string{"created_at", "gid", "pattern", "status", "updated_at"}, keys(t, api.TxChange{}))
 	require.Equal(t, []string{"counts"}, keys(t, api.CountsEvent{}))
