@@ -176,6 +176,10 @@ func (s *Spec) Normalize() error {
 			}
 			continue
 		}
+		if len(st.After) > MaxSteps {
+			bad("steps[%d].after has %d entries; the limit is %d", i, len(st.After), MaxSteps)
+			continue
+		}
 		for _, d := range st.After {
 			if d < 0 || d >= len(s.Steps) || d == i {
 				bad("step %d (%s): after refers to invalid step %d", i, st.Name, d)

@@ -163,6 +163,7 @@ func TestNormalize_Invalid(t *testing.T) {
 		{"PortZero", saga.Spec{Steps: []saga.Step{{Action: "http://127.0.0.1:0/act"}}}, `port "0" is out of range`},
 		{"BranchTimeoutTooSmall", saga.Spec{BranchTimeout: dtx.Duration(time.Nanosecond), Steps: []saga.Step{st()}}, "branch_timeout: 1ns is below the minimum of 10ms"},
 		{"TimeoutTooSmall", saga.Spec{Timeout: dtx.Duration(time.Millisecond), Steps: []saga.Step{st()}}, "timeout: 1ms is below the minimum of 10ms"},
+		{"AfterTooLong", saga.Spec{Parallel: true, Steps: []saga.Step{st(), st(make([]int, saga.MaxSteps+1)...)}}, fmt.Sprintf("steps[1].after has %d entries; the limit is %d", saga.MaxSteps+1, saga.MaxSteps)},
 		{"LongOpNameQuotedShort", saga.Spec{Steps: []saga.Step{{Action: actURL, ActionOp: dtx.Op(strings.Repeat("X", 1000))}}}, "(1000 bytes)"},
 	}
 	for _, tt := range tests {
