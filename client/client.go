@@ -129,8 +129,8 @@ func (c *Client) Get(ctx context.Context, gid string) (*dtx.TxDetail, error) {
 	return &out, nil
 }
 
-// List returns a page of transactions, newest first, plus counts by
-// status.
+// List returns a page of transaction summaries (api.TxSummary: no spec;
+// Get has the full record), newest first, plus counts by status.
 func (c *Client) List(ctx context.Context, f dtx.ListFilter) (*api.ListResponse, error) {
 	q := url.Values{}
 	if f.Status != "" {
