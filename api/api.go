@@ -4,12 +4,12 @@
 //	POST /v1/sagas                      body saga.Spec → dtx.TxDetail (201 created, 200 known, 202 still running after ?wait=true)
 //	POST /v1/tcc                        body tcc.Spec → dtx.TxDetail (same)
 //	POST /v1/xa                         body tcc.Spec → dtx.TxDetail (same; tries run in participant order)
-//	GET  /v1/transactions               → ListResponse (query: status, limit, before, since, pattern, q)
+//	GET  /v1/transactions               → ListResponse of TxSummary (query: status, limit, before, since, pattern, q)
 //	GET  /v1/transactions/{gid}         → dtx.TxDetail with its events
 //	POST /v1/transactions/{gid}/abort   optional body AbortRequest → dtx.TxDetail (202)
 //	POST /v1/transactions/{gid}/retry   no body → RetryResponse (202)
 //	GET  /v1/attention                  → AttentionResponse (query: min_attempts, older_than, limit)
-//	GET  /v1/events                     Server-Sent Events: "hello" and "counts" carry CountsEvent, "tx" carries TxChange
+//	GET  /v1/events                     Server-Sent Events: "hello" and "counts" carry CountsEvent, "tx" carries TxChange (a TxSummary)
 //	GET  /healthz                       → Health
 //
 // Errors are RFC 9457 problem details (application/problem+json) whose
@@ -19,15 +19,14 @@
 package api
 
 import (
-	"time"
-
 	"github.com/dtxhq/dtx"
 )
 
 // ListResponse is the body of GET /v1/transactions: a page of
-// transactions, newest first, plus the number of transactions per status.
+// transaction summaries, newest first, plus the number of transactions
+// per status.
 type ListResponse struct {
-	Transactions []dtx.Tx           `json:"transactions"`
+	Transactions []TxSummary        `json:"transactions"`
 	Counts       map[dtx.Status]int `json:"counts"`
 }
 
@@ -44,10 +43,10 @@ type RetryResponse struct {
 	Retried int `json:"retried"`
 }
 
-// AttentionItem is one transaction in GET /v1/attention, with the reasons
-// it is listed.
+// AttentionItem is one transaction in GET /v1/attention (its summary,
+// like the list's), with its branches and the reasons it is listed.
 type AttentionItem struct {
-	dtx.Tx
+	TxSummary
 	Branches []dtx.Branch `json:"branches"`
 	// Why lists the reasons, one line each: an operation still pending
 	// after min_attempts calls (with its last error), or the age.
@@ -66,14 +65,7 @@ type AttentionResponse struct {
 // TxChange is the data of a "tx" event of GET /v1/events: a transaction
 // was created or changed. It is the transaction's summary (its spec is
 // left out; GET /v1/transactions/{gid} has everything).
-type TxChange struct {
-	GID       string      `json:"gid"`
-	Pattern   dtx.Pattern `json:"pattern"`
-	Status    dtx.Status  `json:"status"`
-	Reason    string      `json:"reason,omitempty"`
-	CreatedAt time.Time   `json:"created_at"`
-	UpdatedAt time.Time   `json:"updated_at"`
-}
+type TxChange = TxSummary
 
 // CountsEvent is the data of the "hello" and "counts" events of GET
 // /v1/events: transactions per status.

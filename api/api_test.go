@@ -3,7 +3,10 @@ package api_test
 import (
 	"encoding/json"
 	"sort"
+	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
 
 	"github.com/stretchr/testify/require"
 
@@ -39,9 +42,29 @@ func TestFieldNames(t *testing.T) {
 	require.Equal(t, []string{}, keys(t, api.AbortRequest{}))
 	require.Equal(t, []string{"reason"}, keys(t, api.AbortRequest{Reason: "r"}))
 	require.Equal(t, with("branches", "retried"), keys(t, api.RetryResponse{}))
-	require.Equal(t, with("branches", "why"), keys(t, api.AttentionItem{}))
+	require.Equal(t, []string{"branches", "created_at", "gid", "pattern", "status", "updated_at", "why"}, keys(t, api.AttentionItem{}))
 	require.Equal(t, []string{"min_attempts", "older_than", "transactions"}, keys(t, api.AttentionResponse{}))
 	require.Equal(t, []string{"created_at", "gid", "pattern", "status", "updated_at"}, keys(t, api.TxChange{}))
 	require.Equal(t, []string{"counts"}, keys(t, api.CountsEvent{}))
+	require.Equal(t, []string{"created_at", "gid", "pattern", "status", "updated_at"}, keys(t, api.TxSummary{}))
+	require.Equal(t, []string{"created_at", "deadline", "gid", "lease_owner", "pattern", "reason", "status", "updated_at"},
+		keys(t, api.TxSummary{Reason: "r", Deadline: time.Unix(1, 0), LeaseOwner: "o"}))
 	require.Equal(t, []string{"active", "owner", "status"}, keys(t, api.Health{}))
+}
+
+// TestSummarize: a summary carries no spec and a bounded reason, cut on a
+// rune boundary.
+func TestSummarize(t *testing.T) {
+	now := time.Now()
+	tx := dtx.Tx{GID: "g", Pattern: dtx.PatternSaga, Status: dtx.StatusFailed, Reason: strings.Repeat("é", 1000),
+		Spec: json.RawMessage(`{"steps":[{"name":"` + strings.Repeat("x", 1<<20) + `"}]}`), CreatedAt: now, UpdatedAt: now}
+	s := api.Summarize(&tx)
+	require.LessOrEqual(t, len(s.Reason), api.MaxSummaryReason)
+	require.True(t, utf8.ValidString(s.Reason))
+	require.True(t, strings.HasSuffix(s.Reason, "…"))
+	data, err := json.Marshal(api.Summaries([]dtx.Tx{tx}))
+	require.NoError(t, err)
+	require.Less(t, len(data), 1024)
+	require.Equal(t, "reason", api.Summarize(&dtx.Tx{Reason: "reason"}).Reason)
+	require.NotNil(t, api.Summaries(nil))
 }

@@ -45,9 +45,10 @@ type Client struct {
 	// WaitTimeout bounds server-side waiting for SubmitSaga(wait=true)
 	// (default 60s).
 	WaitTimeout time.Duration
-	// AdminToken is sent as "Authorization: Bearer <token>" with admin
-	// actions (Abort, Retry) and reads when set: a coordinator with an
-	// admin token shows participants' error details only to its holders.
+	// AdminToken, when set, is sent as "Authorization: Bearer <token>"
+	// with every request: admin actions (Abort, Retry) need it, and a
+	// coordinator with an admin token shows participants' error details
+	// (in reads and in the answers to submissions) only to its holders.
 	AdminToken string
 }
 
@@ -130,8 +131,8 @@ func (c *Client) Get(ctx context.Context, gid string) (*dtx.TxDetail, error) {
 	return &out, nil
 }
 
-// List returns a page of transactions, newest first, plus counts by
-// status.
+// List returns a page of transaction summaries (api.TxSummary: no spec;
+// Get has the full record), newest first, plus counts by status.
 func (c *Client) List(ctx context.Context, f dtx.ListFilter) (*api.ListResponse, error) {
 	q := url.Values{}
 	if f.Status != "" {
@@ -236,7 +237,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if c.AdminToken != "" && (method == http.MethodGet || strings.HasPrefix(path, "/v1/transactions/")) {
+	if c.AdminToken != "" {
 		req.Header.Set("Authorization", "Bearer "+c.AdminToken)
 	}
 	if tp := traceparentFrom(ctx); tp != "" {

@@ -49,7 +49,7 @@ func (c *Coordinator) Attention(ctx context.Context, q AttentionQuery) ([]api.At
 		if len(why) == 0 || d.Status.Terminal() {
 			continue
 		}
-		out = append(out, api.AttentionItem{Tx: d.Tx, Branches: d.Branches, Why: why})
+		out = append(out, api.AttentionItem{TxSummary: api.Summarize(&d.Tx), Branches: d.Branches, Why: why})
 	}
 	return out, nil
 }

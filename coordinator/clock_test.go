@@ -193,7 +193,7 @@ func TestClock_LeaseExpiry(t *testing.T) {
 	// Never started: it neither renews nor recovers; its retry of b waits
 	// for a day.
 	dead, err := coordinator.New(st, httptransport.New(nil), clk.config(coordinator.Config{
-		Owner: "dead", LeaseTTL: ttl, RetryBase: 24 * time.Hour, RetryMax: 24 * time.Hour,
+		Owner: "dead", LeaseTTL: ttl, RetryBase: 24 * time.Hour, RetryMax: 24 * time.Hour, MaxTimeout: 72 * time.Hour,
 	}))
 	require.NoError(t, err)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)

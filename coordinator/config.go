@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"time"
+
+	"github.com/dtxhq/dtx/saga"
 )
 
 // Defaults for Config.
@@ -19,6 +21,10 @@ const (
 	DefaultAlertAfter      = 5
 	DefaultMaxActive       = 20000
 	DefaultShutdownTimeout = 10 * time.Second
+	// DefaultMaxTimeout and DefaultMaxBranchTimeout are the largest
+	// timeout and branch_timeout a submission may ask for.
+	DefaultMaxTimeout       = 24 * time.Hour
+	DefaultMaxBranchTimeout = 5 * time.Minute
 )
 
 // Alert reports an operation that keeps failing: a compensation, or a step
@@ -58,6 +64,11 @@ type Config struct {
 	MaxActive int
 	// ShutdownTimeout bounds how long Close waits for in-flight calls.
 	ShutdownTimeout time.Duration
+	// MaxTimeout and MaxBranchTimeout are the largest timeout and
+	// branch_timeout a submitted spec may ask for (defaults 24h and 5m);
+	// a submission above them fails with dtx.ErrInvalid. A spec that asks
+	// for none gets the saga default, capped at these.
+	MaxTimeout, MaxBranchTimeout time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Now is the clock (default time.Now).
@@ -96,6 +107,12 @@ func (c *Config) setDefaults() {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
+	if c.MaxTimeout == 0 {
+		c.MaxTimeout = DefaultMaxTimeout
+	}
+	if c.MaxBranchTimeout == 0 {
+		c.MaxBranchTimeout = DefaultMaxBranchTimeout
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -124,6 +141,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxActive < 1 || c.AlertAfter < 1 {
 		errs = append(errs, fmt.Errorf("max active and alert-after must be positive"))
+	}
+	if c.MaxTimeout < saga.MinTimeout || c.MaxBranchTimeout < saga.MinTimeout {
+		errs = append(errs, fmt.Errorf("max timeout %v / max branch timeout %v: need at least %v", c.MaxTimeout, c.MaxBranchTimeout, saga.MinTimeout))
 	}
 	return errors.Join(errs...)
 }

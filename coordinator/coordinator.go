@@ -152,7 +152,7 @@ func (c *Coordinator) SubmitPattern(ctx context.Context, pattern dtx.Pattern, sp
 	if spec.GID == "" {
 		spec.GID = NewGID()
 	}
-	if err := spec.Normalize(); err != nil {
+	if err := c.normalize(&spec); err != nil {
 		return nil, false, err
 	}
 	if err := c.checkURLs(&spec); err != nil {
@@ -212,12 +212,12 @@ func (c *Coordinator) checkURLs(spec *saga.Spec) error {
 	var errs []error
 	for i := range spec.Steps {
 		st := &spec.Steps[i]
-		for _, u := range []string{st.Action, st.Compensate} {
-			if u == "" {
+		for _, u := range []struct{ field, url string }{{"action", st.Action}, {"compensate", st.Compensate}} {
+			if u.url == "" {
 				continue
 			}
-			if err := ch.CheckURL(u); err != nil {
-				errs = append(errs, fmt.Errorf("%w: step %d (%s): %v", dtx.ErrInvalid, i, st.Name, err))
+			if err := ch.CheckURL(u.url); err != nil {
+				errs = append(errs, fmt.Errorf("%w: step %d (%s) %s: %v", dtx.ErrInvalid, i, st.Name, u.field, err))
 			}
 		}
 	}

@@ -618,8 +618,8 @@ func TestCoordinator_ChecksURLsWithTheTransport(t *testing.T) {
 	_, _, err = c.Submit(context.Background(), spec)
 	require.ErrorIs(t, err, dtx.ErrInvalid)
 	for _, want := range []string{
-		`step 0 (a): URL "queue://nope" is not queue://ok`,
-		`step 1 (b): no transport for the scheme "ftp"`,
+		`step 0 (a) compensate: URL "queue://nope" is not queue://ok`,
+		`step 1 (b) action: no transport for the scheme "ftp"`,
 	} {
 		require.ErrorContains(t, err, want)
 	}

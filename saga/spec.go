@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
-	"strings"
 	"time"
 
 	"github.com/dtxhq/dtx"
@@ -107,14 +106,10 @@ func (s *Spec) Normalize() error {
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{dtx.ErrInvalid}, args...)...))
 	}
-	if len(s.GID) > MaxGIDLength {
-		bad("gid longer than %d characters", MaxGIDLength)
-	}
-	if strings.ContainsAny(s.GID, " \t\r\n/?#") {
-		bad("gid %q contains whitespace or one of / ? #", s.GID)
-	}
-	if s.GID == "." || s.GID == ".." {
-		bad("gid %q is a path segment, not an id", s.GID)
+	if s.GID != "" {
+		if msg := checkGID(s.GID); msg != "" {
+			bad("%s", msg)
+		}
 	}
 	if len(s.Steps) == 0 {
 		bad("a saga needs at least one step")
@@ -122,18 +117,29 @@ func (s *Spec) Normalize() error {
 	if len(s.Steps) > MaxSteps {
 		bad("a saga has at most %d steps, got %d", MaxSteps, len(s.Steps))
 	}
-	if s.Timeout < 0 || s.BranchTimeout < 0 {
-		bad("timeouts must not be negative")
+	for _, d := range []struct {
+		field string
+		v     dtx.Duration
+	}{{"timeout", s.Timeout}, {"branch_timeout", s.BranchTimeout}} {
+		if d.v < 0 {
+			bad("%s: %v is negative", d.field, d.v.Std())
+		} else if d.v != 0 && d.v.Std() < MinTimeout {
+			bad("%s: %v is below the minimum of %v", d.field, d.v.Std(), MinTimeout)
+		}
 	}
 	if s.TraceParent != "" {
 		if tp, ok := traceparent.Parse(s.TraceParent); ok {
 			s.TraceParent = tp.String()
 		} else {
-			bad("traceparent %q is not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)", s.TraceParent)
+			bad("traceparent %s is not a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>)", Quote(s.TraceParent))
 		}
 	}
 	for i := range s.Steps {
 		st := &s.Steps[i]
+		if msg := checkName(st.Name); msg != "" {
+			bad("steps[%d].%s", i, msg)
+			st.Name = "" // the messages below name the step by its index
+		}
 		if st.Name == "" {
 			st.Name = fmt.Sprintf("step-%d", i)
 		}
@@ -144,17 +150,19 @@ func (s *Spec) Normalize() error {
 			if u == "" {
 				continue
 			}
-			if err := checkURL(u); err != nil {
+			if err := checkURLLimits(u); err != nil {
+				bad("step %d (%s): %v", i, st.Name, err)
+			} else if err := checkURL(u); err != nil {
 				bad("step %d (%s): %v", i, st.Name, err)
 			}
 		}
 		for _, op := range []dtx.Op{st.ActionOp, st.CompensateOp} {
 			if op != "" && !opRE.MatchString(string(op)) {
-				bad("step %d (%s): operation name %q must be 1-32 lowercase letters", i, st.Name, op)
+				bad("step %d (%s): operation name %s must be 1-32 lowercase letters", i, st.Name, Quote(string(op)))
 			}
 		}
 		if len(st.Payload) > MaxPayloadSize {
-			bad("step %d (%s): payload larger than %d bytes", i, st.Name, MaxPayloadSize)
+			bad("step %d (%s): payload is %d bytes; the limit is %d", i, st.Name, len(st.Payload), MaxPayloadSize)
 		}
 		if len(st.Payload) > 0 && !json.Valid(st.Payload) {
 			bad("step %d (%s): payload is not valid JSON", i, st.Name)
@@ -166,6 +174,10 @@ func (s *Spec) Normalize() error {
 			if len(st.After) > 0 {
 				bad("step %d (%s): after is only allowed with parallel", i, st.Name)
 			}
+			continue
+		}
+		if len(st.After) > MaxSteps {
+			bad("steps[%d].after has %d entries; the limit is %d", i, len(st.After), MaxSteps)
 			continue
 		}
 		for _, d := range st.After {
@@ -223,13 +235,13 @@ var opRE = regexp.MustCompile(`^[a-z]{1,32}$`)
 func checkURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return fmt.Errorf("invalid URL %q", raw)
+		return fmt.Errorf("invalid URL %s", Quote(raw))
 	}
 	if u.Scheme == "" {
-		return fmt.Errorf("URL %q is not absolute: it needs a scheme such as http", raw)
+		return fmt.Errorf("URL %s is not absolute: it needs a scheme such as http", Quote(raw))
 	}
 	if (u.Scheme == "http" || u.Scheme == "https") && u.Host == "" {
-		return fmt.Errorf("URL %q has no host", raw)
+		return fmt.Errorf("URL %s has no host", Quote(raw))
 	}
 	return nil
 }

@@ -244,7 +244,7 @@ func (h *hub) scan(ctx context.Context, prev map[string]txKey) (map[string]txKey
 }
 
 func (h *hub) publishTx(tx *dtx.Tx) {
-	h.publishChange(api.TxChange{GID: tx.GID, Pattern: tx.Pattern, Status: tx.Status, Reason: tx.Reason, CreatedAt: tx.CreatedAt, UpdatedAt: tx.UpdatedAt})
+	h.publishChange(api.Summarize(tx))
 }
 
 func (h *hub) publishJSON(name string, v any) {

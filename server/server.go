@@ -414,10 +414,7 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if txs == nil {
-		txs = []dtx.Tx{}
-	}
-	problem.WriteJSON(w, http.StatusOK, api.ListResponse{Transactions: s.txsFor(r, txs), Counts: counts})
+	problem.WriteJSON(w, http.StatusOK, api.ListResponse{Transactions: api.Summaries(s.txsFor(r, txs)), Counts: counts})
 }
 
 func (s *Server) abort(w http.ResponseWriter, r *http.Request) {

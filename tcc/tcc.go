@@ -75,6 +75,9 @@ func (s *Spec) Saga() (saga.Spec, error) {
 	if len(s.Participants) == 0 {
 		return out, fmt.Errorf("%w: a TCC transaction needs at least one participant", dtx.ErrInvalid)
 	}
+	if err := s.checkLimits(); err != nil {
+		return out, err
+	}
 	names := make([]string, len(s.Participants))
 	for i, p := range s.Participants {
 		names[i] = p.Name

@@ -2,11 +2,13 @@ package tcc_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -146,6 +148,42 @@ func TestTCC_Validation(t *testing.T) {
 	_, err = (&tcc.Spec{Participants: []tcc.Participant{{Try: "http://x/try"}}}).Saga()
 	require.ErrorIs(t, err, dtx.ErrInvalid)
 	require.ErrorContains(t, err, "a try needs a cancel")
+}
+
+// TestTCC_Limits: participant count and names are bounded, and the
+// longest allowed name still makes a valid saga (its .confirm step name
+// fits saga.MaxNameLength).
+func TestTCC_Limits(t *testing.T) {
+	p := func(name string) tcc.Participant {
+		return tcc.Participant{Name: name, Try: "http://x/try", Confirm: "http://x/confirm", Cancel: "http://x/cancel"}
+	}
+	many := make([]tcc.Participant, tcc.MaxParticipants+1)
+	for i := range many {
+		many[i] = p("")
+	}
+	for _, tt := range []struct {
+		name string
+		spec tcc.Spec
+		want string
+	}{
+		{"TooManyParticipants", tcc.Spec{Participants: many}, fmt.Sprintf("participants: %d; the limit is %d", tcc.MaxParticipants+1, tcc.MaxParticipants)},
+		{"NameTooLong", tcc.Spec{Participants: []tcc.Participant{p(strings.Repeat("n", tcc.MaxNameLength+1))}}, fmt.Sprintf("participants[0].name is %d bytes long; the limit is %d", tcc.MaxNameLength+1, tcc.MaxNameLength)},
+		{"NameWithControlChar", tcc.Spec{Participants: []tcc.Participant{p("ok"), p("a\rb")}}, `participants[1].name "a\rb" contains a control character`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tt.spec.Saga()
+			require.ErrorIs(t, err, dtx.ErrInvalid)
+			require.ErrorContains(t, err, tt.want)
+		})
+	}
+	full := make([]tcc.Participant, tcc.MaxParticipants)
+	for i := range full {
+		full[i] = p(fmt.Sprintf("%0*d", tcc.MaxNameLength, i))
+	}
+	sg, err := (&tcc.Spec{GID: "tcc-max", Participants: full}).Saga()
+	require.NoError(t, err)
+	require.NoError(t, sg.Normalize())
+	require.Len(t, sg.Steps, 2*tcc.MaxParticipants)
 }
 
 // TestTCC_SequentialTriesAndSharedBranch checks that Sequential tries run

@@ -27,6 +27,8 @@ func runServer(ctx context.Context, args []string) error {
 	flowsDB := fs.String("flows-db", "dtx-data/flows.db", "SQLite file of the recorded flows")
 	adminToken := fs.String("admin-token", "", "enable the admin actions (abort, retry) for requests carrying it as 'Authorization: Bearer <token>' (default $"+adminTokenEnv+"; none: the API is read-only)")
 	allowParticipants := fs.String("allow-participants", "", "comma-separated hosts the coordinator may call: IPs, CIDR networks, host names (*.domain), host:port, http(s) URL prefixes, or * for any (default: loopback only)")
+	maxTimeout := fs.Duration("max-timeout", coordinator.DefaultMaxTimeout, "largest timeout a submitted transaction may ask for (400 above it)")
+	maxBranchTimeout := fs.Duration("max-branch-timeout", coordinator.DefaultMaxBranchTimeout, "largest branch_timeout a submitted transaction may ask for (400 above it)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -48,6 +50,7 @@ func runServer(ctx context.Context, args []string) error {
 		ShutdownTimeout: *shutdown, Logger: log, ReadyFile: *readyFile,
 		Broker: *brokerSpec, RecordFlows: *recordFlows, FlowsDB: *flowsDB, AdminToken: *adminToken,
 		AllowParticipants: *allowParticipants,
+		MaxTimeout:        *maxTimeout, MaxBranchTimeout: *maxBranchTimeout,
 	})
 	var ce *serve.ConfigError
 	if errors.As(err, &ce) {

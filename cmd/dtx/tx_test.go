@@ -271,9 +271,9 @@ func TestCheckAdminToken(t *testing.T) {
 	requireUsage(t, checkAdminToken("0123456789 abcdef"), "printable ASCII")
 }
 
-// TestTxCLI_EscapesControlCharacters: a step name and a participant's
-// error text carrying terminal escape sequences are printed as visible
-// escapes, never as the bytes a terminal would act on.
+// TestTxCLI_EscapesControlCharacters: a participant's error text carrying
+// terminal escape sequences (and a step name with a bidi override) is
+// printed as visible escapes, never as the bytes a terminal would act on.
 func TestTxCLI_EscapesControlCharacters(t *testing.T) {
 	apiURL, _ := txEnv(t)
 	srv := "--server=" + apiURL
@@ -289,8 +289,17 @@ func TestTxCLI_EscapesControlCharacters(t *testing.T) {
 	t.Cleanup(evil.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	d, err := client.New(apiURL, nil).SubmitSaga(ctx, saga.Spec{GID: "esc-1", Steps: []saga.Step{
+	// A step name with control characters is refused at submission; the
+	// participant's error text is the way in that is left.
+	_, err := client.New(apiURL, nil).SubmitSaga(ctx, saga.Spec{GID: "esc-0", Steps: []saga.Step{
 		{Name: "pay" + hostile, Action: evil.URL + "/pay", Compensate: evil.URL + "/undo"},
+	}}, true)
+	require.ErrorIs(t, err, dtx.ErrInvalid)
+	require.ErrorContains(t, err, "steps[0].name")
+	holder := client.New(apiURL, nil)
+	holder.AdminToken = cliToken // participants' text is shown to the token's holders only
+	d, err := holder.SubmitSaga(ctx, saga.Spec{GID: "esc-1", Steps: []saga.Step{
+		{Name: "p", Action: evil.URL + "/pay", Compensate: evil.URL + "/undo"},
 	}}, true)
 	require.NoError(t, err)
 	require.Equal(t, dtx.StatusFailed, d.Status)

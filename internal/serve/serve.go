@@ -45,6 +45,9 @@ type Config struct {
 	// Step URLs pointing at the coordinator's own listen address are
 	// refused whatever it says.
 	AllowParticipants string
+	// MaxTimeout and MaxBranchTimeout bound the timeouts a submission may
+	// ask for (see coordinator.Config; zero: the defaults).
+	MaxTimeout, MaxBranchTimeout time.Duration
 }
 
 // ConfigError is a configuration the coordinator refuses.
@@ -77,6 +80,7 @@ func Run(ctx context.Context, cfg Config) error {
 	c, err := coordinator.New(st, tr, coordinator.Config{
 		Owner: cfg.Owner, LeaseTTL: cfg.LeaseTTL, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax,
 		ShutdownTimeout: cfg.ShutdownTimeout, Logger: log, Observer: mx,
+		MaxTimeout: cfg.MaxTimeout, MaxBranchTimeout: cfg.MaxBranchTimeout,
 	})
 	if err != nil {
 		ln.Close()
