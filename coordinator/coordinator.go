@@ -21,7 +21,7 @@ import (
 var ErrNotDrivenHere = errors.New("coordinator: transaction is driven by another coordinator")
 
 // ErrPastPivot is returned by Abort for a saga that can only move forward.
-var ErrPastPivot = errors.New("coordinator: saga is past its pivot and can no longer be compensated")
+var ErrPastPivot = errors.New("coordinator: saga is past its pivot and can no longer be compensated (an operator can stop it with a forced abort)")
 
 // Coordinator drives global transactions stored in a dtx.Store.
 type Coordinator struct {
@@ -29,6 +29,9 @@ type Coordinator struct {
 	store     dtx.Store
 	transport dtx.Transport
 	log       *slog.Logger
+
+	// calls holds one token per branch call in flight (calls.go).
+	calls chan struct{}
 
 	mu      sync.Mutex
 	active  map[string]*run
@@ -56,6 +59,7 @@ func New(store dtx.Store, transport dtx.Transport, cfg Config) (*Coordinator, er
 	return &Coordinator{
 		cfg: cfg, store: store, transport: transport,
 		log:      cfg.Logger.With(slog.String("component", "coordinator"), slog.String("owner", cfg.Owner)),
+		calls:    make(chan struct{}, cfg.MaxCalls),
 		active:   map[string]*run{},
 		waiters:  map[string][]chan *dtx.TxDetail{},
 		stopping: make(chan struct{}),
@@ -437,33 +441,31 @@ func (c *Coordinator) recoveryLoop() {
 	}
 }
 
-// recoverOnce claims expired leases (up to the free slots) and resumes them.
+// recoverOnce claims expired leases, up to the free slots and at most
+// Config.RecoverBatch per pass, and resumes them: a backlog of thousands of
+// transactions is resumed at a bounded rate, not at once.
 func (c *Coordinator) recoverOnce(ctx context.Context) error {
-	for {
-		free := c.cfg.MaxActive - c.Active()
-		if free <= 0 || c.isStopping() {
-			return nil
-		}
-		limit := min(free, 500)
-		now := c.cfg.Now()
-		gids, err := c.store.Claim(ctx, c.cfg.Owner, now, now.Add(c.cfg.LeaseTTL), limit)
-		if err != nil {
-			return err
-		}
-		for _, gid := range gids {
-			if err := c.resume(ctx, gid); err != nil {
-				c.log.Error("cannot resume transaction", slog.String("gid", gid), slog.Any("err", err))
-				c.store.Release(ctx, c.cfg.Owner, gid)
-			}
-		}
-		if len(gids) > 0 {
-			c.cfg.Observer.Claimed(len(gids))
-			c.log.Info("resumed transactions", slog.Int("count", len(gids)))
-		}
-		if len(gids) < limit {
-			return nil
+	free := c.cfg.MaxActive - c.Active()
+	if free <= 0 || c.isStopping() {
+		return nil
+	}
+	limit := min(free, c.cfg.RecoverBatch)
+	now := c.cfg.Now()
+	gids, err := c.store.Claim(ctx, c.cfg.Owner, now, now.Add(c.cfg.LeaseTTL), limit)
+	if err != nil {
+		return err
+	}
+	for _, gid := range gids {
+		if err := c.resume(ctx, gid); err != nil {
+			c.log.Error("cannot resume transaction", slog.String("gid", gid), slog.Any("err", err))
+			c.store.Release(ctx, c.cfg.Owner, gid)
 		}
 	}
+	if len(gids) > 0 {
+		c.cfg.Observer.Claimed(len(gids))
+		c.log.Info("resumed transactions", slog.Int("count", len(gids)))
+	}
+	return nil
 }
 
 func (c *Coordinator) resume(ctx context.Context, gid string) error {

@@ -39,6 +39,10 @@ type Config struct {
 	Broker, RecordFlows, FlowsDB string
 	// AdminToken enables the admin actions for requests carrying it.
 	AdminToken string
+	// MaxCalls bounds concurrent branch calls, and the HTTP transport's
+	// connections with them; RecoverBatch bounds the transactions resumed
+	// per recovery pass (see coordinator.Config; 0: the defaults).
+	MaxCalls, RecoverBatch int
 }
 
 // ConfigError is a configuration the coordinator refuses.
@@ -58,9 +62,12 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer st.Close()
 	mx := metrics.New()
-	c, err := coordinator.New(st, httptransport.New(nil), coordinator.Config{
+	ht := httptransport.New(nil)
+	ht.LimitConns(cfg.MaxCalls)
+	c, err := coordinator.New(st, ht, coordinator.Config{
 		Owner: cfg.Owner, LeaseTTL: cfg.LeaseTTL, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax,
 		ShutdownTimeout: cfg.ShutdownTimeout, Logger: log, Observer: mx,
+		MaxCalls: cfg.MaxCalls, RecoverBatch: cfg.RecoverBatch,
 	})
 	if err != nil {
 		return &ConfigError{err.Error()}
