@@ -173,8 +173,9 @@ func unresolvedBranches(s *saga.Spec, br []dtx.Branch, recovered bool) []api.Unr
 	pivot := saga.PastPivot(s, br)
 	var out []api.UnresolvedBranch
 	for i, b := range br {
-		if b.Compensate.Done() || b.Action == dtx.BranchSkipped || b.Action == dtx.BranchFailed {
-			continue
+		compensable := s.Steps[i].Compensate != ""
+		if (compensable && b.Compensate.Done()) || b.Action == dtx.BranchSkipped || b.Action == dtx.BranchFailed {
+			continue // undone, never run, or refused
 		}
 		var why string
 		switch {
@@ -182,12 +183,12 @@ func unresolvedBranches(s *saga.Spec, br []dtx.Branch, recovered bool) []api.Unr
 			why = "action succeeded"
 		case b.ActionAttempts > 0:
 			why = fmt.Sprintf("action outcome unknown after %d call(s): it may have run", b.ActionAttempts)
-		case recovered && may[i] && (s.Steps[i].Compensate != "" || pivot):
+		case recovered && may[i] && (compensable || pivot):
 			why = "action may have run before the coordinator restarted"
 		default:
 			continue // never called
 		}
-		if s.Steps[i].Compensate == "" {
+		if !compensable {
 			why += "; the step has no compensation"
 		} else if b.CompensateAttempts > 0 {
 			why += fmt.Sprintf("; compensation outcome unknown after %d call(s)", b.CompensateAttempts)
