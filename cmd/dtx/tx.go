@@ -16,6 +16,7 @@ import (
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/api"
 	"github.com/dtxhq/dtx/client"
+	"github.com/dtxhq/dtx/coordinator"
 	"github.com/dtxhq/dtx/internal/problem"
 	"github.com/dtxhq/dtx/internal/termsafe"
 	"github.com/dtxhq/dtx/saga"
@@ -458,6 +459,10 @@ func printHistory(w io.Writer, d *dtx.TxDetail, names map[int]string, width int,
 		name := names[ev.Branch]
 		if name == "" {
 			name = fmt.Sprintf("branch-%d", ev.Branch)
+		}
+		if ev.Outcome == coordinator.OutcomeNeedsHuman { // left by a forced abort
+			fmt.Fprintf(w, "  %-9s !! coordinator -> %-*s  %sNEEDS A HUMAN%s: %s\n", at, width+1, name+":", red, reset, ev.Detail)
+			continue
 		}
 		op := fmt.Sprintf("%s (attempt %d)", ev.Op, attempts[key])
 		if ev.Op == dtx.OpCompensate || ev.Op == dtx.OpCancel {
