@@ -327,3 +327,50 @@ func TestForceAbort_StuckCompensation(t *testing.T) {
 }
 
 func transportForTests() dtx.Transport { return httptransport.New(nil) }
+
+// TestForceAbort_Undriven: a transaction nobody drives (its coordinator
+// died; the lease expired on the clock, recovery has not reached it) is
+// forced by another coordinator: refused while the lease lasts, then
+// leased, failed and released in one write, its in-flight step reported as
+// needing a human.
+func TestForceAbort_Undriven(t *testing.T) {
+	p := newHangingParticipant(t, "/hang")
+	st := openStore(t, filepath.Join(t.TempDir(), "c.db"))
+	t.Cleanup(func() { st.Close() })
+	clk := newFakeClock()
+	const ttl = time.Hour
+	dead, err := coordinator.New(st, transportForTests(), clk.config(coordinator.Config{
+		Owner: "dead", LeaseTTL: ttl, ShutdownTimeout: time.Millisecond,
+	}))
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, _, err = dead.Submit(ctx, oneHangingStep(p, "orphan"))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { open, _, _ := p.stats(); return open == 1 }, 10*time.Second, time.Millisecond)
+
+	// The heir's recovery never runs after Start (an hour of real time).
+	heir := newCoordinator(t, st, clk.config(coordinator.Config{Owner: "heir", LeaseTTL: ttl, RecoverInterval: time.Hour}))
+	force := coordinator.AbortOptions{Force: true, Operator: "dave", Reason: "orphaned"}
+	_, err = heir.AbortWith(ctx, "orphan", force)
+	require.ErrorIs(t, err, coordinator.ErrNotDrivenHere, "the dead coordinator's lease still lasts")
+
+	clk.Advance(ttl + time.Millisecond)
+	unresolved, err := heir.AbortWith(ctx, "orphan", force)
+	require.NoError(t, err)
+	require.Len(t, unresolved, 1)
+	require.Contains(t, unresolved[0].Why, "may have run")
+	require.Zero(t, heir.Active(), "nothing was driven for it")
+	tx, _, err := st.Get(ctx, "orphan")
+	require.NoError(t, err)
+	require.Equal(t, dtx.StatusFailed, tx.Status)
+	require.Contains(t, tx.Reason, `aborted by operator "dave": orphaned (1 branch needs a human)`)
+	require.Empty(t, tx.LeaseOwner)
+	evs, err := st.Events(ctx, "orphan")
+	require.NoError(t, err)
+	last := evs[len(evs)-1]
+	require.Equal(t, "heir", last.Owner)
+	require.Equal(t, tx.Reason, last.Detail)
+	require.Equal(t, coordinator.OutcomeNeedsHuman, evs[len(evs)-2].Outcome)
+	dead.Close(ctx)
+}

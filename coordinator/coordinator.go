@@ -36,6 +36,9 @@ type Coordinator struct {
 	mu      sync.Mutex
 	active  map[string]*run
 	waiters map[string][]chan *dtx.TxDetail
+	// forcing: transactions a forced abort is taking over (force.go); a
+	// resubmission does not resume them meanwhile.
+	forcing map[string]bool
 
 	started  bool
 	stopping chan struct{} // closed by Close: no new work
@@ -62,6 +65,7 @@ func New(store dtx.Store, transport dtx.Transport, cfg Config) (*Coordinator, er
 		calls:    make(chan struct{}, cfg.MaxCalls),
 		active:   map[string]*run{},
 		waiters:  map[string][]chan *dtx.TxDetail{},
+		forcing:  map[string]bool{},
 		stopping: make(chan struct{}),
 		hardCtx:  hard, hardStop: cancel,
 	}, nil
@@ -184,7 +188,7 @@ func (c *Coordinator) SubmitPattern(ctx context.Context, pattern dtx.Pattern, sp
 		if old.Digest != tx.Digest && old.Digest != legacyDigest(pattern, &spec) {
 			return nil, false, fmt.Errorf("%w: %s", dtx.ErrConflict, spec.GID)
 		}
-		if !old.Status.Terminal() && old.LeaseOwner == c.cfg.Owner {
+		if !old.Status.Terminal() && old.LeaseOwner == c.cfg.Owner && !c.isForcing(old.GID) {
 			// Ours but possibly not driven (e.g. a create whose answer was
 			// lost): resume is a no-op if a driver exists.
 			if err := c.resume(ctx, old.GID); err != nil {

@@ -2,6 +2,8 @@ package coordinator
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -37,9 +39,10 @@ type AbortOptions struct {
 // in one write together with a "needs-human" event (OutcomeNeedsHuman) for
 // every branch whose action ran or may have run and was not compensated,
 // which AbortWith returns. Nothing is compensated: those branches are for a
-// human. It fails with dtx.ErrNotFound, dtx.ErrFinished, or
-// ErrNotDrivenHere when this coordinator does not drive it (another holds
-// its lease, or it waits to be recovered: retry).
+// human. A transaction nobody drives (its lease expired or was released)
+// is leased here for it first. It fails with dtx.ErrNotFound,
+// dtx.ErrFinished, or ErrNotDrivenHere when another coordinator holds its
+// lease (retry there, or once the lease expires).
 func (c *Coordinator) AbortWith(ctx context.Context, gid string, o AbortOptions) ([]api.UnresolvedBranch, error) {
 	if !o.Force {
 		return nil, c.Abort(ctx, gid, o.Reason)
@@ -55,7 +58,16 @@ func (c *Coordinator) AbortWith(ctx context.Context, gid string, o AbortOptions)
 	r := c.active[gid]
 	c.mu.Unlock()
 	if r == nil {
-		return nil, ErrNotDrivenHere
+		unresolved, err := c.forceUndriven(ctx, gid, &o)
+		if !errors.Is(err, errNotClaimed) {
+			return unresolved, err
+		}
+		c.mu.Lock()
+		r = c.active[gid] // our recovery may have just taken it
+		c.mu.Unlock()
+		if r == nil {
+			return nil, ErrNotDrivenHere
+		}
 	}
 	req := abortReq{force: &o, resp: make(chan error, 1), unresolved: make(chan []api.UnresolvedBranch, 1)}
 	select {
@@ -74,6 +86,71 @@ func (c *Coordinator) AbortWith(ctx context.Context, gid string, o AbortOptions)
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// errNotClaimed: forceUndriven could not lease the transaction.
+var errNotClaimed = errors.New("coordinator: lease held elsewhere")
+
+// forceUndriven carries out a forced abort of a transaction no coordinator
+// drives (its lease expired or was released: waiting for recovery, say):
+// it leases it (errNotClaimed if it cannot) and marks it failed in one
+// write. Nothing is in flight; successes may be missing from the store, so
+// the unresolved branches are judged as after a recovery.
+func (c *Coordinator) forceUndriven(ctx context.Context, gid string, o *AbortOptions) ([]api.UnresolvedBranch, error) {
+	c.mu.Lock()
+	if c.forcing[gid] {
+		c.mu.Unlock()
+		return nil, errNotClaimed
+	}
+	c.forcing[gid] = true
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.forcing, gid)
+		c.mu.Unlock()
+	}()
+	now := c.cfg.Now()
+	ok, err := c.store.ClaimOne(ctx, c.cfg.Owner, gid, now, now.Add(c.cfg.LeaseTTL))
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, errNotClaimed
+	}
+	wctx := context.WithoutCancel(ctx) // we hold the lease: finish or release it
+	tx, br, err := c.store.Get(wctx, gid)
+	if err != nil {
+		c.store.Release(wctx, c.cfg.Owner, gid)
+		return nil, err
+	}
+	var spec saga.Spec
+	if err := json.Unmarshal(tx.Spec, &spec); err != nil || len(spec.Steps) != len(br) {
+		c.store.Release(wctx, c.cfg.Owner, gid)
+		return nil, fmt.Errorf("decode spec %s: steps %d, branches %d: %v", gid, len(spec.Steps), len(br), err)
+	}
+	unresolved := unresolvedBranches(&spec, br, true)
+	reason := forcedReason(o, len(unresolved))
+	var evs []dtx.Event
+	for _, u := range unresolved {
+		evs = append(evs, dtx.Event{At: now, Branch: u.Branch, Op: spec.Steps[u.Branch].WireOp(dtx.OpAction),
+			Outcome: OutcomeNeedsHuman, Detail: u.Why})
+	}
+	evs = append(evs, dtx.Event{At: now, Branch: -1, Outcome: string(dtx.StatusFailed), Detail: reason})
+	if err := c.store.Apply(wctx, dtx.Update{GID: gid, Owner: c.cfg.Owner, At: now, Events: evs,
+		Status: dtx.StatusFailed, Reason: reason, Release: true}); err != nil {
+		c.store.Release(wctx, c.cfg.Owner, gid)
+		return nil, err
+	}
+	c.cfg.Observer.TxFinished(tx.Pattern, dtx.StatusFailed)
+	c.log.Warn("transaction aborted by force", slog.String("gid", gid), slog.String("operator", o.Operator),
+		slog.String("from", o.From), slog.String("reason", o.Reason), slog.Int("unresolved", len(unresolved)))
+	return unresolved, nil
+}
+
+func (c *Coordinator) isForcing(gid string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.forcing[gid]
 }
 
 // forceFail carries out a forced abort in the driver (see AbortWith).
