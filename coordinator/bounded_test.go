@@ -374,3 +374,33 @@ func TestForceAbort_Undriven(t *testing.T) {
 	require.Equal(t, coordinator.OutcomeNeedsHuman, evs[len(evs)-2].Outcome)
 	dead.Close(ctx)
 }
+
+// TestCalls_CloseDropsQueuedCalls: on Close, a call waiting for a slot is
+// not made; the hanging one is cut short after ShutdownTimeout, and both
+// transactions are handed back unfinished.
+func TestCalls_CloseDropsQueuedCalls(t *testing.T) {
+	p := newHangingParticipant(t, "/hang")
+	st := openStore(t, filepath.Join(t.TempDir(), "c.db"))
+	t.Cleanup(func() { st.Close() })
+	c := newCoordinator(t, st, coordinator.Config{MaxCalls: 1, ShutdownTimeout: 50 * time.Millisecond})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	_, _, err := c.Submit(ctx, oneHangingStep(p, "first"))
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { open, _, _ := p.stats(); return open == 1 }, 10*time.Second, time.Millisecond)
+	second := oneHangingStep(p, "second")
+	second.Steps[0].Action = p.url("/hang-second")
+	_, _, err = c.Submit(ctx, second)
+	require.NoError(t, err)
+
+	require.NoError(t, c.Close(ctx))
+	require.Zero(t, c.Active())
+	require.Zero(t, c.CallsInFlight())
+	require.Zero(t, p.count("/hang-second"), "the queued call was never made")
+	for _, gid := range []string{"first", "second"} {
+		tx, _, err := st.Get(ctx, gid)
+		require.NoError(t, err)
+		require.Equal(t, dtx.StatusRunning, tx.Status)
+		require.Empty(t, tx.LeaseOwner, "%s is handed back", gid)
+	}
+}

@@ -77,8 +77,9 @@ func (c *Coordinator) Owner() string { return c.cfg.Owner }
 // Store returns the coordinator's store.
 func (c *Coordinator) Store() dtx.Store { return c.store }
 
-// Start claims unfinished transactions at once, then keeps claiming expired
-// leases and renewing its own in the background until Close.
+// Start claims a first batch of unfinished transactions (at most
+// Config.RecoverBatch) at once, then keeps claiming expired leases, a batch
+// per RecoverInterval, and renewing its own in the background until Close.
 func (c *Coordinator) Start(ctx context.Context) error {
 	c.mu.Lock()
 	if c.started {
