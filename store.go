@@ -49,6 +49,11 @@ type LeaseStore interface {
 	// expired (or that have none) to owner until `until`, and returns their
 	// gids. Concurrent callers never receive the same gid.
 	Claim(ctx context.Context, owner string, now, until time.Time, limit int) ([]string, error)
+	// ClaimOne leases gid to owner until `until` if it is unfinished and
+	// its lease has expired by now (or was released), and reports whether
+	// it did. It lets an operator act on a transaction nobody drives
+	// without waiting for recovery to reach it.
+	ClaimOne(ctx context.Context, owner, gid string, now, until time.Time) (bool, error)
 	// Renew extends every lease owner holds on an unfinished transaction to
 	// `until` and returns how many it extended.
 	Renew(ctx context.Context, owner string, until time.Time) (int, error)

@@ -6,7 +6,7 @@
 //	POST /v1/xa                         body tcc.Spec → dtx.TxDetail (same; tries run in participant order)
 //	GET  /v1/transactions               → ListResponse of TxSummary (query: status, limit, before, since, pattern, q)
 //	GET  /v1/transactions/{gid}         → dtx.TxDetail with its events
-//	POST /v1/transactions/{gid}/abort   optional body AbortRequest → dtx.TxDetail (202)
+//	POST /v1/transactions/{gid}/abort   optional body AbortRequest → AbortResponse (202)
 //	POST /v1/transactions/{gid}/retry   no body → RetryResponse (202)
 //	GET  /v1/attention                  → AttentionResponse (query: min_attempts, older_than, limit)
 //	GET  /v1/events                     Server-Sent Events: "hello" and "counts" carry CountsEvent, "tx" carries TxChange (a TxSummary)
@@ -31,8 +31,40 @@ type ListResponse struct {
 }
 
 // AbortRequest is the optional body of POST /v1/transactions/{gid}/abort.
+//
+// Without Force, a running saga before its pivot compensates (a saga past
+// its pivot answers 409). With Force, any unfinished transaction is
+// stopped where it stands: the coordinator stops driving it, cancels its
+// calls in flight, and marks it failed with the reason "aborted by
+// operator" (plus Reason and who did it), listing the branches that need a
+// human in the answer and in its history. Force needs Operator; a finished
+// transaction answers 409.
 type AbortRequest struct {
 	Reason string `json:"reason,omitempty"`
+	// Force stops the transaction without compensating what remains.
+	Force bool `json:"force,omitempty"`
+	// Operator names who aborts (recorded in the history with the
+	// request's remote address); required with Force.
+	Operator string `json:"operator,omitempty"`
+}
+
+// AbortResponse is the body of POST /v1/transactions/{gid}/abort: the
+// transaction, and after a forced abort the branches left for a human.
+type AbortResponse struct {
+	dtx.TxDetail
+	// Unresolved lists the branches whose action ran or may have run and
+	// was not compensated (forced aborts only).
+	Unresolved []UnresolvedBranch `json:"unresolved,omitempty"`
+}
+
+// UnresolvedBranch is a branch a forced abort left as it was: its effect
+// may remain, and a human has to check it.
+type UnresolvedBranch struct {
+	Branch int    `json:"branch"`
+	Name   string `json:"name"`
+	// Why says what is known: the action succeeded, or its outcome is
+	// unknown, and whether a compensation was tried.
+	Why string `json:"why"`
 }
 
 // RetryResponse is the body of POST /v1/transactions/{gid}/retry: the

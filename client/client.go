@@ -163,8 +163,22 @@ func (c *Client) List(ctx context.Context, f dtx.ListFilter) (*api.ListResponse,
 // Abort asks a running saga to compensate (an admin action: it needs
 // AdminToken).
 func (c *Client) Abort(ctx context.Context, gid, reason string) (*dtx.TxDetail, error) {
-	body, _ := json.Marshal(api.AbortRequest{Reason: reason})
-	var out dtx.TxDetail
+	out, err := c.AbortWith(ctx, gid, api.AbortRequest{Reason: reason})
+	if err != nil {
+		return nil, err
+	}
+	return &out.TxDetail, nil
+}
+
+// AbortWith sends an abort request (an admin action: it needs AdminToken).
+// With req.Force (and req.Operator) it stops any unfinished transaction
+// without compensating, marks it failed and returns the branches left for a
+// human in Unresolved; see api.AbortRequest. It fails with an *APIError of
+// status 409 when the transaction is finished, past its pivot (without
+// Force) or driven by another coordinator.
+func (c *Client) AbortWith(ctx context.Context, gid string, req api.AbortRequest) (*api.AbortResponse, error) {
+	body, _ := json.Marshal(req)
+	var out api.AbortResponse
 	if err := c.do(ctx, http.MethodPost, "/v1/transactions/"+url.PathEscape(gid)+"/abort", body, &out); err != nil {
 		return nil, err
 	}

@@ -295,3 +295,47 @@ func TestClient_WithTraceParent(t *testing.T) {
 	require.NoError(t, json.Unmarshal(d.Spec, &spec))
 	require.Equal(t, tp, spec.TraceParent)
 }
+
+// TestClient_ForcedAbort: a saga past its pivot whose step keeps failing
+// cannot be compensated (409), and a forced abort needs an operator
+// (400); forced by one, it is failed with the branch left for a human,
+// and cannot be forced again (409).
+func TestClient_ForcedAbort(t *testing.T) {
+	cl, base := setup(t, func(path string) int {
+		if path == "/ship" {
+			return http.StatusServiceUnavailable // retried forever
+		}
+		return http.StatusOK
+	})
+	spec := saga.Spec{GID: "force-1", Steps: []saga.Step{{Name: "ship", Action: base + "/ship"}}}
+	_, err := cl.SubmitSaga(ctx(t), spec, false)
+	require.NoError(t, err)
+
+	var ae *client.APIError
+	_, err = cl.AbortWith(ctx(t), "force-1", api.AbortRequest{Reason: "stop"})
+	require.ErrorAs(t, err, &ae)
+	require.Equal(t, http.StatusConflict, ae.Status)
+	require.Contains(t, ae.Detail, "forced abort")
+	_, err = cl.AbortWith(ctx(t), "force-1", api.AbortRequest{Force: true})
+	require.ErrorAs(t, err, &ae)
+	require.Equal(t, http.StatusBadRequest, ae.Status)
+	require.Contains(t, ae.Detail, "operator")
+	_, err = cl.AbortWith(ctx(t), "force-1", api.AbortRequest{Force: true, Operator: "al\x1bice"})
+	require.ErrorAs(t, err, &ae)
+	require.Equal(t, http.StatusBadRequest, ae.Status)
+
+	res, err := cl.AbortWith(ctx(t), "force-1", api.AbortRequest{Force: true, Operator: "alice", Reason: "carrier gone"})
+	require.NoError(t, err)
+	require.Equal(t, dtx.StatusFailed, res.Status)
+	require.Contains(t, res.Reason, `aborted by operator "alice"`)
+	require.Contains(t, res.Reason, "carrier gone")
+	require.Len(t, res.Unresolved, 1)
+	require.Equal(t, "ship", res.Unresolved[0].Name)
+	require.Contains(t, res.Unresolved[0].Why, "outcome unknown")
+	require.NotEmpty(t, res.Events, "a forced abort answers with the history")
+
+	_, err = cl.AbortWith(ctx(t), "force-1", api.AbortRequest{Force: true, Operator: "alice"})
+	require.ErrorAs(t, err, &ae)
+	require.Equal(t, http.StatusConflict, ae.Status)
+	require.Contains(t, ae.Detail, "already finished")
+}

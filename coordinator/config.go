@@ -25,6 +25,12 @@ const (
 	// timeout and branch_timeout a submission may ask for.
 	DefaultMaxTimeout       = 24 * time.Hour
 	DefaultMaxBranchTimeout = 5 * time.Minute
+	// DefaultMaxCalls bounds concurrent branch calls: each holds a
+	// connection (a file descriptor) while it waits for its answer.
+	DefaultMaxCalls = 256
+	// DefaultRecoverBatch bounds the transactions one recovery pass
+	// resumes (so at most this many per RecoverInterval).
+	DefaultRecoverBatch = 500
 )
 
 // Alert reports an operation that keeps failing: a compensation, or a step
@@ -62,6 +68,18 @@ type Config struct {
 	// MaxActive bounds the transactions driven at once by this process
 	// (default 20000). Recovery claims no more than the free slots.
 	MaxActive int
+	// MaxCalls bounds the branch calls in flight at once across every
+	// transaction this process drives (default 256). A call beyond it waits
+	// for a free slot (back-pressure: it never fails for lack of one; the
+	// wait ends early on abort or shutdown). Each call in flight holds a
+	// connection, so this bounds the file descriptors hanging participants
+	// can pin; keep it well below the process's open-file limit.
+	MaxCalls int
+	// RecoverBatch bounds how many transactions one recovery pass claims
+	// and resumes (default 500): after a restart over thousands of stuck
+	// transactions, they are resumed at most RecoverBatch per
+	// RecoverInterval instead of all at once.
+	RecoverBatch int
 	// ShutdownTimeout bounds how long Close waits for in-flight calls.
 	ShutdownTimeout time.Duration
 	// MaxTimeout and MaxBranchTimeout are the largest timeout and
@@ -113,6 +131,12 @@ func (c *Config) setDefaults() {
 	if c.MaxBranchTimeout == 0 {
 		c.MaxBranchTimeout = DefaultMaxBranchTimeout
 	}
+	if c.MaxCalls == 0 {
+		c.MaxCalls = DefaultMaxCalls
+	}
+	if c.RecoverBatch == 0 {
+		c.RecoverBatch = DefaultRecoverBatch
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -144,6 +168,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxTimeout < saga.MinTimeout || c.MaxBranchTimeout < saga.MinTimeout {
 		errs = append(errs, fmt.Errorf("max timeout %v / max branch timeout %v: need at least %v", c.MaxTimeout, c.MaxBranchTimeout, saga.MinTimeout))
+	}
+	if c.MaxCalls < 1 {
+		errs = append(errs, fmt.Errorf("max calls %d: want at least 1", c.MaxCalls))
+	}
+	if c.RecoverBatch < 1 {
+		errs = append(errs, fmt.Errorf("recover batch %d: want at least 1", c.RecoverBatch))
 	}
 	return errors.Join(errs...)
 }

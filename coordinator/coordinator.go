@@ -21,7 +21,7 @@ import (
 var ErrNotDrivenHere = errors.New("coordinator: transaction is driven by another coordinator")
 
 // ErrPastPivot is returned by Abort for a saga that can only move forward.
-var ErrPastPivot = errors.New("coordinator: saga is past its pivot and can no longer be compensated")
+var ErrPastPivot = errors.New("coordinator: saga is past its pivot and can no longer be compensated (an operator can stop it with a forced abort)")
 
 // Coordinator drives global transactions stored in a dtx.Store.
 type Coordinator struct {
@@ -30,9 +30,15 @@ type Coordinator struct {
 	transport dtx.Transport
 	log       *slog.Logger
 
+	// calls holds one token per branch call in flight (calls.go).
+	calls chan struct{}
+
 	mu      sync.Mutex
 	active  map[string]*run
 	waiters map[string][]chan *dtx.TxDetail
+	// forcing: transactions a forced abort is taking over (force.go); a
+	// resubmission does not resume them meanwhile.
+	forcing map[string]bool
 
 	started  bool
 	stopping chan struct{} // closed by Close: no new work
@@ -56,8 +62,10 @@ func New(store dtx.Store, transport dtx.Transport, cfg Config) (*Coordinator, er
 	return &Coordinator{
 		cfg: cfg, store: store, transport: transport,
 		log:      cfg.Logger.With(slog.String("component", "coordinator"), slog.String("owner", cfg.Owner)),
+		calls:    make(chan struct{}, cfg.MaxCalls),
 		active:   map[string]*run{},
 		waiters:  map[string][]chan *dtx.TxDetail{},
+		forcing:  map[string]bool{},
 		stopping: make(chan struct{}),
 		hardCtx:  hard, hardStop: cancel,
 	}, nil
@@ -69,8 +77,9 @@ func (c *Coordinator) Owner() string { return c.cfg.Owner }
 // Store returns the coordinator's store.
 func (c *Coordinator) Store() dtx.Store { return c.store }
 
-// Start claims unfinished transactions at once, then keeps claiming expired
-// leases and renewing its own in the background until Close.
+// Start claims a first batch of unfinished transactions (at most
+// Config.RecoverBatch) at once, then keeps claiming expired leases, a batch
+// per RecoverInterval, and renewing its own in the background until Close.
 func (c *Coordinator) Start(ctx context.Context) error {
 	c.mu.Lock()
 	if c.started {
@@ -180,7 +189,7 @@ func (c *Coordinator) SubmitPattern(ctx context.Context, pattern dtx.Pattern, sp
 		if old.Digest != tx.Digest && old.Digest != legacyDigest(pattern, &spec) {
 			return nil, false, fmt.Errorf("%w: %s", dtx.ErrConflict, spec.GID)
 		}
-		if !old.Status.Terminal() && old.LeaseOwner == c.cfg.Owner {
+		if !old.Status.Terminal() && old.LeaseOwner == c.cfg.Owner && !c.isForcing(old.GID) {
 			// Ours but possibly not driven (e.g. a create whose answer was
 			// lost): resume is a no-op if a driver exists.
 			if err := c.resume(ctx, old.GID); err != nil {
@@ -437,33 +446,31 @@ func (c *Coordinator) recoveryLoop() {
 	}
 }
 
-// recoverOnce claims expired leases (up to the free slots) and resumes them.
+// recoverOnce claims expired leases, up to the free slots and at most
+// Config.RecoverBatch per pass, and resumes them: a backlog of thousands of
+// transactions is resumed at a bounded rate, not at once.
 func (c *Coordinator) recoverOnce(ctx context.Context) error {
-	for {
-		free := c.cfg.MaxActive - c.Active()
-		if free <= 0 || c.isStopping() {
-			return nil
-		}
-		limit := min(free, 500)
-		now := c.cfg.Now()
-		gids, err := c.store.Claim(ctx, c.cfg.Owner, now, now.Add(c.cfg.LeaseTTL), limit)
-		if err != nil {
-			return err
-		}
-		for _, gid := range gids {
-			if err := c.resume(ctx, gid); err != nil {
-				c.log.Error("cannot resume transaction", slog.String("gid", gid), slog.Any("err", err))
-				c.store.Release(ctx, c.cfg.Owner, gid)
-			}
-		}
-		if len(gids) > 0 {
-			c.cfg.Observer.Claimed(len(gids))
-			c.log.Info("resumed transactions", slog.Int("count", len(gids)))
-		}
-		if len(gids) < limit {
-			return nil
+	free := c.cfg.MaxActive - c.Active()
+	if free <= 0 || c.isStopping() {
+		return nil
+	}
+	limit := min(free, c.cfg.RecoverBatch)
+	now := c.cfg.Now()
+	gids, err := c.store.Claim(ctx, c.cfg.Owner, now, now.Add(c.cfg.LeaseTTL), limit)
+	if err != nil {
+		return err
+	}
+	for _, gid := range gids {
+		if err := c.resume(ctx, gid); err != nil {
+			c.log.Error("cannot resume transaction", slog.String("gid", gid), slog.Any("err", err))
+			c.store.Release(ctx, c.cfg.Owner, gid)
 		}
 	}
+	if len(gids) > 0 {
+		c.cfg.Observer.Claimed(len(gids))
+		c.log.Info("resumed transactions", slog.Int("count", len(gids)))
+	}
+	return nil
 }
 
 func (c *Coordinator) resume(ctx context.Context, gid string) error {

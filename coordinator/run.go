@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/api"
 	"github.com/dtxhq/dtx/internal/backoff"
 	"github.com/dtxhq/dtx/saga"
 	"github.com/dtxhq/dtx/traceparent"
@@ -40,17 +41,28 @@ type run struct {
 	trace traceparent.TraceParent
 	// retry asks the driver to retry calls waiting on backoff now.
 	retry chan chan int
+	// ctx is the context of this saga's calls: cancelled when the driver
+	// stops, when the saga is aborted by force, or with hardCtx.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 type result struct {
 	call    saga.Call
 	outcome dtx.Outcome
 	took    time.Duration
+	// notCalled: the call gave up waiting for a slot of the call pool
+	// (shutdown or forced abort); the participant was not called.
+	notCalled bool
 }
 
 type abortReq struct {
 	reason string
 	resp   chan error
+	// force: stop the saga where it stands (force.go).
+	force *AbortOptions
+	// unresolved receives the branches a forced abort leaves for a human.
+	unresolved chan []api.UnresolvedBranch
 }
 
 func (c *Coordinator) newRun(tx *dtx.Tx, spec *saga.Spec, br []dtx.Branch, recovered bool) *run {
@@ -58,7 +70,9 @@ func (c *Coordinator) newRun(tx *dtx.Tx, spec *saga.Spec, br []dtx.Branch, recov
 	if spec.TraceParent != "" {
 		trace, _ = traceparent.Parse(spec.TraceParent)
 	}
+	ctx, cancel := context.WithCancel(c.hardCtx)
 	return &run{
+		ctx: ctx, cancel: cancel,
 		trace: trace, retry: make(chan chan int),
 		recovered: recovered, dirty: map[int]bool{},
 		c: c, gid: tx.GID, spec: spec, tx: *tx,
@@ -83,6 +97,7 @@ func (r *run) busy(c saga.Call) bool {
 func (r *run) loop() {
 	var final *dtx.TxDetail
 	defer func() {
+		r.cancel()
 		close(r.done)
 		r.c.runDone(r.gid, final)
 	}()
@@ -148,7 +163,13 @@ func (r *run) loop() {
 				return
 			}
 		case req := <-r.abort:
-			req.resp <- r.doAbort(req.reason)
+			err := r.doAbort(req)
+			req.resp <- err
+			if req.force != nil && err != nil && !errors.Is(err, dtx.ErrFinished) {
+				// Its calls are cancelled: it cannot go on.
+				r.stopOnError(err)
+				return
+			}
 		case resp := <-r.retry:
 			// Operator's "retry now": every call waiting on backoff is
 			// due; the next step issues them.
@@ -220,9 +241,15 @@ func (r *run) start(call saga.Call) {
 		req.TraceParent = r.trace.Child().String()
 	}
 	go func() {
+		if !r.c.acquireCall(r.ctx) {
+			r.results <- result{call: call, notCalled: true}
+			return
+		}
 		t0 := time.Now()
-		out := r.c.transport.Call(r.c.hardCtx, req)
-		r.results <- result{call: call, outcome: out, took: time.Since(t0)}
+		out := r.c.transport.Call(r.ctx, req)
+		took := time.Since(t0)
+		r.c.releaseCall()
+		r.results <- result{call: call, outcome: out, took: took}
 	}()
 }
 
@@ -231,6 +258,9 @@ func (r *run) start(call saga.Call) {
 // is started.
 func (r *run) handle(res result) error {
 	delete(r.inflight, res.call)
+	if res.notCalled {
+		return nil // nothing happened; the next step issues it again
+	}
 	i, op := res.call.Index, res.call.Op
 	b := r.br[i]
 	wire := r.spec.Steps[i].WireOp(op)
@@ -338,7 +368,11 @@ func (r *run) lastError() string {
 	return ""
 }
 
-func (r *run) doAbort(reason string) error {
+func (r *run) doAbort(req abortReq) error {
+	if req.force != nil {
+		return r.forceFail(req)
+	}
+	reason := req.reason
 	if r.tx.Status != dtx.StatusRunning {
 		if r.tx.Status.Terminal() {
 			return dtx.ErrFinished

@@ -5,7 +5,7 @@
 //	POST /v1/tcc                        submit a TCC transaction (same query parameters)
 //	GET  /v1/transactions               list (?status=&limit=&before=RFC3339&since=RFC3339&pattern=&q=)
 //	GET  /v1/transactions/{gid}         one transaction with branches and history
-//	POST /v1/transactions/{gid}/abort   compensate a running saga (admin)
+//	POST /v1/transactions/{gid}/abort   compensate a running saga; {"force":true,"operator":…} stops any unfinished one (admin)
 //	POST /v1/transactions/{gid}/retry   call operations waiting on backoff now (admin)
 //	GET  /v1/attention                  unfinished transactions that need a look (?min_attempts=&older_than=&limit=)
 //	GET  /metrics                       Prometheus metrics (WithMetrics)
@@ -56,6 +56,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/api"
@@ -417,6 +419,16 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	problem.WriteJSON(w, http.StatusOK, api.ListResponse{Transactions: api.Summaries(s.txsFor(r, txs)), Counts: counts})
 }
 
+// Bounds of the abort body's fields.
+const (
+	MaxAbortReason  = 1024
+	MaxOperatorName = 64
+)
+
+// abort compensates a running saga, or with {"force": true} stops any
+// unfinished transaction (see api.AbortRequest and
+// coordinator.AbortWith), recording the operator named in the body and the
+// request's remote address.
 func (s *Server) abort(w http.ResponseWriter, r *http.Request) {
 	gid := r.PathValue("gid")
 	var req api.AbortRequest
@@ -426,7 +438,18 @@ func (s *Server) abort(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := s.c.Abort(r.Context(), gid, req.Reason); err != nil {
+	if err := checkAbort(&req); err != nil {
+		problem.Write(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	unresolved, err := s.c.AbortWith(r.Context(), gid, coordinator.AbortOptions{
+		Reason: req.Reason, Force: req.Force, Operator: req.Operator, From: r.RemoteAddr,
+	})
+	if err != nil {
+		if req.Force && errors.Is(err, dtx.ErrFinished) {
+			problem.Write(w, http.StatusConflict, fmt.Sprintf("transaction %s is already finished: there is nothing to abort", gid))
+			return
+		}
 		writeError(w, err)
 		return
 	}
@@ -435,7 +458,33 @@ func (s *Server) abort(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	problem.WriteJSON(w, http.StatusAccepted, dtx.TxDetail{Tx: *tx, Branches: br})
+	d := dtx.TxDetail{Tx: *tx, Branches: br}
+	if req.Force {
+		if d.Events, err = s.c.Store().Events(r.Context(), gid); err != nil {
+			writeError(w, err)
+			return
+		}
+	}
+	problem.WriteJSON(w, http.StatusAccepted, api.AbortResponse{TxDetail: d, Unresolved: unresolved})
+}
+
+// checkAbort refuses an abort body the history should not record.
+func checkAbort(req *api.AbortRequest) error {
+	if req.Force && strings.TrimSpace(req.Operator) == "" {
+		return errors.New(`a forced abort needs "operator": who stops the transaction (recorded in its history)`)
+	}
+	for _, f := range []struct {
+		name, v string
+		max     int
+	}{{"reason", req.Reason, MaxAbortReason}, {"operator", req.Operator, MaxOperatorName}} {
+		if len(f.v) > f.max {
+			return fmt.Errorf("%s: %d bytes, want at most %d", f.name, len(f.v), f.max)
+		}
+		if !utf8.ValidString(f.v) || strings.ContainsFunc(f.v, unicode.IsControl) {
+			return fmt.Errorf("%s: want text without control characters", f.name)
+		}
+	}
+	return nil
 }
 
 func (s *Server) retry(w http.ResponseWriter, r *http.Request) {

@@ -19,6 +19,8 @@ func runServer(ctx context.Context, args []string) error {
 	retryBase := fs.Duration("retry-base", coordinator.DefaultRetryBase, "first retry delay for unknown outcomes")
 	retryMax := fs.Duration("retry-max", coordinator.DefaultRetryMax, "maximum retry delay")
 	shutdown := fs.Duration("shutdown-timeout", coordinator.DefaultShutdownTimeout, "how long to wait for in-flight calls on shutdown")
+	maxCalls := fs.Int("max-calls", coordinator.DefaultMaxCalls, "most branch calls in flight at once (more wait for a slot); each holds a connection, so keep it well below the open-file limit")
+	recoverBatch := fs.Int("recover-batch", coordinator.DefaultRecoverBatch, "most unfinished transactions resumed per recovery pass (one pass a second)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	logJSON := fs.Bool("log-json", false, "log as JSON")
 	readyFile := fs.String("ready-file", "", "write the listen address to this file once serving (for scripts)")
@@ -34,6 +36,9 @@ func runServer(ctx context.Context, args []string) error {
 	}
 	if *recordFlows != "" && (*brokerSpec == "" || *brokerSpec == "embedded") {
 		return usagef("--record-flows needs --broker nats://host:port or kafka://host:port (the services' broker)")
+	}
+	if *maxCalls < 1 || *recoverBatch < 1 {
+		return usagef("--max-calls and --recover-batch: want at least 1")
 	}
 	if *adminToken == "" {
 		*adminToken = os.Getenv(adminTokenEnv)
@@ -51,6 +56,7 @@ func runServer(ctx context.Context, args []string) error {
 		Broker: *brokerSpec, RecordFlows: *recordFlows, FlowsDB: *flowsDB, AdminToken: *adminToken,
 		AllowParticipants: *allowParticipants,
 		MaxTimeout:        *maxTimeout, MaxBranchTimeout: *maxBranchTimeout,
+		MaxCalls: *maxCalls, RecoverBatch: *recoverBatch,
 	})
 	var ce *serve.ConfigError
 	if errors.As(err, &ce) {

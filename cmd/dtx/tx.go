@@ -16,6 +16,7 @@ import (
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/api"
 	"github.com/dtxhq/dtx/client"
+	"github.com/dtxhq/dtx/coordinator"
 	"github.com/dtxhq/dtx/internal/problem"
 	"github.com/dtxhq/dtx/internal/termsafe"
 	"github.com/dtxhq/dtx/saga"
@@ -32,7 +33,8 @@ const txUsage = `Usage: dtx tx <list|show|retry|abort> [flags] [GID]
                     attention (--attention, --min-attempts, --older-than)
   show GID          a transaction's history as a sequence of calls
   retry GID         call the operations waiting on backoff now (admin token)
-  abort GID         compensate a running saga (admin token; --reason)
+  abort GID         compensate a running saga (admin token; --reason); --force --operator NAME
+                    stops any unfinished one: failed, branches needing a human listed
 
 Flags of every subcommand: --server URL ($DTX_SERVER, default http://127.0.0.1:8480),
 --token T ($DTX_ADMIN_TOKEN), --json, --timeout. Run 'dtx tx <subcommand> -h' for more.`
@@ -310,13 +312,22 @@ func txRetry(ctx context.Context, o *txOpts, fs *flag.FlagSet, args []string) er
 
 func txAbort(ctx context.Context, o *txOpts, fs *flag.FlagSet, args []string) error {
 	reason := fs.String("reason", "", "why (recorded as the transaction's reason; default \"aborted by operator\")")
+	force := fs.Bool("force", false, "stop any unfinished transaction without compensating: mark it failed and list the branches that need a human")
+	operator := fs.String("operator", os.Getenv("USER"), "who aborts, recorded in the transaction's history (required with --force; default $USER)")
 	pos, err := o.parse(fs, args, "gid")
 	if err != nil {
 		return err
 	}
+	if *force && strings.TrimSpace(*operator) == "" {
+		return usagef("--force needs --operator NAME (who stops the transaction; $USER is not set)")
+	}
+	req := api.AbortRequest{Reason: *reason}
+	if *force {
+		req.Force, req.Operator = true, *operator
+	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	d, err := o.cl.Abort(ctx, pos[0], *reason)
+	d, err := o.cl.AbortWith(ctx, pos[0], req)
 	if err != nil {
 		return o.apiErr(err, pos[0])
 	}
@@ -325,6 +336,15 @@ func txAbort(ctx context.Context, o *txOpts, fs *flag.FlagSet, args []string) er
 	}
 	termsafe.Value(d)
 	fmt.Printf("%s: %s\n", d.GID, d.Status)
+	if *force {
+		fmt.Printf("reason: %s\n", d.Reason)
+		if len(d.Unresolved) == 0 {
+			fmt.Println("no branch needs a human")
+		}
+		for _, u := range d.Unresolved {
+			fmt.Printf("needs a human: branch %d (%s): %s\n", u.Branch, u.Name, u.Why)
+		}
+	}
 	return nil
 }
 
@@ -439,6 +459,10 @@ func printHistory(w io.Writer, d *dtx.TxDetail, names map[int]string, width int,
 		name := names[ev.Branch]
 		if name == "" {
 			name = fmt.Sprintf("branch-%d", ev.Branch)
+		}
+		if ev.Outcome == coordinator.OutcomeNeedsHuman { // left by a forced abort
+			fmt.Fprintf(w, "  %-9s !! coordinator -> %-*s  %sNEEDS A HUMAN%s: %s\n", at, width+1, name+":", red, reset, ev.Detail)
+			continue
 		}
 		op := fmt.Sprintf("%s (attempt %d)", ev.Op, attempts[key])
 		if ev.Op == dtx.OpCompensate || ev.Op == dtx.OpCancel {

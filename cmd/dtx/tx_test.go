@@ -317,3 +317,40 @@ func TestTxCLI_EscapesControlCharacters(t *testing.T) {
 		require.Contains(t, out, `\x1b[2J\x1b]0;owned\x07\u202e`, "%v shows the escapes:\n%s", args, out)
 	}
 }
+
+// TestTxCLI_ForcedAbort: `dtx tx abort --force` stops a saga that can
+// never finish (its step past the pivot hangs), prints the reason and the
+// branch left for a human, and `show` tells the same from the history.
+func TestTxCLI_ForcedAbort(t *testing.T) {
+	apiURL, partURL := txEnv(t)
+	srv := "--server=" + apiURL
+	cl := client.New(apiURL, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := cl.SubmitSaga(ctx, saga.Spec{GID: "stuck-1", Steps: []saga.Step{
+		{Name: "ship", Action: partURL + "/hang"},
+	}}, false)
+	require.NoError(t, err)
+	t.Setenv(adminTokenEnv, cliToken)
+
+	_, err = runCLI(t, "abort", "stuck-1", srv)
+	requireFailure(t, err, "forced abort")
+	t.Setenv("USER", "")
+	_, err = runCLI(t, "abort", "stuck-1", "--force", srv)
+	requireUsage(t, err, "--force needs --operator")
+
+	out, err := runCLI(t, "abort", "stuck-1", "--force", "--operator", "ops-alice", "--reason", "carrier gone", srv)
+	require.NoError(t, err)
+	require.Contains(t, out, "stuck-1: failed\n")
+	require.Contains(t, out, `reason: aborted by operator "ops-alice" from 127.0.0.1:`)
+	require.Contains(t, out, "carrier gone")
+	require.Contains(t, out, "needs a human: branch 0 (ship): action outcome unknown after 1 call(s)")
+
+	out, err = runCLI(t, "show", "stuck-1", srv)
+	require.NoError(t, err)
+	require.Contains(t, out, "NEEDS A HUMAN: action outcome unknown")
+	require.Contains(t, out, `aborted by operator "ops-alice"`)
+
+	_, err = runCLI(t, "abort", "stuck-1", "--force", "--operator", "ops-alice", srv)
+	requireFailure(t, err, "already finished")
+}

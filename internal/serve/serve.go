@@ -48,6 +48,10 @@ type Config struct {
 	// MaxTimeout and MaxBranchTimeout bound the timeouts a submission may
 	// ask for (see coordinator.Config; zero: the defaults).
 	MaxTimeout, MaxBranchTimeout time.Duration
+	// MaxCalls bounds concurrent branch calls, and the HTTP transport's
+	// connections with them; RecoverBatch bounds the transactions resumed
+	// per recovery pass (see coordinator.Config; 0: the defaults).
+	MaxCalls, RecoverBatch int
 }
 
 // ConfigError is a configuration the coordinator refuses.
@@ -77,10 +81,12 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	mx := metrics.New()
 	tr := httptransport.New(nil, httptransport.WithAllowlist(allow), httptransport.WithSelf(ln.Addr().String()))
+	tr.LimitConns(cfg.MaxCalls)
 	c, err := coordinator.New(st, tr, coordinator.Config{
 		Owner: cfg.Owner, LeaseTTL: cfg.LeaseTTL, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax,
 		ShutdownTimeout: cfg.ShutdownTimeout, Logger: log, Observer: mx,
 		MaxTimeout: cfg.MaxTimeout, MaxBranchTimeout: cfg.MaxBranchTimeout,
+		MaxCalls: cfg.MaxCalls, RecoverBatch: cfg.RecoverBatch,
 	})
 	if err != nil {
 		ln.Close()

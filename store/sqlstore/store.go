@@ -507,6 +507,20 @@ func (s *Store) Claim(ctx context.Context, owner string, now, until time.Time, l
 	return out, rows.Err()
 }
 
+// ClaimOne implements dtx.LeaseStore.
+func (s *Store) ClaimOne(ctx context.Context, owner, gid string, now, until time.Time) (bool, error) {
+	res, err := s.exec(ctx, `UPDATE dtx_tx SET lease_owner = $1, lease_until = $2
+		WHERE gid = $3 AND `+unfinished+` AND lease_until < $4`, owner, ms(until), gid, ms(now))
+	if err != nil {
+		return false, fmt.Errorf("claim %s: %w", gid, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("claim %s: %w", gid, err)
+	}
+	return n == 1, nil
+}
+
 // Renew implements dtx.LeaseStore.
 func (s *Store) Renew(ctx context.Context, owner string, until time.Time) (int, error) {
 	res, err := s.exec(ctx, s.d.stmt(s.d.Override.Renew, `UPDATE dtx_tx SET lease_until = $1 WHERE lease_owner = $2 AND `+unfinished), ms(until), owner)

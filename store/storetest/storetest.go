@@ -34,6 +34,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"ClaimExpiredOnly", testClaimExpiredOnly},
 		{"ClaimConcurrentDisjoint", testClaimConcurrentDisjoint},
 		{"RenewRelease", testRenewRelease},
+		{"ClaimOne", testClaimOne},
 		{"ListCounts", testListCounts},
 		{"Attention", testAttention},
 		{"Backlog", testBacklog},
@@ -260,6 +261,40 @@ func testRenewRelease(t *testing.T, s dtx.Store) {
 	n, err = s.Renew(ctx, "c1", base.Add(3*time.Hour))
 	require.NoError(t, err)
 	require.Equal(t, 1, n, "c1 lost r1")
+}
+
+func testClaimOne(t *testing.T, s dtx.Store) {
+	ctx := context.Background()
+	mustCreate(t, s, "o1", "c1", base) // leased until base+10s
+	mustCreate(t, s, "o2", "c1", base)
+	ok, err := s.ClaimOne(ctx, "c2", "o1", base.Add(5*time.Second), base.Add(time.Hour))
+	require.NoError(t, err)
+	require.False(t, ok, "a live lease is not taken")
+	ok, err = s.ClaimOne(ctx, "c2", "o1", base.Add(11*time.Second), base.Add(time.Hour))
+	require.NoError(t, err)
+	require.True(t, ok, "an expired lease is taken")
+	tx, _, err := s.Get(ctx, "o1")
+	require.NoError(t, err)
+	require.Equal(t, "c2", tx.LeaseOwner)
+	require.True(t, base.Add(time.Hour).Equal(tx.LeaseUntil), "lease until %v", tx.LeaseUntil)
+	ok, err = s.ClaimOne(ctx, "c3", "o1", base.Add(11*time.Second), base.Add(2*time.Hour))
+	require.NoError(t, err)
+	require.False(t, ok, "now c2 holds it")
+	gids, err := s.Claim(ctx, "c3", base.Add(11*time.Second), base.Add(time.Hour), 10)
+	require.NoError(t, err)
+	require.Equal(t, []string{"o2"}, gids, "only o2 was left to claim")
+
+	require.NoError(t, s.Release(ctx, "c3", "o2"))
+	ok, err = s.ClaimOne(ctx, "c1", "o2", base, base.Add(time.Hour))
+	require.NoError(t, err)
+	require.True(t, ok, "a released lease is taken at once")
+	require.NoError(t, s.Apply(ctx, dtx.Update{GID: "o2", Owner: "c1", At: base, Status: dtx.StatusFailed, Release: true}))
+	ok, err = s.ClaimOne(ctx, "c2", "o2", base.Add(time.Hour), base.Add(2*time.Hour))
+	require.NoError(t, err)
+	require.False(t, ok, "a finished transaction is not claimed")
+	ok, err = s.ClaimOne(ctx, "c2", "missing", base, base.Add(time.Hour))
+	require.NoError(t, err)
+	require.False(t, ok)
 }
 
 func testListCounts(t *testing.T, s dtx.Store) {

@@ -93,15 +93,40 @@ func (t *Transport) CheckURL(raw string) error {
 	return nil
 }
 
+// DefaultMaxConns bounds the connections of NewRoundTripper: idle ones in
+// all, and every one (in use, idle or dialing) per host. It matches the
+// coordinator's default bound on concurrent calls (coordinator.MaxCalls);
+// LimitConns lowers it to a coordinator's own bound.
+const DefaultMaxConns = 256
+
 // NewRoundTripper returns an http.Transport that keeps plenty of idle
-// connections per participant host, so steady load reuses connections.
+// connections per participant host, so steady load reuses connections,
+// within a bounded number of file descriptors (DefaultMaxConns).
 func NewRoundTripper() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConns = 1024
-	t.MaxIdleConnsPerHost = 256
+	t.MaxIdleConns = DefaultMaxConns
+	t.MaxIdleConnsPerHost = DefaultMaxConns
+	t.MaxConnsPerHost = DefaultMaxConns
 	t.IdleConnTimeout = 90 * time.Second
 	t.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
 	return t
+}
+
+// LimitConns bounds the connection pool (the client's *http.Transport, as
+// New(nil) builds it) to n: at most n connections per host (in use, idle or
+// dialing) and at most n idle ones in all. A coordinator passes its bound
+// on concurrent calls (coordinator.Config.MaxCalls), so that its calls and
+// the connections they leave idle hold at most about 2n file descriptors.
+// Call it before the first Call. It does nothing for n <= 0 or a client
+// with another kind of RoundTripper.
+func (t *Transport) LimitConns(n int) {
+	rt, ok := t.client.Transport.(*http.Transport)
+	if !ok || n <= 0 {
+		return
+	}
+	rt.MaxConnsPerHost = n
+	rt.MaxIdleConns = min(rt.MaxIdleConns, n)
+	rt.MaxIdleConnsPerHost = min(rt.MaxIdleConnsPerHost, n)
 }
 
 // StatusError is a non-2xx answer from a participant.
