@@ -4,7 +4,8 @@
 // message text:
 //
 //	2xx                       Success
-//	408, 425, 429, 5xx        Unknown (the participant may or may not have applied it)
+//	401, 408, 425, 429, 5xx   Unknown (the participant may or may not have applied it;
+//	                          401: it refused the call's signature, retried until keys agree)
 //	other 4xx                 Failure (a definite business refusal: compensate)
 //	transport error, timeout  Unknown
 //
@@ -27,6 +28,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/callsig"
 	"github.com/dtxhq/dtx/traceparent"
 )
 
@@ -41,6 +43,7 @@ const MaxResponseBody = 1 << 20
 // Transport is a dtx.Transport over HTTP.
 type Transport struct {
 	client *http.Client
+	signer *callsig.Signer // see WithSigner
 }
 
 // New returns a transport. A nil client gets a pooled one tuned for many
@@ -98,7 +101,8 @@ func Classify(code int) dtx.Class {
 	switch {
 	case code >= 200 && code < 300:
 		return dtx.Success
-	case code == http.StatusRequestTimeout, code == http.StatusTooEarly, code == http.StatusTooManyRequests:
+	case code == http.StatusRequestTimeout, code == http.StatusTooEarly, code == http.StatusTooManyRequests,
+		code == http.StatusUnauthorized: // a refused signature: nothing ran; retry until the keys agree
 		return dtx.Unknown
 	case code >= 400 && code < 500:
 		return dtx.Failure
@@ -133,6 +137,7 @@ func (t *Transport) Call(ctx context.Context, c dtx.Call) dtx.Outcome {
 	if c.TraceParent != "" {
 		req.Header.Set(traceparent.Header, c.TraceParent)
 	}
+	t.sign(req.Header, c, body)
 	resp, err := t.client.Do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
