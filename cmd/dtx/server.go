@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/dtxhq/dtx/coordinator"
+	"github.com/dtxhq/dtx/internal/open"
 	"github.com/dtxhq/dtx/internal/serve"
 )
 
@@ -26,7 +27,12 @@ func runServer(ctx context.Context, args []string) error {
 	recordFlows := fs.String("record-flows", "", "comma-separated topics whose events are recorded by correlation id and served as GET /v1/flows/{id}")
 	flowsDB := fs.String("flows-db", "dtx-data/flows.db", "SQLite file of the recorded flows")
 	adminToken := fs.String("admin-token", "", "enable the admin actions (abort, retry) for requests carrying it as 'Authorization: Bearer <token>' (default $"+adminTokenEnv+"; none: the API is read-only)")
+	callKeyFile := fs.String("call-key-file", "", "file of the key that signs branch calls (callsig format, see dtx keygen; default $"+open.CallKeyEnv+"; none: calls are unsigned)")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	signer, err := callSigner(*callKeyFile)
+	if err != nil {
 		return err
 	}
 	if *recordFlows != "" && (*brokerSpec == "" || *brokerSpec == "embedded") {
@@ -46,6 +52,7 @@ func runServer(ctx context.Context, args []string) error {
 		Listen: *listen, Store: *storeDSN, Owner: *owner, LeaseTTL: *leaseTTL, RetryBase: *retryBase, RetryMax: *retryMax,
 		ShutdownTimeout: *shutdown, Logger: log, ReadyFile: *readyFile,
 		Broker: *brokerSpec, RecordFlows: *recordFlows, FlowsDB: *flowsDB, AdminToken: *adminToken,
+		CallSigner: signer,
 	})
 	var ce *serve.ConfigError
 	if errors.As(err, &ce) {

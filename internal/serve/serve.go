@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/dtxhq/dtx/callsig"
 	"github.com/dtxhq/dtx/coordinator"
 	"github.com/dtxhq/dtx/internal/atomicfile"
 	"github.com/dtxhq/dtx/internal/open"
@@ -39,6 +40,10 @@ type Config struct {
 	Broker, RecordFlows, FlowsDB string
 	// AdminToken enables the admin actions for requests carrying it.
 	AdminToken string
+	// CallSigner, if set, signs every branch call (package callsig), so
+	// participants that verify run only this coordinator's calls. Nil
+	// sends them unsigned (logged as a warning).
+	CallSigner *callsig.Signer
 }
 
 // ConfigError is a configuration the coordinator refuses.
@@ -58,7 +63,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer st.Close()
 	mx := metrics.New()
-	c, err := coordinator.New(st, httptransport.New(nil), coordinator.Config{
+	c, err := coordinator.New(st, httptransport.New(nil).WithSigner(cfg.CallSigner), coordinator.Config{
 		Owner: cfg.Owner, LeaseTTL: cfg.LeaseTTL, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax,
 		ShutdownTimeout: cfg.ShutdownTimeout, Logger: log, Observer: mx,
 	})
@@ -103,6 +108,11 @@ func Run(ctx context.Context, cfg Config) error {
 func announce(log *slog.Logger, cfg Config, addr net.Addr, owner string) error {
 	log.Info("coordinator serving", slog.String("addr", addr.String()), slog.String("store", open.DescribeStore(cfg.Store)),
 		slog.String("owner", owner), slog.Bool("admin_actions", cfg.AdminToken != ""))
+	if cfg.CallSigner != nil {
+		log.Info("branch calls are signed", slog.String("key_id", cfg.CallSigner.KeyID()))
+	} else {
+		log.Warn("branch calls are not signed: participants cannot tell this coordinator's calls from anyone else's; give the key with --call-key-file or $DTX_CALL_KEY")
+	}
 	if !isLoopback(addr) {
 		log.Warn("the API listens beyond loopback: reads, submissions and /metrics are open to the network; put it behind a proxy with TLS and authentication", slog.String("addr", addr.String()))
 	}
