@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -47,14 +48,14 @@ func TestSigned_CommandsVerified(t *testing.T) {
 	out := signed.Call(ctxT(t), call("order-1", "pay-charge", 1, callTimeout))
 	require.Equal(t, dtx.Success, out.Class, "err: %v", out.Err)
 	require.EqualValues(t, 1, runs.Load())
-	cmd := <-captured
+	cmd := signRecv(t, captured)
 	require.NotEmpty(t, cmd.Headers[callsig.HeaderSignature])
 
 	unsigned := newTransport(t, b, brokertransport.Config{Owner: "unsigned"})
 	out = unsigned.Call(ctxT(t), call("order-1", "pay-charge", 2, callTimeout))
 	require.Equal(t, dtx.Unknown, out.Class)
 	require.ErrorContains(t, out.Err, "401")
-	<-captured
+	signRecv(t, captured)
 
 	// Replay the captured command as a compensation, reply to us.
 	replies := make(chan broker.Delivery, 1)
@@ -71,8 +72,21 @@ func TestSigned_CommandsVerified(t *testing.T) {
 	h[dtx.HeaderOp] = string(dtx.OpCompensate)
 	h[brokertransport.HeaderReplyTo] = "replay-replies"
 	require.NoError(t, b.Publish(ctxT(t), broker.Message{ID: "replay-1", Topic: "pay-charge", Key: "order-1", Headers: h, Payload: cmd.Payload}))
-	r := <-replies
+	r := signRecv(t, replies)
 	require.Equal(t, "401", r.Headers[brokertransport.HeaderStatus])
 	require.Contains(t, string(r.Payload), "signature does not match")
 	require.EqualValues(t, 1, runs.Load(), "refused commands run nothing")
+}
+
+// signRecv receives from ch, failing the test after callTimeout.
+func signRecv[T any](t *testing.T, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(callTimeout):
+		t.Fatal("nothing received")
+		var zero T
+		return zero
+	}
 }
