@@ -195,25 +195,30 @@ func ParseKey(s string) (Key, error) {
 }
 
 // ParseKeys reads keys separated by newlines or commas; blank lines and
-// lines starting with '#' are skipped. It refuses an empty list and two
+// lines starting with '#' (comments, which may contain commas) are skipped. It refuses an empty list and two
 // keys with one id. The first key is the one a signer uses.
 func ParseKeys(text string) ([]Key, error) {
 	var keys []Key
 	seen := map[string]bool{}
-	for _, line := range strings.FieldsFunc(text, func(r rune) bool { return r == '\n' || r == ',' }) {
+	for _, line := range strings.Split(text, "\n") {
 		line = strings.TrimSpace(line)
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		k, err := ParseKey(line)
-		if err != nil {
-			return nil, err
+		for _, item := range strings.Split(line, ",") {
+			if strings.TrimSpace(item) == "" {
+				continue
+			}
+			k, err := ParseKey(item)
+			if err != nil {
+				return nil, err
+			}
+			if seen[k.id] {
+				return nil, fmt.Errorf("callsig: two keys with id %q", k.id)
+			}
+			seen[k.id] = true
+			keys = append(keys, k)
 		}
-		if seen[k.id] {
-			return nil, fmt.Errorf("callsig: two keys with id %q", k.id)
-		}
-		seen[k.id] = true
-		keys = append(keys, k)
 	}
 	if len(keys) == 0 {
 		return nil, errors.New("callsig: no key")

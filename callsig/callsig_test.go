@@ -147,7 +147,7 @@ func TestKeys_EncodeParse(t *testing.T) {
 		require.Error(t, err, "%q", bad)
 	}
 	hm, _ := callsig.Generate(callsig.AlgHMAC, "h")
-	keys, err := callsig.ParseKeys("# comment\n" + hm.Encode() + "\n\n" + pub.Encode() + "\n")
+	keys, err := callsig.ParseKeys("# comment, with a comma\n" + hm.Encode() + "\n\n" + pub.Encode() + "\n")
 	require.NoError(t, err)
 	require.Len(t, keys, 2)
 	require.Equal(t, "h", keys[0].ID())
