@@ -13,6 +13,13 @@
 // same way, by package transport/brokertransport (brokertransport.Serve),
 // which holds that protocol.
 //
+// A participant reachable by anyone but its coordinator should verify who
+// calls: with RequireSignature, Handler checks the call's Dtx-Signature
+// (package callsig: the coordinator signs gid, branch, op, attempt,
+// deadline and body) and answers 401 before the operation, and so before
+// its barrier, runs. Without it, anyone who can reach the service can
+// compensate a finished transaction or cancel a gid in advance.
+//
 // Because operations are retried and may be delivered more than once, may
 // arrive out of order, and a compensation may arrive for an action that never
 // ran (or is still on its way), every operation should run behind a Barrier.

@@ -47,11 +47,16 @@ type BranchFunc func(ctx context.Context, br Branch, body []byte) (any, error)
 // 400 if either is missing or malformed, then calls fn with the request's
 // context. A nil error is answered 200 with result as JSON ({} if result is
 // nil); an error is answered by WriteError (409 if permanent, else 500).
-// Only POST is accepted (405 otherwise).
+// Only POST is accepted (405 otherwise). With RequireSignature, a call
+// whose signature is refused is answered 401 before fn runs.
 //
 // fn should run its local writes through Barrier.Do, so that retries and
 // duplicate deliveries are harmless.
-func Handler(fn BranchFunc) http.Handler {
+func Handler(fn BranchFunc, opts ...Option) http.Handler {
+	var cfg handlerConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
@@ -72,6 +77,12 @@ func Handler(fn BranchFunc) http.Handler {
 			}
 			problem.Write(w, http.StatusBadRequest, "participant: read request body: "+err.Error())
 			return
+		}
+		if cfg.verifier != nil {
+			if err := Verify(cfg.verifier, r.Header.Get, body); err != nil {
+				writeUnauthorized(w, err)
+				return
+			}
 		}
 		result, err := fn(r.Context(), br, body)
 		if err != nil {

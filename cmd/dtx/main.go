@@ -6,6 +6,7 @@
 //	dtx bench    measure saga throughput and latency
 //	dtx tx       list, show, retry and abort transactions of a running coordinator
 //	dtx chaos    crash processes under load, then verify the invariants
+//	dtx keygen   print a new key that signs branch calls
 //	dtx version  print the version
 package main
 
@@ -40,6 +41,7 @@ var commands = []command{
 	{"bench", "benchmark a 2-step saga with no-op participants", runBench},
 	{"tx", "list, show (as a sequence of calls), retry or abort transactions of a running coordinator", runTx},
 	{"chaos", "crash and fault the shop and coordinators under load, then verify nothing was lost", runChaos},
+	{"keygen", "print a new key that signs branch calls (for --call-key-file / $DTX_CALL_KEY)", runKeygen},
 	{"version", "print the version", func(context.Context, []string) error { fmt.Println(version()); return nil }},
 }
 

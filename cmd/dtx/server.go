@@ -7,6 +7,7 @@ import (
 	"os"
 
 	"github.com/dtxhq/dtx/coordinator"
+	"github.com/dtxhq/dtx/internal/open"
 	"github.com/dtxhq/dtx/internal/serve"
 )
 
@@ -31,7 +32,12 @@ func runServer(ctx context.Context, args []string) error {
 	allowParticipants := fs.String("allow-participants", "", "comma-separated hosts the coordinator may call: IPs, CIDR networks, host names (*.domain), host:port, http(s) URL prefixes, or * for any (default: loopback only)")
 	maxTimeout := fs.Duration("max-timeout", coordinator.DefaultMaxTimeout, "largest timeout a submitted transaction may ask for (400 above it)")
 	maxBranchTimeout := fs.Duration("max-branch-timeout", coordinator.DefaultMaxBranchTimeout, "largest branch_timeout a submitted transaction may ask for (400 above it)")
+	callKeyFile := fs.String("call-key-file", "", "file of the key that signs branch calls (callsig format, see dtx keygen; default $"+open.CallKeyEnv+"; none: calls are unsigned)")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	signer, err := callSigner(*callKeyFile)
+	if err != nil {
 		return err
 	}
 	if *recordFlows != "" && (*brokerSpec == "" || *brokerSpec == "embedded") {
@@ -57,6 +63,7 @@ func runServer(ctx context.Context, args []string) error {
 		AllowParticipants: *allowParticipants,
 		MaxTimeout:        *maxTimeout, MaxBranchTimeout: *maxBranchTimeout,
 		MaxCalls: *maxCalls, RecoverBatch: *recoverBatch,
+		CallSigner: signer,
 	})
 	var ce *serve.ConfigError
 	if errors.As(err, &ce) {

@@ -37,7 +37,12 @@ func runShop(ctx context.Context, args []string) error {
 	pattern := fs.String("pattern", order.PatternSaga, "how new orders are fulfilled: "+strings.Join(order.Patterns, ", "))
 	statsFile := fs.String("stats-file", "", "keep the injected fault counts (JSON) in this file, rewritten every 100ms and on exit")
 	brokerSpec := fs.String("broker", "", "message broker for the choreography pattern: embedded (NATS in this process, files in --dir), nats://host:port or kafka://host:port")
+	callKeyFile := fs.String("call-key-file", "", "file of the key(s) the services verify branch calls with (callsig format, see dtx keygen; default $"+open.CallKeyEnv+"; none: unsigned calls are accepted)")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	verifier, err := callVerifier(*callKeyFile)
+	if err != nil {
 		return err
 	}
 	if *rate < 0 || *rate > 1 {
@@ -56,6 +61,9 @@ func runShop(ctx context.Context, args []string) error {
 	log, err := newLogger(*logLevel, false)
 	if err != nil {
 		return err
+	}
+	if verifier == nil {
+		log.Warn("the services accept unsigned branch calls: anyone who reaches them can compensate or cancel an order; give the coordinator's key with --call-key-file or $" + open.CallKeyEnv)
 	}
 	var events broker.Broker
 	if *brokerSpec != "" {
@@ -76,6 +84,7 @@ func runShop(ctx context.Context, args []string) error {
 		CoordinatorURL: *coordURL, Pattern: *pattern, Broker: events,
 		OrderFaults: fc(1), InventoryFaults: fc(2), PaymentFaults: fc(3),
 		BranchTimeout: *branchTimeout, SagaTimeout: *sagaTimeout, Logger: log,
+		CallVerifier: verifier,
 	})
 	if err != nil {
 		return err

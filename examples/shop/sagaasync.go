@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/dtxhq/dtx/broker"
+	"github.com/dtxhq/dtx/callsig"
 	"github.com/dtxhq/dtx/examples/shop/faults"
 	"github.com/dtxhq/dtx/examples/shop/inventory"
 	"github.com/dtxhq/dtx/examples/shop/order"
@@ -23,8 +24,9 @@ import (
 // topics the order service's saga names (order.SagaTopic of each path),
 // one consumer group per service, with the service's faults injected into
 // the deliveries of the commands still awaited (an expired command is
-// skipped at once, as brokertransport.CommandHandler would).
-func (s *Shop) subscribeSagaAsync(ctx context.Context, b broker.Broker) error {
+// skipped at once, as brokertransport.CommandHandler would). With a
+// verifier v, commands not signed by the coordinator are answered 401.
+func (s *Shop) subscribeSagaAsync(ctx context.Context, b broker.Broker, v *callsig.Verifier) error {
 	for _, svc := range []struct {
 		name     string
 		handlers map[string]participant.BranchFunc
@@ -41,7 +43,7 @@ func (s *Shop) subscribeSagaAsync(ctx context.Context, b broker.Broker) error {
 				return fmt.Errorf("shop: %s has no branch handler for %s", svc.name, path)
 			}
 			topic := order.SagaTopic(path)
-			h := svc.faults.WrapHandler(brokertransport.CommandHandler(b, fn))
+			h := svc.faults.WrapHandler(brokertransport.CommandHandler(b, fn, brokertransport.RequireSignature(v)))
 			sub, err := b.Subscribe(ctx, topic, svc.name, func(ctx context.Context, d broker.Delivery) error {
 				if brokertransport.CommandExpired(d) {
 					return nil // nobody waits for it: no fault to inject

@@ -16,6 +16,7 @@ import (
 
 	"github.com/dtxhq/dtx/appdb"
 	"github.com/dtxhq/dtx/broker"
+	"github.com/dtxhq/dtx/callsig"
 	"github.com/dtxhq/dtx/client"
 	"github.com/dtxhq/dtx/examples/shop/faults"
 	"github.com/dtxhq/dtx/examples/shop/internal/shopdb"
@@ -100,6 +101,11 @@ type Config struct {
 	WaitTimeout time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// CallVerifier, if set, makes every service refuse (401) branch calls
+	// and saga-async commands not signed by the coordinator (package
+	// callsig); the coordinator signs with the matching key. Nil accepts
+	// unsigned calls.
+	CallVerifier *callsig.Verifier
 }
 
 // Shop is a running shop: three services, their databases and servers.
@@ -175,7 +181,7 @@ func Start(ctx context.Context, cfg Config) (_ *Shop, err error) {
 		return nil, fmt.Errorf("shop: inventory database: %w", err)
 	}
 	s.inventoryDB, s.invDialect = invDB, invDialect
-	s.Inventory = inventory.New(invDB, inventory.Config{Dialect: invDialect, Logger: cfg.Logger})
+	s.Inventory = inventory.New(invDB, inventory.Config{Dialect: invDialect, Logger: cfg.Logger, CallVerifier: cfg.CallVerifier})
 	if err := s.Inventory.Migrate(ctx); err != nil {
 		return nil, err
 	}
@@ -191,7 +197,7 @@ func Start(ctx context.Context, cfg Config) (_ *Shop, err error) {
 		return nil, fmt.Errorf("shop: the %s pattern needs PostgreSQL or MySQL databases for inventory and payment (InventoryDSN, PaymentDSN); got %v and %v",
 			order.PatternXA, invDialect, payDialect)
 	}
-	s.Payment = payment.New(payDB, payment.Config{Dialect: payDialect, Logger: cfg.Logger})
+	s.Payment = payment.New(payDB, payment.Config{Dialect: payDialect, Logger: cfg.Logger, CallVerifier: cfg.CallVerifier})
 	if err := s.Payment.Migrate(ctx); err != nil {
 		return nil, err
 	}
@@ -238,6 +244,7 @@ func Start(ctx context.Context, cfg Config) (_ *Shop, err error) {
 	}
 	s.Orders, err = order.New(orderDB, order.Config{
 		OnPlace:          onPlace,
+		CallVerifier:     cfg.CallVerifier,
 		AfterPlace:       afterPlace,
 		Dialect:          orderDialect,
 		URL:              s.orderURL,
@@ -270,7 +277,7 @@ func Start(ctx context.Context, cfg Config) (_ *Shop, err error) {
 		}
 	}
 	if cfg.Pattern == order.PatternSagaAsync {
-		if err := s.subscribeSagaAsync(ctx, cfg.Broker); err != nil {
+		if err := s.subscribeSagaAsync(ctx, cfg.Broker, cfg.CallVerifier); err != nil {
 			return nil, err
 		}
 	}

@@ -144,6 +144,7 @@ type runner struct {
 	rng *rand.Rand
 
 	logs, shopDir, statsDir string
+	callKeyFile             string // the run's branch call key, shared by coordinators and shop
 	coords                  []*proc
 	shop                    *proc
 	shopFaults              float64 // fault rate of the next shop incarnation
@@ -194,6 +195,9 @@ func (r *runner) setup(ctx context.Context) error {
 			return err
 		}
 	}
+	if err := r.writeCallKey(); err != nil {
+		return err
+	}
 	if r.usesBroker() {
 		var err error
 		if r.natsAddr, err = freeAddr(); err != nil {
@@ -223,7 +227,8 @@ func (r *runner) setup(ctx context.Context) error {
 					return []string{"server", "--listen", addr, "--store", store,
 						"--owner", fmt.Sprintf("c%d-%d", i+1, inc), "--lease-ttl", "2s",
 						"--retry-base", "50ms", "--retry-max", "1s", "--shutdown-timeout", "3s",
-						"--log-level", "warn", "--ready-file", filepath.Join(c.Dir, name+".ready")}
+						"--log-level", "warn", "--ready-file", filepath.Join(c.Dir, name+".ready"),
+						"--call-key-file", r.callKeyFile}
 				},
 			}
 			if err := p.start(ctx); err != nil {
@@ -279,7 +284,7 @@ func (r *runner) shopArgs(inc int) []string {
 		"--seed", fmt.Sprint(int64(c.Seed) + int64(inc)*101),
 		"--branch-timeout", "500ms", "--saga-timeout", "2m",
 		"--ready-file", r.shop.ready, "--stats-file", filepath.Join(r.statsDir, fmt.Sprintf("shop-%d.json", inc)),
-		"--log-level", "warn", "--coordinator=" + r.coordURL}
+		"--log-level", "warn", "--coordinator=" + r.coordURL, "--call-key-file", r.callKeyFile}
 	if r.usesBroker() {
 		args = append(args, "--broker", "nats://"+r.natsAddr)
 	}

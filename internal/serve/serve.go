@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/dtxhq/dtx/callsig"
 	"github.com/dtxhq/dtx/coordinator"
 	"github.com/dtxhq/dtx/internal/atomicfile"
 	"github.com/dtxhq/dtx/internal/open"
@@ -52,6 +53,10 @@ type Config struct {
 	// connections with them; RecoverBatch bounds the transactions resumed
 	// per recovery pass (see coordinator.Config; 0: the defaults).
 	MaxCalls, RecoverBatch int
+	// CallSigner, if set, signs every branch call (package callsig), so
+	// participants that verify run only this coordinator's calls. Nil
+	// sends them unsigned (logged as a warning).
+	CallSigner *callsig.Signer
 }
 
 // ConfigError is a configuration the coordinator refuses.
@@ -82,6 +87,7 @@ func Run(ctx context.Context, cfg Config) error {
 	mx := metrics.New()
 	tr := httptransport.New(nil, httptransport.WithAllowlist(allow), httptransport.WithSelf(ln.Addr().String()))
 	tr.LimitConns(cfg.MaxCalls)
+	tr.WithSigner(cfg.CallSigner)
 	c, err := coordinator.New(st, tr, coordinator.Config{
 		Owner: cfg.Owner, LeaseTTL: cfg.LeaseTTL, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax,
 		ShutdownTimeout: cfg.ShutdownTimeout, Logger: log, Observer: mx,
@@ -127,6 +133,11 @@ func announce(log *slog.Logger, cfg Config, addr net.Addr, owner string) error {
 	log.Info("coordinator serving", slog.String("addr", addr.String()), slog.String("store", open.DescribeStore(cfg.Store)),
 		slog.String("owner", owner), slog.Bool("admin_actions", cfg.AdminToken != ""),
 		slog.String("allow_participants", cfg.AllowParticipants))
+	if cfg.CallSigner != nil {
+		log.Info("branch calls are signed", slog.String("key_id", cfg.CallSigner.KeyID()))
+	} else {
+		log.Warn("branch calls are not signed: participants cannot tell this coordinator's calls from anyone else's; give the key with --call-key-file or $DTX_CALL_KEY")
+	}
 	if !isLoopback(addr) {
 		log.Warn("the API listens beyond loopback: reads, submissions and /metrics are open to the network; put it behind a proxy with TLS and authentication", slog.String("addr", addr.String()))
 	}

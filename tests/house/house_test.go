@@ -58,6 +58,7 @@ func TestHouse_InnerRingsImportOnlyInward(t *testing.T) {
 		"internal/backoff": {},
 		"internal/problem": {},
 		"api":              {""},
+		"callsig":          {""},
 		"saga":             {"", "traceparent"},
 		"tcc":              {"", "traceparent", "saga"},
 		"broker":           {},

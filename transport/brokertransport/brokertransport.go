@@ -23,7 +23,9 @@
 //   - headers Dtx-Gid, Dtx-Branch, Dtx-Op, Dtx-Attempt (as over HTTP),
 //     Dtx-Reply-To (the reply topic), Dtx-Correlation-Id (the gid),
 //     Dtx-Type "dtx.command" and Dtx-Deadline (when the call stops waiting;
-//     participants skip a command received after it);
+//     participants skip a command received after it), and with
+//     Config.Signer a Dtx-Signature (package callsig) that a serving side
+//     with RequireSignature verifies;
 //   - the step's payload ("{}" when empty).
 //
 // The reply carries Dtx-Causation-Id = the command's ID, Dtx-Status (an
@@ -69,6 +71,7 @@ import (
 
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/broker"
+	"github.com/dtxhq/dtx/callsig"
 	"github.com/dtxhq/dtx/transport/httptransport"
 )
 
@@ -97,6 +100,11 @@ type Config struct {
 	DefaultTimeout time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// Signer, if set, signs every command (package callsig): its
+	// Dtx-Deadline (then at most callsig.MaxValidity ahead) and a
+	// Dtx-Signature over the gid, branch, op, attempt, deadline and payload,
+	// which a serving side with RequireSignature verifies.
+	Signer *callsig.Signer
 }
 
 // Stats counts what a Transport did.
@@ -257,6 +265,7 @@ func (t *Transport) Call(ctx context.Context, c dtx.Call) dtx.Outcome {
 	if len(payload) == 0 {
 		payload = []byte("{}")
 	}
+	deadline := t.deadline(timeout)
 	msg := broker.Message{
 		ID: id, Topic: topic, Key: c.GID,
 		Headers: map[string]string{
@@ -267,10 +276,11 @@ func (t *Transport) Call(ctx context.Context, c dtx.Call) dtx.Outcome {
 			HeaderReplyTo:              t.replyTopic,
 			broker.HeaderCorrelationID: c.GID,
 			broker.HeaderType:          TypeCommand,
-			HeaderDeadline:             time.Now().Add(timeout).UTC().Format(time.RFC3339Nano),
+			HeaderDeadline:             callsig.FormatDeadline(deadline),
 		},
 		Payload: payload,
 	}
+	t.sign(&msg, c, deadline)
 	// Wait before publishing: the reply may come before Publish returns.
 	ch := make(chan reply, 1)
 	t.mu.Lock()

@@ -29,11 +29,11 @@ import (
 // so fn must be idempotent, as it is when it runs its writes through
 // participant.Barrier.Do. The subscription runs until it is closed; the
 // caller closes it.
-func Serve(ctx context.Context, b broker.Broker, topic, group string, fn participant.BranchFunc) (broker.Subscription, error) {
+func Serve(ctx context.Context, b broker.Broker, topic, group string, fn participant.BranchFunc, opts ...ServeOption) (broker.Subscription, error) {
 	if err := CheckTopic(topic); err != nil {
 		return nil, fmt.Errorf("brokertransport: serve: %w", err)
 	}
-	return b.Subscribe(ctx, topic, group, CommandHandler(b, fn))
+	return b.Subscribe(ctx, topic, group, CommandHandler(b, fn, opts...))
 }
 
 // CommandHandler is the broker.Handler that Serve subscribes, for callers
@@ -45,9 +45,14 @@ func Serve(ctx context.Context, b broker.Broker, topic, group string, fn partici
 // headers, or with a body larger than participant.MaxBodySize, is answered
 // 400 (a definite failure). A command without a valid reply topic cannot be
 // answered: it is acknowledged and logged (the caller will time out and
-// retry). fn panicking is answered 500. If the reply cannot be published,
+// retry). With RequireSignature, a command whose signature is refused is
+// answered 401 without running fn. fn panicking is answered 500. If the reply cannot be published,
 // the handler returns the error, so the broker delivers the command again.
-func CommandHandler(b broker.Broker, fn participant.BranchFunc) broker.Handler {
+func CommandHandler(b broker.Broker, fn participant.BranchFunc, opts ...ServeOption) broker.Handler {
+	var cfg serveConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
 	return func(ctx context.Context, d broker.Delivery) error {
 		replyTo := d.Headers[HeaderReplyTo]
 		if err := CheckTopic(replyTo); err != nil {
@@ -61,7 +66,10 @@ func CommandHandler(b broker.Broker, fn participant.BranchFunc) broker.Handler {
 			slog.Default().DebugContext(ctx, "brokertransport: expired command skipped", "topic", d.Topic, "id", d.ID)
 			return nil
 		}
-		status, body := runCommand(ctx, d, fn)
+		status, body, ok := cfg.refuse(ctx, d)
+		if ok {
+			status, body = runCommand(ctx, d, fn)
+		}
 		reply := broker.Message{
 			ID:    d.ID + "/reply/" + strconv.Itoa(d.Attempt),
 			Topic: replyTo,

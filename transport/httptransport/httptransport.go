@@ -6,7 +6,8 @@
 //	2xx                          Success
 //	3xx                          Unknown (the redirect is not followed: the participant did not
 //	                             confirm, but a 303 may follow work it did; retried, then alerted)
-//	408, 425, 429, 5xx           Unknown (the participant may or may not have applied it)
+//	401, 408, 425, 429, 5xx      Unknown (the participant may or may not have applied it;
+//	                             401: it refused the call's signature, retried until keys agree)
 //	other 4xx                    Failure (a definite business refusal: compensate)
 //	transport error, timeout     Unknown
 //	call refused (RefusedError)  Failure (nothing was sent)
@@ -41,6 +42,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/callsig"
 	"github.com/dtxhq/dtx/traceparent"
 )
 
@@ -56,6 +58,7 @@ const MaxResponseBody = 1 << 20
 type Transport struct {
 	client *http.Client
 	policy *policy
+	signer *callsig.Signer // see WithSigner
 }
 
 // New returns a transport. A nil client gets a pooled one tuned for many
@@ -120,7 +123,11 @@ func NewRoundTripper() *http.Transport {
 // Call it before the first Call. It does nothing for n <= 0 or a client
 // with another kind of RoundTripper.
 func (t *Transport) LimitConns(n int) {
-	rt, ok := t.client.Transport.(*http.Transport)
+	next := t.client.Transport
+	if g, ok := next.(*guard); ok {
+		next = g.next
+	}
+	rt, ok := next.(*http.Transport)
 	if !ok || n <= 0 {
 		return
 	}
@@ -148,7 +155,8 @@ func Classify(code int) dtx.Class {
 	switch {
 	case code >= 200 && code < 300:
 		return dtx.Success
-	case code == http.StatusRequestTimeout, code == http.StatusTooEarly, code == http.StatusTooManyRequests:
+	case code == http.StatusRequestTimeout, code == http.StatusTooEarly, code == http.StatusTooManyRequests,
+		code == http.StatusUnauthorized: // a refused signature: nothing ran; retry until the keys agree
 		return dtx.Unknown
 	case code >= 400 && code < 500:
 		return dtx.Failure
@@ -183,6 +191,7 @@ func (t *Transport) Call(ctx context.Context, c dtx.Call) dtx.Outcome {
 	if c.TraceParent != "" {
 		req.Header.Set(traceparent.Header, c.TraceParent)
 	}
+	t.sign(req.Header, c, body)
 	resp, err := t.client.Do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {

@@ -41,6 +41,9 @@ func TestLimitConns(t *testing.T) {
 	}
 	srv.Start()
 	t.Cleanup(srv.Close)
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(free) // runs before srv.Close: a failed test must not hang on held handlers
 
 	tr := httptransport.New(nil)
 	tr.LimitConns(2)
@@ -55,7 +58,7 @@ func TestLimitConns(t *testing.T) {
 		}()
 	}
 	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return inHandler == 2 }, 10*time.Second, time.Millisecond)
-	close(release)
+	free()
 	wg.Wait()
 	for _, o := range outs {
 		require.Equal(t, dtx.Success, o.Class, "%v", o.Err)

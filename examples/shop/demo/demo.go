@@ -23,6 +23,7 @@ import (
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/broker"
 	"github.com/dtxhq/dtx/broker/natsbroker"
+	"github.com/dtxhq/dtx/callsig"
 	"github.com/dtxhq/dtx/coordinator"
 	"github.com/dtxhq/dtx/examples/shop"
 	shopevents "github.com/dtxhq/dtx/examples/shop/events"
@@ -93,6 +94,10 @@ type Demo struct {
 	flows   *flow.Store
 	sh      *shop.Shop
 	urls    map[string]string
+	// The per-run key of branch calls: the coordinator signs, the shop's
+	// services verify with the public half.
+	signer   *callsig.Signer
+	verifier *callsig.Verifier
 }
 
 // Run starts a demo, runs it and closes it.
@@ -142,6 +147,9 @@ func (d *Demo) start(ctx context.Context) error {
 	if err := d.workDir(); err != nil {
 		return err
 	}
+	if err := d.callKey(); err != nil {
+		return err
+	}
 	events, owner, transport, err := d.startSagaAsync(ctx)
 	if err != nil {
 		return err
@@ -182,13 +190,27 @@ func (d *Demo) workDir() error {
 	return nil
 }
 
+// callKey makes the run's branch call key: an Ed25519 key, so the
+// services hold only its public half.
+func (d *Demo) callKey() error {
+	key, err := callsig.Generate(callsig.AlgEd25519, "demo")
+	if err != nil {
+		return err
+	}
+	if d.signer, err = callsig.NewSigner(key); err != nil {
+		return err
+	}
+	d.verifier, err = callsig.NewVerifier(key.Public())
+	return err
+}
+
 // startSagaAsync: for saga-async, branch calls go as commands through an
 // embedded NATS JetStream; otherwise over HTTP.
 func (d *Demo) startSagaAsync(ctx context.Context) (broker.Broker, string, dtx.Transport, error) {
 	if d.cfg.Pattern != order.PatternSagaAsync {
-		return nil, "", httptransport.New(nil), nil
+		return nil, "", httptransport.New(nil).WithSigner(d.signer), nil
 	}
-	nb, tr, owner, err := startSagaAsync(ctx, d.work, d.cfg.Out)
+	nb, tr, owner, err := startSagaAsync(ctx, d.work, d.cfg.Out, d.signer)
 	if err != nil {
 		return nil, "", nil, err
 	}
@@ -276,7 +298,7 @@ func (d *Demo) startShop(ctx context.Context, events broker.Broker, dsns [3]stri
 		OrderFaults:     fc(1), InventoryFaults: fc(2), PaymentFaults: fc(3),
 		BranchTimeout: 500 * time.Millisecond, SagaTimeout: 60 * time.Second,
 		ResubmitInterval: time.Second, ResubmitAfter: 3 * time.Second, WaitTimeout: 30 * time.Second,
-		Logger: c.Logger,
+		Logger: c.Logger, CallVerifier: d.verifier,
 	})
 	if err != nil {
 		return err
@@ -287,6 +309,7 @@ func (d *Demo) startShop(ctx context.Context, events broker.Broker, dsns [3]stri
 	out := c.Out
 	fmt.Fprintf(out, "dtx demo: %s pattern, %d orders, %d at a time, faults %.0f%% of branch calls, seed %d\n", c.Pattern, c.Orders, c.Concurrency, c.FaultRate*100, c.Seed)
 	fmt.Fprintf(out, "  coordinator API %s  (try: curl %s/v1/transactions?limit=5)\n", d.apiURL, d.apiURL)
+	fmt.Fprintf(out, "  branch calls signed with a per-run Ed25519 key (id %s); the services refuse unsigned ones (401)\n", d.signer.KeyID())
 	fmt.Fprintf(out, "  dashboard %s/ui/  (live; --hold keeps it open after the run)\n", d.apiURL)
 	fmt.Fprintf(out, "  order %s  inventory %s  payment %s\n  databases in %s\n", sh.OrderURL(), sh.InventoryURL(), sh.PaymentURL(), d.work)
 	return nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/broker/natsbroker"
+	"github.com/dtxhq/dtx/callsig"
 	"github.com/dtxhq/dtx/transport"
 	"github.com/dtxhq/dtx/transport/brokertransport"
 	"github.com/dtxhq/dtx/transport/httptransport"
@@ -27,15 +28,15 @@ func asyncTransports(bt *brokertransport.Transport) dtx.Transport {
 // sends broker:// steps as commands over it (replies come back on its own
 // topic; asyncTransports adds HTTP for the other steps). It returns the
 // coordinator owner the transport's replies are addressed to; the caller
-// closes the transport, then the broker.
-func startSagaAsync(ctx context.Context, work string, out io.Writer) (*natsbroker.Broker, *brokertransport.Transport, string, error) {
+// closes the transport, then the broker. signer signs the commands.
+func startSagaAsync(ctx context.Context, work string, out io.Writer, signer *callsig.Signer) (*natsbroker.Broker, *brokertransport.Transport, string, error) {
 	dir := filepath.Join(work, "nats")
 	nb, err := natsbroker.OpenEmbedded(ctx, dir, natsbroker.Config{})
 	if err != nil {
 		return nil, nil, "", fmt.Errorf("embedded NATS: %w", err)
 	}
 	owner := fmt.Sprintf("dtx-demo-%d", os.Getpid())
-	tr, err := brokertransport.New(ctx, nb, brokertransport.Config{Owner: owner})
+	tr, err := brokertransport.New(ctx, nb, brokertransport.Config{Owner: owner, Signer: signer})
 	if err != nil {
 		nb.Close()
 		return nil, nil, "", err

@@ -15,6 +15,7 @@ import (
 
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/appdb"
+	"github.com/dtxhq/dtx/callsig"
 	"github.com/dtxhq/dtx/examples/shop/internal/shopdb"
 	"github.com/dtxhq/dtx/examples/shop/internal/shopxa"
 	"github.com/dtxhq/dtx/internal/problem"
@@ -88,6 +89,9 @@ type Config struct {
 	Dialect appdb.Dialect
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
+	// CallVerifier, if set, makes Handler refuse (401) branch calls not
+	// signed by the coordinator (participant.RequireSignature).
+	CallVerifier *callsig.Verifier
 }
 
 // Service is the inventory service. It is safe for concurrent use.
@@ -96,6 +100,7 @@ type Service struct {
 	barrier participant.Barrier
 	xa      *shopxa.Endpoints
 	log     *slog.Logger
+	callv   *callsig.Verifier
 }
 
 // New returns the inventory service over db. Call Migrate before serving.
@@ -108,6 +113,7 @@ func New(db *sql.DB, cfg Config) *Service {
 		barrier: participant.Barrier{Dialect: cfg.Dialect, Table: BarrierTable},
 		xa:      &shopxa.Endpoints{Service: "inventory", DB: db, Dialect: cfg.Dialect, Table: BarrierTable},
 		log:     cfg.Logger.With("service", "inventory"),
+		callv:   cfg.CallVerifier,
 	}
 }
 
@@ -193,7 +199,7 @@ func (s *Service) Seed(ctx context.Context, products []Product) error {
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for path, fn := range s.BranchHandlers() {
-		mux.Handle("POST "+path, participant.Handler(fn))
+		mux.Handle("POST "+path, participant.Handler(fn, participant.RequireSignature(s.callv)))
 	}
 	mux.HandleFunc("GET "+PathProducts, s.handleList)
 	mux.HandleFunc("GET "+PathProducts+"/{id}", s.handleGet)

@@ -26,7 +26,7 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("GET "+PathOrders, s.handleList)
 	mux.HandleFunc("GET "+PathOrders+"/{id}", s.handleGet)
 	for path, fn := range s.BranchHandlers() {
-		mux.Handle("POST "+path, participant.Handler(fn))
+		mux.Handle("POST "+path, participant.Handler(fn, participant.RequireSignature(s.cfg.CallVerifier)))
 	}
 	return mux
 }

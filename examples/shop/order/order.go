@@ -17,6 +17,7 @@ import (
 
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/appdb"
+	"github.com/dtxhq/dtx/callsig"
 	"github.com/dtxhq/dtx/examples/shop/internal/shopdb"
 	"github.com/dtxhq/dtx/saga"
 	"github.com/dtxhq/dtx/tcc"
@@ -205,6 +206,9 @@ type Config struct {
 	HTTPClient *http.Client
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
+	// CallVerifier, if set, makes Handler refuse (401) branch calls not
+	// signed by the coordinator (participant.RequireSignature).
+	CallVerifier *callsig.Verifier
 }
 
 // Service is the order service. It is safe for concurrent use.

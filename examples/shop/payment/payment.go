@@ -13,6 +13,7 @@ import (
 
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/appdb"
+	"github.com/dtxhq/dtx/callsig"
 	"github.com/dtxhq/dtx/examples/shop/internal/shopdb"
 	"github.com/dtxhq/dtx/examples/shop/internal/shopxa"
 	"github.com/dtxhq/dtx/internal/problem"
@@ -87,6 +88,9 @@ type Config struct {
 	Dialect appdb.Dialect
 	// Logger (default slog.Default()).
 	Logger *slog.Logger
+	// CallVerifier, if set, makes Handler refuse (401) branch calls not
+	// signed by the coordinator (participant.RequireSignature).
+	CallVerifier *callsig.Verifier
 }
 
 // Service is the payment service. It is safe for concurrent use.
@@ -95,6 +99,7 @@ type Service struct {
 	barrier participant.Barrier
 	xa      *shopxa.Endpoints
 	log     *slog.Logger
+	callv   *callsig.Verifier
 }
 
 // New returns the payment service over db. Call Migrate before serving.
@@ -107,6 +112,7 @@ func New(db *sql.DB, cfg Config) *Service {
 		barrier: participant.Barrier{Dialect: cfg.Dialect, Table: BarrierTable},
 		xa:      &shopxa.Endpoints{Service: "payment", DB: db, Dialect: cfg.Dialect, Table: BarrierTable},
 		log:     cfg.Logger.With("service", "payment"),
+		callv:   cfg.CallVerifier,
 	}
 }
 
@@ -173,7 +179,7 @@ func (s *Service) Seed(ctx context.Context, accounts []Account) error {
 func (s *Service) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for path, fn := range s.BranchHandlers() {
-		mux.Handle("POST "+path, participant.Handler(fn))
+		mux.Handle("POST "+path, participant.Handler(fn, participant.RequireSignature(s.callv)))
 	}
 	mux.HandleFunc("GET "+PathAccounts, s.handleAccounts)
 	mux.HandleFunc("GET "+PathPayments+"/{order}", s.handlePayment)
