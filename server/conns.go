@@ -23,7 +23,7 @@ const (
 	// DefaultMaxEventStreams bounds the concurrent GET /v1/events streams.
 	DefaultMaxEventStreams = 64
 	// DefaultMaxWaiters bounds the concurrent ?wait=true submissions.
-	DefaultMaxWaiters = 256
+	DefaultMaxWaiters = 1024
 	// RetryAfter is the Retry-After (seconds) of a 503 refused for a
 	// limit.
 	RetryAfter = 5
