@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -242,4 +243,19 @@ func TestConns_ManyIdleConnectionsUnderFDLimit(t *testing.T) {
 	require.Eventually(t, s.Healthy, 30*time.Second, 50*time.Millisecond, "log:\n%s", s.Log())
 	r := do(t, http.MethodGet, s.URL+"/v1/transactions", "", nil, nil)
 	require.Equal(t, http.StatusOK, r.Status, "body: %s", r.Body)
+}
+
+// Bad limits are refused at start with one clear line.
+func TestConns_BadLimitFlags(t *testing.T) {
+	bin := dtxBinary(t)
+	for _, args := range [][]string{
+		{"--max-waiters", "0"},
+		{"--max-event-streams", "-1"},
+		{"--idle-timeout", "0s"},
+		{"--max-header-bytes", "10"},
+	} {
+		out, err := exec.Command(bin, append([]string{"server", "--listen", "127.0.0.1:0", "--store", "sqlite://" + t.TempDir() + "/x.db"}, args...)...).CombinedOutput()
+		require.Error(t, err, "%v: %s", args, out)
+		require.Contains(t, string(out), args[0], "%v", args)
+	}
 }
