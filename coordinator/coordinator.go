@@ -265,18 +265,56 @@ func (c *Coordinator) runDone(gid string, final *dtx.TxDetail) {
 		delete(c.waiters, gid)
 	}
 	c.mu.Unlock()
-	if final != nil {
-		for _, w := range ws {
-			w <- final
-		}
+	for _, w := range ws {
+		notify(w, final)
 	}
 	c.runWG.Done()
 }
 
+// notify hands a waiter the final state, or nil: "the driver here stopped
+// without finishing" (it stays subscribed; another driver may finish it).
+// It never blocks: a waiter's channel holds one message, and a final state
+// replaces a pending nil.
+func notify(w chan *dtx.TxDetail, final *dtx.TxDetail) {
+	for {
+		select {
+		case w <- final:
+			return
+		default:
+		}
+		if final == nil {
+			return // a notice is pending already
+		}
+		select {
+		case <-w: // a pending "stopped" notice, superseded
+		default:
+		}
+	}
+}
+
+// WaitPollInterval is how often Wait reads the store for a transaction no
+// driver of this coordinator runs (one driven by another coordinator
+// process sharing the store, or not claimed yet).
+const WaitPollInterval = time.Second
+
+// driving reports whether a driver of this coordinator runs gid.
+func (c *Coordinator) driving(gid string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.active[gid]
+	return ok
+}
+
 // Wait blocks until the transaction is finished (or ctx ends) and returns its
 // final state. When ctx ends or the coordinator closes first, it returns
-// the latest state with ctx.Err() or dtx.ErrClosed. It works for transactions driven by other coordinators too,
-// by polling the store.
+// the latest state with ctx.Err() or dtx.ErrClosed.
+//
+// A transaction driven by this coordinator wakes its waiters when it
+// finishes: they read nothing from the store meanwhile. Only while no
+// driver here runs it (another coordinator process sharing the store
+// drives it, as in a highly available setup, or nobody has claimed it
+// yet) does Wait fall back to reading the store, every WaitPollInterval
+// on the coordinator's clock (Config.After).
 func (c *Coordinator) Wait(ctx context.Context, gid string) (*dtx.TxDetail, error) {
 	ch := make(chan *dtx.TxDetail, 1)
 	c.mu.Lock()
@@ -287,12 +325,10 @@ func (c *Coordinator) Wait(ctx context.Context, gid string) (*dtx.TxDetail, erro
 	c.waiters[gid] = append(c.waiters[gid], ch)
 	c.mu.Unlock()
 	defer c.unsubscribe(gid, ch)
-	poll := time.NewTicker(250 * time.Millisecond)
-	defer poll.Stop()
 	var last *dtx.TxDetail
-	check := !local
 	for {
-		if check {
+		var poll <-chan time.Time
+		if !local {
 			tx, br, err := c.store.Get(ctx, gid)
 			if err != nil {
 				return nil, err
@@ -301,16 +337,24 @@ func (c *Coordinator) Wait(ctx context.Context, gid string) (*dtx.TxDetail, erro
 			if tx.Status.Terminal() {
 				return last, nil
 			}
+			poll = c.cfg.After(WaitPollInterval)
 		}
 		select {
 		case d := <-ch:
-			return d, nil
+			if d != nil {
+				return d, nil
+			}
+			// The driver here stopped without finishing (its lease was
+			// lost, say): whoever takes the transaction over, read it.
+			local = false
 		case <-ctx.Done():
 			return c.latest(last, gid), ctx.Err()
 		case <-c.stopping:
 			return c.latest(last, gid), dtx.ErrClosed
-		case <-poll.C:
-			check = true
+		case <-poll:
+			// Claimed here meanwhile: its driver will say when it ends
+			// (ch is subscribed already, so that end is not missed).
+			local = c.driving(gid)
 		}
 	}
 }

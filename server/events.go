@@ -62,6 +62,9 @@ type subscriber struct {
 type hub struct {
 	store    dtx.TxLog
 	interval time.Duration
+	// writeTimeout bounds each write to a stream: a client that stops
+	// reading is disconnected rather than held.
+	writeTimeout time.Duration
 
 	mu       sync.Mutex
 	subs     map[*subscriber]struct{}
@@ -72,6 +75,15 @@ type hub struct {
 	// baselined, if set (by tests, before the first stream), is called
 	// after each poller's first read: changes from then on are reported.
 	baselined func()
+}
+
+// writeDeadline is the deadline of the next write to a stream (none
+// without a write timeout).
+func (h *hub) writeDeadline() time.Time {
+	if h.writeTimeout <= 0 {
+		return time.Time{}
+	}
+	return time.Now().Add(h.writeTimeout)
 }
 
 func newHub(store dtx.TxLog, interval time.Duration) *hub {
@@ -274,6 +286,9 @@ func (h *hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	w.Header().Set("X-Accel-Buffering", "no") // no proxy buffering
+	// The stream outlives the server's read deadline; each write gets its
+	// own deadline.
+	extendDeadlines(w, h.writeDeadline())
 	w.WriteHeader(http.StatusOK)
 	// retry: how long a browser waits before reconnecting.
 	if _, err := fmt.Fprintf(w, "retry: 2000\n\nevent: hello\ndata: %s\n\n", hello); err != nil || rc.Flush() != nil {
@@ -283,7 +298,7 @@ func (h *hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	beat := time.NewTicker(eventHeartbeat)
 	defer beat.Stop()
 	for {
-		var err error
+		var msg string
 		select {
 		case <-r.Context().Done():
 			return
@@ -292,11 +307,12 @@ func (h *hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-sub.gone:
 			return
 		case <-beat.C:
-			_, err = fmt.Fprint(w, ": ping\n\n")
+			msg = ": ping\n\n"
 		case ev := <-sub.ch:
-			_, err = fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.name, ev.dataFor(reveal))
+			msg = fmt.Sprintf("event: %s\ndata: %s\n\n", ev.name, ev.dataFor(reveal))
 		}
-		if err != nil || rc.Flush() != nil {
+		_ = rc.SetWriteDeadline(h.writeDeadline())
+		if _, err := fmt.Fprint(w, msg); err != nil || rc.Flush() != nil {
 			return
 		}
 	}

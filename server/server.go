@@ -39,7 +39,16 @@
 //     the CLI, curl, services) pass; so does the dashboard, served from the
 //     same origin.
 //
-// The Host header itself is not validated (DNS rebinding is not covered).
+// Every request's Host header must name an IP address, localhost, or a
+// name given with WithAllowedHosts, or it is refused with 421 (problem type
+// urn:dtx:problem:host-not-allowed): this stops DNS rebinding, where a web
+// page on an attacker's name re-points that name at the coordinator.
+//
+// Connections are bounded (conns.go): each answer must be written within
+// the write timeout (WithWriteTimeout; an event stream per event, a
+// ?wait=true submission after its wait), and at most WithMaxEventStreams
+// event streams and WithMaxWaiters waiting submissions run at once; past
+// these 503 with Retry-After (problem type urn:dtx:problem:too-busy).
 package server
 
 import (
@@ -84,6 +93,12 @@ type Server struct {
 	adminHash []byte
 	metrics   http.Handler
 	events    *hub // GET /v1/events (events.go)
+
+	// Connection limits (conns.go).
+	writeTimeout time.Duration
+	streams      chan struct{} // a slot per open event stream
+	waiters      chan struct{} // a slot per ?wait=true submission
+	hosts        map[string]bool
 }
 
 // Option configures a Server.
@@ -105,7 +120,9 @@ func WithMetrics(h http.Handler) Option { return func(s *Server) { s.metrics = h
 
 // New returns the API handler for c.
 func New(c *coordinator.Coordinator, opts ...Option) *Server {
-	s := &Server{c: c, mux: http.NewServeMux()}
+	s := &Server{c: c, mux: http.NewServeMux(), writeTimeout: DefaultWriteTimeout,
+		streams: make(chan struct{}, DefaultMaxEventStreams), waiters: make(chan struct{}, DefaultMaxWaiters),
+		hosts: map[string]bool{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -121,7 +138,8 @@ func New(c *coordinator.Coordinator, opts ...Option) *Server {
 		s.mux.Handle("GET /metrics", s.metrics)
 	}
 	s.events = newHub(c.Store(), EventPollInterval)
-	s.mux.HandleFunc("GET /v1/events", s.serveEvents)
+	s.events.writeTimeout = s.writeTimeout
+	s.mux.Handle("GET /v1/events", s.limitStreams(http.HandlerFunc(s.serveEvents)))
 	s.mux.Handle("GET "+dashboard.Prefix, dashboard.Handler(dashboard.Prefix))
 	s.mux.Handle("GET /{$}", http.RedirectHandler(dashboard.Prefix, http.StatusFound))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -165,6 +183,24 @@ func (s *Server) RequireAdmin(h http.HandlerFunc) http.HandlerFunc {
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s.Guard(s.mux).ServeHTTP(w, r)
+}
+
+// Guard wraps h (this Server, or a handler that serves more routes next to
+// it) with the checks every request passes: the Host header (421, problem
+// type urn:dtx:problem:host-not-allowed), the write deadline, and for
+// state-changing requests the cross-site and content-type checks.
+func (s *Server) Guard(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.guard(h, w, r) })
+}
+
+func (s *Server) guard(h http.Handler, w http.ResponseWriter, r *http.Request) {
+	if why := s.hostRefused(r); why != "" {
+		problem.WriteType(w, http.StatusMisdirectedRequest, problem.TypeHostNotAllowed, why)
+		return
+	}
+	// Long-lived answers (events, ?wait=true) move this deadline on.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(s.writeTimeout))
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodOptions:
 	default:
@@ -177,7 +213,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	s.mux.ServeHTTP(w, r)
+	h.ServeHTTP(w, r)
 }
 
 // crossSite says why a state-changing request comes from another site, or
@@ -285,6 +321,14 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request, pattern dtx.Patte
 		problem.Write(w, http.StatusBadRequest, err.Error())
 		return
 	}
+	if wait {
+		// Refused before submitting: a 503 means nothing was started.
+		if !acquire(s.waiters) {
+			tooBusy(w, fmt.Sprintf("too many submissions (%d) are waiting for their outcome; retry later, or submit without wait=true and poll GET /v1/transactions/{gid}", cap(s.waiters)))
+			return
+		}
+		defer release(s.waiters)
+	}
 	if spec.TraceParent == "" {
 		// W3C Trace Context: a malformed header is ignored, not an error.
 		if tp, ok := traceparent.Parse(r.Header.Get(traceparent.Header)); ok {
@@ -301,6 +345,7 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request, pattern dtx.Patte
 		status = http.StatusCreated
 	}
 	if wait && !d.Status.Terminal() {
+		extendDeadlines(w, time.Now().Add(waitFor+s.writeTimeout))
 		ctx, cancel := context.WithTimeout(r.Context(), waitFor)
 		defer cancel()
 		final, err := s.c.Wait(ctx, d.GID)

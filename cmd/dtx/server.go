@@ -5,10 +5,12 @@ import (
 	"errors"
 	"flag"
 	"os"
+	"strings"
 
 	"github.com/dtxhq/dtx/coordinator"
 	"github.com/dtxhq/dtx/internal/open"
 	"github.com/dtxhq/dtx/internal/serve"
+	"github.com/dtxhq/dtx/server"
 )
 
 func runServer(ctx context.Context, args []string) error {
@@ -33,6 +35,15 @@ func runServer(ctx context.Context, args []string) error {
 	maxTimeout := fs.Duration("max-timeout", coordinator.DefaultMaxTimeout, "largest timeout a submitted transaction may ask for (400 above it)")
 	maxBranchTimeout := fs.Duration("max-branch-timeout", coordinator.DefaultMaxBranchTimeout, "largest branch_timeout a submitted transaction may ask for (400 above it)")
 	callKeyFile := fs.String("call-key-file", "", "file of the key that signs branch calls (callsig format, see dtx keygen; default $"+open.CallKeyEnv+"; none: calls are unsigned)")
+	var conns serve.Conns
+	fs.DurationVar(&conns.ReadHeaderTimeout, "read-header-timeout", serve.DefaultReadHeaderTimeout, "how long a client may take to send a request's headers (and a new connection may stay silent)")
+	fs.DurationVar(&conns.ReadTimeout, "read-timeout", serve.DefaultReadTimeout, "how long a client may take to send a whole request, body included")
+	fs.DurationVar(&conns.WriteTimeout, "write-timeout", server.DefaultWriteTimeout, "how long an answer, or one event of GET /v1/events, may take to write (?wait=true gets its wait on top)")
+	fs.DurationVar(&conns.IdleTimeout, "idle-timeout", serve.DefaultIdleTimeout, "how long a keep-alive connection may wait for its next request")
+	fs.IntVar(&conns.MaxHeaderBytes, "max-header-bytes", serve.DefaultMaxHeaderBytes, "largest request headers accepted")
+	fs.IntVar(&conns.MaxEventStreams, "max-event-streams", server.DefaultMaxEventStreams, "most concurrent GET /v1/events streams; past it 503 with Retry-After")
+	fs.IntVar(&conns.MaxWaiters, "max-waiters", server.DefaultMaxWaiters, "most concurrent ?wait=true submissions; past it 503 with Retry-After (nothing submitted)")
+	apiHosts := fs.String("api-hosts", "", "comma-separated host names clients reach the API by (besides IP addresses, localhost and the --listen host); requests naming another Host are refused with 421 (DNS rebinding)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -45,6 +56,17 @@ func runServer(ctx context.Context, args []string) error {
 	}
 	if *maxCalls < 1 || *recoverBatch < 1 {
 		return usagef("--max-calls and --recover-batch: want at least 1")
+	}
+	for _, h := range strings.Split(*apiHosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			conns.APIHosts = append(conns.APIHosts, h)
+		}
+	}
+	if conns.ReadHeaderTimeout <= 0 || conns.ReadTimeout <= 0 || conns.WriteTimeout <= 0 || conns.IdleTimeout <= 0 {
+		return usagef("--read-header-timeout, --read-timeout, --write-timeout and --idle-timeout must be positive")
+	}
+	if conns.MaxHeaderBytes < 1024 || conns.MaxEventStreams < 1 || conns.MaxWaiters < 1 {
+		return usagef("--max-header-bytes must be at least 1024, --max-event-streams and --max-waiters at least 1")
 	}
 	if *adminToken == "" {
 		*adminToken = os.Getenv(adminTokenEnv)
@@ -64,6 +86,7 @@ func runServer(ctx context.Context, args []string) error {
 		MaxTimeout:        *maxTimeout, MaxBranchTimeout: *maxBranchTimeout,
 		MaxCalls: *maxCalls, RecoverBatch: *recoverBatch,
 		CallSigner: signer,
+		Conns:      conns,
 	})
 	var ce *serve.ConfigError
 	if errors.As(err, &ce) {

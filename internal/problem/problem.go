@@ -37,6 +37,16 @@ const TypeAdminDisabled = "urn:dtx:problem:admin-disabled"
 // that a browser sent from another site (Sec-Fetch-Site or Origin).
 const TypeCrossSite = "urn:dtx:problem:cross-site"
 
+// TypeHostNotAllowed is the problem type of a 421 for a request whose Host
+// header names neither an IP address, localhost, nor a name the server was
+// configured with (a DNS rebinding attempt, or a misconfigured proxy).
+const TypeHostNotAllowed = "urn:dtx:problem:host-not-allowed"
+
+// TypeTooBusy is the problem type of a 503 refused because a connection
+// limit (event streams, waiting submissions) is reached; the response
+// carries Retry-After.
+const TypeTooBusy = "urn:dtx:problem:too-busy"
+
 // Write sends a problem response of type about:blank.
 func Write(w http.ResponseWriter, status int, detail string) {
 	WriteType(w, status, "about:blank", detail)

@@ -57,6 +57,65 @@ type Config struct {
 	// participants that verify run only this coordinator's calls. Nil
 	// sends them unsigned (logged as a warning).
 	CallSigner *callsig.Signer
+	// Conns bounds the API's connections (zero fields: the defaults).
+	Conns Conns
+}
+
+// Conns bounds the API's connections; a zero field takes its default.
+type Conns struct {
+	// ReadHeaderTimeout bounds reading a request's headers, and how long a
+	// new connection may stay silent (DefaultReadHeaderTimeout).
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, body included
+	// (DefaultReadTimeout). The long-lived answers lift it once the
+	// request is read.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds writing an answer, or one event of a stream
+	// (server.DefaultWriteTimeout); ?wait=true gets its wait on top.
+	WriteTimeout time.Duration
+	// IdleTimeout bounds how long a keep-alive connection waits for its
+	// next request (DefaultIdleTimeout).
+	IdleTimeout time.Duration
+	// MaxHeaderBytes bounds a request's headers (DefaultMaxHeaderBytes).
+	MaxHeaderBytes int
+	// MaxEventStreams and MaxWaiters bound the concurrent event streams
+	// and ?wait=true submissions (server.DefaultMaxEventStreams,
+	// server.DefaultMaxWaiters).
+	MaxEventStreams, MaxWaiters int
+	// APIHosts are host names, besides IP addresses, localhost and the
+	// listen address's host, that requests may name in their Host header.
+	APIHosts []string
+}
+
+// Defaults of Conns.
+const (
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultReadTimeout       = 30 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+	DefaultMaxHeaderBytes    = 64 << 10
+)
+
+// httpServer returns the API's http.Server for h with the bounds of c.
+// There is no global WriteTimeout: the server package sets a write
+// deadline per request, which the event stream and ?wait=true move on.
+func (c Conns) httpServer(h http.Handler) *http.Server {
+	or := func(d, def time.Duration) time.Duration {
+		if d > 0 {
+			return d
+		}
+		return def
+	}
+	maxHeader := c.MaxHeaderBytes
+	if maxHeader <= 0 {
+		maxHeader = DefaultMaxHeaderBytes
+	}
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: or(c.ReadHeaderTimeout, DefaultReadHeaderTimeout),
+		ReadTimeout:       or(c.ReadTimeout, DefaultReadTimeout),
+		IdleTimeout:       or(c.IdleTimeout, DefaultIdleTimeout),
+		MaxHeaderBytes:    maxHeader,
+	}
 }
 
 // ConfigError is a configuration the coordinator refuses.
@@ -110,8 +169,14 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer flows.Close()
 	mx.Watch(c)
-	api := server.New(c, server.WithAdminToken(cfg.AdminToken), server.WithMetrics(mx.Handler()))
-	srv := &http.Server{Handler: flows.Mount(api), ReadHeaderTimeout: 10 * time.Second}
+	hosts := cfg.Conns.APIHosts
+	if h, _, err := net.SplitHostPort(cfg.Listen); err == nil && h != "" {
+		hosts = append(hosts[:len(hosts):len(hosts)], h)
+	}
+	api := server.New(c, server.WithAdminToken(cfg.AdminToken), server.WithMetrics(mx.Handler()),
+		server.WithWriteTimeout(cfg.Conns.WriteTimeout), server.WithMaxEventStreams(cfg.Conns.MaxEventStreams),
+		server.WithMaxWaiters(cfg.Conns.MaxWaiters), server.WithAllowedHosts(hosts...))
+	srv := cfg.Conns.httpServer(api.Guard(flows.Mount(api)))
 	srv.RegisterOnShutdown(api.CloseStreams) // live event streams never go idle by themselves
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
