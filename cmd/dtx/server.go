@@ -26,6 +26,7 @@ func runServer(ctx context.Context, args []string) error {
 	recordFlows := fs.String("record-flows", "", "comma-separated topics whose events are recorded by correlation id and served as GET /v1/flows/{id}")
 	flowsDB := fs.String("flows-db", "dtx-data/flows.db", "SQLite file of the recorded flows")
 	adminToken := fs.String("admin-token", "", "enable the admin actions (abort, retry) for requests carrying it as 'Authorization: Bearer <token>' (default $"+adminTokenEnv+"; none: the API is read-only)")
+	retention := fs.Duration("retention", serve.DefaultRetention, "how long a finished transaction is kept after its last update before it is purged (0: forever; at least 1h: a purged gid can be submitted again)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -46,6 +47,7 @@ func runServer(ctx context.Context, args []string) error {
 		Listen: *listen, Store: *storeDSN, Owner: *owner, LeaseTTL: *leaseTTL, RetryBase: *retryBase, RetryMax: *retryMax,
 		ShutdownTimeout: *shutdown, Logger: log, ReadyFile: *readyFile,
 		Broker: *brokerSpec, RecordFlows: *recordFlows, FlowsDB: *flowsDB, AdminToken: *adminToken,
+		Retention: *retention,
 	})
 	var ce *serve.ConfigError
 	if errors.As(err, &ce) {

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/coordinator"
 	"github.com/dtxhq/dtx/internal/atomicfile"
 	"github.com/dtxhq/dtx/internal/open"
@@ -39,6 +40,10 @@ type Config struct {
 	Broker, RecordFlows, FlowsDB string
 	// AdminToken enables the admin actions for requests carrying it.
 	AdminToken string
+	// Retention is how long finished transactions are kept after their
+	// last update before a background loop purges them (0: forever; else
+	// at least MinRetention; the binary's default is DefaultRetention).
+	Retention time.Duration
 }
 
 // ConfigError is a configuration the coordinator refuses.
@@ -51,6 +56,9 @@ func Run(ctx context.Context, cfg Config) error {
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if err := checkRetention(cfg.Retention); err != nil {
+		return err
 	}
 	st, err := open.Store(ctx, cfg.Store)
 	if err != nil {
@@ -81,6 +89,12 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer flows.Close()
 	mx.Watch(c)
+	if p, ok := st.(dtx.Purger); ok && cfg.Retention > 0 {
+		rctx, stop := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() { defer close(done); runRetention(rctx, log, p, cfg.Retention) }()
+		defer func() { stop(); <-done }()
+	}
 	api := server.New(c, server.WithAdminToken(cfg.AdminToken), server.WithMetrics(mx.Handler()))
 	srv := &http.Server{Handler: flows.Mount(api), ReadHeaderTimeout: 10 * time.Second}
 	srv.RegisterOnShutdown(api.CloseStreams) // live event streams never go idle by themselves
@@ -102,7 +116,7 @@ func Run(ctx context.Context, cfg Config) error {
 // announce logs what is served and writes the ready file.
 func announce(log *slog.Logger, cfg Config, addr net.Addr, owner string) error {
 	log.Info("coordinator serving", slog.String("addr", addr.String()), slog.String("store", open.DescribeStore(cfg.Store)),
-		slog.String("owner", owner), slog.Bool("admin_actions", cfg.AdminToken != ""))
+		slog.String("owner", owner), slog.Bool("admin_actions", cfg.AdminToken != ""), slog.Duration("retention", cfg.Retention))
 	if !isLoopback(addr) {
 		log.Warn("the API listens beyond loopback: reads, submissions and /metrics are open to the network; put it behind a proxy with TLS and authentication", slog.String("addr", addr.String()))
 	}
