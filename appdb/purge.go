@@ -39,6 +39,32 @@ func SQLExecer(db *sql.DB) Execer {
 	}
 }
 
+// SQLExecerReadCommitted is SQLExecer for MySQL purges: each statement
+// runs in a transaction of its own at READ COMMITTED, where a range delete
+// takes no gap locks that would make concurrent inserts wait. Other
+// dialects get SQLExecer.
+func SQLExecerReadCommitted(db *sql.DB, d Dialect) Execer {
+	if d != MySQL {
+		return SQLExecer(db)
+	}
+	return func(ctx context.Context, stmt string, args ...any) (int64, error) {
+		tx, err := db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelReadCommitted})
+		if err != nil {
+			return 0, err
+		}
+		defer tx.Rollback()
+		res, err := tx.ExecContext(ctx, stmt, args...)
+		if err != nil {
+			return 0, err
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return 0, err
+		}
+		return n, tx.Commit()
+	}
+}
+
 // PurgeInBatches runs stmt, a DELETE of at most batch rows whose last
 // argument is the batch size, with args and batch appended, until it deletes
 // fewer than batch rows or ctx is done, and returns how many rows it
