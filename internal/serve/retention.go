@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/appdb"
 )
 
 // DefaultRetention is how long `dtx server --retention` keeps a finished
@@ -76,4 +77,16 @@ func PurgeFinished(ctx context.Context, p dtx.Purger, before time.Time, batch in
 		}
 	}
 	return total, ctx.Err()
+}
+
+// purge deletes, until ctx is done, the recorded flow events observed more
+// than retention ago, on the schedule of runRetention.
+func (fr *flowRecorder) purge(ctx context.Context, log *slog.Logger, retention time.Duration) {
+	_ = appdb.Periodically(ctx, purgeEvery(retention), func(ctx context.Context) error {
+		n, err := fr.store.Purge(ctx, time.Now().Add(-retention), PurgeBatch)
+		if n > 0 {
+			log.Info("retention: purged flow events", slog.Int64("count", n), slog.Duration("older_than", retention))
+		}
+		return err
+	}, func(err error) { log.Warn("retention: purge flow events", slog.Any("err", err)) })
 }

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/dtxhq/dtx"
@@ -89,11 +90,16 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer flows.Close()
 	mx.Watch(c)
-	if p, ok := st.(dtx.Purger); ok && cfg.Retention > 0 {
+	if cfg.Retention > 0 {
 		rctx, stop := context.WithCancel(ctx)
-		done := make(chan struct{})
-		go func() { defer close(done); runRetention(rctx, log, p, cfg.Retention) }()
-		defer func() { stop(); <-done }()
+		var wg sync.WaitGroup
+		if p, ok := st.(dtx.Purger); ok {
+			wg.Go(func() { runRetention(rctx, log, p, cfg.Retention) })
+		}
+		if flows != nil {
+			wg.Go(func() { flows.purge(rctx, log, cfg.Retention) })
+		}
+		defer func() { stop(); wg.Wait() }()
 	}
 	api := server.New(c, server.WithAdminToken(cfg.AdminToken), server.WithMetrics(mx.Handler()))
 	srv := &http.Server{Handler: flows.Mount(api), ReadHeaderTimeout: 10 * time.Second}
