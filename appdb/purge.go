@@ -102,6 +102,9 @@ func Periodically(ctx context.Context, interval time.Duration, fn func(context.C
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
+		if err := ctx.Err(); err != nil {
+			return err // a tick may be ready together with ctx.Done
+		}
 		if err := fn(ctx); err != nil && ctx.Err() == nil && onError != nil {
 			onError(err)
 		}
