@@ -11,7 +11,6 @@ import (
 
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/appdb"
-	"github.com/dtxhq/dtx/internal/mariadbtest"
 	"github.com/dtxhq/dtx/participant"
 )
 
@@ -65,14 +64,7 @@ func TestBarrierPurgePostgres(t *testing.T) {
 
 func TestBarrierPurgeMySQL(t *testing.T) {
 	t.Parallel()
-	// Its own server, with room to start on a busy machine.
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	dsn, err := mariadbtest.Start(t).CreateDB(ctx, "barrier_purge")
-	require.NoError(t, err)
-	db, err := sql.Open("mysql", dsn)
-	require.NoError(t, err)
-	t.Cleanup(func() { db.Close() })
+	db := openMySQL(t)
 	testBarrierPurge(t, db, appdb.MySQL)
 }
 
