@@ -305,7 +305,8 @@ func (in Inbox) Handle(ctx context.Context, db *sql.DB, d broker.Delivery, group
 // bound the inbox table. A duplicate delivered after its record was pruned
 // is processed again, so age must exceed the longest time the broker may
 // redeliver a message (its retention, for a consumer group replaying from
-// the start). Dead letters are not touched.
+// the start). Dead letters are not touched. Prune is one statement; Purge
+// deletes in bounded batches and refuses an unsafe age.
 func (in Inbox) Prune(ctx context.Context, db *sql.DB, age time.Duration) (int64, error) {
 	q, err := in.queries()
 	if err != nil {

@@ -72,8 +72,6 @@ type dialectSQL struct {
 	// markPublished / deletePublished end with an IN list of seqs.
 	markPublished   string
 	deletePublished string
-	// purge deletes published rows older than a retention; args: ms.
-	purge string
 }
 
 var dialects = map[appdb.Dialect]dialectSQL{
@@ -169,7 +167,6 @@ WHERE id = 1 AND (owner = ? OR expires_at <= {now})`
 	releaseSQL         = `UPDATE {table}_lease SET owner = '', expires_at = 0, version = version + 1 WHERE id = 1 AND owner = ?`
 	markPublishedSQL   = `UPDATE {table} SET published_at = {now} WHERE seq IN (`
 	deletePublishedSQL = `DELETE FROM {table} WHERE seq IN (`
-	purgeSQL           = `DELETE FROM {table} WHERE published_at IS NOT NULL AND published_at < {now} - ?`
 )
 
 // queries returns the dialect's statements with the names filled in.
@@ -194,7 +191,6 @@ func (o Outbox) queries() (dialectSQL, error) {
 		release:         x(releaseSQL),
 		markPublished:   o.Dialect.Expand(t, markPublishedSQL),
 		deletePublished: o.Dialect.Expand(t, deletePublishedSQL),
-		purge:           x(purgeSQL),
 	}
 	for _, s := range q.schema {
 		out.schema = append(out.schema, o.Dialect.Expand(t, s))

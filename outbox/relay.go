@@ -498,24 +498,9 @@ func (r *Relay) markPublished(ctx context.Context, seqs []int64) error {
 	return nil
 }
 
-// purge deletes the published rows older than the retention.
+// purge deletes the published rows older than the retention, in bounded
+// batches (see Outbox.Purge).
 func (r *Relay) purge(ctx context.Context) error {
-	var opts *sql.TxOptions
-	if r.ob.Dialect == appdb.MySQL {
-		// Under REPEATABLE READ the range delete would take gap locks that
-		// make concurrent Adds wait.
-		opts = &sql.TxOptions{Isolation: sql.LevelReadCommitted}
-	}
-	tx, err := r.db.BeginTx(ctx, opts)
-	if err != nil {
-		return fmt.Errorf("outbox: purge: %w", err)
-	}
-	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, r.q.purge, r.cfg.Retention.Milliseconds()); err != nil {
-		return fmt.Errorf("outbox: purge: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("outbox: purge: %w", err)
-	}
-	return nil
+	_, err := r.ob.Purge(ctx, r.db, r.cfg.Retention, 0)
+	return err
 }

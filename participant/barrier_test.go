@@ -49,9 +49,12 @@ func openPostgres(t *testing.T) *sql.DB {
 // package's TestMain is pgtest's, which cannot stop a shared one).
 func openMySQL(t *testing.T) *sql.DB {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	srv := mariadbtest.Start(t)
+	// The deadline starts after the server's start, with room for a busy
+	// machine (several servers start at once in this package).
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	dsn, err := mariadbtest.Start(t).CreateDB(ctx, "barrier")
+	dsn, err := srv.CreateDB(ctx, "barrier")
 	require.NoError(t, err)
 	db, err := sql.Open("mysql", dsn)
 	require.NoError(t, err)

@@ -44,6 +44,7 @@ func runServer(ctx context.Context, args []string) error {
 	fs.IntVar(&conns.MaxEventStreams, "max-event-streams", server.DefaultMaxEventStreams, "most concurrent GET /v1/events streams; past it 503 with Retry-After")
 	fs.IntVar(&conns.MaxWaiters, "max-waiters", server.DefaultMaxWaiters, "most concurrent ?wait=true submissions; past it 503 with Retry-After (nothing submitted)")
 	apiHosts := fs.String("api-hosts", "", "comma-separated host names clients reach the API by (besides IP addresses, localhost and the --listen host); requests naming another Host are refused with 421 (DNS rebinding)")
+	retention := fs.Duration("retention", serve.DefaultRetention, "how long a finished transaction is kept after its last update before it is purged (0: forever; at least 1h: a purged gid can be submitted again)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -87,6 +88,7 @@ func runServer(ctx context.Context, args []string) error {
 		MaxCalls: *maxCalls, RecoverBatch: *recoverBatch,
 		CallSigner: signer,
 		Conns:      conns,
+		Retention:  *retention,
 	})
 	var ce *serve.ConfigError
 	if errors.As(err, &ce) {

@@ -25,6 +25,7 @@ import (
 	"github.com/dtxhq/dtx/examples/shop/load"
 	"github.com/dtxhq/dtx/examples/shop/order"
 	"github.com/dtxhq/dtx/examples/shop/verify"
+	"github.com/dtxhq/dtx/internal/open"
 	"github.com/dtxhq/dtx/internal/pgserver"
 	"github.com/dtxhq/dtx/internal/sqlitedb"
 	"github.com/dtxhq/dtx/store/postgres"
@@ -269,12 +270,8 @@ func (r *runner) setup(ctx context.Context) error {
 	return nil
 }
 
-func storeLabel(dsn string) string {
-	if i := strings.Index(dsn, "@"); i > 0 {
-		return "postgres://…" + dsn[i:]
-	}
-	return dsn
-}
+// storeLabel is the store's DSN to show, without its password.
+func storeLabel(dsn string) string { return open.RedactDSN(dsn) }
 
 func (r *runner) shopArgs(inc int) []string {
 	c := r.cfg

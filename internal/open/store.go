@@ -43,7 +43,7 @@ func StoreWith(ctx context.Context, dsn string, cfg sqlstore.Config) (dtx.Store,
 	case strings.HasPrefix(dsn, "sqlite://"):
 		return sqlite.Open(ctx, strings.TrimPrefix(dsn, "sqlite://"), cfg)
 	case strings.Contains(dsn, "://"):
-		return nil, specf("store %q: unsupported scheme (want sqlite://, postgres:// or mysql://)", dsn)
+		return nil, specf("store %q: unsupported scheme (want sqlite://, postgres:// or mysql://)", RedactDSN(dsn))
 	case dsn == "":
 		return nil, specf("store: empty DSN")
 	default:
@@ -51,11 +51,5 @@ func StoreWith(ctx context.Context, dsn string, cfg sqlstore.Config) (dtx.Store,
 	}
 }
 
-// DescribeStore is dsn without its credentials, to show.
-func DescribeStore(dsn string) string {
-	if i := strings.Index(dsn, "@"); i > 0 && strings.Contains(dsn[:i], "://") {
-		// Hide credentials.
-		return dsn[:strings.Index(dsn, "://")+3] + "…" + dsn[i:]
-	}
-	return fmt.Sprint(dsn)
-}
+// DescribeStore is dsn without its secrets, to show (see RedactDSN).
+func DescribeStore(dsn string) string { return RedactDSN(dsn) }

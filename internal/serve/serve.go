@@ -11,8 +11,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
+	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/callsig"
 	"github.com/dtxhq/dtx/coordinator"
 	"github.com/dtxhq/dtx/internal/atomicfile"
@@ -59,6 +61,10 @@ type Config struct {
 	CallSigner *callsig.Signer
 	// Conns bounds the API's connections (zero fields: the defaults).
 	Conns Conns
+	// Retention is how long finished transactions are kept after their
+	// last update before a background loop purges them (0: forever; else
+	// at least MinRetention; the binary's default is DefaultRetention).
+	Retention time.Duration
 }
 
 // Conns bounds the API's connections; a zero field takes its default.
@@ -129,6 +135,9 @@ func Run(ctx context.Context, cfg Config) error {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if err := checkRetention(cfg.Retention); err != nil {
+		return err
+	}
 	allow, err := participantAllowlist(cfg.AllowParticipants)
 	if err != nil {
 		return err
@@ -169,6 +178,17 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer flows.Close()
 	mx.Watch(c)
+	if cfg.Retention > 0 {
+		rctx, stop := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		if p, ok := st.(dtx.Purger); ok {
+			wg.Go(func() { runRetention(rctx, log, p, cfg.Retention) })
+		}
+		if flows != nil {
+			wg.Go(func() { flows.purge(rctx, log, cfg.Retention) })
+		}
+		defer func() { stop(); wg.Wait() }()
+	}
 	hosts := cfg.Conns.APIHosts
 	if h, _, err := net.SplitHostPort(cfg.Listen); err == nil && h != "" {
 		hosts = append(hosts[:len(hosts):len(hosts)], h)
@@ -197,7 +217,7 @@ func Run(ctx context.Context, cfg Config) error {
 func announce(log *slog.Logger, cfg Config, addr net.Addr, owner string) error {
 	log.Info("coordinator serving", slog.String("addr", addr.String()), slog.String("store", open.DescribeStore(cfg.Store)),
 		slog.String("owner", owner), slog.Bool("admin_actions", cfg.AdminToken != ""),
-		slog.String("allow_participants", cfg.AllowParticipants))
+		slog.String("allow_participants", cfg.AllowParticipants), slog.Duration("retention", cfg.Retention))
 	if cfg.CallSigner != nil {
 		log.Info("branch calls are signed", slog.String("key_id", cfg.CallSigner.KeyID()))
 	} else {

@@ -39,9 +39,27 @@ func mustSub(f fs.FS, dir string) fs.FS {
 }
 
 // Open opens (creating and migrating) the store in the SQLite file at path.
+// An existing file must be an intact SQLite database (checked with
+// `PRAGMA quick_check` up to QuickCheckMaxBytes) and not empty, unless path
+// ends with "?init_empty=1" (see InitEmptyParam).
 func Open(ctx context.Context, path string, cfg sqlstore.Config) (*sqlstore.Store, error) {
+	path, initEmpty, err := splitPath(path)
+	if err != nil {
+		return nil, err
+	}
+	size, err := checkFile(path, initEmpty)
+	if err != nil {
+		return nil, err
+	}
 	db, err := sqlitedb.Open(ctx, path, 8)
 	if err != nil {
+		if size > 0 && isCorruption(err) {
+			return nil, corrupt(path, err.Error())
+		}
+		return nil, err
+	}
+	if err := quickCheck(ctx, db, path, size); err != nil {
+		db.Close()
 		return nil, err
 	}
 	if err := sqlstore.Migrate(ctx, db, Dialect); err != nil {

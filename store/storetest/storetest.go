@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"ConcurrentApply", testConcurrentApply},
 		{"EventsInOrder", testEventsInOrder},
 		{"DuplicateCreateBesideUpdate", testDuplicateCreateBesideUpdate},
+		{"PurgeFinished", testPurgeFinished},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
