@@ -3,6 +3,7 @@ package dtx
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -28,7 +29,13 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &ms); err != nil {
 		return fmt.Errorf("duration must be a string like \"5s\" or a number of milliseconds")
 	}
-	*d = Duration(time.Duration(ms * float64(time.Millisecond)))
+	ns := ms * float64(time.Millisecond)
+	// Converting a float outside int64's range is implementation-defined
+	// (it wraps to a negative duration on amd64): refuse it instead.
+	if !(ns >= math.MinInt64 && ns < math.MaxInt64) {
+		return fmt.Errorf("duration %v ms is out of range (at most about 292 years)", ms)
+	}
+	*d = Duration(time.Duration(ns))
 	return nil
 }
 
