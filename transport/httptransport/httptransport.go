@@ -62,7 +62,7 @@ func (t *Transport) CheckURL(raw string) error {
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return fmt.Errorf("URL %q must be http or https", raw)
 	}
-	if u.Host == "" {
+	if u.Hostname() == "" { // "http://:80" names a port but no host
 		return fmt.Errorf("URL %q has no host", raw)
 	}
 	return nil
