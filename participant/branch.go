@@ -5,6 +5,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/dtxhq/dtx"
 )
@@ -50,7 +51,7 @@ func BranchFromHeaders(get func(name string) string) (Branch, error) {
 		return Branch{}, fmt.Errorf("participant: missing header %s", dtx.HeaderOp)
 	}
 	n, err := strconv.ParseInt(idx, 10, 32)
-	if err != nil || n < 0 || idx[0] == '+' {
+	if err != nil || strings.TrimLeft(idx, "0123456789") != "" { // digits only: no sign, not even "-0"
 		return Branch{}, fmt.Errorf("participant: malformed header %s: %q is not a branch index", dtx.HeaderBranch, idx)
 	}
 	br.Index = int(n)

@@ -84,7 +84,7 @@ func (t *Transport) CheckURL(raw string) error {
 	if u.Scheme != "http" && u.Scheme != "https" {
 		return fmt.Errorf("URL %q must be http or https", raw)
 	}
-	if u.Host == "" {
+	if u.Hostname() == "" { // "http://:80" names a port but no host
 		return fmt.Errorf("URL %q has no host", raw)
 	}
 	if err := t.policy.check(u); err != nil {
@@ -220,8 +220,16 @@ func (t *Transport) Call(ctx context.Context, c dtx.Call) dtx.Outcome {
 	return dtx.Uncertain(serr)
 }
 
+// MaxDetail bounds the length in bytes of what Detail returns.
+const MaxDetail = 1000
+
+// maxTextDetail bounds the start of a body that is not a problem.
+const maxTextDetail = 200
+
 // Detail extracts the explanation of a non-2xx answer: its problem+json
-// "detail" (or "title"), else the start of body as text. Other transports
+// "detail" (or "title"), else the start of body as text. The result is
+// valid UTF-8 without NUL bytes, at most MaxDetail bytes long (a body that
+// is not a problem gives at most its first 200 bytes). Other transports
 // that carry HTTP-like replies use it too.
 func Detail(body []byte) string { return detail(body) }
 
@@ -232,19 +240,25 @@ func detail(body []byte) string {
 	}
 	if json.Unmarshal(body, &p) == nil {
 		if p.Detail != "" {
-			return p.Detail
+			return shorten(p.Detail, MaxDetail)
 		}
 		if p.Title != "" {
-			return p.Title
+			return shorten(p.Title, MaxDetail)
 		}
 	}
-	text := strings.ToValidUTF8(string(bytes.TrimSpace(body)), "\uFFFD")
-	if len(text) > 200 {
-		cut := 200
+	return shorten(string(bytes.TrimSpace(body)), maxTextDetail)
+}
+
+// shorten makes text valid UTF-8 without NUL bytes and cuts it to at most
+// max bytes, at a rune boundary.
+func shorten(text string, max int) string {
+	text = strings.ReplaceAll(strings.ToValidUTF8(text, "\uFFFD"), "\x00", "")
+	if len(text) > max {
+		cut := max
 		for cut > 0 && !utf8.RuneStart(text[cut]) {
 			cut--
 		}
 		text = text[:cut]
 	}
-	return strings.ReplaceAll(text, "\x00", "")
+	return text
 }
