@@ -180,10 +180,13 @@ func testInvalid(t *testing.T, db *sql.DB, d appdb.Dialect) {
 			_, err := s.Append(ctx, strings.Repeat("s", eventstore.MaxStreamLen+1), 0, ev("A", `1`))
 			return err
 		},
-		"no events":     func() error { _, err := s.Append(ctx, "s", 0); return err },
-		"empty type":    func() error { _, err := s.Append(ctx, "s", 0, ev("", `1`)); return err },
-		"expected -2":   func() error { _, err := s.Append(ctx, "s", -2, ev("A", `1`)); return err },
-		"schema -1":     func() error { _, err := s.Append(ctx, "s", 0, eventstore.EventData{Type: "A", SchemaVersion: -1}); return err },
+		"no events":   func() error { _, err := s.Append(ctx, "s", 0); return err },
+		"empty type":  func() error { _, err := s.Append(ctx, "s", 0, ev("", `1`)); return err },
+		"expected -2": func() error { _, err := s.Append(ctx, "s", -2, ev("A", `1`)); return err },
+		"schema -1": func() error {
+			_, err := s.Append(ctx, "s", 0, eventstore.EventData{Type: "A", SchemaVersion: -1})
+			return err
+		},
 		"nil aggregate": func() error { _, _, err := eventstore.Aggregate[int]{}.Load(ctx, "s"); return err },
 	} {
 		require.ErrorIs(t, call(), eventstore.ErrInvalid, name)
