@@ -196,44 +196,55 @@ func (r *Runner) Checkpoint(ctx context.Context) (int64, error) {
 // tests and tools may call it directly. If Apply fails, nothing of the
 // batch is kept and the error is returned.
 func (r *Runner) Step(ctx context.Context) (int, error) {
+	for {
+		n, moved, err := r.step(ctx)
+		if !moved || err != nil {
+			return n, err
+		}
+		// Another runner of this projection (or a Rebuild) moved the
+		// checkpoint since we read it: read again.
+	}
+}
+
+// step is one attempt of Step; moved reports that the checkpoint changed
+// between reading it and locking it, and nothing was applied.
+func (r *Runner) step(ctx context.Context) (n int, moved bool, err error) {
 	cp, err := r.Checkpoint(ctx)
 	if err != nil {
-		return 0, err
+		return 0, false, err
 	}
 	evs, err := r.cfg.Source.ReadAll(ctx, cp, r.cfg.BatchSize)
 	if err != nil {
-		return 0, fmt.Errorf("projection %s: read events: %w", r.cfg.Name, err)
+		return 0, false, fmt.Errorf("projection %s: read events: %w", r.cfg.Name, err)
 	}
 	if len(evs) == 0 {
-		return 0, nil
+		return 0, false, nil
 	}
 	tx, err := r.cfg.DB.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, fmt.Errorf("projection %s: begin: %w", r.cfg.Name, err)
+		return 0, false, fmt.Errorf("projection %s: begin: %w", r.cfg.Name, err)
 	}
 	defer tx.Rollback()
 	var locked int64
 	if err := tx.QueryRowContext(ctx, r.q.lock, r.cfg.Name).Scan(&locked); err != nil {
-		return 0, fmt.Errorf("projection %s: lock checkpoint: %w", r.cfg.Name, err)
+		return 0, false, fmt.Errorf("projection %s: lock checkpoint: %w", r.cfg.Name, err)
 	}
 	if locked != cp {
-		// Another runner of this projection (or a Rebuild) moved the
-		// checkpoint since we read it: read again.
-		return 0, nil
+		return 0, true, nil
 	}
 	for _, e := range evs {
 		if err := r.cfg.Apply(ctx, tx, e); err != nil {
-			return 0, fmt.Errorf("projection %s: apply %s at position %d: %w", r.cfg.Name, e.Type, e.Position, err)
+			return 0, false, fmt.Errorf("projection %s: apply %s at position %d: %w", r.cfg.Name, e.Type, e.Position, err)
 		}
 	}
 	if _, err := tx.ExecContext(ctx, r.q.set, evs[len(evs)-1].Position, r.cfg.Name); err != nil {
-		return 0, fmt.Errorf("projection %s: save checkpoint: %w", r.cfg.Name, err)
+		return 0, false, fmt.Errorf("projection %s: save checkpoint: %w", r.cfg.Name, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return 0, fmt.Errorf("projection %s: commit: %w", r.cfg.Name, err)
+		return 0, false, fmt.Errorf("projection %s: commit: %w", r.cfg.Name, err)
 	}
 	r.applied.Add(int64(len(evs)))
-	return len(evs), nil
+	return len(evs), false, nil
 }
 
 // ErrRunning is returned by Run while the same Runner is already running.

@@ -212,6 +212,13 @@ func TestCommandsOnPostgresQueriesOnSQLite(t *testing.T) {
 	model.requireExactlyOnce(t, 60)
 	require.Equal(t, projection.Stats{Applied: 60}, r.Stats())
 
+	// A rebuild while the runner runs: the model is emptied and refilled.
+	require.NoError(t, r.Rebuild(ctx))
+	waitCaughtUp(t, r, 60)
+	require.Equal(t, fold(t, store), model.items(t))
+	model.requireExactlyOnce(t, 60)
+	require.Equal(t, int64(120), r.Stats().Applied)
+
 	stop()
 	require.NoError(t, <-done)
 }
