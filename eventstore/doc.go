@@ -65,7 +65,8 @@
 //     (see Message: id "<stream>@<version>", key the stream) into a
 //     transactional outbox (package outbox) of the same database; its Relay
 //     publishes them after the commit, and an inbox absorbs the duplicates
-//     a relay may produce.
+//     a relay may produce. A consumer turns a message back into the event
+//     with EventFromMessage (and Store.Upcast).
 //
 // Alternatively, a subscriber reads the event table itself through ReadAll.
 //

@@ -333,6 +333,26 @@ func Message(topic string, e Event) broker.Message {
 	}
 }
 
+// EventFromMessage is the inverse of Message: it rebuilds the event a
+// message announces (without RecordedAt, and before upcasting: see
+// Store.Upcast), for consumers that receive events through a broker. A
+// message without the event headers, or with malformed ones, gets an error
+// wrapping ErrInvalid.
+func EventFromMessage(m broker.Message) (Event, error) {
+	e := Event{Stream: m.Headers["event-stream"], Type: m.Headers["event-type"], Data: m.Payload, Metadata: []byte{}}
+	var err1, err2, err3 error
+	e.Version, err1 = strconv.ParseInt(m.Headers["event-version"], 10, 64)
+	e.Position, err2 = strconv.ParseInt(m.Headers["event-position"], 10, 64)
+	e.SchemaVersion, err3 = strconv.Atoi(m.Headers["event-schema-version"])
+	if e.Stream == "" || e.Type == "" || errors.Join(err1, err2, err3) != nil || e.Version < 1 || e.Position < 1 || e.SchemaVersion < 1 {
+		return Event{}, fmt.Errorf("%w: message %q does not carry an event (headers event-stream, event-type, event-version, event-position, event-schema-version)", ErrInvalid, m.ID)
+	}
+	if e.Data == nil {
+		e.Data = []byte{}
+	}
+	return e, nil
+}
+
 // DefaultLimit is the page size of ReadStream and ReadAll when limit <= 0.
 const DefaultLimit = 1000
 
@@ -391,6 +411,15 @@ func (s *Store) query(ctx context.Context, q string, args ...any) ([]Event, erro
 		}
 	}
 	return out, nil
+}
+
+// Upcast returns e with the store's upcasters applied, as the read methods
+// return it. Events read from the store are upcast already; this is for
+// events rebuilt from messages (EventFromMessage). It needs no database:
+// a consumer may build a Store with New(nil, cfg) for its upcasters alone.
+func (s *Store) Upcast(e Event) (Event, error) {
+	err := s.upcast(&e)
+	return e, err
 }
 
 // upcast applies the registered upcasters to e in place.

@@ -42,4 +42,13 @@
 // way to fix a bug in Apply or to add a column. Lag reports the head of the
 // event store, the checkpoint, the number of events between them, and how
 // long ago the oldest pending event was recorded.
+//
+// # Through the broker
+//
+// A query model in another service can instead be fed by the messages the
+// event store writes into its outbox (eventstore.Config.Outbox):
+// FromBroker turns a projection's Apply into the Process function of an
+// inbox.Consumer, whose inbox makes each message take effect once. Events
+// then arrive in order per stream rather than globally, and rebuilding
+// means replaying the store with a Runner.
 package projection

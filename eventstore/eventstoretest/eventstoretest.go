@@ -593,4 +593,10 @@ func testOutboxAtomic(t *testing.T, db *sql.DB, d appdb.Dialect) {
 	require.Equal(t, "s", m.Key)
 	require.Equal(t, map[string]string{"event-type": "T", "event-schema-version": "2", "event-stream": "s",
 		"event-version": "3", "event-position": "9"}, m.Headers)
+	back, err := eventstore.EventFromMessage(m)
+	require.NoError(t, err)
+	require.Equal(t, eventstore.Event{Position: 9, Stream: "s", Version: 3, Type: "T", SchemaVersion: 2, Data: []byte("p"), Metadata: []byte{}}, back)
+	delete(m.Headers, "event-position")
+	_, err = eventstore.EventFromMessage(m)
+	require.ErrorIs(t, err, eventstore.ErrInvalid)
 }
