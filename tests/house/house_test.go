@@ -79,6 +79,10 @@ func TestHouse_NoOuterRingBehindAnInnerOne(t *testing.T) {
 	for _, c := range []struct{ pkg, forbidden string }{
 		{"outbox", "participant"},
 		{"inbox", "participant"},
+		{"eventstore", "participant"},
+		{"eventstore", "coordinator"},
+		{"projection", "participant"},
+		{"projection", "server"},
 		{"saga", "broker"},
 		{"saga", "transport/brokertransport"},
 		{"client", "server"},
