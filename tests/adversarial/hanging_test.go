@@ -146,6 +146,7 @@ func TestHanging_BoundedCallsRecoveryAndForcedAbort(t *testing.T) {
 	store := "sqlite://" + filepath.Join(t.TempDir(), "dtx.db")
 	opts := serverOpts{Store: store, FDLimit: fdLimit, Args: []string{
 		"--max-calls", fmt.Sprint(maxCalls), "--recover-batch", "200", "--lease-ttl", "2s", "--admin-token", token,
+		"--max-branch-timeout", "10m", // calls must hang for the whole test
 	}}
 	s := startServer(t, opts)
 
