@@ -298,7 +298,7 @@ func TestBrowser(t *testing.T) {
 	require.Equal(t, []string{"/v1/transactions/stuck-1/retry Bearer wrong"}, g.requests())
 
 	do("abort, then cancel the dialog", chromedp.WaitEnabled(chromedp.CSS(`#btn-abort`)), click(`#btn-abort`), visible(`dialog#confirm[open]`))
-	require.Equal(t, "Force abort?", text(`#confirm-title`))
+	require.Equal(t, "Abort (compensate)?", text(`#confirm-title`))
 	token, err := chromedp.Run(b.tctx, chromedp.Value(chromedp.CSS(`#confirm-token`)))
 	require.NoError(t, err)
 	require.Equal(t, "wrong", token, "the token is remembered in the browser")

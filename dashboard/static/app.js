@@ -258,7 +258,7 @@
    */
   function confirmAction(kind, gid) {
     const abort = kind === 'abort';
-    document.getElementById('confirm-title').textContent = abort ? 'Force abort?' : 'Retry now?';
+    document.getElementById('confirm-title').textContent = abort ? 'Abort (compensate)?' : 'Retry now?';
     document.getElementById('confirm-text').textContent = abort
       ? 'The forward phase stops and every step that ran or may have run is compensated. This cannot be undone. A finished transaction, or a saga past its pivot, cannot be aborted.'
       : 'The pending calls of this transaction are made again at once instead of after their backoff. Participants must be idempotent (the dtx barrier makes them so).';
@@ -450,7 +450,7 @@
     const statusEl = h('span', { class: 'status' });
     const patternEl = h('span', { class: 'pattern' });
     const retry = h('button', { type: 'button', id: 'btn-retry', onclick: () => act('retry') }, '↻ Retry now');
-    const abort = h('button', { type: 'button', id: 'btn-abort', class: 'danger', onclick: () => act('abort') }, '✕ Force abort');
+    const abort = h('button', { type: 'button', id: 'btn-abort', class: 'danger', onclick: () => act('abort') }, '✕ Abort');
     const reasonLabel = h('b');
     const reasonText = h('span');
     const reasonEl = h('div', { class: 'reason-banner hidden', id: 'tx-reason' }, reasonLabel, reasonText);
