@@ -26,7 +26,9 @@ type TxLog interface {
 	Get(ctx context.Context, gid string) (*Tx, []Branch, error)
 	// Events returns a transaction's history in order.
 	Events(ctx context.Context, gid string) ([]Event, error)
-	// List returns transactions matching f, newest first.
+	// List returns transactions matching f, newest first, without their
+	// specs (Tx.Spec is nil: lists are read often and a spec can be
+	// large); Get returns the full record.
 	List(ctx context.Context, f ListFilter) ([]Tx, error)
 	// Counts returns the number of transactions per status.
 	Counts(ctx context.Context) (map[Status]int, error)

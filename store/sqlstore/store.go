@@ -225,6 +225,10 @@ func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, er
 
 const txColumns = `gid, pattern, status, reason, spec, digest, created_at, updated_at, deadline, lease_owner, lease_until`
 
+// listColumns are txColumns without the spec (read as ''): lists are read
+// often, and a spec can be megabytes.
+const listColumns = `gid, pattern, status, reason, '', digest, created_at, updated_at, deadline, lease_owner, lease_until`
+
 func scanTx(row interface{ Scan(...any) error }) (*dtx.Tx, error) {
 	var t dtx.Tx
 	var pattern, status, spec string
@@ -232,7 +236,10 @@ func scanTx(row interface{ Scan(...any) error }) (*dtx.Tx, error) {
 	if err := row.Scan(&t.GID, &pattern, &status, &t.Reason, &spec, &t.Digest, &created, &updated, &deadline, &t.LeaseOwner, &leaseUntil); err != nil {
 		return nil, err
 	}
-	t.Pattern, t.Status, t.Spec = dtx.Pattern(pattern), dtx.Status(status), []byte(spec)
+	t.Pattern, t.Status = dtx.Pattern(pattern), dtx.Status(status)
+	if spec != "" {
+		t.Spec = []byte(spec)
+	}
 	t.CreatedAt, t.UpdatedAt, t.Deadline, t.LeaseUntil = fromMS(created), fromMS(updated), fromMS(deadline), fromMS(leaseUntil)
 	return &t, nil
 }
@@ -335,7 +342,7 @@ func (s *Store) List(ctx context.Context, f dtx.ListFilter) ([]dtx.Tx, error) {
 		}
 		where = append(where, fmt.Sprintf("%s(gid, $%d) > 0", fn, len(args)))
 	}
-	q := `SELECT ` + txColumns + ` FROM dtx_tx`
+	q := `SELECT ` + listColumns + ` FROM dtx_tx`
 	if len(where) > 0 {
 		q += " WHERE " + strings.Join(where, " AND ")
 	}

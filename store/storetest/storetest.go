@@ -312,6 +312,10 @@ func testListCounts(t *testing.T, s dtx.Store) {
 		gids = append(gids, tx.GID)
 	}
 	require.Equal(t, []string{"l4", "l3", "l2", "l1", "l0"}, gids, "newest first")
+	for _, tx := range all {
+		require.Nil(t, tx.Spec, "%s: a list carries no spec", tx.GID)
+		require.NotEmpty(t, tx.Digest)
+	}
 	failed, err := s.List(ctx, dtx.ListFilter{Status: dtx.StatusFailed})
 	require.NoError(t, err)
 	require.Len(t, failed, 1)
