@@ -225,7 +225,7 @@ func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, er
 
 const txColumns = `gid, pattern, status, reason, spec, digest, created_at, updated_at, deadline, lease_owner, lease_until`
 
-// listColumns are txColumns without the spec (read as ”): lists are read
+// listColumns are txColumns with an empty string for the spec: lists are read
 // often, and a spec can be megabytes.
 const listColumns = `gid, pattern, status, reason, '', digest, created_at, updated_at, deadline, lease_owner, lease_until`
 
