@@ -166,13 +166,28 @@ func (r *runner) logf(format string, args ...any) {
 	fmt.Fprintf(r.cfg.Log, "[%6.1fs] %s\n", time.Since(r.t0).Seconds(), fmt.Sprintf(format, args...))
 }
 
-func freeAddr() (string, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+// anyPort asks the kernel for a port: a process's first incarnation
+// listens on it and writes the address it got to its ready file; later
+// incarnations listen on that same address, which clients were given.
+// (A port guessed free and closed again could be taken by a stranger
+// before the process binds it.)
+const anyPort = "127.0.0.1:0"
+
+// readyAddrs reads the addresses a process wrote to its ready file
+// (whitespace-separated, with or without http://).
+func readyAddrs(path string, want int) ([]string, error) {
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	defer ln.Close()
-	return ln.Addr().String(), nil
+	f := strings.Fields(string(b))
+	if len(f) != want {
+		return nil, fmt.Errorf("ready file %s: want %d addresses, got %q", path, want, b)
+	}
+	for i := range f {
+		f[i] = strings.TrimPrefix(f[i], "http://")
+	}
+	return f, nil
 }
 
 func (r *runner) usesCoordinator() bool { return r.cfg.Pattern != PatternChoreography }
@@ -200,14 +215,13 @@ func (r *runner) setup(ctx context.Context) error {
 		return err
 	}
 	if r.usesBroker() {
-		var err error
-		if r.natsAddr, err = freeAddr(); err != nil {
-			return err
-		}
+		r.natsAddr = anyPort
 		r.natsDir = filepath.Join(c.Dir, "nats")
 		if err := r.openNATS(ctx); err != nil {
 			return err
 		}
+		// Restarts of the broker listen where the first one did.
+		r.natsAddr = strings.TrimPrefix(r.nats.ClientURL(), "nats://")
 		r.logf("embedded NATS JetStream on nats://%s (files in %s)", r.natsAddr, r.natsDir)
 	}
 	if r.usesCoordinator() {
@@ -217,10 +231,7 @@ func (r *runner) setup(ctx context.Context) error {
 		}
 		var urls []string
 		for i := range c.Coordinators {
-			addr, err := freeAddr()
-			if err != nil {
-				return err
-			}
+			addr := anyPort
 			name := fmt.Sprintf("coordinator-%d", i+1)
 			p := &proc{
 				name: name, exe: c.Exe, ready: filepath.Join(c.Dir, name+".ready"), logPath: filepath.Join(r.logs, name+".log"),
@@ -235,6 +246,11 @@ func (r *runner) setup(ctx context.Context) error {
 			if err := p.start(ctx); err != nil {
 				return err
 			}
+			got, err := readyAddrs(p.ready, 1)
+			if err != nil {
+				return err
+			}
+			addr = got[0] // restarts listen here (args reads addr)
 			r.coords = append(r.coords, p)
 			urls = append(urls, "http://"+addr)
 		}
@@ -252,12 +268,8 @@ func (r *runner) setup(ctx context.Context) error {
 		r.logf("%d coordinator process(es) on %s, store %s", len(urls), strings.Join(urls, ", "), storeLabel(store))
 	}
 	for i := range r.addrs {
-		var err error
-		if r.addrs[i], err = freeAddr(); err != nil {
-			return err
-		}
+		r.addrs[i] = anyPort
 	}
-	r.orderURL = "http://" + r.addrs[0]
 	r.shopFaults = c.FaultRate
 	r.shop = &proc{
 		name: "shop", exe: c.Exe, ready: filepath.Join(c.Dir, "shop.ready"), logPath: filepath.Join(r.logs, "shop.log"),
@@ -266,6 +278,12 @@ func (r *runner) setup(ctx context.Context) error {
 	if err := r.shop.start(ctx); err != nil {
 		return err
 	}
+	got, err := readyAddrs(r.shop.ready, len(r.addrs))
+	if err != nil {
+		return err
+	}
+	copy(r.addrs[:], got) // restarts listen here (shopArgs reads r.addrs)
+	r.orderURL = "http://" + r.addrs[0]
 	r.logf("shop (order %s, inventory %s, payment %s), pattern %s, faults %.0f%%", r.addrs[0], r.addrs[1], r.addrs[2], r.shopPattern(0), c.FaultRate*100)
 	return nil
 }
