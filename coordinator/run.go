@@ -243,7 +243,7 @@ func (r *run) start(call saga.Call) {
 	if r.mustSucceed(call) && r.exhausted(call, r.attempts(call)) {
 		// Resumed with its budget already spent (the parking is not
 		// stored): it stays with the operator.
-		r.park(call, r.br[call.Index].LastError)
+		r.park(call, r.attempts(call), r.br[call.Index].LastError)
 		return
 	}
 	st := r.spec.Steps[call.Index]
@@ -308,6 +308,7 @@ func (r *run) handle(res result) error {
 		class = dtx.Unknown
 	}
 	exhausted := class == dtx.Unknown && r.exhausted(res.call, *attempts)
+	parkAfter := false
 	if exhausted && !mustSucceed && r.tx.Status == dtx.StatusRunning {
 		// An action out of attempts is a definite failure: the saga
 		// compensates, this step included (it may have run).
@@ -335,7 +336,8 @@ func (r *run) handle(res result) error {
 		}
 		if mustSucceed && (exhausted || nonRetryable) {
 			ev.Detail += "; " + r.exhaustedLine(res.call, nonRetryable)
-			r.park(res.call, b.LastError)
+			r.parked[res.call] = true // the alert follows the write, below
+			parkAfter = true
 			break
 		}
 		r.retryAt[res.call] = r.c.cfg.Now().Add(r.delay(res.call, *attempts))
@@ -365,7 +367,13 @@ func (r *run) handle(res result) error {
 		r.unsent = append(r.unsent, ev)
 		return nil
 	}
-	return r.persist([]dtx.Branch{b}, []dtx.Event{ev}, status, reason)
+	if err := r.persist([]dtx.Branch{b}, []dtx.Event{ev}, status, reason); err != nil {
+		return err
+	}
+	if parkAfter {
+		r.park(res.call, *attempts, b.LastError)
+	}
+	return nil
 }
 
 // mustSucceed reports whether call may never be given up: a compensation,
@@ -446,11 +454,11 @@ func opNoun(op dtx.Op) string {
 }
 
 // park stops calling c until an operator releases it, with an alert.
-func (r *run) park(c saga.Call, lastErr string) {
+func (r *run) park(c saga.Call, attempts int, lastErr string) {
 	r.parked[c] = true
 	r.c.setParked(r.gid, true)
 	a := Alert{GID: r.gid, Branch: c.Index, Name: r.spec.Steps[c.Index].Name, Op: string(r.spec.Steps[c.Index].WireOp(c.Op)),
-		Attempts: r.attempts(c), LastErr: lastErr, NeedsOperator: true}
+		Attempts: attempts, LastErr: lastErr, NeedsOperator: true}
 	r.c.log.Warn("operation exhausted its retries; waiting for an operator", slog.String("gid", a.GID), slog.Int("branch", a.Branch),
 		slog.String("op", a.Op), slog.Int("attempts", a.Attempts), slog.String("last_error", a.LastErr))
 	r.c.cfg.Observer.Alert(a)
