@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dtxhq/dtx"
@@ -66,7 +67,7 @@ func (c *Coordinator) Attention(ctx context.Context, q AttentionQuery) ([]api.At
 	for i := range txs {
 		d := &txs[i]
 		why := attentionReasons(&d.Tx, d.Branches, f.MinAttempts, q.OlderThan, now)
-		why = append(exhaustedReasons(&d.Tx, d.Branches, c.cfg.RetryMaxAttempts), why...)
+		why = append(c.parkedReasons(&d.Tx, d.Branches), why...)
 		if len(why) == 0 || d.Status.Terminal() {
 			continue
 		}
@@ -137,6 +138,21 @@ func exhaustedReasons(tx *dtx.Tx, br []dtx.Branch, defaultMax int) []string {
 		}
 		if tx.Status == dtx.StatusCompensating {
 			check(dtx.OpCompensate, b.Compensate, b.CompensateAttempts)
+		}
+	}
+	return why
+}
+
+// parkedReasons are the lines of tx's operations that wait for an
+// operator: what this coordinator parked, and what the stored attempt
+// counts show (for transactions another coordinator drives).
+func (c *Coordinator) parkedReasons(tx *dtx.Tx, br []dtx.Branch) []string {
+	c.mu.Lock()
+	why := slices.Clone(c.parked[tx.GID])
+	c.mu.Unlock()
+	for _, line := range exhaustedReasons(tx, br, c.cfg.RetryMaxAttempts) {
+		if !slices.Contains(why, line) {
+			why = append(why, line)
 		}
 	}
 	return why

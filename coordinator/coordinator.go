@@ -37,7 +37,7 @@ type Coordinator struct {
 	active map[string]*run
 	// parked: transactions of ours with an operation that waits for an
 	// operator (run.park); Attention lists them whatever its filter.
-	parked  map[string]bool
+	parked  map[string][]string
 	waiters map[string][]chan *dtx.TxDetail
 	// forcing: transactions a forced abort is taking over (force.go); a
 	// resubmission does not resume them meanwhile.
@@ -67,7 +67,7 @@ func New(store dtx.Store, transport dtx.Transport, cfg Config) (*Coordinator, er
 		log:      cfg.Logger.With(slog.String("component", "coordinator"), slog.String("owner", cfg.Owner)),
 		calls:    make(chan struct{}, cfg.MaxCalls),
 		active:   map[string]*run{},
-		parked:   map[string]bool{},
+		parked:   map[string][]string{},
 		waiters:  map[string][]chan *dtx.TxDetail{},
 		forcing:  map[string]bool{},
 		stopping: make(chan struct{}),

@@ -176,3 +176,47 @@ func TestRetryPolicy_ExhaustedCompensationWaitsForOperator(t *testing.T) {
 	require.Equal(t, dtx.StatusFailed, d.Status)
 	require.Equal(t, 4, p.count("/a-undo"), "no call while it waited for the operator")
 }
+
+// TestRetryPolicy_NonRetryableCompensationWaitsForOperator: a compensation
+// never gives up, so a non-retryable status parks it at once for an
+// operator instead of failing or retrying it.
+func TestRetryPolicy_NonRetryableCompensationWaitsForOperator(t *testing.T) {
+	p := newParticipant(t, func(path string, n int) int {
+		switch {
+		case path == "/b":
+			return http.StatusBadRequest
+		case path == "/a-undo" && n == 1:
+			return http.StatusNotFound
+		}
+		return http.StatusOK
+	})
+	clk := newFakeClock()
+	alerts := make(chan coordinator.Alert, 16)
+	c := retryCoordinator(t, clk, coordinator.Config{OnAlert: func(a coordinator.Alert) { alerts <- a }})
+	spec := twoSteps(p, "retry-nonretryable-undo")
+	spec.Steps[0].Retry = retryPolicy(100*time.Millisecond, 10, http.StatusNotFound)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	_, _, err := c.Submit(ctx, spec)
+	require.NoError(t, err)
+	select {
+	case a := <-alerts:
+		require.True(t, a.NeedsOperator)
+		require.Equal(t, 1, a.Attempts)
+	case <-ctx.Done():
+		t.Fatal("no alert")
+	}
+	items, err := c.Attention(ctx, coordinator.AttentionQuery{MinAttempts: 5})
+	require.NoError(t, err)
+	require.Len(t, items, 1)
+	require.Contains(t, strings.Join(items[0].Why, "\n"),
+		"compensation of step 0 got a non-retryable status: waiting for an operator (retry or abort --force)")
+
+	n, err := c.RetryNow(ctx, "retry-nonretryable-undo")
+	require.NoError(t, err)
+	require.Equal(t, 1, n)
+	d, err := c.Wait(ctx, "retry-nonretryable-undo")
+	require.NoError(t, err)
+	require.Equal(t, dtx.StatusFailed, d.Status)
+	require.Equal(t, 2, p.count("/a-undo"))
+}

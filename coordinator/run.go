@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/dtxhq/dtx"
@@ -187,7 +188,7 @@ func (r *run) loop() {
 				r.budgetBase[call] = r.attempts(call)
 			}
 			clear(r.parked)
-			r.c.setParked(r.gid, false)
+			r.c.setParked(r.gid, "")
 		case <-stopping:
 			r.draining = true
 			stopping = nil
@@ -456,7 +457,7 @@ func opNoun(op dtx.Op) string {
 // park stops calling c until an operator releases it, with an alert.
 func (r *run) park(c saga.Call, attempts int, lastErr string) {
 	r.parked[c] = true
-	r.c.setParked(r.gid, true)
+	r.c.setParked(r.gid, r.exhaustedLine(c, !r.exhausted(c, attempts)))
 	a := Alert{GID: r.gid, Branch: c.Index, Name: r.spec.Steps[c.Index].Name, Op: string(r.spec.Steps[c.Index].WireOp(c.Op)),
 		Attempts: attempts, LastErr: lastErr, NeedsOperator: true}
 	r.c.log.Warn("operation exhausted its retries; waiting for an operator", slog.String("gid", a.GID), slog.Int("branch", a.Branch),
@@ -592,13 +593,14 @@ func (r *run) persist(br []dtx.Branch, evs []dtx.Event, status dtx.Status, reaso
 	return nil
 }
 
-// setParked records whether gid has an operation waiting for an operator.
-func (c *Coordinator) setParked(gid string, on bool) {
+// setParked adds why to the lines of gid's operations that wait for an
+// operator; an empty why clears them (an operator released them).
+func (c *Coordinator) setParked(gid, why string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if on {
-		c.parked[gid] = true
-	} else {
+	if why == "" {
 		delete(c.parked, gid)
+	} else if !slices.Contains(c.parked[gid], why) {
+		c.parked[gid] = append(c.parked[gid], why)
 	}
 }
