@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dtxhq/dtx"
@@ -42,10 +43,31 @@ func (c *Coordinator) Attention(ctx context.Context, q AttentionQuery) ([]api.At
 	if err != nil {
 		return nil, err
 	}
+	// Our own parked transactions are listed whatever the filter: their
+	// policy may allow fewer attempts than q.MinAttempts.
+	listed := map[string]bool{}
+	for i := range txs {
+		listed[txs[i].GID] = true
+	}
+	c.mu.Lock()
+	var extra []string
+	for gid := range c.parked {
+		if !listed[gid] {
+			extra = append(extra, gid)
+		}
+	}
+	c.mu.Unlock()
+	for _, gid := range extra {
+		tx, br, err := c.store.Get(ctx, gid)
+		if err == nil {
+			txs = append(txs, dtx.TxDetail{Tx: *tx, Branches: br})
+		}
+	}
 	out := make([]api.AttentionItem, 0, len(txs))
 	for i := range txs {
 		d := &txs[i]
 		why := attentionReasons(&d.Tx, d.Branches, f.MinAttempts, q.OlderThan, now)
+		why = append(c.parkedReasons(&d.Tx, d.Branches), why...)
 		if len(why) == 0 || d.Status.Terminal() {
 			continue
 		}
@@ -83,6 +105,55 @@ func attentionReasons(tx *dtx.Tx, br []dtx.Branch, minAttempts int, olderThan ti
 	}
 	if age := now.Sub(tx.CreatedAt); olderThan > 0 && age >= olderThan {
 		why = append(why, fmt.Sprintf("%s for %v (older than %v)", tx.Status, age.Round(time.Second), olderThan))
+	}
+	return why
+}
+
+// exhaustedReasons lists the operations of tx that wait for an operator:
+// a compensation, or an action past the pivot (a TCC confirm), still
+// pending after a whole multiple of its max_attempts (defaultMax for a
+// step without a policy; 0: unlimited) calls.
+func exhaustedReasons(tx *dtx.Tx, br []dtx.Branch, defaultMax int) []string {
+	var spec saga.Spec
+	if tx.Status.Terminal() || json.Unmarshal(tx.Spec, &spec) != nil || len(spec.Steps) != len(br) {
+		return nil
+	}
+	var why []string
+	for i, b := range br {
+		st := &spec.Steps[i]
+		m := defaultMax
+		if st.Retry != nil && st.Retry.MaxAttempts > 0 {
+			m = st.Retry.MaxAttempts
+		}
+		if m <= 0 {
+			continue
+		}
+		check := func(op dtx.Op, s dtx.BranchStatus, attempts int) {
+			if s == dtx.BranchPending && attempts > 0 && attempts%m == 0 {
+				why = append(why, exhaustedWhy(opNoun(st.WireOp(op)), i, m))
+			}
+		}
+		if st.Compensate == "" && tx.Status == dtx.StatusRunning {
+			check(dtx.OpAction, b.Action, b.ActionAttempts)
+		}
+		if tx.Status == dtx.StatusCompensating {
+			check(dtx.OpCompensate, b.Compensate, b.CompensateAttempts)
+		}
+	}
+	return why
+}
+
+// parkedReasons are the lines of tx's operations that wait for an
+// operator: what this coordinator parked, and what the stored attempt
+// counts show (for transactions another coordinator drives).
+func (c *Coordinator) parkedReasons(tx *dtx.Tx, br []dtx.Branch) []string {
+	c.mu.Lock()
+	why := slices.Clone(c.parked[tx.GID])
+	c.mu.Unlock()
+	for _, line := range exhaustedReasons(tx, br, c.cfg.RetryMaxAttempts) {
+		if !slices.Contains(why, line) {
+			why = append(why, line)
+		}
 	}
 	return why
 }

@@ -42,6 +42,10 @@ type Alert struct {
 	Op       string
 	Attempts int
 	LastErr  string
+	// NeedsOperator: the operation exhausted its retry policy (or got one
+	// of its non-retryable statuses) and is no longer retried: it waits
+	// for an operator's RetryNow or a forced abort.
+	NeedsOperator bool
 }
 
 // Config configures a Coordinator. Zero values take the defaults.
@@ -57,6 +61,10 @@ type Config struct {
 	// outcome (defaults 100ms, 10s); the delay doubles per attempt and is
 	// jittered.
 	RetryBase, RetryMax time.Duration
+	// RetryMaxAttempts is the default retry.max_attempts of a step without
+	// one (0: unlimited, retry until the deadline or forever for
+	// compensations). See saga.RetryPolicy for what exhausting it means.
+	RetryMaxAttempts int
 	// AlertAfter raises an alert every AlertAfter failed attempts of an
 	// operation that cannot be given up (default 5).
 	AlertAfter int
@@ -162,6 +170,9 @@ func (c *Config) Validate() error {
 	}
 	if c.RecoverInterval <= 0 {
 		errs = append(errs, fmt.Errorf("recover interval must be positive"))
+	}
+	if c.RetryMaxAttempts < 0 || c.RetryMaxAttempts > saga.MaxRetryAttempts {
+		errs = append(errs, fmt.Errorf("retry max attempts %d: want 0 (unlimited) to %d", c.RetryMaxAttempts, saga.MaxRetryAttempts))
 	}
 	if c.MaxActive < 1 || c.AlertAfter < 1 {
 		errs = append(errs, fmt.Errorf("max active and alert-after must be positive"))

@@ -33,8 +33,11 @@ type Coordinator struct {
 	// calls holds one token per branch call in flight (calls.go).
 	calls chan struct{}
 
-	mu      sync.Mutex
-	active  map[string]*run
+	mu     sync.Mutex
+	active map[string]*run
+	// parked: transactions of ours with an operation that waits for an
+	// operator (run.park); Attention lists them whatever its filter.
+	parked  map[string][]string
 	waiters map[string][]chan *dtx.TxDetail
 	// forcing: transactions a forced abort is taking over (force.go); a
 	// resubmission does not resume them meanwhile.
@@ -64,6 +67,7 @@ func New(store dtx.Store, transport dtx.Transport, cfg Config) (*Coordinator, er
 		log:      cfg.Logger.With(slog.String("component", "coordinator"), slog.String("owner", cfg.Owner)),
 		calls:    make(chan struct{}, cfg.MaxCalls),
 		active:   map[string]*run{},
+		parked:   map[string][]string{},
 		waiters:  map[string][]chan *dtx.TxDetail{},
 		forcing:  map[string]bool{},
 		stopping: make(chan struct{}),
@@ -259,6 +263,7 @@ func (c *Coordinator) runDone(gid string, final *dtx.TxDetail) {
 		cancel()
 	}
 	c.mu.Lock()
+	delete(c.parked, gid)
 	delete(c.active, gid)
 	ws := c.waiters[gid]
 	if final != nil {

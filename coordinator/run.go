@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/dtxhq/dtx"
@@ -24,10 +25,16 @@ type run struct {
 	br       []dtx.Branch
 	inflight map[saga.Call]bool
 	retryAt  map[saga.Call]time.Time
-	results  chan result
-	abort    chan abortReq
-	done     chan struct{}
-	draining bool
+	// parked operations exhausted their retry policy and are not called
+	// again until an operator's RetryNow; budgetBase is each operation's
+	// attempt count when an operator last released it (its policy's
+	// max_attempts counts from there).
+	parked     map[saga.Call]bool
+	budgetBase map[saga.Call]int
+	results    chan result
+	abort      chan abortReq
+	done       chan struct{}
+	draining   bool
 	// recovered: resumed from the store, where successes may be missing
 	// (they are written lazily), so compensation must be conservative.
 	recovered bool
@@ -79,15 +86,16 @@ func (c *Coordinator) newRun(tx *dtx.Tx, spec *saga.Spec, br []dtx.Branch, recov
 		br:       append([]dtx.Branch(nil), br...),
 		inflight: map[saga.Call]bool{},
 		retryAt:  map[saga.Call]time.Time{},
-		results:  make(chan result, len(spec.Steps)),
-		abort:    make(chan abortReq),
-		done:     make(chan struct{}),
+		parked:   map[saga.Call]bool{}, budgetBase: map[saga.Call]int{},
+		results: make(chan result, len(spec.Steps)),
+		abort:   make(chan abortReq),
+		done:    make(chan struct{}),
 	}
 }
 
 // busy tells the machine which calls not to issue: in flight or backing off.
 func (r *run) busy(c saga.Call) bool {
-	if r.inflight[c] {
+	if r.inflight[c] || r.parked[c] {
 		return true
 	}
 	_, waiting := r.retryAt[c]
@@ -173,8 +181,14 @@ func (r *run) loop() {
 		case resp := <-r.retry:
 			// Operator's "retry now": every call waiting on backoff is
 			// due; the next step issues them.
-			resp <- len(r.retryAt)
+			// Parked operations get a fresh attempt budget.
+			resp <- len(r.retryAt) + len(r.parked)
 			clear(r.retryAt)
+			for call := range r.parked {
+				r.budgetBase[call] = r.attempts(call)
+			}
+			clear(r.parked)
+			r.c.setParked(r.gid, "")
 		case <-stopping:
 			r.draining = true
 			stopping = nil
@@ -227,6 +241,12 @@ func (r *run) step() error {
 }
 
 func (r *run) start(call saga.Call) {
+	if r.mustSucceed(call) && r.exhausted(call, r.attempts(call)) {
+		// Resumed with its budget already spent (the parking is not
+		// stored): it stays with the operator.
+		r.park(call, r.attempts(call), r.br[call.Index].LastError)
+		return
+	}
 	st := r.spec.Steps[call.Index]
 	url, attempt := st.Action, r.br[call.Index].ActionAttempts+1
 	if call.Op == dtx.OpCompensate {
@@ -277,11 +297,26 @@ func (r *run) handle(res result) error {
 		b.LastError = res.outcome.Err.Error()
 	}
 	class := res.outcome.Class
+	// A status the step's policy names as non-retryable ends its retries.
+	nonRetryable := class != dtx.Success && r.spec.Steps[i].Retry.NonRetryable(httpStatus(res.outcome.Err))
 	// Operations that may not be given up turn a definite failure into a
 	// retry: compensations, and steps past the pivot.
-	mustSucceed := op == dtx.OpCompensate || r.spec.Steps[i].Compensate == ""
+	mustSucceed := r.mustSucceed(res.call)
+	if nonRetryable && !mustSucceed {
+		class = dtx.Failure
+	}
 	if class == dtx.Failure && mustSucceed {
 		class = dtx.Unknown
+	}
+	exhausted := class == dtx.Unknown && r.exhausted(res.call, *attempts)
+	parkAfter := false
+	if exhausted && !mustSucceed && r.tx.Status == dtx.StatusRunning {
+		// An action out of attempts is a definite failure: the saga
+		// compensates, this step included (it may have run).
+		class = dtx.Failure
+		b.Action = dtx.BranchFailed
+		status = dtx.StatusCompensating
+		reason = fmt.Sprintf("step %d (%s) exhausted its %d attempts: %s", i, r.spec.Steps[i].Name, r.maxAttempts(i), res.outcome.Reason())
 	}
 	switch class {
 	case dtx.Success:
@@ -292,7 +327,7 @@ func (r *run) handle(res result) error {
 		}
 	case dtx.Failure: // an action of a compensatable step
 		b.Action = dtx.BranchFailed
-		if r.tx.Status == dtx.StatusRunning {
+		if r.tx.Status == dtx.StatusRunning && status == "" {
 			status = dtx.StatusCompensating
 			reason = fmt.Sprintf("step %d (%s) failed: %s", i, r.spec.Steps[i].Name, res.outcome.Reason())
 		}
@@ -300,7 +335,13 @@ func (r *run) handle(res result) error {
 		if op == dtx.OpAction && r.tx.Status == dtx.StatusCompensating {
 			break // the compensation will run instead (the barrier makes a late action a no-op)
 		}
-		r.retryAt[res.call] = r.c.cfg.Now().Add(backoff.Delay(r.c.cfg.RetryBase, r.c.cfg.RetryMax, *attempts))
+		if mustSucceed && (exhausted || nonRetryable) {
+			ev.Detail += "; " + r.exhaustedLine(res.call, nonRetryable)
+			r.parked[res.call] = true // the alert follows the write, below
+			parkAfter = true
+			break
+		}
+		r.retryAt[res.call] = r.c.cfg.Now().Add(r.delay(res.call, *attempts))
 		r.c.cfg.Observer.BranchRetry(op, wire)
 		if mustSucceed && *attempts%r.c.cfg.AlertAfter == 0 {
 			r.alert(i, op, *attempts, b.LastError)
@@ -327,7 +368,113 @@ func (r *run) handle(res result) error {
 		r.unsent = append(r.unsent, ev)
 		return nil
 	}
-	return r.persist([]dtx.Branch{b}, []dtx.Event{ev}, status, reason)
+	if err := r.persist([]dtx.Branch{b}, []dtx.Event{ev}, status, reason); err != nil {
+		return err
+	}
+	if parkAfter {
+		r.park(res.call, *attempts, b.LastError)
+	}
+	return nil
+}
+
+// mustSucceed reports whether call may never be given up: a compensation,
+// or the action of a step past the pivot (such as a TCC confirm).
+func (r *run) mustSucceed(c saga.Call) bool {
+	return c.Op == dtx.OpCompensate || r.spec.Steps[c.Index].Compensate == ""
+}
+
+// attempts is how many times call has been made.
+func (r *run) attempts(c saga.Call) int {
+	if c.Op == dtx.OpCompensate {
+		return r.br[c.Index].CompensateAttempts
+	}
+	return r.br[c.Index].ActionAttempts
+}
+
+// maxAttempts is step i's retry.max_attempts, or the coordinator's default
+// (0: unlimited).
+func (r *run) maxAttempts(i int) int {
+	if p := r.spec.Steps[i].Retry; p != nil && p.MaxAttempts > 0 {
+		return p.MaxAttempts
+	}
+	return r.c.cfg.RetryMaxAttempts
+}
+
+// exhausted reports whether call has used its attempt budget after
+// attempts calls.
+func (r *run) exhausted(c saga.Call, attempts int) bool {
+	m := r.maxAttempts(c.Index)
+	return m > 0 && attempts-r.base(c) >= m
+}
+
+// base is where call's attempt budget starts. First asked when the
+// driver takes the call on (its first result, or its first start after a
+// recovery, when parkings are not stored), it is the last whole multiple
+// of max_attempts below the stored count: an operation parked before the
+// restart (attempts a multiple of it) stays parked; one released by an
+// operator keeps the rest of its budget.
+func (r *run) base(c saga.Call) int {
+	if b, ok := r.budgetBase[c]; ok {
+		return b
+	}
+	b := 0
+	if m, a := r.maxAttempts(c.Index), r.attempts(c); m > 0 && a > 0 {
+		b = (a - 1) / m * m
+	}
+	r.budgetBase[c] = b
+	return b
+}
+
+// delay is the backoff before retrying call after attempts calls: the
+// step's retry policy, or the coordinator's backoff.
+func (r *run) delay(c saga.Call, attempts int) time.Duration {
+	if p := r.spec.Steps[c.Index].Retry; p != nil {
+		return p.Delay(r.c.cfg.RetryBase, r.c.cfg.RetryMax, attempts-r.base(c))
+	}
+	return backoff.Delay(r.c.cfg.RetryBase, r.c.cfg.RetryMax, attempts)
+}
+
+// exhaustedLine says why call waits for an operator.
+func (r *run) exhaustedLine(c saga.Call, nonRetryable bool) string {
+	what := opNoun(r.spec.Steps[c.Index].WireOp(c.Op))
+	if nonRetryable {
+		return fmt.Sprintf("%s of step %d got a non-retryable status: waiting for an operator (retry or abort --force)", what, c.Index)
+	}
+	return exhaustedWhy(what, c.Index, r.maxAttempts(c.Index))
+}
+
+func exhaustedWhy(what string, i, max int) string {
+	return fmt.Sprintf("%s of step %d exhausted its %d attempts: waiting for an operator (retry or abort --force)", what, i, max)
+}
+
+func opNoun(op dtx.Op) string {
+	if op == dtx.OpCompensate {
+		return "compensation"
+	}
+	return string(op)
+}
+
+// park stops calling c until an operator releases it, with an alert.
+func (r *run) park(c saga.Call, attempts int, lastErr string) {
+	r.parked[c] = true
+	r.c.setParked(r.gid, r.exhaustedLine(c, !r.exhausted(c, attempts)))
+	a := Alert{GID: r.gid, Branch: c.Index, Name: r.spec.Steps[c.Index].Name, Op: string(r.spec.Steps[c.Index].WireOp(c.Op)),
+		Attempts: attempts, LastErr: lastErr, NeedsOperator: true}
+	r.c.log.Warn("operation exhausted its retries; waiting for an operator", slog.String("gid", a.GID), slog.Int("branch", a.Branch),
+		slog.String("op", a.Op), slog.Int("attempts", a.Attempts), slog.String("last_error", a.LastErr))
+	r.c.cfg.Observer.Alert(a)
+	if r.c.cfg.OnAlert != nil {
+		r.c.cfg.OnAlert(a)
+	}
+}
+
+// httpStatus is the HTTP status code behind err (0: none).
+func httpStatus(err error) int {
+	var s interface{ HTTPStatus() int }
+	if errors.As(err, &s) {
+		return s.HTTPStatus()
+	}
+	return 0
 }
 
 func errText(err error) string {
@@ -444,4 +591,16 @@ func (r *run) persist(br []dtx.Branch, evs []dtx.Event, status dtx.Status, reaso
 	}
 	r.tx.UpdatedAt = now
 	return nil
+}
+
+// setParked adds why to the lines of gid's operations that wait for an
+// operator; an empty why clears them (an operator released them).
+func (c *Coordinator) setParked(gid, why string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if why == "" {
+		delete(c.parked, gid)
+	} else if !slices.Contains(c.parked[gid], why) {
+		c.parked[gid] = append(c.parked[gid], why)
+	}
 }

@@ -78,6 +78,10 @@ type Step struct {
 	// its try prepared. Steps may share a branch index only with distinct
 	// operation names.
 	Branch *int `json:"branch,omitempty"`
+	// Retry, when set, is how this step's action and compensation are
+	// retried (see RetryPolicy); unset fields take the coordinator's
+	// defaults.
+	Retry *RetryPolicy `json:"retry,omitempty"`
 }
 
 // BranchIndex is the branch index participants receive for step i.
@@ -159,6 +163,11 @@ func (s *Spec) Normalize() error {
 		for _, op := range []dtx.Op{st.ActionOp, st.CompensateOp} {
 			if op != "" && !opRE.MatchString(string(op)) {
 				bad("step %d (%s): operation name %s must be 1-32 lowercase letters", i, st.Name, Quote(string(op)))
+			}
+		}
+		if st.Retry != nil {
+			for _, msg := range st.Retry.check(fmt.Sprintf("steps[%d].retry", i)) {
+				bad("%s", msg)
 			}
 		}
 		if len(st.Payload) > MaxPayloadSize {

@@ -38,6 +38,9 @@ type Participant struct {
 	Confirm string          `json:"confirm,omitempty"`
 	Cancel  string          `json:"cancel,omitempty"`
 	Payload json.RawMessage `json:"payload,omitempty"`
+	// Retry is how this participant's try, confirm and cancel are retried
+	// (see saga.RetryPolicy): it is copied to each of its saga steps.
+	Retry *saga.RetryPolicy `json:"retry,omitempty"`
 }
 
 // Spec is a TCC transaction as submitted to the coordinator.
@@ -100,7 +103,7 @@ func (s *Spec) Saga() (saga.Spec, error) {
 	for i, p := range s.Participants {
 		if p.Try == "" && p.Cancel != "" {
 			cancelOnly = append(cancelOnly, add(saga.Step{Name: names[i] + ".cancel", Compensate: p.Cancel,
-				Payload: p.Payload, CompensateOp: dtx.OpCancel}))
+				Payload: p.Payload, CompensateOp: dtx.OpCancel, Retry: p.Retry}))
 		}
 	}
 	for i, p := range s.Participants {
@@ -110,7 +113,7 @@ func (s *Spec) Saga() (saga.Spec, error) {
 				after = append(after, tries[len(tries)-1])
 			}
 			tryOf[i] = add(saga.Step{Name: names[i] + ".try", Action: p.Try, Compensate: p.Cancel,
-				Payload: p.Payload, ActionOp: dtx.OpTry, CompensateOp: dtx.OpCancel, After: after})
+				Payload: p.Payload, ActionOp: dtx.OpTry, CompensateOp: dtx.OpCancel, After: after, Retry: p.Retry})
 			tries = append(tries, tryOf[i])
 		}
 	}
@@ -121,13 +124,13 @@ func (s *Spec) Saga() (saga.Spec, error) {
 			// participant, as in the TCC and XA protocols.
 			branch := tryOf[i]
 			confirms = append(confirms, add(saga.Step{Name: names[i] + ".confirm", Action: p.Confirm,
-				Payload: p.Payload, ActionOp: dtx.OpConfirm, After: clone(pivot), Branch: &branch}))
+				Payload: p.Payload, ActionOp: dtx.OpConfirm, After: clone(pivot), Branch: &branch, Retry: p.Retry}))
 		}
 	}
 	for i, p := range s.Participants {
 		if p.Try == "" && p.Confirm != "" {
 			add(saga.Step{Name: names[i] + ".confirm", Action: p.Confirm, Payload: p.Payload,
-				ActionOp: dtx.OpConfirm, After: append(clone(pivot), confirms...)})
+				ActionOp: dtx.OpConfirm, After: append(clone(pivot), confirms...), Retry: p.Retry})
 		}
 	}
 	return out, nil

@@ -21,6 +21,7 @@ func runServer(ctx context.Context, args []string) error {
 	leaseTTL := fs.Duration("lease-ttl", coordinator.DefaultLeaseTTL, "lease duration; a crashed coordinator's sagas resume after at most this")
 	retryBase := fs.Duration("retry-base", coordinator.DefaultRetryBase, "first retry delay for unknown outcomes")
 	retryMax := fs.Duration("retry-max", coordinator.DefaultRetryMax, "maximum retry delay")
+	retryMaxAttempts := fs.Int("retry-max-attempts", 0, "default retry.max_attempts of a step without one: an action out of attempts fails, a compensation or confirm waits for an operator (0: unlimited)")
 	shutdown := fs.Duration("shutdown-timeout", coordinator.DefaultShutdownTimeout, "how long to wait for in-flight calls on shutdown")
 	maxCalls := fs.Int("max-calls", coordinator.DefaultMaxCalls, "most branch calls in flight at once (more wait for a slot); each holds a connection, so keep it well below the open-file limit")
 	recoverBatch := fs.Int("recover-batch", coordinator.DefaultRecoverBatch, "most unfinished transactions resumed per recovery pass (one pass a second)")
@@ -81,7 +82,8 @@ func runServer(ctx context.Context, args []string) error {
 	}
 	err = serve.Run(ctx, serve.Config{
 		Listen: *listen, Store: *storeDSN, Owner: *owner, LeaseTTL: *leaseTTL, RetryBase: *retryBase, RetryMax: *retryMax,
-		ShutdownTimeout: *shutdown, Logger: log, ReadyFile: *readyFile,
+		RetryMaxAttempts: *retryMaxAttempts,
+		ShutdownTimeout:  *shutdown, Logger: log, ReadyFile: *readyFile,
 		Broker: *brokerSpec, RecordFlows: *recordFlows, FlowsDB: *flowsDB, AdminToken: *adminToken,
 		AllowParticipants: *allowParticipants,
 		MaxTimeout:        *maxTimeout, MaxBranchTimeout: *maxBranchTimeout,

@@ -34,7 +34,10 @@ type Config struct {
 	// coordinator's (see coordinator.Config).
 	Owner                                          string
 	LeaseTTL, RetryBase, RetryMax, ShutdownTimeout time.Duration
-	Logger                                         *slog.Logger
+	// RetryMaxAttempts is coordinator.Config.RetryMaxAttempts: the
+	// retry.max_attempts of a step without one (0: unlimited).
+	RetryMaxAttempts int
+	Logger           *slog.Logger
 	// ReadyFile, if set, receives the listen address once serving.
 	ReadyFile string
 	// Broker and RecordFlows: the comma-separated topics whose events are
@@ -158,7 +161,8 @@ func Run(ctx context.Context, cfg Config) error {
 	tr.WithSigner(cfg.CallSigner)
 	c, err := coordinator.New(st, tr, coordinator.Config{
 		Owner: cfg.Owner, LeaseTTL: cfg.LeaseTTL, RetryBase: cfg.RetryBase, RetryMax: cfg.RetryMax,
-		ShutdownTimeout: cfg.ShutdownTimeout, Logger: log, Observer: mx,
+		RetryMaxAttempts: cfg.RetryMaxAttempts,
+		ShutdownTimeout:  cfg.ShutdownTimeout, Logger: log, Observer: mx,
 		MaxTimeout: cfg.MaxTimeout, MaxBranchTimeout: cfg.MaxBranchTimeout,
 		MaxCalls: cfg.MaxCalls, RecoverBatch: cfg.RecoverBatch,
 	})

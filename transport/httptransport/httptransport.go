@@ -143,6 +143,10 @@ type StatusError struct {
 	Detail string
 }
 
+// HTTPStatus is the participant's status code (the coordinator matches it
+// against a step's retry.non_retryable_statuses).
+func (e *StatusError) HTTPStatus() int { return e.Code }
+
 func (e *StatusError) Error() string {
 	if e.Detail == "" {
 		return fmt.Sprintf("HTTP %d", e.Code)
