@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/dtxhq/dtx"
@@ -273,8 +274,16 @@ func (r *run) handle(res result) error {
 		attempts = &b.CompensateAttempts
 	}
 	*attempts++
+	// A misrouted call (a 404/405 not from a dtx participant) alerts at
+	// once, the first time it is seen, rather than after AlertAfter
+	// retries: no retry will fix a wrong URL.
+	misrouted := errors.Is(res.outcome.Err, dtx.ErrMisrouted)
+	newlyMisrouted := misrouted && !strings.Contains(b.LastError, dtx.TypeMisrouted)
 	if res.outcome.Err != nil {
 		b.LastError = res.outcome.Err.Error()
+	}
+	if newlyMisrouted {
+		r.alert(i, op, *attempts, b.LastError)
 	}
 	class := res.outcome.Class
 	// Operations that may not be given up turn a definite failure into a
@@ -302,7 +311,7 @@ func (r *run) handle(res result) error {
 		}
 		r.retryAt[res.call] = r.c.cfg.Now().Add(backoff.Delay(r.c.cfg.RetryBase, r.c.cfg.RetryMax, *attempts))
 		r.c.cfg.Observer.BranchRetry(op, wire)
-		if mustSucceed && *attempts%r.c.cfg.AlertAfter == 0 {
+		if mustSucceed && *attempts%r.c.cfg.AlertAfter == 0 && !newlyMisrouted {
 			r.alert(i, op, *attempts, b.LastError)
 		}
 	}
@@ -338,8 +347,13 @@ func errText(err error) string {
 }
 
 func (r *run) alert(i int, op dtx.Op, attempts int, lastErr string) {
-	a := Alert{GID: r.gid, Branch: i, Name: r.spec.Steps[i].Name, Op: string(r.spec.Steps[i].WireOp(op)), Attempts: attempts, LastErr: lastErr}
-	r.c.log.Warn("operation keeps failing; retrying", slog.String("gid", a.GID), slog.Int("branch", a.Branch),
+	a := Alert{GID: r.gid, Branch: i, Name: r.spec.Steps[i].Name, Op: string(r.spec.Steps[i].WireOp(op)), Attempts: attempts, LastErr: lastErr,
+		Misrouted: strings.Contains(lastErr, dtx.TypeMisrouted)}
+	msg := "operation keeps failing; retrying"
+	if a.Misrouted {
+		msg = "call misrouted: answered by something that is not a dtx participant (wrong URL?)"
+	}
+	r.c.log.Warn(msg, slog.String("gid", a.GID), slog.Int("branch", a.Branch),
 		slog.String("op", a.Op), slog.Int("attempts", a.Attempts), slog.String("last_error", a.LastErr))
 	r.c.cfg.Observer.Alert(a)
 	if r.c.cfg.OnAlert != nil {
