@@ -2,6 +2,7 @@ package dtx
 
 import (
 	"encoding/json"
+	"strings"
 	"time"
 )
 
@@ -23,6 +24,25 @@ const (
 	// participant/xa).
 	PatternXA Pattern = "xa"
 )
+
+// Title is the pattern's name in prose: "saga", "TCC", "XA" (others as
+// they are spelled).
+func (p Pattern) Title() string {
+	switch p {
+	case PatternTCC, PatternXA:
+		return strings.ToUpper(string(p))
+	}
+	return string(p)
+}
+
+// Plural names many transactions of the pattern in prose, for counts and
+// rates: "sagas", "TCC transactions", "XA transactions".
+func (p Pattern) Plural() string {
+	if p == PatternSaga {
+		return "sagas"
+	}
+	return p.Title() + " transactions"
+}
 
 // SagaEngine reports whether the saga engine drives transactions of
 // pattern p (saga, tcc and xa).

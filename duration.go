@@ -2,17 +2,17 @@ package dtx
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"regexp"
 	"strconv"
-	"strings"
 	"time"
 )
 
 // Duration is a time.Duration that reads and writes JSON as a Go duration
-// string ("1.5s", "200ms"). A bare JSON number is read as milliseconds.
+// string ("1.5s", "200ms"). A bare JSON number is refused: 5 could mean
+// seconds or milliseconds, and guessing wrong makes a "5 second" timeout
+// one of 5 ms; the error says to write "5s".
 type Duration time.Duration
 
 // MarshalJSON implements json.Marshaler.
@@ -32,21 +32,11 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 		*d = Duration(v)
 		return nil
 	}
-	var ms float64
-	if err := json.Unmarshal(b, &ms); err != nil {
-		var ute *json.UnmarshalTypeError
-		if errors.As(err, &ute) && strings.HasPrefix(ute.Value, "number") {
-			return fmt.Errorf("duration %s ms is out of range (at most %d ms)", cut(string(b)), maxMillis)
-		}
-		return fmt.Errorf("duration must be a string like \"5s\" or a number of milliseconds")
+	var n json.Number
+	if err := json.Unmarshal(b, &n); err == nil {
+		return fmt.Errorf("duration %s is a bare number: write a Go duration string with its unit, such as \"%ss\" or \"%sms\"", cut(n.String()), cut(n.String()), cut(n.String()))
 	}
-	// time.Duration holds about ±292 years; past that the conversion
-	// below wraps around, and 1e300 would read as a negative duration.
-	if math.IsNaN(ms) || ms > float64(maxMillis) || ms < -float64(maxMillis) {
-		return fmt.Errorf("duration %s ms is out of range (at most %d ms)", cut(string(b)), maxMillis)
-	}
-	*d = Duration(time.Duration(ms * float64(time.Millisecond)))
-	return nil
+	return fmt.Errorf("duration must be a string like \"5s\" or \"200ms\"")
 }
 
 // durationSyntax matches what time.ParseDuration reads, so that a string
@@ -64,9 +54,6 @@ func cut(s string) string {
 	}
 	return s
 }
-
-// maxMillis is the largest number of milliseconds a Duration holds.
-const maxMillis = int64(math.MaxInt64 / int64(time.Millisecond))
 
 // Std returns d as a time.Duration.
 func (d Duration) Std() time.Duration { return time.Duration(d) }

@@ -20,3 +20,15 @@ var (
 	// ErrClosed: the component has been closed.
 	ErrClosed = errors.New("dtx: closed")
 )
+
+// ErrMisrouted marks a branch call answered by something that is not a dtx
+// participant: a 404 or 405 without the problem+json body the participant
+// SDK always sends, the usual sign of a mistyped step URL. errors.Is finds
+// it in the transport's error. The coordinator alerts at once instead of
+// waiting for AlertAfter retries.
+var ErrMisrouted = errors.New("not a dtx participant: wrong URL?")
+
+// TypeMisrouted is the problem type named in the reason of a transaction
+// whose step was misrouted (see ErrMisrouted). The participant SDK never
+// sends it.
+const TypeMisrouted = "urn:dtx:problem:misrouted"

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/dtxhq/dtx"
@@ -93,7 +94,9 @@ func attentionReasons(tx *dtx.Tx, br []dtx.Branch, minAttempts int, olderThan ti
 				op = spec.Steps[i].WireOp(role)
 			}
 			line := fmt.Sprintf("branch %d (%s) %s: still pending after %d calls", b.Index, b.Name, op, attempts)
-			if b.LastError != "" {
+			if strings.Contains(b.LastError, dtx.TypeMisrouted) {
+				line = fmt.Sprintf("step %d (%s) %s: %s", i+1, b.Name, op, strings.TrimSuffix(b.LastError, " ["+dtx.TypeMisrouted+"]"))
+			} else if b.LastError != "" {
 				line += "; last error: " + b.LastError
 			}
 			why = append(why, line)

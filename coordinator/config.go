@@ -34,7 +34,8 @@ const (
 )
 
 // Alert reports an operation that keeps failing: a compensation, or a step
-// past the pivot, that must eventually succeed.
+// past the pivot, that must eventually succeed; or, at once, any call that
+// was misrouted (see dtx.ErrMisrouted).
 type Alert struct {
 	GID      string
 	Branch   int
@@ -46,6 +47,9 @@ type Alert struct {
 	// of its non-retryable statuses) and is no longer retried: it waits
 	// for an operator's RetryNow or a forced abort.
 	NeedsOperator bool
+	// Misrouted: the call was answered by something that is not a dtx
+	// participant (a 404/405 without a problem body): a wrong URL.
+	Misrouted bool
 }
 
 // Config configures a Coordinator. Zero values take the defaults.

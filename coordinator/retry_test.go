@@ -186,7 +186,7 @@ func TestRetryPolicy_NonRetryableCompensationWaitsForOperator(t *testing.T) {
 		case path == "/b":
 			return http.StatusBadRequest
 		case path == "/a-undo" && n == 1:
-			return http.StatusNotFound
+			return http.StatusUnprocessableEntity
 		}
 		return http.StatusOK
 	})
@@ -194,7 +194,7 @@ func TestRetryPolicy_NonRetryableCompensationWaitsForOperator(t *testing.T) {
 	alerts := make(chan coordinator.Alert, 16)
 	c := retryCoordinator(t, clk, coordinator.Config{OnAlert: func(a coordinator.Alert) { alerts <- a }})
 	spec := twoSteps(p, "retry-nonretryable-undo")
-	spec.Steps[0].Retry = retryPolicy(100*time.Millisecond, 10, http.StatusNotFound)
+	spec.Steps[0].Retry = retryPolicy(100*time.Millisecond, 10, http.StatusUnprocessableEntity)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	_, _, err := c.Submit(ctx, spec)

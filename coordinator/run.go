@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/dtxhq/dtx"
@@ -293,8 +294,16 @@ func (r *run) handle(res result) error {
 		attempts = &b.CompensateAttempts
 	}
 	*attempts++
+	// A misrouted call (a 404/405 not from a dtx participant) alerts at
+	// once, the first time it is seen, rather than after AlertAfter
+	// retries: no retry will fix a wrong URL.
+	misrouted := errors.Is(res.outcome.Err, dtx.ErrMisrouted)
+	newlyMisrouted := misrouted && !strings.Contains(b.LastError, dtx.TypeMisrouted)
 	if res.outcome.Err != nil {
 		b.LastError = res.outcome.Err.Error()
+	}
+	if newlyMisrouted {
+		r.alert(i, op, *attempts, b.LastError)
 	}
 	class := res.outcome.Class
 	// A status the step's policy names as non-retryable ends its retries.
@@ -343,7 +352,7 @@ func (r *run) handle(res result) error {
 		}
 		r.retryAt[res.call] = r.c.cfg.Now().Add(r.delay(res.call, *attempts))
 		r.c.cfg.Observer.BranchRetry(op, wire)
-		if mustSucceed && *attempts%r.c.cfg.AlertAfter == 0 {
+		if mustSucceed && *attempts%r.c.cfg.AlertAfter == 0 && !newlyMisrouted {
 			r.alert(i, op, *attempts, b.LastError)
 		}
 	}
@@ -485,8 +494,13 @@ func errText(err error) string {
 }
 
 func (r *run) alert(i int, op dtx.Op, attempts int, lastErr string) {
-	a := Alert{GID: r.gid, Branch: i, Name: r.spec.Steps[i].Name, Op: string(r.spec.Steps[i].WireOp(op)), Attempts: attempts, LastErr: lastErr}
-	r.c.log.Warn("operation keeps failing; retrying", slog.String("gid", a.GID), slog.Int("branch", a.Branch),
+	a := Alert{GID: r.gid, Branch: i, Name: r.spec.Steps[i].Name, Op: string(r.spec.Steps[i].WireOp(op)), Attempts: attempts, LastErr: lastErr,
+		Misrouted: strings.Contains(lastErr, dtx.TypeMisrouted)}
+	msg := "operation keeps failing; retrying"
+	if a.Misrouted {
+		msg = "call misrouted: answered by something that is not a dtx participant (wrong URL?)"
+	}
+	r.c.log.Warn(msg, slog.String("gid", a.GID), slog.Int("branch", a.Branch),
 		slog.String("op", a.Op), slog.Int("attempts", a.Attempts), slog.String("last_error", a.LastErr))
 	r.c.cfg.Observer.Alert(a)
 	if r.c.cfg.OnAlert != nil {

@@ -17,7 +17,7 @@ import (
 // of this package.
 var fuzzSpecSeeds = []string{
 	`{"gid":"order-1","steps":[{"action":"http://svc.local/act","compensate":"http://svc.local/undo","payload":{"n":1}}]}`,
-	`{"steps":[{"action":"http://a/x","compensate":"http://a/y"},{"action":"broker://payments"}],"timeout":"2s","branch_timeout":300}`,
+	`{"steps":[{"action":"http://a/x","compensate":"http://a/y"},{"action":"broker://payments"}],"timeout":"2s","branch_timeout":"300ms"}`,
 	`{"gid":"g","parallel":true,"steps":[{"action":"http://a/1","compensate":"http://a/2"},{"action":"http://b/1","compensate":"http://b/2","after":[0]},{"action":"http://c/1","after":[0,1]}]}`,
 	`{"parallel":true,"steps":[{"action":"http://a/1","compensate":"http://a/2","after":[1]},{"action":"http://b/1","compensate":"http://b/2","after":[0]}]}`,
 	`{"steps":[{"compensate":"http://a/cancel","compensate_op":"cancel"},{"action":"http://a/t","compensate":"http://a/c","action_op":"try","compensate_op":"cancel","branch":0}]}`,

@@ -25,7 +25,7 @@ func FuzzSaga(f *testing.F) {
 		`{"participants":[{"try":"http://i/t"}]}`,
 		`{"participants":[{}]}`,
 		`{"participants":[]}`,
-		`{"gid":"x","participants":[{"try":"broker://inv","cancel":"broker://inv","confirm":"broker://inv"}],"branch_timeout":10}`,
+		`{"gid":"x","participants":[{"try":"broker://inv","cancel":"broker://inv","confirm":"broker://inv"}],"branch_timeout":"10ms"}`,
 		`{"participants":[{"try":"nope","cancel":"http://a/c"}],"traceparent":"00-zz"}`,
 	} {
 		f.Add([]byte(s))

@@ -7,7 +7,9 @@
 //	dtx tx       list, show, retry and abort transactions of a running coordinator
 //	dtx chaos    crash processes under load, then verify the invariants
 //	dtx keygen   print a new key that signs branch calls
-//	dtx version  print the version
+//	dtx version  print the version (also dtx --version)
+//
+// 'dtx help' and 'dtx <command> -h' print to stdout, with an example.
 package main
 
 import (
@@ -31,36 +33,85 @@ var Version = ""
 
 type command struct {
 	name, summary string
-	run           func(ctx context.Context, args []string) error
+	// example is one typical command line, shown in help.
+	example string
+	run     func(ctx context.Context, args []string) error
 }
 
-var commands = []command{
-	{"demo", "run coordinator + shop on embedded defaults, place orders, verify invariants", runDemo},
-	{"server", "run the coordinator HTTP API", runServer},
-	{"shop", "run the reference shop (order, inventory, payment services)", runShop},
-	{"bench", "benchmark a 2-step saga with no-op participants", runBench},
-	{"tx", "list, show (as a sequence of calls), retry or abort transactions of a running coordinator", runTx},
-	{"chaos", "crash and fault the shop and coordinators under load, then verify nothing was lost", runChaos},
-	{"keygen", "print a new key that signs branch calls (for --call-key-file / $DTX_CALL_KEY)", runKeygen},
-	{"version", "print the version", func(context.Context, []string) error { fmt.Println(version()); return nil }},
+// commands is filled in init: the commands' flag parsing looks up their
+// help here (commandHelp), which a package-level initializer cannot refer to.
+var commands []command
+
+func init() {
+	commands = []command{
+		{"demo", "run coordinator + shop on embedded defaults, place orders, verify invariants", "dtx demo --hold", runDemo},
+		{"server", "run the coordinator HTTP API", "dtx server --listen 127.0.0.1:8480 --store sqlite://dtx-data/coordinator.db", runServer},
+		{"shop", "run the reference shop (order, inventory, payment services)", "dtx shop", runShop},
+		{"bench", "benchmark a 2-step saga, TCC or XA transaction with no-op participants", "dtx bench", runBench},
+		{"tx", "list, show (as a sequence of calls), retry or abort transactions of a running coordinator", "dtx tx show GID", runTx},
+		{"chaos", "crash and fault the shop and coordinators under load, then verify nothing was lost", "dtx chaos", runChaos},
+		{"keygen", "print a new key that signs branch calls (for --call-key-file / $DTX_CALL_KEY)", "dtx keygen > call.key", runKeygen},
+		{"version", "print the version (module version and VCS revision)", "dtx version", func(context.Context, []string) error { fmt.Println(version()); return nil }},
+	}
+}
+
+// commandHelp prints the one-line description and example of the command
+// whose flag set is named name ("dtx server"), if there is one.
+func commandHelp(w io.Writer, name string) {
+	for _, c := range commands {
+		if "dtx "+c.name == name {
+			fmt.Fprintf(w, "%s: %s\n\nExample: %s\n\n", name, c.summary, c.example)
+		}
+	}
 }
 
 func version() string {
 	if Version != "" {
 		return Version
 	}
-	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
-		return bi.Main.Version
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "dev"
 	}
-	return "dev"
+	return buildVersion(bi)
 }
 
-func usage() {
-	fmt.Fprintf(os.Stderr, "dtx %s — distributed transactions: sagas, with a coordinator, SDK and reference shop\n\nUsage: dtx <command> [flags]\n\nCommands:\n", version())
-	for _, c := range commands {
-		fmt.Fprintf(os.Stderr, "  %-8s %s\n", c.name, c.summary)
+// buildVersion is the module version from bi ("(devel)" in a source tree),
+// with the VCS revision (and "+dirty" for uncommitted changes) when the
+// binary was built in a checkout.
+func buildVersion(bi *debug.BuildInfo) string {
+	v := bi.Main.Version
+	if v == "" {
+		v = "(devel)"
 	}
-	fmt.Fprintf(os.Stderr, "\nRun 'dtx <command> -h' for the command's flags.\n")
+	var rev, dirty string
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.modified":
+			if s.Value == "true" {
+				dirty = "+dirty"
+			}
+		}
+	}
+	if len(rev) > 12 {
+		rev = rev[:12]
+	}
+	if rev != "" {
+		v += " (" + rev + dirty + ")"
+	}
+	return v + " " + bi.GoVersion
+}
+
+// usage prints the commands, each with a one-line description and an
+// example, to w (stdout for help, stderr after a mistake).
+func usage(w io.Writer) {
+	fmt.Fprintf(w, "dtx %s — distributed transactions: saga, TCC, XA, outbox and inbox, with a coordinator, SDK and reference shop\n\nUsage: dtx <command> [flags]\n\nCommands:\n", version())
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n  %-8s   e.g. %s\n", c.name, c.summary, "", c.example)
+	}
+	fmt.Fprintf(w, "\nRun 'dtx <command> -h' for the command's flags; 'dtx --version' for the version.\n")
 }
 
 // usageError marks errors caused by bad command-line input (exit code 2).
@@ -71,11 +122,16 @@ func (e usageError) Error() string { return e.msg }
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
 func main() {
-	if len(os.Args) < 2 || os.Args[1] == "-h" || os.Args[1] == "--help" || os.Args[1] == "help" {
-		usage()
-		if len(os.Args) < 2 {
-			os.Exit(2)
-		}
+	if len(os.Args) < 2 {
+		usage(os.Stderr)
+		os.Exit(2)
+	}
+	switch os.Args[1] {
+	case "-h", "-help", "--help", "help":
+		usage(os.Stdout)
+		return
+	case "-v", "-version", "--version":
+		fmt.Println("dtx " + version())
 		return
 	}
 	name := os.Args[1]
@@ -124,8 +180,9 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintf(os.Stderr, "Usage of %s:\n", fs.Name())
-			fs.SetOutput(os.Stderr)
+			commandHelp(os.Stdout, fs.Name())
+			fmt.Fprintf(os.Stdout, "Usage of %s:\n", fs.Name())
+			fs.SetOutput(os.Stdout)
 			fs.PrintDefaults()
 			return err
 		}

@@ -46,7 +46,7 @@ func runTx(ctx context.Context, args []string) error {
 	}
 	sub, args := args[0], args[1:]
 	if sub == "-h" || sub == "--help" || sub == "help" {
-		fmt.Fprintln(os.Stderr, txUsage)
+		fmt.Fprintln(os.Stdout, txUsage)
 		return flag.ErrHelp
 	}
 	var run func(ctx context.Context, o *txOpts, fs *flag.FlagSet, args []string) error
@@ -90,8 +90,8 @@ func (o *txOpts) parse(fs *flag.FlagSet, args []string, positional ...string) ([
 	for {
 		if err := fs.Parse(args); err != nil {
 			if errors.Is(err, flag.ErrHelp) {
-				fmt.Fprintf(os.Stderr, "Usage of %s %s:\n", fs.Name(), strings.Join(upper(positional), " "))
-				fs.SetOutput(os.Stderr)
+				fmt.Fprintf(os.Stdout, "Usage of %s %s:\n", fs.Name(), strings.Join(upper(positional), " "))
+				fs.SetOutput(os.Stdout)
 				fs.PrintDefaults()
 				return nil, err
 			}
@@ -383,7 +383,7 @@ func printSequence(w io.Writer, d *dtx.TxDetail, color bool) {
 // printSequenceHeader prints the transaction's line, its times, reason
 // and trace.
 func printSequenceHeader(w io.Writer, d *dtx.TxDetail, spec saga.Spec, red, bold, reset string) {
-	fmt.Fprintf(w, "%s%s%s  %s  %s\n", bold, d.GID, reset, d.Pattern, strings.ToUpper(string(d.Status)))
+	fmt.Fprintf(w, "%s%s%s  %s  %s\n", bold, d.GID, reset, d.Pattern.Title(), strings.ToUpper(string(d.Status)))
 	fmt.Fprintf(w, "  created  %s", d.CreatedAt.UTC().Format("2006-01-02 15:04:05.000 MST"))
 	if d.Status.Terminal() {
 		fmt.Fprintf(w, ", finished after %s", fmtDur(d.UpdatedAt.Sub(d.CreatedAt)))
@@ -413,11 +413,16 @@ func printParticipants(w io.Writer, d *dtx.TxDetail, spec saga.Spec, dim, reset 
 		width = max(width, len(b.Name))
 	}
 	for _, b := range d.Branches {
-		line := fmt.Sprintf("  %-*s  action %s", width, b.Name, b.Action)
+		// The operations in the pattern's own words: try/cancel, confirm.
+		action, undo := dtx.OpAction, dtx.OpCompensate
+		if b.Index < len(spec.Steps) {
+			action, undo = spec.Steps[b.Index].WireOp(action), spec.Steps[b.Index].WireOp(undo)
+		}
+		line := fmt.Sprintf("  %-*s  %s %s", width, b.Name, action, b.Action)
 		if b.ActionAttempts > 0 {
 			line += fmt.Sprintf(" (%s)", plural(b.ActionAttempts, "call"))
 		}
-		line += ", compensate " + string(b.Compensate)
+		line += fmt.Sprintf(", %s %s", undo, b.Compensate)
 		if b.CompensateAttempts > 0 {
 			line += fmt.Sprintf(" (%s)", plural(b.CompensateAttempts, "call"))
 		}

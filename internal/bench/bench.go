@@ -85,8 +85,9 @@ type Result struct {
 
 // WriteText writes r as the table `dtx bench` prints.
 func (r *Result) WriteText(w io.Writer) {
-	fmt.Fprintf(w, "pattern      %s\nstore        %s\nclients      %d\nsagas        %d in %.1fs (%d errors)\nthroughput   %.0f sagas/s\nlatency ms   p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f\n",
-		r.Pattern, r.Store, r.Clients, r.Sagas, r.Seconds, r.Errors, r.PerSec, r.P50ms, r.P90ms, r.P99ms, r.P999ms, r.MaxMs)
+	noun := dtx.Pattern(r.Pattern).Plural()
+	fmt.Fprintf(w, "pattern      %s\nstore        %s\nclients      %d\ncompleted    %d %s in %.1fs (%d errors)\nthroughput   %.0f %s/s\nlatency ms   p50 %.2f  p90 %.2f  p99 %.2f  p99.9 %.2f  max %.2f\n",
+		r.Pattern, r.Store, r.Clients, r.Sagas, noun, r.Seconds, r.Errors, r.PerSec, noun, r.P50ms, r.P90ms, r.P99ms, r.P999ms, r.MaxMs)
 	if r.RawCommits > 0 {
 		fmt.Fprintf(w, "raw commits  %.0f single-row commits/s with %d clients on the same store (the physical limit)\nratio        %.2f transactions per raw commit\n", r.RawCommits, r.Clients, r.OfRaw)
 	}

@@ -69,8 +69,10 @@ func TestLimits_OversizedAndInvalidFieldsRefused(t *testing.T) {
 			[]string{"timeout: 1000000h0m0s is above this server's maximum of 24h0m0s"}},
 		{"BranchTimeout1000000h", "/v1/sagas", map[string]any{"gid": "lim-huge2", "branch_timeout": "1000000h", "steps": one},
 			[]string{"branch_timeout: 1000000h0m0s is above this server's maximum of 5m0s"}},
-		{"Timeout1e300ms", "/v1/sagas", map[string]any{"gid": "lim-1e300", "timeout": 1e300, "steps": one},
-			[]string{"duration 1e+300 ms is out of range"}},
+		{"Timeout1e300", "/v1/sagas", map[string]any{"gid": "lim-1e300", "timeout": 1e300, "steps": one},
+			[]string{"duration 1e+300 is a bare number", `such as "1e+300s"`}},
+		{"TimeoutBareNumber", "/v1/sagas", map[string]any{"gid": "lim-5", "timeout": 5, "steps": one},
+			[]string{`duration 5 is a bare number: write a Go duration string with its unit, such as "5s" or "5ms"`}},
 		{"PayloadTooLarge", "/v1/sagas", map[string]any{"gid": "lim-payload", "steps": []any{map[string]any{
 			"name": "a", "action": url, "compensate": url, "payload": strings.Repeat("p", 70_000)}}},
 			[]string{"step 0 (a): payload is 70002 bytes; the limit is 65536"}},

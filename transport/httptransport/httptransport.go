@@ -33,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -141,6 +142,12 @@ type StatusError struct {
 	Code int
 	// Detail is the problem+json "detail" (or "title"), else the body start.
 	Detail string
+	// URL is the step URL that was called.
+	URL string
+	// Misrouted: the answer is a 404 or 405 that is not a dtx
+	// participant's (no problem+json body), so the URL most likely names
+	// the wrong service or path. errors.Is(err, dtx.ErrMisrouted) reports it.
+	Misrouted bool
 }
 
 // HTTPStatus is the participant's status code (the coordinator matches it
@@ -148,10 +155,28 @@ type StatusError struct {
 func (e *StatusError) HTTPStatus() int { return e.Code }
 
 func (e *StatusError) Error() string {
+	if e.Misrouted {
+		return fmt.Sprintf("%s answered %d (%v) [%s]", e.URL, e.Code, dtx.ErrMisrouted, dtx.TypeMisrouted)
+	}
 	if e.Detail == "" {
 		return fmt.Sprintf("HTTP %d", e.Code)
 	}
 	return fmt.Sprintf("HTTP %d: %s", e.Code, e.Detail)
+}
+
+// Is reports a misrouted answer as dtx.ErrMisrouted.
+func (e *StatusError) Is(target error) bool { return e.Misrouted && target == dtx.ErrMisrouted }
+
+// Misrouted reports whether an answer with this status code and
+// Content-Type comes from something other than a dtx participant: a 404 or
+// 405 without an application/problem+json body, which the participant SDK
+// sends with every refusal (Go's mux answers "404 page not found" as text).
+func Misrouted(code int, contentType string) bool {
+	if code != http.StatusNotFound && code != http.StatusMethodNotAllowed {
+		return false
+	}
+	mt, _, _ := mime.ParseMediaType(contentType)
+	return mt != "application/problem+json"
 }
 
 // Classify maps an HTTP status code to an outcome class.
@@ -217,7 +242,8 @@ func (t *Transport) Call(ctx context.Context, c dtx.Call) dtx.Outcome {
 		}
 		return dtx.Succeeded(data)
 	}
-	serr := &StatusError{Code: resp.StatusCode, Detail: answerDetail(resp, data)}
+	serr := &StatusError{Code: resp.StatusCode, Detail: answerDetail(resp, data), URL: c.URL,
+		Misrouted: Misrouted(resp.StatusCode, resp.Header.Get("Content-Type"))}
 	if class == dtx.Failure {
 		return dtx.Failed(serr)
 	}

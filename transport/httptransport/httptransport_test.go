@@ -3,6 +3,7 @@ package httptransport_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -226,4 +227,40 @@ func TestCheckURL(t *testing.T) {
 	} {
 		require.ErrorContains(t, tr.CheckURL(raw), want, raw)
 	}
+}
+
+// TestCall_MisroutedAnswers: a 404 or 405 that is not a dtx participant's
+// (Go's mux answers "404 page not found" as text) is marked misrouted and
+// says so with the URL; the same codes with a problem+json body are a
+// participant's own answer and are not.
+func TestCall_MisroutedAnswers(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /participant-404", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusNotFound)
+		w.Write([]byte(`{"type":"about:blank","detail":"no such order"}`))
+	})
+	mux.HandleFunc("GET /get-only", func(w http.ResponseWriter, r *http.Request) {})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	tr := httptransport.New(srv.Client())
+	call := func(path string) dtx.Outcome {
+		return tr.Call(context.Background(), dtx.Call{GID: "g", Op: dtx.OpCompensate, URL: srv.URL + path, Attempt: 1, Timeout: 2 * time.Second})
+	}
+	for path, code := range map[string]int{"/nowhere": 404, "/get-only": 405} {
+		out := call(path)
+		require.Equal(t, dtx.Failure, out.Class, path)
+		require.ErrorIs(t, out.Err, dtx.ErrMisrouted, path)
+		require.EqualError(t, out.Err, fmt.Sprintf("%s%s answered %d (not a dtx participant: wrong URL?) [%s]", srv.URL, path, code, dtx.TypeMisrouted))
+	}
+	out := call("/participant-404")
+	require.Equal(t, dtx.Failure, out.Class)
+	require.NotErrorIs(t, out.Err, dtx.ErrMisrouted)
+	require.EqualError(t, out.Err, "HTTP 404: no such order")
+
+	require.True(t, httptransport.Misrouted(404, "text/plain; charset=utf-8"))
+	require.True(t, httptransport.Misrouted(405, ""))
+	require.False(t, httptransport.Misrouted(404, "application/problem+json; charset=utf-8"))
+	require.False(t, httptransport.Misrouted(409, "text/plain"))
+	require.False(t, httptransport.Misrouted(502, "text/html"))
 }

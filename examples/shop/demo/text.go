@@ -21,7 +21,7 @@ import (
 // WriteText writes the summary for people: counts, faults, the invariants'
 // verdict, and one cancelled order as it was recorded.
 func (r *Result) WriteText(w io.Writer) {
-	fmt.Fprintf(w, "\n%d orders in %.1fs (%.1f sagas/s)\n", r.Orders, r.ElapsedS, r.SagasPerS)
+	fmt.Fprintf(w, "\n%d orders in %.1fs (%.1f orders/s)\n", r.Orders, r.ElapsedS, r.SagasPerS)
 	fmt.Fprintf(w, "  completed  %6d\n  cancelled  %6d", r.Completed, r.Cancelled)
 	if len(r.CancelReasons) > 0 {
 		var parts []string
@@ -93,10 +93,10 @@ func compensated(ctx context.Context, orders load.Orders, c *client.Client) []st
 	for _, e := range d.Events {
 		at := e.At.Sub(d.CreatedAt).Milliseconds()
 		if e.Branch < 0 {
-			out = append(out, fmt.Sprintf("  %+6dms  saga                   -> %s", at, e.Outcome))
+			out = append(out, fmt.Sprintf("  %+6dms  %-22s -> %s", at, d.Pattern.Title(), e.Outcome))
 			continue
 		}
-		name := fmt.Sprint(e.Branch)
+		name := fmt.Sprint(e.Branch + 1)
 		if e.Branch < len(d.Branches) {
 			name = d.Branches[e.Branch].Name
 		}
