@@ -272,6 +272,7 @@ func (es *eventService) deadLetterRoutes(next http.Handler) http.Handler {
 	}
 	mux.HandleFunc("POST /events/dead-letters/replay", act(true))
 	mux.HandleFunc("POST /events/dead-letters/discard", act(false))
+	es.outboxDeadLetterRoutes(mux)
 	return mux
 }
 
@@ -329,7 +330,8 @@ func (s *Shop) subscribeChoreography(ctx, runCtx context.Context, b broker.Broke
 }
 
 // choreographyViolations reports what must not remain once the flow has
-// quiesced: dead-lettered events (an order they concern may be stuck).
+// quiesced: dead-lettered events and FAILED outbox rows (an order they
+// concern may be stuck).
 func (s *Shop) choreographyViolations(ctx context.Context) ([]string, error) {
 	var out []string
 	for _, name := range []string{"order", "inventory", "payment"} {
@@ -343,6 +345,13 @@ func (s *Shop) choreographyViolations(ctx context.Context) ([]string, error) {
 		}
 		for _, d := range dl {
 			out = append(out, fmt.Sprintf("%s: event %s (%s) dead-lettered after %d attempts: %s", name, d.Message.ID, d.Message.Topic, d.Attempts, d.Error))
+		}
+		failed, err := es.outbox.DeadLetters(ctx, es.db)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range failed {
+			out = append(out, fmt.Sprintf("%s: outbox row %d, event %s (%s), FAILED after %d publishes: %s", name, d.Seq, d.Message.ID, d.Message.Topic, d.Attempts, d.Error))
 		}
 	}
 	return out, nil
