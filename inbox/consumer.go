@@ -57,11 +57,15 @@ type DeadLetterParams struct {
 //	sub, err := brk.Subscribe(ctx, "orders", c.Group, c.Handle)
 //
 // Each delivery runs Process through Inbox.Handle, so a message takes
-// effect at most once per group. A failing delivery is returned to the
-// broker for redelivery until its attempt number (broker.Delivery.Attempt)
-// reaches MaxAttempts; then, or at once for an error marked dtx.Permanent,
-// the message is recorded in the dead-letter table of DB and acknowledged,
-// so that one bad message does not block those behind it. Dead letters are
+// effect at most once per group. A failing delivery is counted in the
+// attempts table of DB (see Inbox.CountFailure: the count survives a
+// restart of the consumer, which the broker's own Delivery.Attempt does not
+// on every broker) and returned to the broker for redelivery, after
+// RetryDelay, until its attempt number (the larger of that count and
+// broker.Delivery.Attempt) reaches MaxAttempts; then, or at once for an
+// error marked dtx.Permanent, the message is recorded in the dead-letter
+// table of DB and acknowledged, so that one bad message does not block
+// those behind it (on Kafka, its partition) for longer. Dead letters are
 // listed with DeadLetters and either replayed (Replay) once the cause is
 // fixed, or discarded (Discard).
 //
@@ -84,6 +88,11 @@ type Consumer struct {
 	// MaxAttempts is the delivery attempt at which a failing message is
 	// dead-lettered (default 5; 1 dead-letters on the first failure).
 	MaxAttempts int
+	// RetryDelay is the least time between a failed attempt and the next:
+	// Handle waits this long (or until ctx is done) before returning the
+	// error that makes the broker redeliver, on top of the broker's own
+	// redelivery delay. Zero (the default) leaves the delay to the broker.
+	RetryDelay time.Duration
 	// OnDeadLetter, if set, is called inside the transaction that records
 	// a dead letter, before it commits; an error aborts the recording (the
 	// delivery then fails and is redelivered).
@@ -106,6 +115,9 @@ func (c Consumer) check() error {
 	if c.MaxAttempts < 0 {
 		errs = append(errs, fmt.Errorf("inbox: negative Consumer.MaxAttempts %d", c.MaxAttempts))
 	}
+	if c.RetryDelay < 0 {
+		errs = append(errs, fmt.Errorf("inbox: negative Consumer.RetryDelay %v", c.RetryDelay))
+	}
 	if _, err := c.Inbox.queries(); err != nil {
 		errs = append(errs, err)
 	}
@@ -127,7 +139,12 @@ func (c Consumer) Handle(ctx context.Context, d broker.Delivery) error {
 	if err := c.check(); err != nil {
 		return err
 	}
-	err := c.Inbox.Handle(ctx, c.DB, d, c.Group, func(tx *sql.Tx) error { return c.Process(ctx, tx, d) })
+	err := c.Inbox.Handle(ctx, c.DB, d, c.Group, func(tx *sql.Tx) error {
+		if err := c.Process(ctx, tx, d); err != nil {
+			return err
+		}
+		return c.Inbox.clearFailures(ctx, tx, c.Group, d.ID)
+	})
 	if err == nil || ctx.Err() != nil {
 		return err
 	}
@@ -135,15 +152,40 @@ func (c Consumer) Handle(ctx context.Context, d broker.Delivery) error {
 	if maxAttempts == 0 {
 		maxAttempts = DefaultMaxAttempts
 	}
-	if !dtx.IsPermanent(err) && d.Attempt < maxAttempts {
-		return err
+	attempt := d.Attempt
+	if !dtx.IsPermanent(err) {
+		// Count the failure where a restart does not reset it. If that
+		// fails too (the database is down, say), the broker's number
+		// still bounds the attempts.
+		n, cerr := c.Inbox.CountFailure(ctx, c.DB, c.Group, d.ID)
+		if cerr != nil && ctx.Err() == nil {
+			c.logger().WarnContext(ctx, "inbox: count failed delivery", "group", c.Group, "msg_id", d.ID, "err", cerr)
+		}
+		attempt = max(attempt, n)
+		if attempt < maxAttempts {
+			c.wait(ctx)
+			return err
+		}
 	}
-	if dlErr := c.deadLetter(ctx, d, err); dlErr != nil {
+	if dlErr := c.deadLetter(ctx, d, attempt, err); dlErr != nil {
 		return errors.Join(err, dlErr)
 	}
 	c.logger().WarnContext(ctx, "inbox: message dead-lettered",
-		"group", c.Group, "msg_id", d.ID, "topic", d.Topic, "attempt", d.Attempt, "err", err)
+		"group", c.Group, "msg_id", d.ID, "topic", d.Topic, "attempt", attempt, "err", err)
 	return nil
+}
+
+// wait sleeps RetryDelay or until ctx is done.
+func (c Consumer) wait(ctx context.Context) {
+	if c.RetryDelay <= 0 {
+		return
+	}
+	t := time.NewTimer(c.RetryDelay)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 // deadLetterID is the id d is recorded under: its own, or for a message
@@ -161,7 +203,7 @@ func deadLetterID(d broker.Delivery) string {
 }
 
 // deadLetter records d as a dead letter together with its inbox record.
-func (c Consumer) deadLetter(ctx context.Context, d broker.Delivery, cause error) error {
+func (c Consumer) deadLetter(ctx context.Context, d broker.Delivery, attempt int, cause error) error {
 	q, err := c.Inbox.queries()
 	if err != nil {
 		return err
@@ -190,7 +232,10 @@ func (c Consumer) deadLetter(ctx context.Context, d broker.Delivery, cause error
 		return nil // processed (or dead-lettered) by a concurrent delivery
 	}
 	if _, err := tx.ExecContext(ctx, q.addDead, c.Group, id, d.Topic, d.Key, string(headers), payload,
-		truncate(cause.Error(), maxErrorLen), d.Attempt); err != nil {
+		truncate(cause.Error(), maxErrorLen), attempt); err != nil {
+		return fmt.Errorf("inbox: dead-letter %s: %w", id, err)
+	}
+	if err := c.Inbox.clearFailures(ctx, tx, c.Group, id); err != nil {
 		return fmt.Errorf("inbox: dead-letter %s: %w", id, err)
 	}
 	if c.OnDeadLetter != nil {

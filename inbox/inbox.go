@@ -43,6 +43,8 @@ const DefaultTable = "dtx_inbox"
 //	<table>_dead  dead letters of Consumer: consumer_group, msg_id
 //	              (primary key), topic, msg_key, headers, payload, error,
 //	              attempts, created_at
+//	<table>_attempts  failed deliveries of Consumer so far: consumer_group,
+//	              msg_id (primary key), attempts, updated_at
 //
 // Times are Unix milliseconds from the database's clock.
 type Inbox struct {
@@ -188,6 +190,7 @@ func (in Inbox) queries() (dialectSQL, error) {
 	for _, s := range q.schema {
 		out.schema = append(out.schema, in.Dialect.Expand(t, s))
 	}
+	out.schema = append(out.schema, in.Dialect.Expand(t, attemptsSchema[in.Dialect]))
 	return out, nil
 }
 

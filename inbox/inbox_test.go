@@ -391,6 +391,7 @@ func TestSchema(t *testing.T) {
 		joined := fmt.Sprint(stmts)
 		require.Contains(t, joined, "CREATE TABLE IF NOT EXISTS shop.inbox (")
 		require.Contains(t, joined, "CREATE TABLE IF NOT EXISTS shop.inbox_dead (")
+		require.Contains(t, joined, "CREATE TABLE IF NOT EXISTS shop.inbox_attempts (")
 	}
 	_, err := inbox.Inbox{Dialect: 42}.Schema()
 	require.Error(t, err)

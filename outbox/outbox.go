@@ -47,7 +47,9 @@ const DefaultTable = "dtx_outbox"
 //	published_at  Unix milliseconds, database clock; NULL until published
 //
 // The companion table <table>_lease holds one row (owner, expires_at) that
-// makes at most one Relay publish at a time.
+// makes at most one Relay publish at a time; <table>_attempts counts the
+// failed publishes of rows and <table>_dead keeps the rows a relay gave up
+// on (see RelayConfig.MaxAttempts and DeadLetters).
 type Outbox struct {
 	// Dialect is the SQL flavour of the database.
 	Dialect appdb.Dialect
@@ -72,6 +74,8 @@ type dialectSQL struct {
 	// markPublished / deletePublished end with an IN list of seqs.
 	markPublished   string
 	deletePublished string
+	// clearAttempts ends with an IN list of seqs (deadletter.go).
+	clearAttempts string
 }
 
 var dialects = map[appdb.Dialect]dialectSQL{
@@ -191,8 +195,12 @@ func (o Outbox) queries() (dialectSQL, error) {
 		release:         x(releaseSQL),
 		markPublished:   o.Dialect.Expand(t, markPublishedSQL),
 		deletePublished: o.Dialect.Expand(t, deletePublishedSQL),
+		clearAttempts:   o.Dialect.Expand(t, clearAttemptsSQL),
 	}
 	for _, s := range q.schema {
+		out.schema = append(out.schema, o.Dialect.Expand(t, s))
+	}
+	for _, s := range deadSchema[o.Dialect] {
 		out.schema = append(out.schema, o.Dialect.Expand(t, s))
 	}
 	return out, nil

@@ -71,6 +71,16 @@ type RelayConfig struct {
 	// database error (defaults 100ms, 10s): the delay doubles per
 	// consecutive failure and is jittered.
 	RetryBase, RetryMax time.Duration
+	// MaxAttempts is how many failed publishes of one message the relay
+	// allows before giving it up: the row leaves the outbox for its dead
+	// letters, FAILED with the last error, and the messages behind it
+	// (those of its key too) go on. Failures are counted in the database,
+	// so a restart or a new lease holder goes on counting. Zero (the
+	// default) retries until the broker takes the message, which is what a
+	// broker outage needs; with a limit, an outage longer than the retries
+	// take dead-letters the oldest messages. See Outbox.DeadLetters,
+	// Outbox.Replay and Outbox.Discard.
+	MaxAttempts int
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
@@ -118,6 +128,9 @@ func (c RelayConfig) Validate() error {
 	if c.RetryBase < 0 || c.RetryMax < 0 || (c.RetryMax > 0 && c.RetryBase > c.RetryMax) {
 		errs = append(errs, fmt.Errorf("outbox: RetryBase %v, RetryMax %v: need 0 <= RetryBase <= RetryMax", c.RetryBase, c.RetryMax))
 	}
+	if c.MaxAttempts < 0 {
+		errs = append(errs, fmt.Errorf("outbox: negative MaxAttempts %d", c.MaxAttempts))
+	}
 	if len(c.Owner) > 200 {
 		errs = append(errs, fmt.Errorf("outbox: Owner longer than 200 bytes"))
 	}
@@ -133,6 +146,9 @@ type Stats struct {
 	Failures uint64
 	// DBErrors counts failed database statements (lease, fetch, update).
 	DBErrors uint64
+	// GivenUp counts messages moved to the dead letters after
+	// RelayConfig.MaxAttempts failed publishes.
+	GivenUp uint64
 	// Lag is the age of the oldest unpublished message when the relay last
 	// looked (0 if there was none). Only the lease holder looks, so a
 	// standby relay reports the value of its last tenure.
@@ -176,6 +192,7 @@ type Relay struct {
 	published atomic.Uint64
 	failures  atomic.Uint64
 	dbErrors  atomic.Uint64
+	givenUp   atomic.Uint64
 	lag       atomic.Int64
 	leader    atomic.Bool
 }
@@ -230,6 +247,7 @@ func (r *Relay) Stats() Stats {
 		Published: r.published.Load(),
 		Failures:  r.failures.Load(),
 		DBErrors:  r.dbErrors.Load(),
+		GivenUp:   r.givenUp.Load(),
 		Lag:       time.Duration(r.lag.Load()) * time.Millisecond,
 		Leader:    r.leader.Load(),
 	}
@@ -401,7 +419,16 @@ func (r *Relay) cycle(ctx context.Context, until time.Time) (more bool, err erro
 		if err := r.pub.Publish(pctx, msgs...); err != nil {
 			r.failures.Add(1)
 			perr = fmt.Errorf("outbox: publish %d messages (first %s): %w", len(msgs), msgs[0].ID, err)
-			break
+			if r.cfg.MaxAttempts == 0 || pctx.Err() != nil {
+				break
+			}
+			var stuck bool
+			done, stuck = r.attribute(pctx, round, err, done)
+			if stuck {
+				break
+			}
+			perr = nil // every failing message was given up: go on
+			continue
 		}
 		for _, rw := range round {
 			done = append(done, rw.seq)
@@ -495,6 +522,9 @@ func (r *Relay) markPublished(ctx context.Context, seqs []int64) error {
 	if _, err := r.db.ExecContext(ctx, stmt, args...); err != nil {
 		return fmt.Errorf("outbox: mark %d rows published: %w", len(seqs), err)
 	}
+	if r.cfg.MaxAttempts > 0 {
+		return r.clearFailures(ctx, args)
+	}
 	return nil
 }
 
@@ -503,4 +533,55 @@ func (r *Relay) markPublished(ctx context.Context, seqs []int64) error {
 func (r *Relay) purge(ctx context.Context) error {
 	_, err := r.ob.Purge(ctx, r.db, r.cfg.Retention, 0)
 	return err
+}
+
+// attribute handles a failed round under RelayConfig.MaxAttempts: it finds
+// which messages fail (publishing a round of several one by one), adds
+// those published to done, counts a failed attempt for each of the others
+// and gives up those that reached MaxAttempts. stuck reports that a
+// message is still to be retried (or that the database failed), so that
+// the cycle stops and backs off.
+func (r *Relay) attribute(ctx context.Context, round []row, err error, done []int64) (_ []int64, stuck bool) {
+	type failed struct {
+		rw  row
+		err error
+	}
+	var fails []failed
+	if len(round) == 1 {
+		fails = append(fails, failed{round[0], err})
+	} else {
+		for _, rw := range round {
+			if err := r.pub.Publish(ctx, rw.msg); err != nil {
+				if ctx.Err() != nil {
+					return done, true
+				}
+				fails = append(fails, failed{rw, err})
+				continue
+			}
+			done = append(done, rw.seq)
+		}
+	}
+	for _, f := range fails {
+		n, err := r.ob.countFailure(ctx, r.db, f.rw.seq, f.err)
+		if err != nil {
+			r.dbErrors.Add(1)
+			r.log.WarnContext(ctx, "outbox relay: count failed publish", "seq", f.rw.seq, "err", err)
+			stuck = true
+			continue
+		}
+		if n < r.cfg.MaxAttempts {
+			stuck = true
+			continue
+		}
+		if err := r.ob.giveUp(ctx, r.db, f.rw.seq, n, f.err); err != nil {
+			r.dbErrors.Add(1)
+			r.log.WarnContext(ctx, "outbox relay: give up message", "seq", f.rw.seq, "err", err)
+			stuck = true
+			continue
+		}
+		r.givenUp.Add(1)
+		r.log.ErrorContext(ctx, "outbox relay: message FAILED, moved to the dead letters",
+			"seq", f.rw.seq, "msg_id", f.rw.msg.ID, "topic", f.rw.msg.Topic, "attempts", n, "err", f.err)
+	}
+	return done, stuck
 }

@@ -37,6 +37,14 @@ type Config struct {
 	// committed; default DefaultCommitInterval. Closing a subscription and
 	// losing a partition in a rebalance commit at once.
 	CommitInterval time.Duration
+	// SessionTimeout is how long the group waits for a member that stopped
+	// sending heartbeats (a killed process) before it hands the member's
+	// partitions to the others; until then their records wait. Zero keeps
+	// the client's default (45s). The Kafka server bounds it with its
+	// group.min.session.timeout.ms and group.max.session.timeout.ms (6s
+	// and 30 minutes by default). Heartbeats go every third of it, at most
+	// every 3s. A clean Close leaves the group at once, whatever the value.
+	SessionTimeout time.Duration
 	// ClientOptions are added to the options of every franz-go client
 	// the broker makes (TLS, SASL, timeouts, a logger...).
 	ClientOptions []kgo.Opt
@@ -78,8 +86,22 @@ func (c *Config) Validate() error {
 	if c.RetryDelay < 0 || c.MaxRetryDelay < 0 {
 		errs = append(errs, errors.New("kafkabroker: negative retry delay"))
 	}
+	if c.SessionTimeout < 0 || (c.SessionTimeout > 0 && c.SessionTimeout < time.Second) {
+		errs = append(errs, fmt.Errorf("kafkabroker: session timeout %v below 1s", c.SessionTimeout))
+	}
 	if c.CommitInterval < 0 {
 		errs = append(errs, errors.New("kafkabroker: negative commit interval"))
 	}
 	return errors.Join(errs...)
+}
+
+// sessionOptions are the group-session options of SessionTimeout.
+func (c *Config) sessionOptions() []kgo.Opt {
+	if c.SessionTimeout <= 0 {
+		return nil
+	}
+	return []kgo.Opt{
+		kgo.SessionTimeout(c.SessionTimeout),
+		kgo.HeartbeatInterval(min(3*time.Second, c.SessionTimeout/3)),
+	}
 }

@@ -191,3 +191,32 @@ func BenchmarkKfake(b *testing.B) {
 	defer br.Close()
 	brokertest.Benchmark(b, br)
 }
+
+// TestConfig_SessionTimeout: a short session timeout (for a killed
+// member's partitions to move on soon) is accepted by the cluster, and one
+// below a second is refused before connecting.
+func TestConfig_SessionTimeout(t *testing.T) {
+	addrs := MustCluster(t).ListenAddrs()
+	_, err := kafkabroker.Connect(ctxT(t), addrs, kafkabroker.Config{SessionTimeout: 500 * time.Millisecond})
+	require.ErrorContains(t, err, "session timeout")
+
+	cfg := testConfig
+	cfg.SessionTimeout = 6 * time.Second
+	b, err := kafkabroker.Connect(ctxT(t), addrs, cfg)
+	require.NoError(t, err)
+	defer b.Close()
+	got := make(chan broker.Delivery, 1)
+	s, err := b.Subscribe(ctxT(t), "session", "g", func(_ context.Context, d broker.Delivery) error {
+		got <- d
+		return nil
+	})
+	require.NoError(t, err)
+	defer s.Close()
+	require.NoError(t, b.Publish(ctxT(t), broker.Message{ID: "1", Topic: "session", Key: "k"}))
+	select {
+	case d := <-got:
+		require.Equal(t, "1", d.ID)
+	case <-time.After(brokertest.Timeout):
+		t.Fatal("no delivery with a 6s session timeout")
+	}
+}

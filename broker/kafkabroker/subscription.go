@@ -85,7 +85,8 @@ func (b *Broker) Subscribe(ctx context.Context, topic, group string, h broker.Ha
 		kgo.OnPartitionsAssigned(s.assigned),
 		kgo.OnPartitionsRevoked(s.revoked),
 		kgo.OnPartitionsLost(s.lost),
-	}, b.cfg.ClientOptions...)
+	}, b.cfg.sessionOptions()...)
+	opts = append(opts, b.cfg.ClientOptions...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafkabroker: subscribe %s to %s: %w", group, topic, err)

@@ -38,6 +38,10 @@ func runShop(ctx context.Context, args []string) error {
 	statsFile := fs.String("stats-file", "", "keep the injected fault counts (JSON) in this file, rewritten every 100ms and on exit")
 	brokerSpec := fs.String("broker", "", "message broker for the choreography pattern: embedded (NATS in this process, files in --dir), nats://host:port or kafka://host:port")
 	callKeyFile := fs.String("call-key-file", "", "file of the key(s) the services verify branch calls with (callsig format, see dtx keygen; default $"+open.CallKeyEnv+"; none: unsigned calls are accepted)")
+	kafkaSession := fs.Duration("kafka-session-timeout", 0, "with --broker kafka://: how long the group waits for a killed shop's heartbeats before its partitions move on (0: the client's 45s; the Kafka server allows 6s and up by default)")
+	consumerAttempts := fs.Int("consumer-max-attempts", shop.DefaultConsumerMaxAttempts, "choreography: attempts of a failing event before it is dead-lettered (seed: 3)")
+	consumerDelay := fs.Duration("consumer-retry-delay", shop.DefaultConsumerRetryDelay, "choreography: least wait between two attempts of a failing event (seed: 1s)")
+	outboxAttempts := fs.Int("outbox-max-attempts", 0, "choreography: failed publishes of an event before the relay gives it up as FAILED and dead-letters it (0: retry until the broker takes it; seed: 5)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -58,6 +62,12 @@ func runShop(ctx context.Context, args []string) error {
 	if *pattern == order.PatternChoreography && *brokerSpec == "" {
 		return usagef("the choreography pattern needs --broker")
 	}
+	if *kafkaSession < 0 || (*kafkaSession > 0 && *kafkaSession < time.Second) {
+		return usagef("kafka-session-timeout must be 0 or at least 1s")
+	}
+	if *consumerAttempts < 1 || *consumerDelay < 0 || *outboxAttempts < 0 {
+		return usagef("consumer-max-attempts must be at least 1, consumer-retry-delay and outbox-max-attempts not negative")
+	}
 	log, err := newLogger(*logLevel, false)
 	if err != nil {
 		return err
@@ -67,7 +77,7 @@ func runShop(ctx context.Context, args []string) error {
 	}
 	var events broker.Broker
 	if *brokerSpec != "" {
-		b, label, err := open.Broker(ctx, *brokerSpec, *dir)
+		b, label, err := open.BrokerWith(ctx, *brokerSpec, *dir, open.BrokerOptions{KafkaSessionTimeout: *kafkaSession})
 		if err != nil {
 			return err
 		}
@@ -84,7 +94,8 @@ func runShop(ctx context.Context, args []string) error {
 		CoordinatorURL: *coordURL, Pattern: *pattern, Broker: events,
 		OrderFaults: fc(1), InventoryFaults: fc(2), PaymentFaults: fc(3),
 		BranchTimeout: *branchTimeout, SagaTimeout: *sagaTimeout, Logger: log,
-		CallVerifier: verifier,
+		CallVerifier:        verifier,
+		ConsumerMaxAttempts: *consumerAttempts, ConsumerRetryDelay: *consumerDelay, OutboxMaxAttempts: *outboxAttempts,
 	})
 	if err != nil {
 		return err

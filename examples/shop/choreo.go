@@ -30,10 +30,44 @@ import (
 // takes effect once, in the same local transaction as the event it
 // publishes in answer). Package events has the flow.
 
-// choreoMaxAttempts is when an event that keeps failing is dead-lettered.
-// Business refusals are events, not failures; what fails is transient (a
-// database error, an injected fault), so the bound is generous.
-const choreoMaxAttempts = 100
+// Defaults of the choreography's consumer retry policy (Config.
+// ConsumerMaxAttempts and ConsumerRetryDelay). Business refusals are
+// events, not failures; what fails is transient (a database error, an
+// injected fault: the shop's fault injection fails deliveries on purpose,
+// and a dead-lettered event leaves its order pending until an operator
+// replays it), so the default bound is generous. The seeds' policy is 3
+// attempts 1s apart.
+const (
+	DefaultConsumerMaxAttempts               = 100
+	DefaultConsumerRetryDelay  time.Duration = 0
+)
+
+// eventPolicy is the retry policy of the choreography's consumers and
+// relays.
+type eventPolicy struct {
+	consumerAttempts  int
+	consumerDelay     time.Duration
+	outboxMaxAttempts int
+}
+
+func eventPolicyOf(cfg Config) eventPolicy {
+	p := eventPolicy{cfg.ConsumerMaxAttempts, cfg.ConsumerRetryDelay, cfg.OutboxMaxAttempts}
+	if p.consumerAttempts == 0 {
+		p.consumerAttempts = DefaultConsumerMaxAttempts
+	}
+	if p.consumerDelay == 0 {
+		p.consumerDelay = DefaultConsumerRetryDelay
+	}
+	return p
+}
+
+func (p eventPolicy) validate() error {
+	if p.consumerAttempts < 1 || p.consumerDelay < 0 || p.outboxMaxAttempts < 0 {
+		return fmt.Errorf("shop: ConsumerMaxAttempts %d, ConsumerRetryDelay %v, OutboxMaxAttempts %d: none may be negative",
+			p.consumerAttempts, p.consumerDelay, p.outboxMaxAttempts)
+	}
+	return nil
+}
 
 // eventService is one service's plumbing for the choreographed flow.
 type eventService struct {
@@ -44,10 +78,12 @@ type eventService struct {
 	relay  *outbox.Relay
 	subs   []broker.Subscription
 	cons   map[string]inbox.Consumer // by topic
+	policy eventPolicy
 }
 
-func newEventService(ctx context.Context, name string, db *sql.DB, d appdb.Dialect, b broker.Broker, log *slog.Logger) (*eventService, error) {
+func newEventService(ctx context.Context, name string, db *sql.DB, d appdb.Dialect, b broker.Broker, policy eventPolicy, log *slog.Logger) (*eventService, error) {
 	es := &eventService{
+		policy: policy,
 		name:   name,
 		db:     db,
 		outbox: outbox.Outbox{Dialect: d, Table: name + "_outbox"},
@@ -62,6 +98,7 @@ func newEventService(ctx context.Context, name string, db *sql.DB, d appdb.Diale
 	}
 	relay, err := outbox.NewRelay(db, es.outbox, b, outbox.RelayConfig{
 		Owner: name, PollInterval: 200 * time.Millisecond, LeaseTTL: 5 * time.Second, Logger: log,
+		MaxAttempts: policy.outboxMaxAttempts,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("shop: %s relay: %w", name, err)
@@ -84,7 +121,8 @@ func (es *eventService) publish(ctx context.Context, tx *sql.Tx, topic, gid, cau
 func (es *eventService) subscribe(ctx context.Context, b broker.Broker, reactions map[string]events.Reaction, in *faults.Injector, log *slog.Logger) error {
 	for topic, react := range reactions {
 		c := inbox.Consumer{
-			Inbox: es.inbox, DB: es.db, Group: es.name, MaxAttempts: choreoMaxAttempts, Logger: log,
+			Inbox: es.inbox, DB: es.db, Group: es.name, Logger: log,
+			MaxAttempts: es.policy.consumerAttempts, RetryDelay: es.policy.consumerDelay,
 			Process: func(ctx context.Context, tx *sql.Tx, d broker.Delivery) error {
 				gid := d.Headers[broker.HeaderCorrelationID]
 				if gid == "" {
@@ -234,13 +272,17 @@ func (es *eventService) deadLetterRoutes(next http.Handler) http.Handler {
 	}
 	mux.HandleFunc("POST /events/dead-letters/replay", act(true))
 	mux.HandleFunc("POST /events/dead-letters/discard", act(false))
+	es.outboxDeadLetterRoutes(mux)
 	return mux
 }
 
 // startChoreography sets up the outboxes and inboxes of the three services
 // and the order service's OnPlace; it subscribes once the services exist
 // (subscribeChoreography).
-func (s *Shop) startChoreography(ctx context.Context, b broker.Broker) error {
+func (s *Shop) startChoreography(ctx context.Context, b broker.Broker, policy eventPolicy) error {
+	if err := policy.validate(); err != nil {
+		return err
+	}
 	dbs := []struct {
 		name string
 		db   *sql.DB
@@ -248,7 +290,7 @@ func (s *Shop) startChoreography(ctx context.Context, b broker.Broker) error {
 	}{{"order", s.orderDB, s.orderDialect}, {"inventory", s.inventoryDB, s.invDialect}, {"payment", s.paymentDB, s.payDialect}}
 	s.events = map[string]*eventService{}
 	for _, x := range dbs {
-		es, err := newEventService(ctx, x.name, x.db, x.d, b, s.log)
+		es, err := newEventService(ctx, x.name, x.db, x.d, b, policy, s.log)
 		if err != nil {
 			return err
 		}
@@ -288,7 +330,8 @@ func (s *Shop) subscribeChoreography(ctx, runCtx context.Context, b broker.Broke
 }
 
 // choreographyViolations reports what must not remain once the flow has
-// quiesced: dead-lettered events (an order they concern may be stuck).
+// quiesced: dead-lettered events and FAILED outbox rows (an order they
+// concern may be stuck).
 func (s *Shop) choreographyViolations(ctx context.Context) ([]string, error) {
 	var out []string
 	for _, name := range []string{"order", "inventory", "payment"} {
@@ -302,6 +345,13 @@ func (s *Shop) choreographyViolations(ctx context.Context) ([]string, error) {
 		}
 		for _, d := range dl {
 			out = append(out, fmt.Sprintf("%s: event %s (%s) dead-lettered after %d attempts: %s", name, d.Message.ID, d.Message.Topic, d.Attempts, d.Error))
+		}
+		failed, err := es.outbox.DeadLetters(ctx, es.db)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range failed {
+			out = append(out, fmt.Sprintf("%s: outbox row %d, event %s (%s), FAILED after %d publishes: %s", name, d.Seq, d.Message.ID, d.Message.Topic, d.Attempts, d.Error))
 		}
 	}
 	return out, nil

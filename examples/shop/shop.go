@@ -99,6 +99,19 @@ type Config struct {
 	// WaitTimeout bounds POST /orders?wait=true (default
 	// order.DefaultWaitTimeout).
 	WaitTimeout time.Duration
+	// ConsumerMaxAttempts and ConsumerRetryDelay are the choreography's
+	// retry policy for an event whose handling fails: the attempts before
+	// it is dead-lettered (default DefaultConsumerMaxAttempts; the seeds
+	// use 3) and the least wait between two of them (default
+	// DefaultConsumerRetryDelay; the seeds use 1s). A malformed event is
+	// dead-lettered at once.
+	ConsumerMaxAttempts int
+	ConsumerRetryDelay  time.Duration
+	// OutboxMaxAttempts is how many failed publishes of one event the
+	// choreography's outbox relays allow before giving it up as FAILED
+	// into the outbox's dead letters (default 0: retry until the broker
+	// takes it; the seeds use 5).
+	OutboxMaxAttempts int
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// CallVerifier, if set, makes every service refuse (401) branch calls
@@ -235,7 +248,7 @@ func Start(ctx context.Context, cfg Config) (_ *Shop, err error) {
 	// the pattern of new orders, so that choreographed orders placed before
 	// a restart with another pattern still finish.
 	if cfg.Broker != nil {
-		if err := s.startChoreography(ctx, cfg.Broker); err != nil {
+		if err := s.startChoreography(ctx, cfg.Broker, eventPolicyOf(cfg)); err != nil {
 			orderLn.Close()
 			return nil, err
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/dtxhq/dtx/broker"
 	"github.com/dtxhq/dtx/broker/kafkabroker"
@@ -15,6 +16,18 @@ import (
 // this process, files in dir/nats), "nats://host:port" (an external NATS
 // server with JetStream) or "kafka://host:port[,host:port…]" (Apache Kafka).
 func Broker(ctx context.Context, spec, dir string) (broker.Broker, string, error) {
+	return BrokerWith(ctx, spec, dir, BrokerOptions{})
+}
+
+// BrokerOptions tune the broker Broker opens; zero values keep the
+// adapters' defaults.
+type BrokerOptions struct {
+	// KafkaSessionTimeout is kafkabroker.Config.SessionTimeout.
+	KafkaSessionTimeout time.Duration
+}
+
+// BrokerWith is Broker with options.
+func BrokerWith(ctx context.Context, spec, dir string, o BrokerOptions) (broker.Broker, string, error) {
 	switch {
 	case spec == "embedded":
 		d := filepath.Join(dir, "nats")
@@ -31,7 +44,7 @@ func Broker(ctx context.Context, spec, dir string) (broker.Broker, string, error
 		return b, "NATS " + spec, nil
 	case strings.HasPrefix(spec, "kafka://"):
 		seeds := strings.Split(strings.TrimPrefix(spec, "kafka://"), ",")
-		b, err := kafkabroker.Connect(ctx, seeds, kafkabroker.Config{})
+		b, err := kafkabroker.Connect(ctx, seeds, kafkabroker.Config{SessionTimeout: o.KafkaSessionTimeout})
 		if err != nil {
 			return nil, "", fmt.Errorf("Kafka %s: %w", spec, err)
 		}
