@@ -38,6 +38,8 @@ func runShop(ctx context.Context, args []string) error {
 	statsFile := fs.String("stats-file", "", "keep the injected fault counts (JSON) in this file, rewritten every 100ms and on exit")
 	brokerSpec := fs.String("broker", "", "message broker for the choreography pattern: embedded (NATS in this process, files in --dir), nats://host:port or kafka://host:port")
 	callKeyFile := fs.String("call-key-file", "", "file of the key(s) the services verify branch calls with (callsig format, see dtx keygen; default $"+open.CallKeyEnv+"; none: unsigned calls are accepted)")
+	lockURL := fs.String("lock", "", "guard each placement of a draft order (POST /order/place) with a Redis lock on order:{id}: redis://host:port (default: no lock; the idempotency key already prevents duplicates)")
+	lockTTL := fs.Duration("lock-ttl", 0, "lifetime of a --lock lock, longer than the slowest placement (default 2m)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -54,6 +56,12 @@ func runShop(ctx context.Context, args []string) error {
 	}
 	if !slices.Contains(order.Patterns, *pattern) {
 		return usagef("pattern %q is not available (available: %s)", *pattern, strings.Join(order.Patterns, ", "))
+	}
+	if *lockURL != "" && !strings.HasPrefix(*lockURL, "redis://") && !strings.HasPrefix(*lockURL, "rediss://") && !strings.HasPrefix(*lockURL, "unix://") {
+		return usagef("--lock must be a redis://host:port URL")
+	}
+	if *lockTTL < 0 {
+		return usagef("--lock-ttl must not be negative")
 	}
 	if *pattern == order.PatternChoreography && *brokerSpec == "" {
 		return usagef("the choreography pattern needs --broker")
@@ -85,6 +93,7 @@ func runShop(ctx context.Context, args []string) error {
 		OrderFaults: fc(1), InventoryFaults: fc(2), PaymentFaults: fc(3),
 		BranchTimeout: *branchTimeout, SagaTimeout: *sagaTimeout, Logger: log,
 		CallVerifier: verifier,
+		LockURL:      *lockURL, LockTTL: *lockTTL,
 	})
 	if err != nil {
 		return err
