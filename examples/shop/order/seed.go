@@ -186,8 +186,9 @@ func (s *Service) handleSeedSaga(w http.ResponseWriter, r *http.Request) {
 }
 
 // failedStep matches the coordinator's reason for a failed saga or TCC
-// step: "step <i> (<name>) failed: ...".
-var failedStep = regexp.MustCompile(`^step \d+ \(([a-z]+)\) failed`)
+// step: "step <i> (<name>) failed: ...", where a TCC or XA step's name
+// is "<participant>.<phase>" (e.g. "payment.try").
+var failedStep = regexp.MustCompile(`^step \d+ \(([a-z]+)(?:\.[a-z]+)?\) failed`)
 
 // SagaResult maps an order to [001]'s result code and the HTTP status
 // answered with it. SUCCESS only for a COMPLETED order; a CANCELLED

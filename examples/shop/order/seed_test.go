@@ -250,6 +250,8 @@ func TestSeedSagaOrder(t *testing.T) {
 		{"Success", playComplete, order.ResultSuccess, http.StatusCreated},
 		{"InventoryRefused", "step 1 (inventory) failed: insufficient stock", order.ResultFailedInventory, http.StatusConflict},
 		{"PaymentRefused", "step 2 (payment) failed: payment declined", order.ResultFailedPayment, http.StatusConflict},
+		{"TCCPaymentTryRefused", "step 2 (payment.try) failed: HTTP 409: payment: declined", order.ResultFailedPayment, http.StatusConflict},
+		{"TCCInventoryTryRefused", "step 1 (inventory.try) failed: HTTP 409: insufficient stock", order.ResultFailedInventory, http.StatusConflict},
 		{"TimedOutIsNotBlamedOnAStep", "timed out after 30s", order.ResultFailedOrder, http.StatusConflict},
 		// A reason that only mentions a step in passing is not that step's refusal.
 		{"UnparsedReason", "operator abort: payment looked odd", order.ResultFailedOrder, http.StatusConflict},
