@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dtxhq/dtx/examples/shop/internal/shopdb"
@@ -193,7 +194,8 @@ var failedStep = regexp.MustCompile(`^step \d+ \(([a-z]+)(?:\.[a-z]+)?\) failed`
 // SagaResult maps an order to [001]'s result code and the HTTP status
 // answered with it. SUCCESS only for a COMPLETED order; a CANCELLED
 // order's code names the step the coordinator recorded as failed
-// (inventory or payment), FAILED_ORDER otherwise (for instance a
+// (inventory or payment; for a choreographed order, the service whose
+// failure event cancelled it), FAILED_ORDER otherwise (for instance a
 // timeout); a PENDING order answers PENDING with 202.
 func SagaResult(o *Order) (code string, status int) {
 	switch o.Status {
@@ -202,13 +204,19 @@ func SagaResult(o *Order) (code string, status int) {
 	case Pending:
 		return ResultPending, http.StatusAccepted
 	}
+	step := ""
 	if m := failedStep.FindStringSubmatch(o.Reason); m != nil {
-		switch m[1] {
-		case "inventory":
-			return ResultFailedInventory, http.StatusConflict
-		case "payment":
-			return ResultFailedPayment, http.StatusConflict
-		}
+		step = m[1]
+	} else if o.Pattern == PatternChoreography {
+		// No coordinator: the reason is the refusing service's own error,
+		// carried by its failure event ("inventory: ...", "payment: ...").
+		step, _, _ = strings.Cut(o.Reason, ": ")
+	}
+	switch step {
+	case "inventory":
+		return ResultFailedInventory, http.StatusConflict
+	case "payment":
+		return ResultFailedPayment, http.StatusConflict
 	}
 	return ResultFailedOrder, http.StatusConflict
 }

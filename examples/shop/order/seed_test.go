@@ -298,6 +298,27 @@ func TestSeedSagaOrder(t *testing.T) {
 	})
 }
 
+func TestSagaResult(t *testing.T) {
+	for _, tc := range []struct {
+		o      order.Order
+		code   string
+		status int
+	}{
+		{order.Order{Status: order.Completed}, order.ResultSuccess, http.StatusCreated},
+		{order.Order{Status: order.Pending, Reason: "step 1 (inventory) failed: x"}, order.ResultPending, http.StatusAccepted},
+		{order.Order{Status: order.Cancelled, Pattern: order.PatternChoreography, Reason: "payment: declined"}, order.ResultFailedPayment, http.StatusConflict},
+		{order.Order{Status: order.Cancelled, Pattern: order.PatternChoreography, Reason: "inventory: insufficient stock"}, order.ResultFailedInventory, http.StatusConflict},
+		// Only a choreographed order's reason is its refusing service's error.
+		{order.Order{Status: order.Cancelled, Pattern: order.PatternSaga, Reason: "payment: declined"}, order.ResultFailedOrder, http.StatusConflict},
+		{order.Order{Status: order.Cancelled, Pattern: order.PatternChoreography, Reason: "cancelled"}, order.ResultFailedOrder, http.StatusConflict},
+		{order.Order{Status: order.Cancelled, Reason: "step 3 (complete) failed: x"}, order.ResultFailedOrder, http.StatusConflict},
+	} {
+		code, status := order.SagaResult(&tc.o)
+		assert.Equal(t, tc.code, code, "%+v", tc.o)
+		assert.Equal(t, tc.status, status, "%+v", tc.o)
+	}
+}
+
 func getOrder(t *testing.T, u string) *order.Order {
 	t.Helper()
 	resp, err := http.Get(u)
