@@ -99,3 +99,13 @@ func TestShop_SeedSagaCodesTCC(t *testing.T) {
 	rep := settle(t, s, 30*time.Second)
 	assert.Equal(t, shopReport{completed: 1, cancelled: 3}, *rep)
 }
+
+// TestShop_SeedSagaCodesChoreography: without a coordinator, the code
+// names the service whose failure event cancelled the order.
+func TestShop_SeedSagaCodesChoreography(t *testing.T) {
+	t.Parallel()
+	s := choreoShop(t, shop.Config{})
+	checkSagaCodes(t, s.OrderURL())
+	rep := settle(t, s, 30*time.Second)
+	assert.Equal(t, shopReport{completed: 1, cancelled: 3}, *rep)
+}
