@@ -68,6 +68,11 @@ func TestStart_LockUnreachable(t *testing.T) {
 	assert.Contains(t, err.Error(), "lock")
 	_, err = shop.Start(context.Background(), shop.Config{Dir: t.TempDir(), Coordinator: &switchable{}, LockURL: "http://nope", Logger: shoptest.Logger()})
 	require.Error(t, err)
+	// A lock that could expire while its placement still runs is refused.
+	_, err = shop.Start(context.Background(), shop.Config{Dir: t.TempDir(), Coordinator: &switchable{}, LockURL: redis.URL(),
+		LockTTL: 20 * time.Second, WaitTimeout: 30 * time.Second, Logger: shoptest.Logger()})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "lock TTL 20s must be at least")
 }
 
 // checkSagaCodes posts [001]'s /saga/order once per outcome.

@@ -118,6 +118,10 @@ type Config struct {
 	LockTTL time.Duration
 }
 
+// lockMargin is what a placement may take besides waiting for its
+// outcome (price lookup, database writes), for the LockTTL check.
+const lockMargin = 10 * time.Second
+
 // Shop is a running shop: three services, their databases and servers.
 type Shop struct {
 	// The services, for direct use and tests.
@@ -188,6 +192,12 @@ func Start(ctx context.Context, cfg Config) (_ *Shop, err error) {
 
 	var lock order.Locker
 	if cfg.LockURL != "" {
+		// The lock must outlive the slowest placement it guards: the wait
+		// for the outcome, plus the price lookup and database writes.
+		ttl := cmp.Or(cfg.LockTTL, redislock.DefaultTTL)
+		if longest := cmp.Or(cfg.WaitTimeout, order.DefaultWaitTimeout) + lockMargin; ttl < longest {
+			return nil, fmt.Errorf("shop: lock TTL %v must be at least the order wait timeout plus %v (%v)", ttl, lockMargin, longest)
+		}
 		if s.lock, err = redislock.New(cfg.LockURL, cfg.LockTTL); err != nil {
 			return nil, fmt.Errorf("shop: lock: %w", err)
 		}
