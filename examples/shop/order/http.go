@@ -75,6 +75,17 @@ func (s *Service) handlePlace(w http.ResponseWriter, r *http.Request) {
 	if !p.Submitted {
 		status = http.StatusAccepted // stored; the saga will be (re)submitted
 	}
+	if wait {
+		// The caller waited for the outcome: the status says it.
+		switch p.Order.Status {
+		case Cancelled:
+			writeRefused(w, p.Order)
+			return
+		case Pending:
+			status = http.StatusAccepted
+			w.Header().Set("Location", PathOrders+"/"+strconv.FormatInt(p.Order.ID, 10))
+		}
+	}
 	participant.WriteJSON(w, status, p.Order)
 }
 

@@ -236,12 +236,35 @@ func writeOutcome(w http.ResponseWriter, p *Placed) {
 		}
 		participant.WriteJSON(w, status, o)
 	case Cancelled:
-		w.Header().Set("Location", loc)
-		problem.Write(w, http.StatusConflict, fmt.Sprintf("order %d cancelled: %s", o.ID, o.Reason))
+		writeRefused(w, o)
 	default:
 		w.Header().Set("Location", loc)
 		participant.WriteJSON(w, http.StatusAccepted, o)
 	}
+}
+
+// TypeOrderRefused is the problem type of a 409 for an order the
+// transaction cancelled (a business refusal: stock, payment); the body's
+// "order" member is the cancelled order.
+const TypeOrderRefused = "urn:dtx:problem:order-refused"
+
+// Refusal is the problem+json body of a refused order.
+type Refusal struct {
+	problem.Details
+	Order *Order `json:"order"`
+}
+
+func writeRefused(w http.ResponseWriter, o *Order) {
+	w.Header().Set("Location", PathOrders+"/"+strconv.FormatInt(o.ID, 10))
+	body, _ := json.Marshal(Refusal{
+		Details: problem.Details{Type: TypeOrderRefused, Title: http.StatusText(http.StatusConflict), Status: http.StatusConflict,
+			Detail: fmt.Sprintf("order %d cancelled: %s", o.ID, o.Reason)},
+		Order: o,
+	})
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusConflict)
+	_, _ = w.Write(append(body, '\n'))
 }
 
 func decodeSeed(w http.ResponseWriter, r *http.Request, v any) bool {
