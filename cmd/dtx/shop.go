@@ -42,6 +42,8 @@ func runShop(ctx context.Context, args []string) error {
 	consumerAttempts := fs.Int("consumer-max-attempts", shop.DefaultConsumerMaxAttempts, "choreography: attempts of a failing event before it is dead-lettered (seed: 3)")
 	consumerDelay := fs.Duration("consumer-retry-delay", shop.DefaultConsumerRetryDelay, "choreography: least wait between two attempts of a failing event (seed: 1s)")
 	outboxAttempts := fs.Int("outbox-max-attempts", 0, "choreography: failed publishes of an event before the relay gives it up as FAILED and dead-letters it (0: retry until the broker takes it; seed: 5)")
+	lockURL := fs.String("lock", "", "guard each placement of a draft order (POST /order/place) with a Redis lock on order:{id}: redis://host:port (default: no lock; the idempotency key already prevents duplicates)")
+	lockTTL := fs.Duration("lock-ttl", 0, "lifetime of a --lock lock, longer than the slowest placement (default 2m)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -58,6 +60,12 @@ func runShop(ctx context.Context, args []string) error {
 	}
 	if !slices.Contains(order.Patterns, *pattern) {
 		return usagef("pattern %q is not available (available: %s)", *pattern, strings.Join(order.Patterns, ", "))
+	}
+	if *lockURL != "" && !strings.HasPrefix(*lockURL, "redis://") && !strings.HasPrefix(*lockURL, "rediss://") && !strings.HasPrefix(*lockURL, "unix://") {
+		return usagef("--lock must be a redis://host:port URL")
+	}
+	if *lockTTL < 0 {
+		return usagef("--lock-ttl must not be negative")
 	}
 	if *pattern == order.PatternChoreography && *brokerSpec == "" {
 		return usagef("the choreography pattern needs --broker")
@@ -96,6 +104,7 @@ func runShop(ctx context.Context, args []string) error {
 		BranchTimeout: *branchTimeout, SagaTimeout: *sagaTimeout, Logger: log,
 		CallVerifier:        verifier,
 		ConsumerMaxAttempts: *consumerAttempts, ConsumerRetryDelay: *consumerDelay, OutboxMaxAttempts: *outboxAttempts,
+		LockURL: *lockURL, LockTTL: *lockTTL,
 	})
 	if err != nil {
 		return err

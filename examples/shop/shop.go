@@ -19,6 +19,7 @@ import (
 	"github.com/dtxhq/dtx/callsig"
 	"github.com/dtxhq/dtx/client"
 	"github.com/dtxhq/dtx/examples/shop/faults"
+	"github.com/dtxhq/dtx/examples/shop/internal/redislock"
 	"github.com/dtxhq/dtx/examples/shop/internal/shopdb"
 	"github.com/dtxhq/dtx/examples/shop/internal/shopxa"
 	"github.com/dtxhq/dtx/examples/shop/inventory"
@@ -119,7 +120,20 @@ type Config struct {
 	// callsig); the coordinator signs with the matching key. Nil accepts
 	// unsigned calls.
 	CallVerifier *callsig.Verifier
+	// LockURL, if set (redis://host:port[/db] or unix:///path), guards each
+	// placement of a draft order (POST /order/place) with a Redis lock on
+	// "order:{id}" (package redislock): a concurrent placement of the same
+	// order is refused with 409 while the first runs. Start fails if the
+	// Redis does not answer.
+	LockURL string
+	// LockTTL is the lock's lifetime (default redislock.DefaultTTL); it
+	// must exceed the longest placement.
+	LockTTL time.Duration
 }
+
+// lockMargin is what a placement may take besides waiting for its
+// outcome (price lookup, database writes), for the LockTTL check.
+const lockMargin = 10 * time.Second
 
 // Shop is a running shop: three services, their databases and servers.
 type Shop struct {
@@ -143,6 +157,7 @@ type Shop struct {
 	wg      sync.WaitGroup
 	client  *order.Client
 	log     *slog.Logger
+	lock    *redislock.Locker // nil without Config.LockURL
 
 	closeOnce sync.Once
 	closeErr  error
@@ -186,6 +201,26 @@ func Start(ctx context.Context, cfg Config) (_ *Shop, err error) {
 	}
 	if s.paymentFaults, err = faults.New(cfg.PaymentFaults); err != nil {
 		return nil, fmt.Errorf("shop: payment faults: %w", err)
+	}
+
+	var lock order.Locker
+	if cfg.LockURL != "" {
+		// The lock must outlive the slowest placement it guards: the wait
+		// for the outcome, plus the price lookup and database writes.
+		ttl := cmp.Or(cfg.LockTTL, redislock.DefaultTTL)
+		if longest := cmp.Or(cfg.WaitTimeout, order.DefaultWaitTimeout) + lockMargin; ttl < longest {
+			return nil, fmt.Errorf("shop: lock TTL %v must be at least the order wait timeout plus %v (%v)", ttl, lockMargin, longest)
+		}
+		if s.lock, err = redislock.New(cfg.LockURL, cfg.LockTTL); err != nil {
+			return nil, fmt.Errorf("shop: lock: %w", err)
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err = s.lock.Ping(pctx)
+		cancel()
+		if err != nil {
+			return nil, fmt.Errorf("shop: lock %s: %w", cfg.LockURL, err)
+		}
+		lock = s.lock
 	}
 
 	// Inventory and payment.
@@ -271,6 +306,7 @@ func Start(ctx context.Context, cfg Config) (_ *Shop, err error) {
 		ResubmitInterval: cfg.ResubmitInterval,
 		ResubmitAfter:    cfg.ResubmitAfter,
 		Logger:           cfg.Logger,
+		Lock:             lock,
 	})
 	if err != nil {
 		orderLn.Close()
@@ -484,6 +520,11 @@ func (s *Shop) Close(ctx context.Context) error {
 				if err := db.Close(); err != nil {
 					errs = append(errs, err)
 				}
+			}
+		}
+		if s.lock != nil {
+			if err := s.lock.Close(); err != nil {
+				errs = append(errs, err)
 			}
 		}
 		s.closeErr = errors.Join(errs...)

@@ -41,7 +41,8 @@ func (c *Client) Place(ctx context.Context, req PlaceRequest, idemKey string, wa
 
 // PlaceStatus is Place that also returns the HTTP status: 201 created, 200
 // replayed for the Idempotency-Key, 202 stored but its saga not (yet)
-// submitted or finished.
+// submitted or finished; with wait, 409 when the order was refused
+// (CANCELLED: returned as the order, not as an error).
 func (c *Client) PlaceStatus(ctx context.Context, req PlaceRequest, idemKey string, wait bool) (*Order, int, error) {
 	body, err := json.Marshal(req)
 	if err != nil {
@@ -110,7 +111,16 @@ func (c *Client) do(r *http.Request, out any) (int, error) {
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		var p problem.Details
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if o, ok := out.(*Order); ok && resp.StatusCode == http.StatusConflict {
+			// A refused order (TypeOrderRefused) is an answer, not an
+			// error: it carries the cancelled order.
+			var ref Refusal
+			if json.Unmarshal(b, &ref) == nil && ref.Type == TypeOrderRefused && ref.Order != nil {
+				*o = *ref.Order
+				return resp.StatusCode, nil
+			}
+		}
 		if json.Unmarshal(b, &p) != nil || p.Detail == "" {
 			p.Detail = strings.TrimSpace(string(b))
 		}

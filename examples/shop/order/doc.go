@@ -50,8 +50,21 @@
 //
 // Answers: 201 with the order; 200 when an Idempotency-Key replays an earlier
 // order; 202 when the order is stored but the saga could not be submitted
-// (or, with ?wait=true, has not finished in time). Invalid input is a 400
-// problem, a key reused with a different body a 409.
+// (or, with ?wait=true, has not finished in time, with a Location to poll).
+// With ?wait=true a CANCELLED order is a 409 problem of type
+// TypeOrderRefused carrying the reason and the order (Refusal). Invalid
+// input is a 400 problem, a key reused with a different body a 409, an
+// order database that does not answer a 503 with the reason.
+//
+// # The seeds' endpoints
+//
+//	POST /order        {"orderItems":[{"productId":1,"quantity":2}]} -> {"orderId": <draft id>}
+//	POST /order/place  {"orderId": <draft id>}  places it (the draft id is its idempotency key)
+//	POST /saga/order   {"userId","productId","quantity"} -> SUCCESS | FAILED_INVENTORY | FAILED_PAYMENT | FAILED_ORDER | PENDING
+//
+// [003]'s create-then-place and [001]'s saga endpoint, aliases of Place
+// (see seed.go, SagaResult). With Config.Lock, /order/place holds a lock on
+// "order:{id}" while it runs.
 //
 // # No order without a saga
 //

@@ -1,10 +1,12 @@
 package order
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/dtxhq/dtx/internal/problem"
 	"github.com/dtxhq/dtx/participant"
@@ -25,6 +27,9 @@ func (s *Service) Handler() http.Handler {
 	mux.HandleFunc("POST "+PathOrders, s.handlePlace)
 	mux.HandleFunc("GET "+PathOrders, s.handleList)
 	mux.HandleFunc("GET "+PathOrders+"/{id}", s.handleGet)
+	mux.HandleFunc("POST "+PathSeedCreate, s.handleSeedCreate)
+	mux.HandleFunc("POST "+PathSeedPlace, s.handleSeedPlace)
+	mux.HandleFunc("POST "+PathSeedSaga, s.handleSeedSaga)
 	for path, fn := range s.BranchHandlers() {
 		mux.Handle("POST "+path, participant.Handler(fn, participant.RequireSignature(s.cfg.CallVerifier)))
 	}
@@ -70,6 +75,17 @@ func (s *Service) handlePlace(w http.ResponseWriter, r *http.Request) {
 	if !p.Submitted {
 		status = http.StatusAccepted // stored; the saga will be (re)submitted
 	}
+	if wait {
+		// The caller waited for the outcome: the status says it.
+		switch p.Order.Status {
+		case Cancelled:
+			writeRefused(w, p.Order)
+			return
+		case Pending:
+			status = http.StatusAccepted
+			w.Header().Set("Location", PathOrders+"/"+strconv.FormatInt(p.Order.ID, 10))
+		}
+	}
 	participant.WriteJSON(w, status, p.Order)
 }
 
@@ -102,17 +118,34 @@ func (s *Service) handleList(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Service) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status, detail := s.errorStatus(r, err)
+	problem.Write(w, status, detail)
+}
+
+// errorStatus maps an error to an HTTP status and detail: 503 with the
+// reason when the order database does not answer a ping (instead of 500
+// "internal error").
+func (s *Service) errorStatus(r *http.Request, err error) (int, string) {
 	switch {
 	case errors.Is(err, ErrInvalid):
-		problem.Write(w, http.StatusBadRequest, err.Error())
+		return http.StatusBadRequest, err.Error()
 	case errors.Is(err, ErrKeyReused):
-		problem.Write(w, http.StatusConflict, err.Error())
+		return http.StatusConflict, err.Error()
+	case errors.Is(err, ErrLocked):
+		return http.StatusConflict, err.Error()
 	case errors.Is(err, ErrNotFound):
-		problem.Write(w, http.StatusNotFound, err.Error())
+		return http.StatusNotFound, err.Error()
 	case errors.Is(err, ErrPricesUnavailable):
-		problem.Write(w, http.StatusServiceUnavailable, err.Error())
-	default:
-		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
-		problem.Write(w, http.StatusInternalServerError, "internal error")
+		return http.StatusServiceUnavailable, err.Error()
 	}
+	s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 2*time.Second)
+	defer cancel()
+	if perr := s.db.PingContext(ctx); perr != nil {
+		return http.StatusServiceUnavailable, "order database unavailable: " + perr.Error()
+	}
+	if errors.Is(err, ErrLockUnavailable) {
+		return http.StatusServiceUnavailable, err.Error()
+	}
+	return http.StatusInternalServerError, "internal error"
 }

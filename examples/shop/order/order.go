@@ -83,6 +83,10 @@ var (
 	ErrNotFound = errors.New("order: not found")
 	// ErrPricesUnavailable: the inventory's price list cannot be read (HTTP 503).
 	ErrPricesUnavailable = errors.New("order: price list unavailable")
+	// ErrLocked: another request is placing the same order (HTTP 409).
+	ErrLocked = errors.New("order: placement of this order already in progress")
+	// ErrLockUnavailable: the lock service cannot be reached (HTTP 503).
+	ErrLockUnavailable = errors.New("order: lock service unavailable")
 )
 
 // Item is one line of an order.
@@ -209,6 +213,17 @@ type Config struct {
 	// CallVerifier, if set, makes Handler refuse (401) branch calls not
 	// signed by the coordinator (participant.RequireSignature).
 	CallVerifier *callsig.Verifier
+	// Lock, if set, guards each placement of a draft order (POST
+	// /order/place) with a lock on "order:{id}": a concurrent placement of
+	// the same order is refused with ErrLocked (HTTP 409), as in [003].
+	Lock Locker
+}
+
+// Locker takes exclusive locks by key. Lock returns ErrLocked when
+// another holder has key, and an unlock function that releases only this
+// holder's lock.
+type Locker interface {
+	Lock(ctx context.Context, key string) (unlock func(), err error)
 }
 
 // Service is the order service. It is safe for concurrent use.
@@ -287,6 +302,9 @@ func (s *Service) Migrate(ctx context.Context) error {
 		)`,
 	)
 	if err != nil {
+		return fmt.Errorf("migrate order: %w", err)
+	}
+	if err := s.migrateSeed(ctx); err != nil {
 		return fmt.Errorf("migrate order: %w", err)
 	}
 	// Databases created before the TCC pattern lack orders.pattern. (Not in

@@ -461,10 +461,29 @@ func TestPlace_Wait(t *testing.T) {
 			assert.Equal(t, http.StatusOK, code)
 			return &dtx.TxDetail{Tx: dtx.Tx{GID: spec.GID, Status: dtx.StatusFailed, Reason: "payment: declined"}}, nil
 		}
-		code, o, body := f.place(t, twoWidgets, "", "?wait=true")
-		require.Equal(t, http.StatusCreated, code, body)
+		// A refusal is 409 problem+json with the reason and the order.
+		code, _, body := f.place(t, twoWidgets, "", "?wait=true")
+		require.Equal(t, http.StatusConflict, code, body)
+		var ref order.Refusal
+		require.NoError(t, json.Unmarshal([]byte(body), &ref))
+		assert.Equal(t, order.TypeOrderRefused, ref.Type)
+		assert.Contains(t, ref.Detail, "payment: declined")
+		require.NotNil(t, ref.Order)
+		assert.Equal(t, order.Cancelled, ref.Order.Status)
+		assert.Equal(t, "payment: declined", ref.Order.Reason)
+
+		// order.Client returns it as the order, with its status.
+		c := &order.Client{URL: f.url}
+		o, status, err := c.PlaceStatus(context.Background(), order.PlaceRequest{UserID: 1, Items: []order.Item{{ProductID: 1, Quantity: 1}}}, "", true)
+		require.NoError(t, err)
+		assert.Equal(t, http.StatusConflict, status)
 		assert.Equal(t, order.Cancelled, o.Status)
 		assert.Equal(t, "payment: declined", o.Reason)
+
+		// Without wait, POST /orders answers as before: the order is stored.
+		code, o, body = f.place(t, twoWidgets, "", "")
+		require.Equal(t, http.StatusCreated, code, body)
+		assert.Equal(t, order.Cancelled, o.Status, "the fake decides at once")
 	})
 
 	t.Run("NotFinishedInTimeIs202", func(t *testing.T) {
@@ -473,9 +492,16 @@ func TestPlace_Wait(t *testing.T) {
 			<-ctx.Done()
 			return nil, ctx.Err()
 		}
-		code, o, body := f.place(t, twoWidgets, "", "?wait=true")
-		require.Equal(t, http.StatusAccepted, code, body)
+		req, err := http.NewRequest(http.MethodPost, f.url+"/orders?wait=true", bytes.NewBufferString(twoWidgets))
+		require.NoError(t, err)
+		resp, err := http.DefaultClient.Do(req)
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		require.Equal(t, http.StatusAccepted, resp.StatusCode)
+		var o order.Order
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&o))
 		assert.Equal(t, order.Pending, o.Status)
+		assert.Equal(t, fmt.Sprintf("/orders/%d", o.ID), resp.Header.Get("Location"), "where to poll")
 	})
 }
 
