@@ -62,9 +62,11 @@ type Spec struct {
 // Saga returns the saga that drives s:
 //
 //   - one step per cancel-only participant, first: it has nothing to do
-//     forward, and, since every try depends on it, its cancel runs after
-//     every other cancel (an order is marked cancelled once its
-//     reservations are released);
+//     forward, and, since no try depends on it, its cancel runs as soon as
+//     the transaction decides to cancel, beside the other cancels (an order
+//     is marked cancelled at once, while its reservations are still being
+//     released: the decision is written first, and a participant whose
+//     cancel keeps failing does not keep the order pending);
 //   - one step per try (with its cancel), in parallel, or one after
 //     another if s.Sequential;
 //   - one retriable step per confirm of a participant that tried, after
@@ -105,7 +107,7 @@ func (s *Spec) Saga() (saga.Spec, error) {
 	}
 	for i, p := range s.Participants {
 		if p.Try != "" {
-			after := clone(cancelOnly)
+			var after []int
 			if s.Sequential && len(tries) > 0 {
 				after = append(after, tries[len(tries)-1])
 			}
