@@ -53,6 +53,11 @@ type Spec struct {
 	// holds its locks until it is confirmed or cancelled, and branches that
 	// lock in one global order cannot deadlock across databases.
 	Sequential bool `json:"sequential,omitempty"`
+	// SequentialConfirms runs the confirms one after another, in
+	// participant order, instead of in parallel: a participant is confirmed
+	// only once the one before it has been (the seeds' TCC: product, then
+	// point).
+	SequentialConfirms bool `json:"sequential_confirms,omitempty"`
 	// TraceParent is the W3C traceparent the branch calls join (see
 	// saga.Spec.TraceParent); the coordinator's API fills it from the
 	// request header.
@@ -122,8 +127,12 @@ func (s *Spec) Saga() (saga.Spec, error) {
 			// The confirm goes to the try's branch: one branch id per
 			// participant, as in the TCC and XA protocols.
 			branch := tryOf[i]
+			after := clone(pivot)
+			if s.SequentialConfirms && len(confirms) > 0 {
+				after = append(after, confirms[len(confirms)-1])
+			}
 			confirms = append(confirms, add(saga.Step{Name: names[i] + ".confirm", Action: p.Confirm,
-				Payload: p.Payload, ActionOp: dtx.OpConfirm, After: clone(pivot), Branch: &branch}))
+				Payload: p.Payload, ActionOp: dtx.OpConfirm, After: after, Branch: &branch}))
 		}
 	}
 	for i, p := range s.Participants {

@@ -157,6 +157,27 @@ func TestTCC_CancelOnlyParticipantDoesNotWaitForFailingCancels(t *testing.T) {
 	require.Less(t, order, stockCancels[len(stockCancels)-1], "the order is cancelled before the stock cancel succeeds")
 }
 
+// SequentialConfirms confirms one participant after another, in
+// participant order: the money confirm waits for the stock confirm, which
+// fails twice first.
+func TestTCC_SequentialConfirmsRunInOrder(t *testing.T) {
+	e := newEnv(t, func(path string, n int) int {
+		if path == "/stock/confirm" && n <= 2 {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	s := e.spec("tcc-seq-confirms")
+	s.Sequential, s.SequentialConfirms = true, true
+	d := e.run(t, s)
+	require.Equal(t, dtx.StatusSucceeded, d.Status)
+	require.Equal(t, []string{
+		"/stock/reserve try", "/money/reserve try",
+		"/stock/confirm confirm", "/stock/confirm confirm", "/stock/confirm confirm",
+		"/money/confirm confirm", "/order/complete confirm",
+	}, e.log())
+}
+
 func TestTCC_ConfirmRetriedUntilItSucceeds(t *testing.T) {
 	e := newEnv(t, func(path string, n int) int {
 		if path == "/money/confirm" && n <= 4 {

@@ -42,8 +42,12 @@ func TestShopDecision_TCCOrderCancelledWhilePaymentCancelFails(t *testing.T) {
 	o, err := s.PlaceOrder(context.Background(), 1, items(4, 6), "", false)
 	require.NoError(t, err)
 	waitCancelled(t, s, o.ID)
+	require.Eventually(t, func() bool { return s.FaultStats().Payment.Fail > 0 }, 20*time.Second, 5*time.Millisecond,
+		"the payment's cancel is tried and fails")
 	assert.Equal(t, payment.Reserved, paymentStatus(t, s, o.ID), "the money reservation is still held")
-	assert.Positive(t, s.FaultStats().Payment.Fail, "the payment's cancel was tried and failed")
+	o, err = s.Orders.Get(context.Background(), o.ID)
+	require.NoError(t, err)
+	assert.Equal(t, order.Cancelled, o.Status)
 }
 
 // The same for the saga: the payment is declined, and the inventory's
@@ -55,6 +59,39 @@ func TestShopDecision_SagaOrderCancelledWhileInventoryCompensationFails(t *testi
 	o, err := s.PlaceOrder(context.Background(), payment.DeclinedUserID, items(3, 1), "", false)
 	require.NoError(t, err)
 	waitCancelled(t, s, o.ID)
+	require.Eventually(t, func() bool { return s.FaultStats().Inventory.Fail > 0 }, 20*time.Second, 5*time.Millisecond,
+		"the inventory's compensation is tried and fails")
 	assert.Equal(t, int64(1), mustProduct(t, s, 3).Sold, "the stock is still deducted")
-	assert.Positive(t, s.FaultStats().Inventory.Fail, "the inventory's compensation was tried and failed")
+	o, err = s.Orders.Get(context.Background(), o.ID)
+	require.NoError(t, err)
+	assert.Equal(t, order.Cancelled, o.Status)
+}
+
+// Sequential tries (the seeds' TCC): with SequentialTCC a failing inventory
+// try never calls the payment service: no try, and so no cancel either.
+// Without it the tries run in parallel and the payment is called (the
+// control shows that the count sees calls).
+func TestShopSequentialTCC_FailingInventoryTryNeverCallsPayment(t *testing.T) {
+	t.Parallel()
+	for _, sequential := range []bool{true, false} {
+		// Every call to the payment is counted (and delayed by 1ms).
+		count := faults.Config{Rate: 1, Kinds: []faults.Kind{faults.Delay}, MinDelay: time.Millisecond, Delay: time.Millisecond}
+		s := tccShop(t, shop.Config{SequentialTCC: sequential, PaymentFaults: count})
+		o, err := s.PlaceOrder(context.Background(), 1, items(4, 6), "", true)
+		require.NoError(t, err)
+		require.Equal(t, order.Cancelled, o.Status)
+		assert.Contains(t, o.Reason, "insufficient stock")
+		settleTCC(t, s, 10*time.Second)
+		if sequential {
+			assert.Zero(t, s.FaultStats().Payment.Calls, "sequential: the payment service got a call")
+		} else {
+			assert.Positive(t, s.FaultStats().Payment.Calls, "parallel: the payment try runs beside the inventory's")
+		}
+	}
+}
+
+// With SequentialTCC a successful order still completes, and confirms.
+func TestShopSequentialTCC_Outcomes(t *testing.T) {
+	t.Parallel()
+	checkTCCOutcomes(t, tccShop(t, shop.Config{SequentialTCC: true}))
 }

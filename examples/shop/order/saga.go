@@ -96,9 +96,13 @@ func (s *Service) SagaSpec(o *Order) saga.Spec {
 // payment reserve stock and money (try), then both reservations are
 // confirmed and the order completed, or every reservation that was (or may
 // have been) made is cancelled and the order cancelled. Like SagaSpec it
-// depends only on the order and the configuration.
+// depends only on the order and the configuration. With
+// Config.SequentialTCC the tries, then the confirms, run one after another
+// (inventory, then payment), as in the seeds.
 func (s *Service) TCCSpec(o *Order) tcc.Spec {
-	return s.tryConfirmCancel(o, "reserve", "reserve/confirm", "reserve/cancel", false)
+	spec := s.tryConfirmCancel(o, "reserve", "reserve/confirm", "reserve/cancel", s.cfg.SequentialTCC)
+	spec.SequentialConfirms = s.cfg.SequentialTCC
+	return spec
 }
 
 // XASpec returns the two-phase commit transaction that fulfils o: the
