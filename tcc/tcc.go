@@ -56,6 +56,11 @@ type Spec struct {
 	// holds its locks until it is confirmed or cancelled, and branches that
 	// lock in one global order cannot deadlock across databases.
 	Sequential bool `json:"sequential,omitempty"`
+	// SequentialConfirms runs the confirms one after another, in
+	// participant order, instead of in parallel: a participant is confirmed
+	// only once the one before it has been (the seeds' TCC: product, then
+	// point).
+	SequentialConfirms bool `json:"sequential_confirms,omitempty"`
 	// TraceParent is the W3C traceparent the branch calls join (see
 	// saga.Spec.TraceParent); the coordinator's API fills it from the
 	// request header.
@@ -65,9 +70,11 @@ type Spec struct {
 // Saga returns the saga that drives s:
 //
 //   - one step per cancel-only participant, first: it has nothing to do
-//     forward, and, since every try depends on it, its cancel runs after
-//     every other cancel (an order is marked cancelled once its
-//     reservations are released);
+//     forward, and, since no try depends on it, its cancel runs as soon as
+//     the transaction decides to cancel, beside the other cancels (an order
+//     is marked cancelled at once, while its reservations are still being
+//     released: the decision is written first, and a participant whose
+//     cancel keeps failing does not keep the order pending);
 //   - one step per try (with its cancel), in parallel, or one after
 //     another if s.Sequential;
 //   - one retriable step per confirm of a participant that tried, after
@@ -108,7 +115,7 @@ func (s *Spec) Saga() (saga.Spec, error) {
 	}
 	for i, p := range s.Participants {
 		if p.Try != "" {
-			after := clone(cancelOnly)
+			var after []int
 			if s.Sequential && len(tries) > 0 {
 				after = append(after, tries[len(tries)-1])
 			}
@@ -123,8 +130,12 @@ func (s *Spec) Saga() (saga.Spec, error) {
 			// The confirm goes to the try's branch: one branch id per
 			// participant, as in the TCC and XA protocols.
 			branch := tryOf[i]
+			after := clone(pivot)
+			if s.SequentialConfirms && len(confirms) > 0 {
+				after = append(after, confirms[len(confirms)-1])
+			}
 			confirms = append(confirms, add(saga.Step{Name: names[i] + ".confirm", Action: p.Confirm,
-				Payload: p.Payload, ActionOp: dtx.OpConfirm, After: clone(pivot), Branch: &branch, Retry: p.Retry}))
+				Payload: p.Payload, ActionOp: dtx.OpConfirm, After: after, Branch: &branch, Retry: p.Retry}))
 		}
 	}
 	for i, p := range s.Participants {

@@ -118,10 +118,64 @@ func TestTCC_TryFailureCancelsAndNeverConfirms(t *testing.T) {
 	log := e.log()
 	require.Contains(t, log, "/stock/cancel cancel")
 	require.Contains(t, log, "/money/cancel cancel", "a failed try is cancelled too (a no-op for the participant)")
-	require.Equal(t, "/order/cancel cancel", log[len(log)-1], "the order is cancelled after its reservations are released")
+	require.Contains(t, log, "/order/cancel cancel", "the cancel-only participant is cancelled")
 	for _, c := range log {
 		require.NotContains(t, c, "confirm", "nothing is confirmed after a cancel")
 	}
+}
+
+// The decision shows at once (seed rule F10): a participant whose cancel
+// keeps failing does not hold back the cancel-only participant (the order).
+// Here the stock cancel fails for as long as the order has not been
+// cancelled; if the order's cancel waited for it, the transaction would
+// never finish.
+func TestTCC_CancelOnlyParticipantDoesNotWaitForFailingCancels(t *testing.T) {
+	var e *env
+	e = newEnv(t, func(path string, n int) int {
+		switch path {
+		case "/money/reserve":
+			return http.StatusConflict
+		case "/stock/cancel":
+			if !slices.Contains(e.log(), "/order/cancel cancel") {
+				return http.StatusServiceUnavailable
+			}
+		}
+		return http.StatusOK
+	})
+	d := e.run(t, e.spec("tcc-cancel-first"))
+	require.Equal(t, dtx.StatusFailed, d.Status)
+	log := e.log()
+	order := slices.Index(log, "/order/cancel cancel")
+	require.GreaterOrEqual(t, order, 0)
+	var stockCancels []int
+	for i, c := range log {
+		if c == "/stock/cancel cancel" {
+			stockCancels = append(stockCancels, i)
+		}
+	}
+	require.NotEmpty(t, stockCancels)
+	require.Less(t, order, stockCancels[len(stockCancels)-1], "the order is cancelled before the stock cancel succeeds")
+}
+
+// SequentialConfirms confirms one participant after another, in
+// participant order: the money confirm waits for the stock confirm, which
+// fails twice first.
+func TestTCC_SequentialConfirmsRunInOrder(t *testing.T) {
+	e := newEnv(t, func(path string, n int) int {
+		if path == "/stock/confirm" && n <= 2 {
+			return http.StatusServiceUnavailable
+		}
+		return http.StatusOK
+	})
+	s := e.spec("tcc-seq-confirms")
+	s.Sequential, s.SequentialConfirms = true, true
+	d := e.run(t, s)
+	require.Equal(t, dtx.StatusSucceeded, d.Status)
+	require.Equal(t, []string{
+		"/stock/reserve try", "/money/reserve try",
+		"/stock/confirm confirm", "/stock/confirm confirm", "/stock/confirm confirm",
+		"/money/confirm confirm", "/order/complete confirm",
+	}, e.log())
 }
 
 func TestTCC_ConfirmRetriedUntilItSucceeds(t *testing.T) {

@@ -17,6 +17,7 @@ func runDemo(ctx context.Context, args []string) error {
 	pattern := fs.String("pattern", "saga", "transaction pattern: saga, tcc, xa (runs the services on a throwaway PostgreSQL), choreography (events through an embedded NATS JetStream) or saga-async (the saga's branch calls as commands and replies through an embedded NATS JetStream)")
 	orders := fs.Int("orders", 200, "orders to place")
 	concurrency := fs.Int("concurrency", 16, "orders placed at once")
+	sequentialTCC := fs.Bool("tcc-sequential", false, "with --pattern tcc: run each order's tries, then its confirms, one after another (inventory, then payment)")
 	faultRate := fs.Float64("faults", 0.2, "probability that a branch call is faulted (fail before commit, delay, or commit-then-lose-the-response)")
 	seed := fs.Uint64("seed", 1, "seed for orders and faults")
 	dir := fs.String("dir", "", "directory for the databases (default: a temporary directory, removed afterwards)")
@@ -36,7 +37,7 @@ func runDemo(ctx context.Context, args []string) error {
 		out = os.Stderr // keep stdout for the JSON line
 	}
 	cfg := demo.Config{
-		Pattern: *pattern, Orders: *orders, Concurrency: *concurrency, FaultRate: *faultRate, Seed: *seed,
+		Pattern: *pattern, Orders: *orders, Concurrency: *concurrency, FaultRate: *faultRate, Seed: *seed, SequentialTCC: *sequentialTCC,
 		Dir: *dir, QuiesceTimeout: *quiesce, Logger: log, Out: out, Progress: os.Stderr, ProgressTTYOnly: *asJSON,
 	}
 	if err := cfg.Validate(); err != nil {

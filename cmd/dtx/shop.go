@@ -32,6 +32,7 @@ func runShop(ctx context.Context, args []string) error {
 	seed := fs.Int64("seed", 1, "fault seed")
 	branchTimeout := fs.Duration("branch-timeout", 2*time.Second, "branch timeout put into each order's saga")
 	sagaTimeout := fs.Duration("saga-timeout", time.Minute, "saga timeout put into each order's saga")
+	sequentialTCC := fs.Bool("tcc-sequential", false, "run each TCC order's tries, then its confirms, one after another (inventory, then payment) instead of in parallel")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	readyFile := fs.String("ready-file", "", "write the three service URLs to this file once serving")
 	pattern := fs.String("pattern", order.PatternSaga, "how new orders are fulfilled: "+strings.Join(order.Patterns, ", "))
@@ -102,7 +103,7 @@ func runShop(ctx context.Context, args []string) error {
 		CoordinatorURL: *coordURL, Pattern: *pattern, Broker: events,
 		OrderFaults: fc(1), InventoryFaults: fc(2), PaymentFaults: fc(3),
 		BranchTimeout: *branchTimeout, SagaTimeout: *sagaTimeout, Logger: log,
-		CallVerifier:        verifier,
+		CallVerifier: verifier, SequentialTCC: *sequentialTCC,
 		ConsumerMaxAttempts: *consumerAttempts, ConsumerRetryDelay: *consumerDelay, OutboxMaxAttempts: *outboxAttempts,
 		LockURL: *lockURL, LockTTL: *lockTTL,
 	})

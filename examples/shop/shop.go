@@ -93,6 +93,10 @@ type Config struct {
 	// BranchTimeout and SagaTimeout go into every saga (zero: the
 	// coordinator's defaults).
 	BranchTimeout, SagaTimeout time.Duration
+	// SequentialTCC runs TCC tries and confirms one after another, product
+	// (inventory) then point (payment), as the seeds do (see
+	// order.Config.SequentialTCC). Default: in parallel.
+	SequentialTCC bool
 	// ResubmitInterval and ResubmitAfter tune the order service's
 	// resubmitter (defaults: order.DefaultResubmitInterval and
 	// order.DefaultResubmitAfter).
@@ -302,6 +306,7 @@ func Start(ctx context.Context, cfg Config) (_ *Shop, err error) {
 		Pattern:          cfg.Pattern,
 		SagaTimeout:      cfg.SagaTimeout,
 		BranchTimeout:    cfg.BranchTimeout,
+		SequentialTCC:    cfg.SequentialTCC,
 		WaitTimeout:      cfg.WaitTimeout,
 		ResubmitInterval: cfg.ResubmitInterval,
 		ResubmitAfter:    cfg.ResubmitAfter,

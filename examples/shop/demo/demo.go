@@ -50,6 +50,9 @@ type Config struct {
 	Orders, Concurrency int
 	// FaultRate is the probability that a branch call is faulted.
 	FaultRate float64
+	// SequentialTCC runs TCC tries and confirms one after another (see
+	// shop.Config.SequentialTCC).
+	SequentialTCC bool
 	// Seed seeds the orders and the faults.
 	Seed uint64
 	// Dir holds the databases; empty: a temporary directory, removed by
@@ -298,7 +301,7 @@ func (d *Demo) startShop(ctx context.Context, events broker.Broker, dsns [3]stri
 		OrderFaults:     fc(1), InventoryFaults: fc(2), PaymentFaults: fc(3),
 		BranchTimeout: 500 * time.Millisecond, SagaTimeout: 60 * time.Second,
 		ResubmitInterval: time.Second, ResubmitAfter: 3 * time.Second, WaitTimeout: 30 * time.Second,
-		Logger: c.Logger, CallVerifier: d.verifier,
+		Logger: c.Logger, CallVerifier: d.verifier, SequentialTCC: c.SequentialTCC,
 	})
 	if err != nil {
 		return err

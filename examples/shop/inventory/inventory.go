@@ -254,7 +254,11 @@ func (s *Service) handleCancel(ctx context.Context, br participant.Branch, body 
 	if err != nil {
 		return nil, err
 	}
-	return map[string]int64{"order_id": req.OrderID}, nil
+	undone, err := s.undoneTotal(ctx, "deductions", req.OrderID)
+	if err != nil {
+		return nil, err
+	}
+	return CancelResult{OrderID: req.OrderID, TotalPrice: undone}, nil
 }
 
 // parseRequest decodes and checks a saga payload. A malformed payload is a
@@ -392,6 +396,29 @@ func mergeItems(items []Item) ([]Item, error) {
 	}
 	slices.SortFunc(merged, func(a, b Item) int { return cmp.Compare(a.ProductID, b.ProductID) })
 	return merged, nil
+}
+
+// CancelResult is the answer of the inventory's cancel endpoints (the
+// seeds' product cancel): TotalPrice is the price of the goods the order's
+// cancel put back, 0 when there was nothing to undo (the deduct or try
+// never ran or failed). A repeated cancel answers the same total: it is
+// read from the ledger, not from what this one call moved.
+type CancelResult struct {
+	OrderID    int64 `json:"order_id"`
+	TotalPrice int64 `json:"total_price"`
+}
+
+// undoneTotal is the price of the order's CANCELLED rows in table
+// (deductions or reservations).
+func (s *Service) undoneTotal(ctx context.Context, table string, orderID int64) (int64, error) {
+	var total int64
+	err := s.db.QueryRowContext(ctx,
+		`SELECT COALESCE(SUM(quantity * price), 0) FROM `+table+` WHERE order_id = $1 AND status = $2`,
+		orderID, Cancelled).Scan(&total)
+	if err != nil {
+		return 0, fmt.Errorf("read cancelled total: %w", err)
+	}
+	return total, nil
 }
 
 func (s *Service) ledgerTotal(ctx context.Context, orderID int64) (int64, error) {

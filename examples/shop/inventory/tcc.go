@@ -78,7 +78,11 @@ func (s *Service) handleReserveCancel(ctx context.Context, br participant.Branch
 	if err != nil {
 		return nil, err
 	}
-	return map[string]int64{"order_id": req.OrderID}, nil
+	undone, err := s.undoneTotal(ctx, "reservations", req.OrderID)
+	if err != nil {
+		return nil, err
+	}
+	return CancelResult{OrderID: req.OrderID, TotalPrice: undone}, nil
 }
 
 // reserve moves the items of one order from available to reserved inside

@@ -198,6 +198,10 @@ type Config struct {
 	// coordinator's defaults).
 	SagaTimeout   time.Duration
 	BranchTimeout time.Duration
+	// SequentialTCC runs a TCC order's tries, then its confirms, one after
+	// another in the seeds' order (inventory, then payment) instead of in
+	// parallel: a failing inventory try never calls the payment service.
+	SequentialTCC bool
 	// WaitTimeout bounds a POST /orders?wait=true (default DefaultWaitTimeout).
 	WaitTimeout time.Duration
 	// ResubmitInterval is how often Run looks for PENDING orders (default

@@ -57,11 +57,18 @@ func (s *Service) SagaSpec(o *Order) saga.Spec {
 	if o.Pattern == PatternSagaAsync {
 		url = func(_, path string) string { return brokertransport.URL(SagaTopic(path)) }
 	}
+	// A DAG rather than a chain, so that the order's cancel depends on no
+	// other compensation: the saga is a chain inventory -> payment ->
+	// complete, and the "order" step stands beside it. When the saga
+	// compensates, the order is CANCELLED at once (the decision shows, F10),
+	// while the inventory and payment compensations run in reverse order and
+	// are retried until they succeed.
 	return saga.Spec{
-		GID: o.GID,
+		GID:      o.GID,
+		Parallel: true,
 		Steps: []saga.Step{
-			// Compensation only: cancels the order once everything after it
-			// has been undone.
+			// Compensation only, depended on by nothing: cancels the order
+			// as soon as the saga decides to compensate.
 			{Name: "order", Compensate: url(s.cfg.URL, PathSagaCancel), Payload: ref},
 			{
 				Name:       "inventory",
@@ -74,10 +81,11 @@ func (s *Service) SagaSpec(o *Order) saga.Spec {
 				Action:     url(s.cfg.PaymentURL, "/payment/charge"),
 				Compensate: url(s.cfg.PaymentURL, "/payment/charge/cancel"),
 				Payload:    mustJSON(chargePayload{OrderID: o.ID, UserID: o.UserID, Amount: o.Total}),
+				After:      []int{1},
 			},
 			// No compensation: runs after the steps above succeeded and is
 			// retried until it does.
-			{Name: "complete", Action: url(s.cfg.URL, PathSagaComplete), Payload: ref},
+			{Name: "complete", Action: url(s.cfg.URL, PathSagaComplete), Payload: ref, After: []int{1, 2}},
 		},
 		Timeout:       dtx.Duration(s.cfg.SagaTimeout),
 		BranchTimeout: dtx.Duration(s.cfg.BranchTimeout),
@@ -88,9 +96,13 @@ func (s *Service) SagaSpec(o *Order) saga.Spec {
 // payment reserve stock and money (try), then both reservations are
 // confirmed and the order completed, or every reservation that was (or may
 // have been) made is cancelled and the order cancelled. Like SagaSpec it
-// depends only on the order and the configuration.
+// depends only on the order and the configuration. With
+// Config.SequentialTCC the tries, then the confirms, run one after another
+// (inventory, then payment), as in the seeds.
 func (s *Service) TCCSpec(o *Order) tcc.Spec {
-	return s.tryConfirmCancel(o, "reserve", "reserve/confirm", "reserve/cancel", false)
+	spec := s.tryConfirmCancel(o, "reserve", "reserve/confirm", "reserve/cancel", s.cfg.SequentialTCC)
+	spec.SequentialConfirms = s.cfg.SequentialTCC
+	return spec
 }
 
 // XASpec returns the two-phase commit transaction that fulfils o: the

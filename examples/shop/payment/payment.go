@@ -234,7 +234,29 @@ func (s *Service) handleCancel(ctx context.Context, br participant.Branch, body 
 	if err != nil {
 		return nil, err
 	}
-	return map[string]int64{"order_id": req.OrderID}, nil
+	return s.cancelResult(ctx, req.OrderID, Refunded)
+}
+
+// CancelResult is the answer of the payment's cancel endpoints: TotalPrice
+// is the amount the order's cancel gave back, 0 when there was nothing to
+// undo (never charged or reserved, or declined). A repeated cancel answers
+// the same amount.
+type CancelResult struct {
+	OrderID    int64 `json:"order_id"`
+	TotalPrice int64 `json:"total_price"`
+}
+
+// cancelResult reads what the order's cancel undid: the amount of its
+// payment if that is in status undone.
+func (s *Service) cancelResult(ctx context.Context, orderID int64, undone string) (CancelResult, error) {
+	var total int64
+	err := s.db.QueryRowContext(ctx,
+		`SELECT COALESCE(SUM(amount), 0) FROM payments WHERE order_id = $1 AND status = $2`,
+		orderID, undone).Scan(&total)
+	if err != nil {
+		return CancelResult{}, fmt.Errorf("read undone payment: %w", err)
+	}
+	return CancelResult{OrderID: orderID, TotalPrice: total}, nil
 }
 
 func parseRequest(body []byte) (ChargeRequest, error) {

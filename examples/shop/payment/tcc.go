@@ -76,7 +76,7 @@ func (s *Service) handleReserveCancel(ctx context.Context, br participant.Branch
 	if err != nil {
 		return nil, err
 	}
-	return map[string]int64{"order_id": req.OrderID}, nil
+	return s.cancelResult(ctx, req.OrderID, Cancelled)
 }
 
 // reserve holds the amount on the user's account and records the payment
