@@ -15,6 +15,7 @@ import (
 func runDemo(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("dtx demo", flag.ContinueOnError)
 	pattern := fs.String("pattern", "saga", "transaction pattern: saga, tcc, xa (runs the services on a throwaway PostgreSQL), choreography (events through an embedded NATS JetStream) or saga-async (the saga's branch calls as commands and replies through an embedded NATS JetStream)")
+	brokerSpec := fs.String("broker", "embedded", "with --pattern choreography: embedded (NATS JetStream in this process), kafka (the Kafka protocol against an in-process test broker, not a production Kafka) or kafka://host:port[,host:port…] (a real Kafka cluster)")
 	orders := fs.Int("orders", 200, "orders to place")
 	concurrency := fs.Int("concurrency", 16, "orders placed at once")
 	sequentialTCC := fs.Bool("tcc-sequential", false, "with --pattern tcc: run each order's tries, then its confirms, one after another (inventory, then payment)")
@@ -37,7 +38,7 @@ func runDemo(ctx context.Context, args []string) error {
 		out = os.Stderr // keep stdout for the JSON line
 	}
 	cfg := demo.Config{
-		Pattern: *pattern, Orders: *orders, Concurrency: *concurrency, FaultRate: *faultRate, Seed: *seed, SequentialTCC: *sequentialTCC,
+		Pattern: *pattern, Broker: *brokerSpec, Orders: *orders, Concurrency: *concurrency, FaultRate: *faultRate, Seed: *seed, SequentialTCC: *sequentialTCC,
 		Dir: *dir, QuiesceTimeout: *quiesce, Logger: log, Out: out, Progress: os.Stderr, ProgressTTYOnly: *asJSON,
 	}
 	if err := cfg.Validate(); err != nil {

@@ -50,6 +50,12 @@ type Config struct {
 	Orders, Concurrency int
 	// FaultRate is the probability that a branch call is faulted.
 	FaultRate float64
+	// Broker carries the choreography's events: "" or BrokerEmbedded
+	// (NATS JetStream in this process), BrokerKafka (the Kafka protocol
+	// against an in-process test broker) or "kafka://host:port[,…]" (a
+	// real Kafka cluster). Only the choreography pattern takes another
+	// value than the default.
+	Broker string
 	// SequentialTCC runs TCC tries and confirms one after another (see
 	// shop.Config.SequentialTCC).
 	SequentialTCC bool
@@ -84,7 +90,7 @@ func (c Config) Validate() error {
 	case c.FaultRate < 0 || c.FaultRate > 1:
 		return fmt.Errorf("faults must be a rate between 0 and 1")
 	}
-	return nil
+	return checkBroker(c.Broker, c.Pattern)
 }
 
 // Demo is a started demo: the coordinator and the shop, serving.
@@ -266,14 +272,24 @@ func (d *Demo) startCoordinator(ctx context.Context, owner string, transport dtx
 }
 
 // startChoreography: the services' events go through NATS JetStream,
-// embedded in this process with its files beside the databases, and are
-// recorded as flows.
+// embedded in this process with its files beside the databases (or
+// through Kafka, Config.Broker), and are recorded as flows.
 func (d *Demo) startChoreography(ctx context.Context) (broker.Broker, error) {
-	nb, err := natsbroker.OpenEmbedded(ctx, filepath.Join(d.work, "nats"), natsbroker.Config{})
-	if err != nil {
-		return nil, fmt.Errorf("embedded NATS: %w", err)
+	var nb broker.Broker
+	var label string
+	if spec := d.cfg.Broker; spec != "" && spec != BrokerEmbedded {
+		var err error
+		if nb, label, err = d.startKafka(ctx, spec); err != nil {
+			return nil, err
+		}
+	} else {
+		b, err := natsbroker.OpenEmbedded(ctx, filepath.Join(d.work, "nats"), natsbroker.Config{})
+		if err != nil {
+			return nil, fmt.Errorf("embedded NATS: %w", err)
+		}
+		d.onClose(func() { b.Close() })
+		nb, label = b, fmt.Sprintf("an embedded NATS JetStream (files in %s)", filepath.Join(d.work, "nats"))
 	}
-	d.onClose(func() { nb.Close() })
 	subs, err := flow.Record(ctx, nb, d.flows, shopevents.Topics...)
 	if err != nil {
 		return nil, err
@@ -283,7 +299,7 @@ func (d *Demo) startChoreography(ctx context.Context) (broker.Broker, error) {
 			s.Close()
 		}
 	})
-	fmt.Fprintf(d.cfg.Out, "  events through an embedded NATS JetStream (files in %s)\n", filepath.Join(d.work, "nats"))
+	fmt.Fprintf(d.cfg.Out, "  events through %s\n", label)
 	return nb, nil
 }
 
