@@ -47,6 +47,7 @@ func init() {
 		{"demo", "run coordinator + shop on embedded defaults, place orders, verify invariants", "dtx demo --hold", runDemo},
 		{"server", "run the coordinator HTTP API", "dtx server --listen 127.0.0.1:8480 --store sqlite://dtx-data/coordinator.db", runServer},
 		{"shop", "run the reference shop (order, inventory, payment services)", "dtx shop", runShop},
+		{"cart", "run the shop's event-sourced cart service, or show a cart's events and the read model's lag", "dtx cart show 1", runCart},
 		{"bench", "benchmark a 2-step saga, TCC or XA transaction with no-op participants", "dtx bench", runBench},
 		{"tx", "list, show (as a sequence of calls), retry or abort transactions of a running coordinator", "dtx tx show GID", runTx},
 		{"chaos", "crash and fault the shop and coordinators under load, then verify nothing was lost", "dtx chaos", runChaos},
