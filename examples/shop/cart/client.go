@@ -1,12 +1,14 @@
 package cart
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,8 +16,9 @@ import (
 	"github.com/dtxhq/dtx/internal/termsafe"
 )
 
-// Client reads a cart service's queries over HTTP (what `dtx cart show`
-// prints).
+// Client calls a cart service over HTTP: its commands (the demo's load)
+// and its queries (what `dtx cart show` prints). Commands send no
+// If-Match: the service resolves races itself.
 type Client struct {
 	// URL is the cart service's base URL.
 	URL string
@@ -37,10 +40,79 @@ func (c *Client) Projections(ctx context.Context) ([]LagView, error) {
 	return v, err
 }
 
+// Create opens a cart (id empty: the service picks one).
+func (c *Client) Create(ctx context.Context, id string, userID int64) (Cart, error) {
+	var out Cart
+	err := c.do(ctx, http.MethodPost, "/carts", CreateRequest{ID: id, UserID: userID}, &out)
+	return out, err
+}
+
+// AddItem adds quantity of product to cart id.
+func (c *Client) AddItem(ctx context.Context, id string, product, quantity int64) (Cart, error) {
+	var out Cart
+	err := c.do(ctx, http.MethodPost, "/carts/"+url.PathEscape(id)+"/items", ItemRequest{ProductID: product, Quantity: quantity}, &out)
+	return out, err
+}
+
+// RemoveItem removes product from cart id.
+func (c *Client) RemoveItem(ctx context.Context, id string, product int64) (Cart, error) {
+	var out Cart
+	err := c.do(ctx, http.MethodDelete, "/carts/"+url.PathEscape(id)+"/items/"+strconv.FormatInt(product, 10), nil, &out)
+	return out, err
+}
+
+// AddShipping sets cart id's shipping info.
+func (c *Client) AddShipping(ctx context.Context, id string, sh Shipping) (Cart, error) {
+	var out Cart
+	err := c.do(ctx, http.MethodPut, "/carts/"+url.PathEscape(id)+"/shipping", sh, &out)
+	return out, err
+}
+
+// Checkout checks cart id out (idempotent) and returns the cart and its
+// order.
+func (c *Client) Checkout(ctx context.Context, id string) (CheckoutResult, error) {
+	var out CheckoutResult
+	err := c.do(ctx, http.MethodPost, "/carts/"+url.PathEscape(id)+"/checkout", nil, &out)
+	return out, err
+}
+
+// Get folds cart id's events into its state.
+func (c *Client) Get(ctx context.Context, id string) (Cart, error) {
+	var out Cart
+	err := c.get(ctx, "/carts/"+url.PathEscape(id), &out)
+	return out, err
+}
+
+// HTTPError is a non-2xx answer of the cart service.
+type HTTPError struct {
+	Method, Path string
+	Status       int
+	Detail       string
+}
+
+func (e *HTTPError) Error() string {
+	return fmt.Sprintf("%s %s: %d %s", e.Method, e.Path, e.Status, e.Detail)
+}
+
 func (c *Client) get(ctx context.Context, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(c.URL, "/")+path, nil)
+	return c.do(ctx, http.MethodGet, path, nil, out)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.URL, "/")+path, rd)
 	if err != nil {
 		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	hc := c.HTTP
 	if hc == nil {
@@ -55,12 +127,12 @@ func (c *Client) get(ctx context.Context, path string, out any) error {
 	if err != nil {
 		return err
 	}
-	if resp.StatusCode != http.StatusOK {
+	if resp.StatusCode/100 != 2 {
 		var p problem.Details
 		if json.Unmarshal(b, &p) != nil || p.Detail == "" {
 			p.Detail = strings.TrimSpace(string(b))
 		}
-		return fmt.Errorf("GET %s: %d %s", path, resp.StatusCode, p.Detail)
+		return &HTTPError{Method: method, Path: path, Status: resp.StatusCode, Detail: p.Detail}
 	}
 	return json.Unmarshal(b, out)
 }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/dtxhq/dtx/eventstore"
 	"github.com/dtxhq/dtx/examples/shop"
 	"github.com/dtxhq/dtx/examples/shop/cart"
 	"github.com/dtxhq/dtx/examples/shop/internal/shoptest"
@@ -23,14 +22,32 @@ func TestServer_ShowStreamAndLag(t *testing.T) {
 	s, err := cart.Start(ctx, cart.ServerConfig{Dir: t.TempDir(), OrderURL: sh.OrderURL(), Logger: shoptest.Logger()})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, s.Close()) })
-	fill(t, s.Service, "1", 1, cart.Line{ProductID: 1, Quantity: 1}, cart.Line{ProductID: 2, Quantity: 1})
-	_, err = s.RemoveItem(ctx, "1", eventstore.AnyVersion, 2)
+	c := &cart.Client{URL: s.URL()}
+	_, err = c.Create(ctx, "1", 1)
 	require.NoError(t, err)
-	_, _, err = s.Checkout(ctx, "1", eventstore.AnyVersion)
+	_, err = c.AddItem(ctx, "1", 1, 1)
 	require.NoError(t, err)
+	_, err = c.AddItem(ctx, "1", 2, 1)
+	require.NoError(t, err)
+	_, err = c.AddShipping(ctx, "1", cart.Shipping{Name: "N", Address: "A"})
+	require.NoError(t, err)
+	got, err := c.RemoveItem(ctx, "1", 2)
+	require.NoError(t, err)
+	require.Equal(t, []cart.Line{{ProductID: 1, Quantity: 1}}, got.Lines)
+	first, err := c.Checkout(ctx, "1")
+	require.NoError(t, err)
+	second, err := c.Checkout(ctx, "1")
+	require.NoError(t, err)
+	require.Equal(t, first.Order.ID, second.Order.ID)
+	got, err = c.Get(ctx, "1")
+	require.NoError(t, err)
+	require.Equal(t, cart.StatusCompleted, got.Status)
+	_, err = c.RemoveItem(ctx, "1", 1)
+	var he *cart.HTTPError
+	require.ErrorAs(t, err, &he)
+	require.Equal(t, 409, he.Status)
 	waitCaughtUp(t, s.Service)
 
-	c := &cart.Client{URL: s.URL()}
 	sv, err := c.Stream(ctx, "1")
 	require.NoError(t, err)
 	lags, err := c.Projections(ctx)
