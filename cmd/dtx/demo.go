@@ -14,7 +14,7 @@ import (
 
 func runDemo(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("dtx demo", flag.ContinueOnError)
-	pattern := fs.String("pattern", "saga", "transaction pattern: saga, tcc, xa (runs the services on a throwaway PostgreSQL), choreography (events through an embedded NATS JetStream) or saga-async (the saga's branch calls as commands and replies through an embedded NATS JetStream)")
+	pattern := fs.String("pattern", "saga", "transaction pattern: saga, tcc, xa (runs the services on a throwaway PostgreSQL), choreography (events through an embedded NATS JetStream) saga-async (the saga's branch calls as commands and replies through an embedded NATS JetStream) or eventsourcing (event-sourced carts whose checkouts place the orders by saga; a projected read model checked against the events)")
 	brokerSpec := fs.String("broker", "embedded", "with --pattern choreography: embedded (NATS JetStream in this process), kafka (the Kafka protocol against an in-process test broker, not a production Kafka) or kafka://host:port[,host:port…] (a real Kafka cluster)")
 	orders := fs.Int("orders", 200, "orders to place")
 	concurrency := fs.Int("concurrency", 16, "orders placed at once")

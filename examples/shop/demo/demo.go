@@ -26,6 +26,7 @@ import (
 	"github.com/dtxhq/dtx/callsig"
 	"github.com/dtxhq/dtx/coordinator"
 	"github.com/dtxhq/dtx/examples/shop"
+	"github.com/dtxhq/dtx/examples/shop/cart"
 	shopevents "github.com/dtxhq/dtx/examples/shop/events"
 	"github.com/dtxhq/dtx/examples/shop/faults"
 	"github.com/dtxhq/dtx/examples/shop/order"
@@ -44,7 +45,8 @@ import (
 type Config struct {
 	// Pattern is one of order.Patterns: saga, tcc, xa (the services on a
 	// throwaway PostgreSQL), choreography or saga-async (through an
-	// embedded NATS JetStream).
+	// embedded NATS JetStream); or PatternEventSourcing (event-sourced
+	// carts whose checkouts place the orders, by saga).
 	Pattern string
 	// Orders to place, Concurrency of them at once.
 	Orders, Concurrency int
@@ -81,8 +83,8 @@ type Config struct {
 // FaultRate; Start does too.
 func (c Config) Validate() error {
 	switch {
-	case !slices.Contains(order.Patterns, c.Pattern):
-		return fmt.Errorf("pattern %q is not available (available: %s)", c.Pattern, strings.Join(order.Patterns, ", "))
+	case !slices.Contains(order.Patterns, c.Pattern) && c.Pattern != PatternEventSourcing:
+		return fmt.Errorf("pattern %q is not available (available: %s, %s)", c.Pattern, strings.Join(order.Patterns, ", "), PatternEventSourcing)
 	case c.Orders < 1 || c.Orders > 1_000_000:
 		return fmt.Errorf("orders must be between 1 and 1000000")
 	case c.Concurrency < 1 || c.Concurrency > 1024:
@@ -102,6 +104,7 @@ type Demo struct {
 	apiURL  string
 	flows   *flow.Store
 	sh      *shop.Shop
+	carts   *cart.Server // PatternEventSourcing
 	urls    map[string]string
 	// The per-run key of branch calls: the coordinator signs, the shop's
 	// services verify with the public half.
@@ -183,7 +186,13 @@ func (d *Demo) start(ctx context.Context) error {
 			return err
 		}
 	}
-	return d.startShop(ctx, events, dsns)
+	if err := d.startShop(ctx, events, dsns); err != nil {
+		return err
+	}
+	if d.cfg.Pattern == PatternEventSourcing {
+		return d.startCarts(ctx)
+	}
+	return nil
 }
 
 func (d *Demo) workDir() error {
@@ -311,7 +320,7 @@ func (d *Demo) startShop(ctx context.Context, events broker.Broker, dsns [3]stri
 		return faults.Config{Rate: c.FaultRate, Kinds: faults.AllKinds, Delay: 800 * time.Millisecond, Seed: int64(c.Seed*7919 + salt)}
 	}
 	sh, err := shop.Start(ctx, shop.Config{
-		Dir: d.work, CoordinatorURL: d.apiURL, Pattern: c.Pattern, Broker: events,
+		Dir: d.work, CoordinatorURL: d.apiURL, Pattern: shopPattern(c.Pattern), Broker: events,
 		OrderDSN: dsns[0], InventoryDSN: dsns[1], PaymentDSN: dsns[2],
 		ResolveInterval: 2 * time.Second,
 		OrderFaults:     fc(1), InventoryFaults: fc(2), PaymentFaults: fc(3),

@@ -58,7 +58,12 @@ func (d *Demo) Run(ctx context.Context) (*Result, error) {
 		Attempts: 6, Backoff: 100 * time.Millisecond, MaxBackoff: 100 * time.Millisecond,
 	}
 	prog := newProgress(c.Progress, c.Orders, c.ProgressTTYOnly, d.sh.Orders)
-	d.place(ctx, p, reqs, prog)
+	var carts *cartRun
+	if c.Pattern == PatternEventSourcing {
+		carts = d.placeCarts(ctx, reqs, prog)
+	} else {
+		d.place(ctx, p, reqs, prog)
+	}
 	if ctx.Err() != nil {
 		prog.done()
 		return nil, errors.New("interrupted")
@@ -66,6 +71,9 @@ func (d *Demo) Run(ctx context.Context) (*Result, error) {
 
 	// Wait for every transaction and every order to be final.
 	stuck := d.waitQuiet(ctx)
+	if carts != nil {
+		stuck = append(stuck, d.settleCarts(context.WithoutCancel(ctx), len(reqs))...)
+	}
 	prog.update(c.Orders)
 	prog.done()
 	elapsed := time.Since(start)
@@ -75,6 +83,10 @@ func (d *Demo) Run(ctx context.Context) (*Result, error) {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
 	violations := append(p.Problems(), rep.Violations...)
+	if carts != nil {
+		violations = append(violations, carts.problems...)
+		violations = append(violations, d.verifyCarts(ctx, len(reqs))...)
+	}
 	if c.Pattern != order.PatternChoreography {
 		all, err := d.sh.Orders.List(ctx, "")
 		if err != nil {
@@ -101,9 +113,12 @@ func (d *Demo) Run(ctx context.Context) (*Result, error) {
 	if c.Dir != "" {
 		res.Dir = d.work
 	}
-	if c.Pattern != order.PatternChoreography {
+	switch c.Pattern {
+	case PatternEventSourcing:
+		res.example = append(d.cartExample(ctx, len(reqs)), compensated(ctx, d.sh.Orders, client.New(d.apiURL, nil))...)
+	default:
 		res.example = compensated(ctx, d.sh.Orders, client.New(d.apiURL, nil))
-	} else {
+	case order.PatternChoreography:
 		res.example = d.flowExample(ctx)
 	}
 	return res, nil
