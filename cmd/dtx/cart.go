@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/dtxhq/dtx/examples/shop/cart"
@@ -70,16 +72,14 @@ func cartShow(ctx context.Context, args []string) error {
 	u := fs.String("url", "http://127.0.0.1:8490", "the cart service's base URL")
 	asJSON := fs.Bool("json", false, "print the service's JSON answers instead of text")
 	timeout := fs.Duration("timeout", 10*time.Second, "bound on the requests")
-	if len(args) == 0 || args[0] == "" || args[0][0] == '-' {
-		if err := parseFlags(fs, args); err != nil {
-			return err
-		}
-		return usagef("want a cart id: dtx cart show [flags] ID")
-	}
-	id := args[0]
-	if err := parseFlags(fs, args[1:]); err != nil {
+	pos, err := parseWithArgs(fs, args)
+	if err != nil {
 		return err
 	}
+	if len(pos) != 1 {
+		return usagef("want one cart id: dtx cart show [--url URL] ID")
+	}
+	id := pos[0]
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	c := &cart.Client{URL: *u}
@@ -98,4 +98,25 @@ func cartShow(ctx context.Context, args []string) error {
 	}
 	cart.WriteStream(os.Stdout, s, lags)
 	return nil
+}
+
+// parseWithArgs parses flags placed before, between or after positional
+// arguments, and returns the positional ones.
+func parseWithArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for len(args) > 0 {
+		if !strings.HasPrefix(args[0], "-") || args[0] == "-" {
+			pos, args = append(pos, args[0]), args[1:]
+			continue
+		}
+		fs.SetOutput(io.Discard)
+		if err := fs.Parse(args); err != nil {
+			return nil, parseFlags(fs, args) // the same error, worded as for every command (or -h)
+		}
+		if len(fs.Args()) < len(args) && args[len(args)-len(fs.Args())-1] == "--" {
+			return append(pos, fs.Args()...), nil
+		}
+		args = fs.Args()
+	}
+	return pos, nil
 }

@@ -128,7 +128,7 @@ func Fold(c Cart, e eventstore.Event) (Cart, error) {
 		if err := decode(e, &d); err != nil {
 			return c, err
 		}
-		c.ID, c.UserID, c.Status = d.CartID, d.UserID, StatusOpen
+		c.ID, c.UserID, c.Status, c.Lines = d.CartID, d.UserID, StatusOpen, []Line{}
 	case ItemAdded:
 		var d ItemData
 		if err := decode(e, &d); err != nil {
