@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/dtxhq/dtx/examples/shop/demo"
 )
@@ -31,6 +32,27 @@ func TestRunChoreographyOverKafka(t *testing.T) {
 	require.Contains(t, out.String(), "in-process test broker")
 	require.Contains(t, out.String(), "not a production Kafka")
 	require.Contains(t, out.String(), "127.0.0.1:")
+}
+
+// --broker kafka://host:port runs against a cluster the demo did not
+// start (here a kfake cluster of the test's own, on loopback).
+func TestRunChoreographyOverKafkaAddress(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
+	require.NoError(t, err)
+	t.Cleanup(cluster.Close)
+	spec := "kafka://" + strings.Join(cluster.ListenAddrs(), ",")
+	var out strings.Builder
+	res, err := demo.Run(ctx, demo.Config{
+		Pattern: "choreography", Broker: spec, Orders: 10, Concurrency: 4, FaultRate: 0.2, Seed: 4,
+		Dir: t.TempDir(), QuiesceTimeout: time.Minute, Out: &out,
+	})
+	require.NoError(t, err)
+	require.True(t, res.OK(), "violations %v, stuck %v", res.ViolationList, res.StuckList)
+	require.Equal(t, 10, res.Completed+res.Cancelled)
+	require.Contains(t, out.String(), "Kafka cluster "+spec)
+	require.NotContains(t, out.String(), "in-process test broker")
 }
 
 func TestBrokerChoice(t *testing.T) {
