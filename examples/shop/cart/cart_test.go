@@ -55,9 +55,14 @@ func newEnv(t *testing.T, commands *sql.DB, d appdb.Dialect) *env {
 
 func newService(t *testing.T, commands *sql.DB, d appdb.Dialect, orders cart.Orders) *env {
 	t.Helper()
+	return newServiceQ(t, commands, d, sqliteDB(t, "queries.db"), appdb.SQLite, orders)
+}
+
+func newServiceQ(t *testing.T, commands *sql.DB, d appdb.Dialect, queries *sql.DB, qd appdb.Dialect, orders cart.Orders) *env {
+	t.Helper()
 	store, err := eventstore.New(commands, eventstore.Config{Dialect: d})
 	require.NoError(t, err)
-	svc, err := cart.New(cart.Config{Store: store, QueryDB: sqliteDB(t, "queries.db"), QueryDialect: appdb.SQLite,
+	svc, err := cart.New(cart.Config{Store: store, QueryDB: queries, QueryDialect: qd,
 		Orders: orders, Logger: shoptest.Logger(), ProjectionPoll: 20 * time.Millisecond})
 	require.NoError(t, err)
 	require.NoError(t, svc.Migrate(context.Background()))
@@ -378,6 +383,37 @@ func TestCart_PostgresCommandsSQLiteQueries(t *testing.T) {
 	require.Equal(t, before, after)
 	cancel()
 	require.NoError(t, <-done)
+}
+
+// The other way round: commands on SQLite, the read model on PostgreSQL.
+func TestCart_SQLiteCommandsPostgresQueries(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	pg, err := sql.Open("pgx", pgtest.DSN(t))
+	require.NoError(t, err)
+	t.Cleanup(func() { pg.Close() })
+	sh := shoptest.MustShop(t, shop.Config{})
+	e := newServiceQ(t, sqliteDB(t, "commands.db"), appdb.SQLite, pg, appdb.Postgres, &order.Client{URL: sh.OrderURL()})
+	for i, u := range []int64{1, 2, 4} {
+		id := "q-" + string(rune('a'+i))
+		fill(t, e.svc, id, u, cart.Line{ProductID: 2, Quantity: 2}, cart.Line{ProductID: 1, Quantity: 1})
+		_, _, err := e.svc.Checkout(ctx, id, eventstore.AnyVersion)
+		require.NoError(t, err)
+	}
+	caughtUp(t, e.svc)
+	diffs, err := e.svc.ReadModel().Verify(ctx)
+	require.NoError(t, err)
+	require.Empty(t, diffs)
+	sales, err := e.svc.ReadModel().Sales(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []cart.SalesRow{{ProductID: 1, Units: 2, Revenue: 200, Orders: 2}, {ProductID: 2, Units: 4, Revenue: 800, Orders: 2}}, sales,
+		"users 1 and 4 paid; user 2 is declined")
+	_, err = pg.Exec(`UPDATE cart_order_history SET total = total + 1 WHERE cart_id = 'q-a'`)
+	require.NoError(t, err)
+	diffs, err = e.svc.ReadModel().Verify(ctx)
+	require.NoError(t, err)
+	require.Len(t, diffs, 1)
+	require.Contains(t, diffs[0], "cart q-a")
 }
 
 // waitCaughtUp waits for the running projection to reach the store's head.
