@@ -71,6 +71,9 @@ func TestRunEventSourcing(t *testing.T) {
 	require.Contains(t, text.String(), "invariants: OK")
 	require.Contains(t, text.String(), "One cancelled cart")
 	require.Contains(t, text.String(), cart.OrderSettled)
+	var hold strings.Builder
+	res.WriteHoldText(&hold)
+	require.Contains(t, hold.String(), res.URLs["cart"]+"/carts/demo-7-0/events")
 	b, err := json.Marshal(res)
 	require.NoError(t, err)
 	require.Contains(t, string(b), `"pattern":"eventsourcing"`)

@@ -58,6 +58,9 @@ func (r *Result) WriteText(w io.Writer) {
 func (r *Result) WriteHoldText(w io.Writer) {
 	fmt.Fprintf(w, "\nDashboard: %s/ui/  (every transaction of the run, as a sequence diagram; live)\n", r.URLs["coordinator"])
 	fmt.Fprintf(w, "More orders show up live: curl -s '%s/orders?wait=true' -d '{\"user_id\":2,\"items\":[{\"product_id\":1,\"quantity\":1}]}'\n", r.URLs["order"])
+	if u := r.URLs["cart"]; u != "" {
+		fmt.Fprintf(w, "Carts: curl -s %s/carts/%s/events; curl -s %s/sales; dtx cart show --url %s %s\n", u, cartID(r.Seed, 0), u, u, cartID(r.Seed, 0))
+	}
 	fmt.Fprintf(w, "Serving until Ctrl-C.\n")
 }
 
