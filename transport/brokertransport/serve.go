@@ -130,10 +130,7 @@ func runCommand(ctx context.Context, d broker.Delivery, fn participant.BranchFun
 	}()
 	result, err := fn(ctx, br, d.Payload)
 	if err != nil {
-		if dtx.IsPermanent(err) {
-			return problemReply(http.StatusConflict, err.Error())
-		}
-		return problemReply(http.StatusInternalServerError, err.Error())
+		return problemReply(participant.Status(err), err.Error())
 	}
 	if result == nil {
 		result = struct{}{}
