@@ -36,6 +36,15 @@
 //   - atomicity: if the operation fails, its barrier row is rolled back
 //     with it, so a retry runs it again.
 //
+// Typed handlers put it all together: a participant writes its operation
+// as a TxFunc, func(ctx, tx *sql.Tx, req Req) (Resp, error), and Typed (a
+// BranchFunc, for Handler or brokertransport.Serve) or HandleJSON (an
+// http.Handler) decode the JSON body into Req, run fn in the barrier's
+// transaction and encode Resp; a body that does not decode is a BadRequest
+// (400, a definite failure), dtx.Permanent a 409 refusal, any other error
+// a 500 that the coordinator retries (see Status). pgxbarrier.Typed is the
+// same on pgx.
+//
 // Barrier.Do works on database/sql (SQLite, PostgreSQL and MySQL dialects). Other
 // drivers reuse the same logic through Barrier.Enter and the TxExecer
 // interface; package participant/pgxbarrier does so for native pgx.

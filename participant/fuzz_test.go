@@ -1,6 +1,7 @@
 package participant_test
 
 import (
+	"encoding/json"
 	"math"
 	"net/http"
 	"net/http/httptest"
@@ -56,6 +57,44 @@ func FuzzBranchFromRequest(f *testing.F) {
 		again, err := participant.BranchFromHeaders(func(name string) string { return h[name] })
 		if err != nil || again != br {
 			t.Fatalf("%+v written as headers reads back as %+v, %v", br, again, err)
+		}
+	})
+}
+
+// FuzzDecodeRequest checks the typed handlers' decoding of a request body:
+// it never panics; a body it refuses is a BadRequest (answered 400, a
+// definite failure); a body it accepts is one JSON value (encoding/json
+// accepts it too) whose request validates and, encoded again, decodes to
+// the same request.
+func FuzzDecodeRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"item":"apple","qty":2}`, `{"item":"apple","qty":0}`, `{"item":"apple","qty":"2"}`, `{"qty":1.5}`,
+		``, `null`, `{}`, `[]`, `{} {}`, `{"item":"a","qty":1} `, `{"item":"\u00e9","qty":9223372036854775807}`,
+		`{"item":"a","qty":1,"extra":[1,2]}`, `{"ITEM":"a","qty":1}`, "\xff", `{"item":"a"`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req, err := participant.DecodeRequest[reserveReq](body)
+		if err != nil {
+			if participant.Status(err) != http.StatusBadRequest || !dtx.IsPermanent(err) {
+				t.Fatalf("DecodeRequest(%q) refused with %v, which is not a 400 definite failure", body, err)
+			}
+			return
+		}
+		if !json.Valid(body) {
+			t.Fatalf("DecodeRequest accepted %q, which is not one JSON value", body)
+		}
+		if req.Validate() != nil {
+			t.Fatalf("DecodeRequest(%q) = %+v, which does not validate", body, req)
+		}
+		again, err := json.Marshal(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := participant.DecodeRequest[reserveReq](again)
+		if err != nil || back != req {
+			t.Fatalf("%+v encoded as %s decodes as %+v, %v", req, again, back, err)
 		}
 	})
 }

@@ -6,26 +6,22 @@ import (
 	"io"
 	"net/http"
 
-	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/internal/problem"
 )
 
 // MaxBodySize is the largest request body Handler accepts.
 const MaxBodySize = 1 << 20
 
-// WriteError answers a failed branch operation in the coordinator's terms:
-// 409 Conflict (a definite failure: nothing was applied, do not retry) if
-// err is permanent (dtx.IsPermanent), else 500 (outcome unknown: retry).
+// WriteError answers a failed branch operation in the coordinator's terms
+// (see Status): 409 Conflict (a definite failure: nothing was applied, do
+// not retry) if err is permanent (dtx.IsPermanent), 400 if it is a
+// BadRequest error (also definite), else 500 (outcome unknown: retry).
 // The body is application/problem+json with err's text as detail.
 func WriteError(w http.ResponseWriter, err error) {
 	if err == nil {
 		err = errors.New("participant: WriteError called with a nil error")
 	}
-	status := http.StatusInternalServerError
-	if dtx.IsPermanent(err) {
-		status = http.StatusConflict
-	}
-	problem.Write(w, status, err.Error())
+	problem.Write(w, Status(err), err.Error())
 }
 
 // WriteJSON answers with status and v encoded as JSON. If v cannot be

@@ -19,9 +19,19 @@ import (
 // Transport, for steps whose URL is broker://<topic>), as member of the
 // consumer group group, and publishes each reply to the topic the command
 // names. fn is the same function participant.Handler serves over HTTP, and
-// its result is answered the same way: a nil error is status 200 with
-// result as JSON, a permanent error (dtx.Permanent) 409 and any other
-// error 500, with an application/problem+json body.
+// its result is answered the same way (participant.Status): a nil error
+// is status 200 with result as JSON, a participant.BadRequest error 400, a
+// permanent error (dtx.Permanent) 409 and any other error 500, with an
+// application/problem+json body.
+//
+// Typed handlers serve here unchanged: participant.Typed (database/sql) and
+// pgxbarrier.Typed (pgx) return a BranchFunc that decodes the payload into
+// the handler's request type (a payload that does not decode is answered
+// 400, a definite failure), runs the handler behind the barrier and encodes
+// its response, so one typed function answers HTTP calls and broker
+// commands alike:
+//
+//	brokertransport.Serve(ctx, b, "wallet-debit", "wallet", participant.Typed(db, barrier, debit))
 //
 // Commands may be delivered more than once (a redelivery, or the
 // coordinator retrying after a reply that did not come in time): each
@@ -130,10 +140,7 @@ func runCommand(ctx context.Context, d broker.Delivery, fn participant.BranchFun
 	}()
 	result, err := fn(ctx, br, d.Payload)
 	if err != nil {
-		if dtx.IsPermanent(err) {
-			return problemReply(http.StatusConflict, err.Error())
-		}
-		return problemReply(http.StatusInternalServerError, err.Error())
+		return problemReply(participant.Status(err), err.Error())
 	}
 	if result == nil {
 		result = struct{}{}
