@@ -453,6 +453,11 @@ func (r *run) exhaustedLine(c saga.Call, nonRetryable bool) string {
 }
 
 func exhaustedWhy(what string, i, max int) string {
+	if max == 1 {
+		// One attempt: max_attempts 1, or a TCC confirm under
+		// on_confirm_failure "operator" (seed F9).
+		return fmt.Sprintf("%s of step %d failed and is tried once: waiting for an operator (retry or abort --force)", what, i)
+	}
 	return fmt.Sprintf("%s of step %d exhausted its %d attempts: waiting for an operator (retry or abort --force)", what, i, max)
 }
 

@@ -31,6 +31,9 @@ func TestRetryPolicy_InvalidIs400NamingTheField(t *testing.T) {
 			Retry: &saga.RetryPolicy{Multiplier: 20}},
 	}}
 	requireProblem(t, e.do(t, "POST", "/v1/tcc", tc), http.StatusBadRequest, "retry.multiplier")
+	tc.Participants[0].Retry = nil
+	tc.OnConfirmFailure = "later"
+	requireProblem(t, e.do(t, "POST", "/v1/tcc", tc), http.StatusBadRequest, "on_confirm_failure", `"later"`)
 }
 
 // TestRetryPolicy_OperatorReleasesAParkedCompensation: through the API, a

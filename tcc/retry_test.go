@@ -9,6 +9,7 @@ import (
 
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/saga"
+	"github.com/dtxhq/dtx/tcc"
 )
 
 // TestTCC_RetryPolicyFlowsIntoSteps: a participant's retry policy is every
@@ -70,4 +71,42 @@ func countOf(log []string, s string) int {
 		}
 	}
 	return n
+}
+
+// TestTCC_OnConfirmFailurePolicy: "operator" gives every confirm one
+// attempt (keeping the rest of its participant's policy) and leaves tries
+// and cancels alone; an unknown policy is refused naming the field.
+func TestTCC_OnConfirmFailurePolicy(t *testing.T) {
+	e := newEnv(t, nil)
+	s := e.spec("tcc-f9")
+	pol := &saga.RetryPolicy{Initial: dtx.Duration(500 * time.Millisecond), MaxAttempts: 3, NonRetryableStatuses: []int{400}}
+	s.Participants[1].Retry = pol
+	s.OnConfirmFailure = tcc.ConfirmOperator
+	sg, err := s.Saga()
+	require.NoError(t, err)
+	require.NoError(t, sg.Normalize())
+	confirms := 0
+	for _, st := range sg.Steps {
+		switch {
+		case st.ActionOp == dtx.OpConfirm:
+			confirms++
+			require.NotNil(t, st.Retry, st.Name)
+			require.Equal(t, 1, st.Retry.MaxAttempts, st.Name)
+			if st.Name == "stock.confirm" {
+				require.Equal(t, pol.Initial, st.Retry.Initial)
+				require.Equal(t, pol.NonRetryableStatuses, st.Retry.NonRetryableStatuses)
+			}
+		case st.Name == "stock.try":
+			require.Equal(t, pol, st.Retry, "the try keeps its policy")
+		default:
+			require.Nil(t, st.Retry, st.Name)
+		}
+	}
+	require.Equal(t, 3, confirms)
+	require.Equal(t, 3, pol.MaxAttempts, "the participant's policy is not changed")
+
+	s.OnConfirmFailure = "ask-bob"
+	_, err = s.Saga()
+	require.ErrorIs(t, err, dtx.ErrInvalid)
+	require.ErrorContains(t, err, `on_confirm_failure: "ask-bob" is not "retry" or "operator"`)
 }

@@ -61,10 +61,41 @@ type Spec struct {
 	// only once the one before it has been (the seeds' TCC: product, then
 	// point).
 	SequentialConfirms bool `json:"sequential_confirms,omitempty"`
+	// OnConfirmFailure says what a failed confirm does (seed rule F9):
+	// ConfirmRetry ("retry", the default) retries it under the
+	// participant's retry policy until it succeeds; ConfirmOperator
+	// ("operator") calls each confirm once and parks a failed one for an
+	// operator: the transaction stays confirming, an alert fires, the
+	// attention view lists it, and only an operator's retry (or a forced
+	// abort) drives it on. A successful try promised that its confirm will
+	// succeed, so retrying is the default; the operator policy trades that
+	// availability for a human's review of every failed confirm.
+	OnConfirmFailure string `json:"on_confirm_failure,omitempty"`
 	// TraceParent is the W3C traceparent the branch calls join (see
 	// saga.Spec.TraceParent); the coordinator's API fills it from the
 	// request header.
 	TraceParent string `json:"traceparent,omitempty"`
+}
+
+// The policies of Spec.OnConfirmFailure.
+const (
+	ConfirmRetry    = "retry"
+	ConfirmOperator = "operator"
+)
+
+// confirmRetry is the retry policy of a confirm step of a participant
+// whose policy is p: p itself, or, under ConfirmOperator, p with one
+// attempt (a confirm that exhausts its attempts waits for an operator).
+func (s *Spec) confirmRetry(p *saga.RetryPolicy) *saga.RetryPolicy {
+	if s.OnConfirmFailure != ConfirmOperator {
+		return p
+	}
+	var q saga.RetryPolicy
+	if p != nil {
+		q = *p
+	}
+	q.MaxAttempts = 1
+	return &q
 }
 
 // Saga returns the saga that drives s:
@@ -87,6 +118,11 @@ func (s *Spec) Saga() (saga.Spec, error) {
 	}
 	if err := s.checkLimits(); err != nil {
 		return out, err
+	}
+	switch s.OnConfirmFailure {
+	case "", ConfirmRetry, ConfirmOperator:
+	default:
+		return out, fmt.Errorf("%w: on_confirm_failure: %s is not %q or %q", dtx.ErrInvalid, saga.Quote(s.OnConfirmFailure), ConfirmRetry, ConfirmOperator)
 	}
 	names := make([]string, len(s.Participants))
 	for i, p := range s.Participants {
@@ -135,13 +171,13 @@ func (s *Spec) Saga() (saga.Spec, error) {
 				after = append(after, confirms[len(confirms)-1])
 			}
 			confirms = append(confirms, add(saga.Step{Name: names[i] + ".confirm", Action: p.Confirm,
-				Payload: p.Payload, ActionOp: dtx.OpConfirm, After: after, Branch: &branch, Retry: p.Retry}))
+				Payload: p.Payload, ActionOp: dtx.OpConfirm, After: after, Branch: &branch, Retry: s.confirmRetry(p.Retry)}))
 		}
 	}
 	for i, p := range s.Participants {
 		if p.Try == "" && p.Confirm != "" {
 			add(saga.Step{Name: names[i] + ".confirm", Action: p.Confirm, Payload: p.Payload,
-				ActionOp: dtx.OpConfirm, After: append(clone(pivot), confirms...), Retry: p.Retry})
+				ActionOp: dtx.OpConfirm, After: append(clone(pivot), confirms...), Retry: s.confirmRetry(p.Retry)})
 		}
 	}
 	return out, nil
