@@ -14,6 +14,7 @@ import (
 	"github.com/dtxhq/dtx/examples/shop/order"
 	"github.com/dtxhq/dtx/internal/atomicfile"
 	"github.com/dtxhq/dtx/internal/open"
+	"github.com/dtxhq/dtx/tcc"
 )
 
 func runShop(ctx context.Context, args []string) error {
@@ -32,6 +33,7 @@ func runShop(ctx context.Context, args []string) error {
 	seed := fs.Int64("seed", 1, "fault seed")
 	branchTimeout := fs.Duration("branch-timeout", 2*time.Second, "branch timeout put into each order's saga")
 	sagaTimeout := fs.Duration("saga-timeout", time.Minute, "saga timeout put into each order's saga")
+	onConfirmFailure := fs.String("tcc-on-confirm-failure", tcc.ConfirmRetry, "TCC orders: what a failed confirm does (seed F9): retry (the coordinator retries it until it succeeds) or operator (it is tried once, then waits for an operator's dtx tx retry; the order stays PENDING and is listed by dtx attention)")
 	sequentialTCC := fs.Bool("tcc-sequential", false, "run each TCC order's tries, then its confirms, one after another (inventory, then payment) instead of in parallel")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	readyFile := fs.String("ready-file", "", "write the three service URLs to this file once serving")
@@ -51,6 +53,9 @@ func runShop(ctx context.Context, args []string) error {
 	verifier, err := callVerifier(*callKeyFile)
 	if err != nil {
 		return err
+	}
+	if *onConfirmFailure != tcc.ConfirmRetry && *onConfirmFailure != tcc.ConfirmOperator {
+		return usagef("--tcc-on-confirm-failure %q: want %s or %s", *onConfirmFailure, tcc.ConfirmRetry, tcc.ConfirmOperator)
 	}
 	if *rate < 0 || *rate > 1 {
 		return usagef("faults must be a rate between 0 and 1")
@@ -103,7 +108,7 @@ func runShop(ctx context.Context, args []string) error {
 		CoordinatorURL: *coordURL, Pattern: *pattern, Broker: events,
 		OrderFaults: fc(1), InventoryFaults: fc(2), PaymentFaults: fc(3),
 		BranchTimeout: *branchTimeout, SagaTimeout: *sagaTimeout, Logger: log,
-		CallVerifier: verifier, SequentialTCC: *sequentialTCC,
+		CallVerifier: verifier, SequentialTCC: *sequentialTCC, TCCOnConfirmFailure: *onConfirmFailure,
 		ConsumerMaxAttempts: *consumerAttempts, ConsumerRetryDelay: *consumerDelay, OutboxMaxAttempts: *outboxAttempts,
 		LockURL: *lockURL, LockTTL: *lockTTL,
 	})

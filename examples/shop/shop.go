@@ -97,6 +97,9 @@ type Config struct {
 	// (inventory) then point (payment), as the seeds do (see
 	// order.Config.SequentialTCC). Default: in parallel.
 	SequentialTCC bool
+	// TCCOnConfirmFailure is the TCC orders' on_confirm_failure policy
+	// (seed F9; see order.Config.TCCOnConfirmFailure). Default "retry".
+	TCCOnConfirmFailure string
 	// ResubmitInterval and ResubmitAfter tune the order service's
 	// resubmitter (defaults: order.DefaultResubmitInterval and
 	// order.DefaultResubmitAfter).
@@ -295,23 +298,24 @@ func Start(ctx context.Context, cfg Config) (_ *Shop, err error) {
 		afterPlace = func(*order.Order) { s.events["order"].relay.Notify() }
 	}
 	s.Orders, err = order.New(orderDB, order.Config{
-		OnPlace:          onPlace,
-		CallVerifier:     cfg.CallVerifier,
-		AfterPlace:       afterPlace,
-		Dialect:          orderDialect,
-		URL:              s.orderURL,
-		InventoryURL:     s.inventoryURL,
-		PaymentURL:       s.paymentURL,
-		Coordinator:      coord,
-		Pattern:          cfg.Pattern,
-		SagaTimeout:      cfg.SagaTimeout,
-		BranchTimeout:    cfg.BranchTimeout,
-		SequentialTCC:    cfg.SequentialTCC,
-		WaitTimeout:      cfg.WaitTimeout,
-		ResubmitInterval: cfg.ResubmitInterval,
-		ResubmitAfter:    cfg.ResubmitAfter,
-		Logger:           cfg.Logger,
-		Lock:             lock,
+		OnPlace:             onPlace,
+		CallVerifier:        cfg.CallVerifier,
+		AfterPlace:          afterPlace,
+		Dialect:             orderDialect,
+		URL:                 s.orderURL,
+		InventoryURL:        s.inventoryURL,
+		PaymentURL:          s.paymentURL,
+		Coordinator:         coord,
+		Pattern:             cfg.Pattern,
+		SagaTimeout:         cfg.SagaTimeout,
+		BranchTimeout:       cfg.BranchTimeout,
+		SequentialTCC:       cfg.SequentialTCC,
+		TCCOnConfirmFailure: cfg.TCCOnConfirmFailure,
+		WaitTimeout:         cfg.WaitTimeout,
+		ResubmitInterval:    cfg.ResubmitInterval,
+		ResubmitAfter:       cfg.ResubmitAfter,
+		Logger:              cfg.Logger,
+		Lock:                lock,
 	})
 	if err != nil {
 		orderLn.Close()

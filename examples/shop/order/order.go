@@ -202,6 +202,12 @@ type Config struct {
 	// another in the seeds' order (inventory, then payment) instead of in
 	// parallel: a failing inventory try never calls the payment service.
 	SequentialTCC bool
+	// TCCOnConfirmFailure is the TCC orders' on_confirm_failure policy
+	// (seed F9): tcc.ConfirmRetry ("retry", the default: the coordinator
+	// retries a failed confirm until it succeeds) or tcc.ConfirmOperator
+	// ("operator": a failed confirm waits for an operator's retry, the
+	// order stays PENDING and is listed under attention).
+	TCCOnConfirmFailure string
 	// WaitTimeout bounds a POST /orders?wait=true (default DefaultWaitTimeout).
 	WaitTimeout time.Duration
 	// ResubmitInterval is how often Run looks for PENDING orders (default
@@ -255,6 +261,11 @@ func New(db *sql.DB, cfg Config) (*Service, error) {
 	cfg.Pattern = cmp.Or(cfg.Pattern, PatternSaga)
 	if !slices.Contains(Patterns, cfg.Pattern) {
 		errs = append(errs, fmt.Errorf("order: Config.Pattern %q: want one of %s", cfg.Pattern, strings.Join(Patterns, ", ")))
+	}
+	switch cfg.TCCOnConfirmFailure {
+	case "", tcc.ConfirmRetry, tcc.ConfirmOperator:
+	default:
+		errs = append(errs, fmt.Errorf("order: Config.TCCOnConfirmFailure %q: want %s or %s", cfg.TCCOnConfirmFailure, tcc.ConfirmRetry, tcc.ConfirmOperator))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

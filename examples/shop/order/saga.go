@@ -102,6 +102,7 @@ func (s *Service) SagaSpec(o *Order) saga.Spec {
 func (s *Service) TCCSpec(o *Order) tcc.Spec {
 	spec := s.tryConfirmCancel(o, "reserve", "reserve/confirm", "reserve/cancel", s.cfg.SequentialTCC)
 	spec.SequentialConfirms = s.cfg.SequentialTCC
+	spec.OnConfirmFailure = s.cfg.TCCOnConfirmFailure
 	return spec
 }
 

@@ -87,10 +87,20 @@ func MustCoordinator(tb testing.TB) *client.Client {
 	return serveCoordinator(tb, httptransport.New(nil), "")
 }
 
+// MustAdminCoordinator is MustCoordinator with the admin actions (abort,
+// retry) enabled: the server has an admin token and the client sends it.
+func MustAdminCoordinator(tb testing.TB) *client.Client {
+	tb.Helper()
+	const token = "shoptest-admin-token"
+	c := serveCoordinator(tb, httptransport.New(nil), "", server.WithAdminToken(token))
+	c.AdminToken = token
+	return c
+}
+
 // serveCoordinator runs a coordinator on a temporary SQLite store with tr
 // and fast retries behind an HTTP API, all stopped when tb ends, and
 // returns a client for it.
-func serveCoordinator(tb testing.TB, tr dtx.Transport, owner string) *client.Client {
+func serveCoordinator(tb testing.TB, tr dtx.Transport, owner string, opts ...server.Option) *client.Client {
 	tb.Helper()
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(tb.TempDir(), "coordinator.db"), sqlstore.Config{})
@@ -103,7 +113,7 @@ func serveCoordinator(tb testing.TB, tr dtx.Transport, owner string) *client.Cli
 	})
 	require.NoError(tb, err)
 	require.NoError(tb, c.Start(ctx))
-	srv := httptest.NewServer(server.New(c))
+	srv := httptest.NewServer(server.New(c, opts...))
 	tb.Cleanup(func() {
 		srv.Close()
 		c.Close(ctx)
