@@ -21,6 +21,7 @@ import (
 	"github.com/dtxhq/dtx/examples/shop/order"
 	"github.com/dtxhq/dtx/inbox"
 	"github.com/dtxhq/dtx/internal/problem"
+	"github.com/dtxhq/dtx/metrics"
 	"github.com/dtxhq/dtx/outbox"
 	"github.com/dtxhq/dtx/participant"
 )
@@ -79,6 +80,9 @@ type eventService struct {
 	subs   []broker.Subscription
 	cons   map[string]inbox.Consumer // by topic
 	policy eventPolicy
+	// metrics: the relay's counters and lag, and the dead letters, served
+	// on the service's GET /metrics.
+	metrics *metrics.Events
 }
 
 func newEventService(ctx context.Context, name string, db *sql.DB, d appdb.Dialect, b broker.Broker, policy eventPolicy, log *slog.Logger) (*eventService, error) {
@@ -104,6 +108,16 @@ func newEventService(ctx context.Context, name string, db *sql.DB, d appdb.Diale
 		return nil, fmt.Errorf("shop: %s relay: %w", name, err)
 	}
 	es.relay = relay
+	es.metrics = metrics.NewEvents()
+	es.metrics.WatchRelay(name, relay)
+	es.metrics.WatchDeadLetters(name, "outbox", func(ctx context.Context) (int, error) {
+		dl, err := es.outbox.DeadLetters(ctx, db)
+		return len(dl), err
+	})
+	es.metrics.WatchDeadLetters(name, "inbox", func(ctx context.Context) (int, error) {
+		dl, err := es.deadLetters(ctx)
+		return len(dl), err
+	})
 	return es, nil
 }
 
@@ -368,13 +382,20 @@ func (s *Shop) OutboxBacklog() map[string]outbox.Stats {
 }
 
 // withDeadLetters serves the dead-letter routes of service name (see
-// deadLetterRoutes) in front of next once the choreography is set up.
+// deadLetterRoutes) and its event metrics (GET /metrics, see
+// metrics.Events) in front of next once the choreography is set up.
 func (s *Shop) withDeadLetters(name string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if strings.HasPrefix(r.URL.Path, "/events/") && s.eventsReady.Load() {
+		if s.eventsReady.Load() {
 			if es := s.events[name]; es != nil {
-				es.deadLetterRoutes(next).ServeHTTP(w, r)
-				return
+				switch {
+				case strings.HasPrefix(r.URL.Path, "/events/"):
+					es.deadLetterRoutes(next).ServeHTTP(w, r)
+					return
+				case r.URL.Path == "/metrics" && r.Method == http.MethodGet:
+					es.metrics.Handler().ServeHTTP(w, r)
+					return
+				}
 			}
 		}
 		next.ServeHTTP(w, r)

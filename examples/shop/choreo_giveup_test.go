@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -75,6 +77,14 @@ func TestShopChoreography_OutboxGiveUp(t *testing.T) {
 	assert.Equal(t, 2, list[0].Attempts)
 	assert.Contains(t, list[0].Error, "refused")
 
+	// The relay's failures and the dead letter show in the inventory's
+	// metrics (rule 7: failures and lag as Prometheus metrics).
+	metricsURL := s.InventoryURL() + "/metrics"
+	assert.Equal(t, 2.0, scrape(t, metricsURL, `dtx_outbox_publish_failures_total{service="inventory"}`))
+	assert.Equal(t, 1.0, scrape(t, metricsURL, `dtx_outbox_given_up_total{service="inventory"}`))
+	assert.Equal(t, 1.0, scrape(t, metricsURL, `dtx_dead_letters{service="inventory",source="outbox"}`))
+	assert.Equal(t, 0.0, scrape(t, metricsURL, `dtx_dead_letters{service="inventory",source="inbox"}`))
+
 	rep, err := s.Verify(ctx)
 	require.NoError(t, err)
 	require.NotEmpty(t, rep.Violations)
@@ -97,4 +107,24 @@ func TestShopChoreography_OutboxGiveUp(t *testing.T) {
 		return got.Status == order.Completed
 	}, 20*time.Second, 20*time.Millisecond)
 	assert.Equal(t, shopReport{completed: 1}, *settle(t, s, 10*time.Second))
+	assert.Equal(t, 0.0, scrape(t, metricsURL, `dtx_dead_letters{service="inventory",source="outbox"}`), "replayed")
+	assert.Positive(t, scrape(t, metricsURL, `dtx_outbox_published_total{service="inventory"}`))
+	assert.Equal(t, 1.0, scrape(t, metricsURL, `dtx_outbox_leader{service="inventory"}`))
+}
+
+// scrape returns the value of one series (name and labels, as exposed) in
+// the Prometheus text served at url.
+func scrape(t *testing.T, url, series string) float64 {
+	t.Helper()
+	code, body := shoptest.Get(t, url)
+	require.Equal(t, http.StatusOK, code, body)
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			require.NoError(t, err, line)
+			return f
+		}
+	}
+	t.Fatalf("no series %s in:\n%s", series, body)
+	return 0
 }

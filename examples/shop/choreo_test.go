@@ -142,6 +142,8 @@ func TestShopChoreography_PoisonEventDeadLettered(t *testing.T) {
 	assert.Equal(t, poison.ID, list[0].ID)
 	assert.Equal(t, events.OrderPlaced, list[0].Topic)
 	assert.Contains(t, list[0].Error, "malformed payload")
+	dead := `dtx_dead_letters{service="inventory",source="inbox"}`
+	assert.Equal(t, 1.0, scrape(t, s.InventoryURL()+"/metrics", dead))
 
 	rep, err := s.Verify(ctx)
 	require.NoError(t, err)
@@ -157,6 +159,7 @@ func TestShopChoreography_PoisonEventDeadLettered(t *testing.T) {
 	assert.Equal(t, http.StatusUnprocessableEntity, post("replay", poison.ID), "still malformed")
 	assert.Equal(t, http.StatusNotFound, post("discard", "nope"))
 	assert.Equal(t, http.StatusNoContent, post("discard", poison.ID))
+	assert.Equal(t, 0.0, scrape(t, s.InventoryURL()+"/metrics", dead))
 	rep, err = s.Verify(ctx)
 	require.NoError(t, err)
 	assert.Empty(t, rep.Violations)
