@@ -141,7 +141,7 @@ func StartWith(ctx context.Context, dir string, opts Options) (*Server, error) {
 				"-D", s.dataDir,
 				"-p", strconv.Itoa(port),
 				"-c", "listen_addresses=127.0.0.1",
-				"-c", "unix_socket_directories="+s.sockDir,
+				"-c", "unix_socket_directories=" + s.sockDir,
 				"-c", "max_connections=200",
 				"-c", "shared_buffers=128MB",
 				"-c", "max_prepared_transactions=64", // for XA (PREPARE TRANSACTION)
