@@ -562,14 +562,27 @@ func (r *Relay) clean(ctx context.Context) {
 			}
 		}
 	}
+	var purgeTick <-chan time.Time
+	if r.cfg.Retention > 0 {
+		t := time.NewTicker(min(r.cfg.Retention, time.Minute))
+		defer t.Stop()
+		purgeTick = t.C
+	}
+	// Cleaning goes on after ctx is done: the messages are out, and
+	// recording them saves duplicates after a restart.
+	detached := func() {
+		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		flush(fctx)
+	}
 	for {
 		select {
 		case <-r.cleanCh:
-			flush(ctx)
+			detached()
+		case <-purgeTick:
+			detached()
 		case <-ctx.Done():
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			flush(fctx)
-			cancel()
+			detached()
 			return
 		}
 	}
