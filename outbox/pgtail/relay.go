@@ -114,8 +114,10 @@ func (r *Relay) Stats() Stats {
 // Run creates the publication and the slot if they are missing and
 // publishes the outbox's messages until ctx is done, then returns nil. A
 // lost connection (PostgreSQL restarting, say), a slot held by another
-// relay and broker errors are logged, counted in Stats and retried with
-// backoff. Run returns an error only if the relay is already running
+// relay and broker errors are logged, counted in Stats and end the
+// replication session; the relay reconnects after a backoff (at once if
+// the session published something) and the server sends again what was
+// not confirmed. Run returns an error only if the relay is already running
 // (outbox.ErrRunning).
 func (r *Relay) Run(ctx context.Context) error {
 	if !r.running.CompareAndSwap(false, true) {
@@ -138,12 +140,13 @@ func (r *Relay) Run(ctx context.Context) error {
 
 	failures := 0
 	for ctx.Err() == nil {
-		progressed, err := r.session(ctx)
+		before := r.published.Load()
+		err := r.session(ctx)
 		if ctx.Err() != nil {
 			return nil
 		}
-		if progressed {
-			failures = 0
+		if r.published.Load() != before {
+			failures = 0 // it got somewhere: reconnect at once
 		}
 		failures++
 		r.errors.Add(1)
@@ -165,15 +168,15 @@ type txn struct {
 	end  pglogrepl.LSN
 }
 
-// session streams from the slot until the connection fails or ctx is
-// done. progressed reports that it got as far as streaming.
-func (r *Relay) session(ctx context.Context) (progressed bool, err error) {
+// session streams from the slot until the connection or a publish fails,
+// or ctx is done.
+func (r *Relay) session(ctx context.Context) error {
 	if err := r.setup(ctx); err != nil {
-		return false, err
+		return err
 	}
 	conn, err := pgconn.ConnectConfig(ctx, r.repl.Copy())
 	if err != nil {
-		return false, fmt.Errorf("pgtail: replication connection: %w", err)
+		return fmt.Errorf("pgtail: replication connection: %w", err)
 	}
 	defer func() {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
@@ -184,7 +187,7 @@ func (r *Relay) session(ctx context.Context) (progressed bool, err error) {
 		PluginArgs: []string{"proto_version '1'", "publication_names '" + r.cfg.Publication + "'"},
 	})
 	if err != nil {
-		return false, fmt.Errorf("pgtail: start replication: %w", err)
+		return fmt.Errorf("pgtail: start replication: %w", err)
 	}
 	r.streaming.Store(true)
 	defer r.streaming.Store(false)
@@ -203,9 +206,9 @@ func (r *Relay) session(ctx context.Context) (progressed bool, err error) {
 	cancel()
 	rerr := <-readDone
 	if ctx.Err() != nil {
-		return true, nil
+		return nil
 	}
-	return true, errors.Join(rerr, perr)
+	return errors.Join(rerr, perr)
 }
 
 // read receives the stream, hands each committed transaction to out and
@@ -286,6 +289,8 @@ func (r *Relay) read(ctx context.Context, conn *pgconn.PgConn, out chan<- txn) e
 			data = m.Data
 		case *pgproto3.ErrorResponse:
 			return fmt.Errorf("pgtail: stream: %w", pgconn.ErrorResponseToPgError(m))
+		case *pgproto3.CopyDone, *pgproto3.CommandComplete:
+			return errors.New("pgtail: the server ended the stream (shutting down?)")
 		default:
 			return fmt.Errorf("pgtail: stream: unexpected message %T", msg)
 		}
@@ -388,7 +393,10 @@ func (r *Relay) publishLoop(ctx context.Context, txs <-chan txn) error {
 			}
 		}
 		if err := r.publish(ctx, batch); err != nil {
-			return nil // ctx done
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
 		}
 		r.acked.Store(uint64(end))
 	}
@@ -452,9 +460,12 @@ func (r *Relay) fetch(ctx context.Context, stmt string, after int64) ([]row, err
 
 // publish hands rows (in order) to the publisher in chunks of BatchSize,
 // each in rounds (round i holds the i-th message of every key, so one
-// Publish call never carries two messages of a key), retrying a failed
-// round with backoff until it succeeds; it returns an error only when ctx
-// is done. The published rows are queued for cleaning.
+// Publish call never carries two messages of a key). A failed round is
+// retried with backoff; once it has failed for RetryMax, publish returns
+// the error, which ends the session (see Run): holding the stream through
+// a broker outage would keep PostgreSQL from shutting down, since a
+// walsender waits for its client to confirm the whole log before it
+// exits. The published rows are queued for cleaning.
 func (r *Relay) publish(ctx context.Context, rows []row) error {
 	for len(rows) > 0 {
 		chunk := rows[:min(len(rows), r.cfg.BatchSize)]
@@ -464,6 +475,7 @@ func (r *Relay) publish(ctx context.Context, rows []row) error {
 			for i, rw := range round {
 				msgs[i] = rw.msg
 			}
+			var failingSince time.Time
 			for failures := 0; ; {
 				err := r.pub.Publish(ctx, msgs...)
 				if err == nil {
@@ -472,9 +484,15 @@ func (r *Relay) publish(ctx context.Context, rows []row) error {
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				failures++
 				r.failures.Add(1)
-				r.log.WarnContext(ctx, "outbox tailing relay: publish", "err", err, "first", msgs[0].ID, "attempt", failures)
+				err = fmt.Errorf("pgtail: publish %d messages (first %s): %w", len(msgs), msgs[0].ID, err)
+				if failures++; failures == 1 {
+					failingSince = time.Now()
+				}
+				if time.Since(failingSince) >= r.cfg.RetryMax {
+					return err
+				}
+				r.log.WarnContext(ctx, "outbox tailing relay: publish", "err", err, "attempt", failures)
 				t := time.NewTimer(backoff.Delay(r.cfg.RetryBase, r.cfg.RetryMax, failures))
 				select {
 				case <-ctx.Done():
