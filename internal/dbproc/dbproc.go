@@ -77,6 +77,9 @@ type Spec struct {
 	// Ready returns nil once the server on port accepts connections. It is
 	// called every 50ms with a context of at most a second.
 	Ready func(ctx context.Context, port int) error
+	// Port, if not zero, is the port to start on (to restart a server
+	// where its clients expect it); Start then tries no other port.
+	Port int
 }
 
 // Proc is a running server process started by Start. Its methods are safe
@@ -89,7 +92,7 @@ type Proc struct {
 	waitErr error         // valid after exited is closed
 }
 
-// Start picks a free port, starts the server on it and waits until it is
+// Start picks a free port (or takes Spec.Port), starts the server on it and waits until it is
 // ready. If the server exits because the port was taken in between, it
 // tries another port, up to five in all. If the server exits during
 // start-up or ctx ends first (the server is then killed), the error says so
@@ -100,16 +103,19 @@ func Start(ctx context.Context, spec Spec) (*Proc, error) {
 		if err == nil {
 			return p, nil
 		}
-		if attempt >= portAttempts || ctx.Err() != nil || !errors.Is(err, ErrPortInUse) {
+		if attempt >= portAttempts || spec.Port != 0 || ctx.Err() != nil || !errors.Is(err, ErrPortInUse) {
 			return nil, err
 		}
 	}
 }
 
 func start(ctx context.Context, spec Spec) (*Proc, error) {
-	port, err := FreePort()
-	if err != nil {
-		return nil, fmt.Errorf("%s: free port: %w", spec.Prefix, err)
+	port := spec.Port
+	if port == 0 {
+		var err error
+		if port, err = FreePort(); err != nil {
+			return nil, fmt.Errorf("%s: free port: %w", spec.Prefix, err)
+		}
 	}
 	logf, err := os.OpenFile(spec.LogPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {

@@ -40,7 +40,11 @@ type Server struct {
 	dataDir  string
 	sockDir  string
 	ownsSock bool // sockDir was created outside dir and must be removed
-	proc     *dbproc.Proc
+	spec     dbproc.Spec
+
+	mu      sync.Mutex // guards proc (Restart replaces it) and stopped
+	proc    *dbproc.Proc
+	stopped bool
 
 	stopOnce sync.Once
 	stopErr  error
@@ -56,6 +60,19 @@ type Server struct {
 // "nobody"): dir and every directory above it must then be searchable by
 // that user.
 func Start(ctx context.Context, dir string) (*Server, error) {
+	return StartWith(ctx, dir, Options{})
+}
+
+// Options adjust a server started by StartWith.
+type Options struct {
+	// Settings are extra server parameters (name → value), passed as
+	// "-c name=value" after Start's own, so they may override them; for
+	// instance {"wal_level": "logical"} for logical replication.
+	Settings map[string]string
+}
+
+// StartWith is Start with extra options.
+func StartWith(ctx context.Context, dir string, opts Options) (*Server, error) {
 	bin, err := findBinDir()
 	if err != nil {
 		return nil, err
@@ -105,24 +122,34 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 		s.cleanupSock()
 		return nil, err
 	}
-	s.proc, err = dbproc.Start(ctx, dbproc.Spec{
+	var extra []string
+	names := make([]string, 0, len(opts.Settings))
+	for name := range opts.Settings {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		extra = append(extra, "-c", name+"="+opts.Settings[name])
+	}
+	s.spec = dbproc.Spec{
 		Prefix:  "pgserver",
 		Name:    "postgres",
 		LogPath: filepath.Join(dir, "postgres.log"),
 		Command: func(port int) *exec.Cmd {
 			// Not CommandContext: ctx bounds start-up, not the server's life.
-			return dbproc.Command(nil, filepath.Join(bin, "postgres"), dir, cred,
+			args := []string{
 				"-D", s.dataDir,
 				"-p", strconv.Itoa(port),
 				"-c", "listen_addresses=127.0.0.1",
-				"-c", "unix_socket_directories="+s.sockDir,
+				"-c", "unix_socket_directories=" + s.sockDir,
 				"-c", "max_connections=200",
 				"-c", "shared_buffers=128MB",
 				"-c", "max_prepared_transactions=64", // for XA (PREPARE TRANSACTION)
 				"-c", "fsync=on",
 				"-c", "synchronous_commit=on",
 				"-c", "logging_collector=off",
-			)
+			}
+			return dbproc.Command(nil, filepath.Join(bin, "postgres"), dir, cred, append(args, extra...)...)
 		},
 		Ready: func(ctx context.Context, port int) error {
 			conn, err := pgx.Connect(ctx, dsn(port, "postgres"))
@@ -132,7 +159,8 @@ func Start(ctx context.Context, dir string) (*Server, error) {
 			defer conn.Close(context.WithoutCancel(ctx))
 			return conn.Ping(ctx)
 		},
-	})
+	}
+	s.proc, err = dbproc.Start(ctx, s.spec)
 	if err != nil {
 		s.cleanupSock()
 		return nil, err
@@ -243,11 +271,40 @@ func (s *Server) cleanupSock() {
 	}
 }
 
+func (s *Server) current() *dbproc.Proc {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.proc
+}
+
 // Port is the TCP port the server listens on (on 127.0.0.1).
-func (s *Server) Port() int { return s.proc.Port() }
+func (s *Server) Port() int { return s.current().Port() }
 
 // LogPath is the server's log file.
-func (s *Server) LogPath() string { return s.proc.LogPath() }
+func (s *Server) LogPath() string { return s.current().LogPath() }
+
+// Restart shuts the server down (fast shutdown: open sessions are
+// disconnected) and starts it again on the same data directory and port,
+// so that clients can reconnect with the DSNs they have. ctx bounds the
+// start-up. It fails on a server that Stop stopped.
+func (s *Server) Restart(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return errors.New("pgserver: restart of a stopped server")
+	}
+	if err := s.proc.Stop(syscall.SIGINT, 15*time.Second); err != nil {
+		return err
+	}
+	spec := s.spec
+	spec.Port = s.proc.Port()
+	p, err := dbproc.Start(ctx, spec)
+	if err != nil {
+		return err
+	}
+	s.proc = p
+	return nil
+}
 
 // DSN returns a connection URL for database dbname as the superuser
 // "postgres" (trust authentication, no TLS).
@@ -305,6 +362,9 @@ func (s *Server) DropDB(ctx context.Context, name string) error {
 func (s *Server) Stop() error {
 	s.stopOnce.Do(func() {
 		defer s.cleanupSock()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.stopped = true
 		s.stopErr = s.proc.Stop(syscall.SIGINT, 15*time.Second)
 	})
 	return s.stopErr

@@ -44,7 +44,7 @@ func TestStartStop(t *testing.T) {
 	require.NoError(t, srv.Stop()) // idempotent
 	conn.Close(ctx)
 	select {
-	case <-srv.proc.Exited():
+	case <-srv.current().Exited():
 	default:
 		t.Fatal("postgres still running after Stop")
 	}
@@ -59,4 +59,45 @@ func TestFindBinDirOverride(t *testing.T) {
 	t.Setenv(EnvBinDir, t.TempDir())
 	_, err := findBinDir()
 	require.ErrorIs(t, err, ErrNotInstalled)
+}
+
+func TestStartWithSettingsAndRestart(t *testing.T) {
+	if _, err := findBinDir(); err != nil {
+		t.Skip(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	dir, err := os.MkdirTemp(TempBase(), "dtx-pgserver-")
+	require.NoError(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+
+	srv, err := StartWith(ctx, dir, Options{Settings: map[string]string{"wal_level": "logical"}})
+	require.NoError(t, err)
+	defer srv.Stop()
+	dsn, err := srv.CreateDB(ctx, "kept")
+	require.NoError(t, err)
+	conn, err := pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	var level string
+	require.NoError(t, conn.QueryRow(ctx, "SHOW wal_level").Scan(&level))
+	require.Equal(t, "logical", level)
+	_, err = conn.Exec(ctx, "CREATE TABLE t (v int); INSERT INTO t VALUES (42)")
+	require.NoError(t, err)
+
+	port := srv.Port()
+	require.NoError(t, srv.Restart(ctx))
+	require.Equal(t, port, srv.Port(), "a restarted server keeps its port")
+	_, err = conn.Exec(ctx, "SELECT 1")
+	require.Error(t, err, "the restart disconnects sessions")
+	conn.Close(ctx)
+
+	conn, err = pgx.Connect(ctx, dsn)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var v int
+	require.NoError(t, conn.QueryRow(ctx, "SELECT v FROM t").Scan(&v))
+	require.Equal(t, 42, v, "data survives the restart")
+
+	require.NoError(t, srv.Stop())
+	require.Error(t, srv.Restart(ctx), "a stopped server does not restart")
 }

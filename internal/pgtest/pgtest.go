@@ -67,3 +67,24 @@ func missing(err error, require string) (skip bool, msg string) {
 //
 //	func TestMain(m *testing.M) { pgtest.Main(m) }
 func Main(m *testing.M) { harness.Main(m) }
+
+// Options adjust a server started by StartWith (see pgserver.Options).
+type Options = pgserver.Options
+
+// StartWith is Start with server options, for instance
+// Options{Settings: map[string]string{"wal_level": "logical"}}.
+func StartWith(tb testing.TB, opts Options) *Server {
+	tb.Helper()
+	h := &dbtest.Harness[*Server]{
+		Pkg:          harness.Pkg,
+		Product:      harness.Product,
+		EnvRequire:   harness.EnvRequire,
+		InstallHint:  harness.InstallHint,
+		NotInstalled: harness.NotInstalled,
+		TempBase:     harness.TempBase,
+		StartServer: func(ctx context.Context, dir string) (*Server, error) {
+			return pgserver.StartWith(ctx, dir, opts)
+		},
+	}
+	return h.Start(tb)
+}

@@ -78,6 +78,7 @@ func TestHouse_NoOuterRingBehindAnInnerOne(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct{ pkg, forbidden string }{
 		{"outbox", "participant"},
+		{"outbox", "outbox/pgtail"}, // pglogrepl stays out of the polling relay
 		{"inbox", "participant"},
 		{"eventstore", "participant"},
 		{"eventstore", "coordinator"},
