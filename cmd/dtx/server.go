@@ -16,7 +16,7 @@ import (
 func runServer(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("dtx server", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:8480", "address of the HTTP API")
-	storeDSN := fs.String("store", "sqlite://dtx-data/coordinator.db", "store DSN: sqlite://path or postgres://…")
+	storeDSN := fs.String("store", "sqlite://dtx-data/coordinator.db", "store DSN: sqlite://path, postgres://…, mysql://…, or 'shards: a=DSN b=DSN' (a sharded log, oldest shard first)")
 	owner := fs.String("owner", "", "lease owner name (default host-pid-random)")
 	leaseTTL := fs.Duration("lease-ttl", coordinator.DefaultLeaseTTL, "lease duration; a crashed coordinator's sagas resume after at most this")
 	retryBase := fs.Duration("retry-base", coordinator.DefaultRetryBase, "first retry delay for unknown outcomes")
