@@ -18,6 +18,7 @@ func runDemo(ctx context.Context, args []string) error {
 	brokerSpec := fs.String("broker", "embedded", "with --pattern choreography: embedded (NATS JetStream in this process), kafka (the Kafka protocol against an in-process test broker, not a production Kafka) or kafka://host:port[,host:port…] (a real Kafka cluster)")
 	orders := fs.Int("orders", 200, "orders to place")
 	concurrency := fs.Int("concurrency", 16, "orders placed at once")
+	relay := fs.String("relay", "polling", "with --pattern choreography: how the services' outboxes are published: polling (read the outbox table) or tailing (read PostgreSQL's logical replication stream; the services run on a throwaway PostgreSQL with wal_level=logical)")
 	sequentialTCC := fs.Bool("tcc-sequential", false, "with --pattern tcc: run each order's tries, then its confirms, one after another (inventory, then payment)")
 	faultRate := fs.Float64("faults", 0.2, "probability that a branch call is faulted (fail before commit, delay, or commit-then-lose-the-response)")
 	seed := fs.Uint64("seed", 1, "seed for orders and faults")
@@ -38,7 +39,7 @@ func runDemo(ctx context.Context, args []string) error {
 		out = os.Stderr // keep stdout for the JSON line
 	}
 	cfg := demo.Config{
-		Pattern: *pattern, Broker: *brokerSpec, Orders: *orders, Concurrency: *concurrency, FaultRate: *faultRate, Seed: *seed, SequentialTCC: *sequentialTCC,
+		Pattern: *pattern, Broker: *brokerSpec, Orders: *orders, Concurrency: *concurrency, FaultRate: *faultRate, Seed: *seed, SequentialTCC: *sequentialTCC, Relay: *relay,
 		Dir: *dir, QuiesceTimeout: *quiesce, Logger: log, Out: out, Progress: os.Stderr, ProgressTTYOnly: *asJSON,
 	}
 	if err := cfg.Validate(); err != nil {

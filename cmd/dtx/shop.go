@@ -34,6 +34,7 @@ func runShop(ctx context.Context, args []string) error {
 	branchTimeout := fs.Duration("branch-timeout", 2*time.Second, "branch timeout put into each order's saga")
 	sagaTimeout := fs.Duration("saga-timeout", time.Minute, "saga timeout put into each order's saga")
 	onConfirmFailure := fs.String("tcc-on-confirm-failure", tcc.ConfirmRetry, "TCC orders: what a failed confirm does (seed F9): retry (the coordinator retries it until it succeeds) or operator (it is tried once, then waits for an operator's dtx tx retry; the order stays PENDING and is listed by dtx attention)")
+	relay := fs.String("relay", shop.RelayPolling, "with --broker: how each service's outbox is published: polling (read the outbox table) or tailing (read PostgreSQL's logical replication stream, a slot per service; needs --order-db, --inventory-db and --payment-db on PostgreSQL with wal_level=logical)")
 	sequentialTCC := fs.Bool("tcc-sequential", false, "run each TCC order's tries, then its confirms, one after another (inventory, then payment) instead of in parallel")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	readyFile := fs.String("ready-file", "", "write the three service URLs to this file once serving")
@@ -108,7 +109,7 @@ func runShop(ctx context.Context, args []string) error {
 		CoordinatorURL: *coordURL, Pattern: *pattern, Broker: events,
 		OrderFaults: fc(1), InventoryFaults: fc(2), PaymentFaults: fc(3),
 		BranchTimeout: *branchTimeout, SagaTimeout: *sagaTimeout, Logger: log,
-		CallVerifier: verifier, SequentialTCC: *sequentialTCC, TCCOnConfirmFailure: *onConfirmFailure,
+		CallVerifier: verifier, SequentialTCC: *sequentialTCC, TCCOnConfirmFailure: *onConfirmFailure, Relay: *relay,
 		ConsumerMaxAttempts: *consumerAttempts, ConsumerRetryDelay: *consumerDelay, OutboxMaxAttempts: *outboxAttempts,
 		LockURL: *lockURL, LockTTL: *lockTTL,
 	})

@@ -23,6 +23,7 @@ import (
 	"github.com/dtxhq/dtx/internal/problem"
 	"github.com/dtxhq/dtx/metrics"
 	"github.com/dtxhq/dtx/outbox"
+	"github.com/dtxhq/dtx/outbox/pgtail"
 	"github.com/dtxhq/dtx/participant"
 )
 
@@ -76,7 +77,7 @@ type eventService struct {
 	db     *sql.DB
 	outbox outbox.Outbox
 	inbox  inbox.Inbox
-	relay  *outbox.Relay
+	relay  eventRelay
 	subs   []broker.Subscription
 	cons   map[string]inbox.Consumer // by topic
 	policy eventPolicy
@@ -85,7 +86,28 @@ type eventService struct {
 	metrics *metrics.Events
 }
 
-func newEventService(ctx context.Context, name string, db *sql.DB, d appdb.Dialect, b broker.Broker, policy eventPolicy, log *slog.Logger) (*eventService, error) {
+// eventRelay publishes a service's outbox: the polling outbox.Relay, or
+// the log-tailing pgtail.Relay (tailRelay).
+type eventRelay interface {
+	Run(ctx context.Context) error
+	Notify()
+	Stats() outbox.Stats
+}
+
+// tailRelay is a pgtail.Relay as an eventRelay.
+type tailRelay struct{ *pgtail.Relay }
+
+// Notify does nothing: the replication stream wakes the relay.
+func (tailRelay) Notify() {}
+
+// Stats maps the tailing relay's counters on the polling relay's (the
+// slot, not a lease, makes it the one that publishes; lag is not measured).
+func (t tailRelay) Stats() outbox.Stats {
+	s := t.Relay.Stats()
+	return outbox.Stats{Published: s.Published, Failures: s.Failures, DBErrors: s.Errors, Leader: s.Streaming}
+}
+
+func newEventService(ctx context.Context, name string, db *sql.DB, d appdb.Dialect, b broker.Broker, policy eventPolicy, relayKind, dsn string, log *slog.Logger) (*eventService, error) {
 	es := &eventService{
 		policy: policy,
 		name:   name,
@@ -100,16 +122,25 @@ func newEventService(ctx context.Context, name string, db *sql.DB, d appdb.Diale
 	if err := es.inbox.Migrate(ctx, db); err != nil {
 		return nil, fmt.Errorf("shop: %s inbox: %w", name, err)
 	}
-	relay, err := outbox.NewRelay(db, es.outbox, b, outbox.RelayConfig{
-		Owner: name, PollInterval: 200 * time.Millisecond, LeaseTTL: 5 * time.Second, Logger: log,
-		MaxAttempts: policy.outboxMaxAttempts,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("shop: %s relay: %w", name, err)
+	if relayKind == RelayTailing {
+		relay, err := pgtail.New(dsn, b, pgtail.Config{Slot: "dtx_" + name + "_outbox", Table: es.outbox.Table,
+			StatusInterval: time.Second, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("shop: %s relay: %w", name, err)
+		}
+		es.relay = tailRelay{relay}
+	} else {
+		relay, err := outbox.NewRelay(db, es.outbox, b, outbox.RelayConfig{
+			Owner: name, PollInterval: 200 * time.Millisecond, LeaseTTL: 5 * time.Second, Logger: log,
+			MaxAttempts: policy.outboxMaxAttempts,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("shop: %s relay: %w", name, err)
+		}
+		es.relay = relay
 	}
-	es.relay = relay
 	es.metrics = metrics.NewEvents()
-	es.metrics.WatchRelay(name, relay)
+	es.metrics.WatchRelay(name, es.relay)
 	es.metrics.WatchDeadLetters(name, "outbox", func(ctx context.Context) (int, error) {
 		dl, err := es.outbox.DeadLetters(ctx, db)
 		return len(dl), err
@@ -293,9 +324,23 @@ func (es *eventService) deadLetterRoutes(next http.Handler) http.Handler {
 // startChoreography sets up the outboxes and inboxes of the three services
 // and the order service's OnPlace; it subscribes once the services exist
 // (subscribeChoreography).
-func (s *Shop) startChoreography(ctx context.Context, b broker.Broker, policy eventPolicy) error {
+func (s *Shop) startChoreography(ctx context.Context, b broker.Broker, policy eventPolicy, relayKind string, dsns map[string]string) error {
 	if err := policy.validate(); err != nil {
 		return err
+	}
+	switch relayKind {
+	case "", RelayPolling:
+	case RelayTailing:
+		if policy.outboxMaxAttempts != 0 {
+			return fmt.Errorf("shop: the tailing relay never gives a message up: OutboxMaxAttempts must be 0, not %d", policy.outboxMaxAttempts)
+		}
+		for _, name := range []string{"order", "inventory", "payment"} {
+			if !strings.HasPrefix(dsns[name], "postgres://") && !strings.HasPrefix(dsns[name], "postgresql://") {
+				return fmt.Errorf("shop: the tailing relay reads PostgreSQL's log: the %s service needs a postgres:// DSN (with wal_level=logical)", name)
+			}
+		}
+	default:
+		return fmt.Errorf("shop: Relay %q: want %s or %s", relayKind, RelayPolling, RelayTailing)
 	}
 	dbs := []struct {
 		name string
@@ -304,7 +349,7 @@ func (s *Shop) startChoreography(ctx context.Context, b broker.Broker, policy ev
 	}{{"order", s.orderDB, s.orderDialect}, {"inventory", s.inventoryDB, s.invDialect}, {"payment", s.paymentDB, s.payDialect}}
 	s.events = map[string]*eventService{}
 	for _, x := range dbs {
-		es, err := newEventService(ctx, x.name, x.db, x.d, b, policy, s.log)
+		es, err := newEventService(ctx, x.name, x.db, x.d, b, policy, relayKind, dsns[x.name], s.log)
 		if err != nil {
 			return err
 		}

@@ -136,7 +136,20 @@ type Config struct {
 	// LockTTL is the lock's lifetime (default redislock.DefaultTTL); it
 	// must exceed the longest placement.
 	LockTTL time.Duration
+	// Relay says how the choreography's outboxes are published:
+	// RelayPolling (the default: outbox.Relay reads the table) or
+	// RelayTailing (outbox/pgtail reads PostgreSQL's logical replication
+	// stream, one slot per service; every service needs a PostgreSQL DSN
+	// with wal_level=logical, and OutboxMaxAttempts must be 0: a tailing
+	// relay never gives a message up).
+	Relay string
 }
+
+// The relays of Config.Relay.
+const (
+	RelayPolling = "polling"
+	RelayTailing = "tailing"
+)
 
 // lockMargin is what a placement may take besides waiting for its
 // outcome (price lookup, database writes), for the LockTTL check.
@@ -290,7 +303,8 @@ func Start(ctx context.Context, cfg Config) (_ *Shop, err error) {
 	// the pattern of new orders, so that choreographed orders placed before
 	// a restart with another pattern still finish.
 	if cfg.Broker != nil {
-		if err := s.startChoreography(ctx, cfg.Broker, eventPolicyOf(cfg)); err != nil {
+		dsns := map[string]string{"order": cfg.OrderDSN, "inventory": cfg.InventoryDSN, "payment": cfg.PaymentDSN}
+		if err := s.startChoreography(ctx, cfg.Broker, eventPolicyOf(cfg), cfg.Relay, dsns); err != nil {
 			orderLn.Close()
 			return nil, err
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/broker/natsbroker"
 	"github.com/dtxhq/dtx/examples/shop"
 	"github.com/dtxhq/dtx/examples/shop/faults"
 	"github.com/dtxhq/dtx/examples/shop/internal/shoptest"
@@ -301,4 +302,23 @@ func TestStart_Validates(t *testing.T) {
 	require.Error(t, err, "bad faults")
 	_, err = shop.Start(ctx, shop.Config{Dir: t.TempDir(), Coordinator: &switchable{}, OrderDSN: "mysql://x"})
 	require.Error(t, err, "bad dsn")
+}
+
+// The tailing relay needs PostgreSQL for every service and never gives a
+// message up: other configurations are refused at start, naming why.
+func TestStart_TailingRelayNeedsPostgres(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	nb, err := natsbroker.OpenEmbedded(ctx, t.TempDir(), natsbroker.Config{})
+	require.NoError(t, err)
+	t.Cleanup(func() { nb.Close() })
+	cfg := shop.Config{Dir: t.TempDir(), Coordinator: &switchable{}, Pattern: order.PatternChoreography, Broker: nb, Relay: shop.RelayTailing}
+	_, err = shop.Start(ctx, cfg)
+	require.ErrorContains(t, err, "the order service needs a postgres:// DSN")
+	cfg.OutboxMaxAttempts = 3
+	_, err = shop.Start(ctx, cfg)
+	require.ErrorContains(t, err, "OutboxMaxAttempts must be 0")
+	cfg.OutboxMaxAttempts, cfg.Relay = 0, "logical"
+	_, err = shop.Start(ctx, cfg)
+	require.ErrorContains(t, err, `Relay "logical"`)
 }

@@ -24,6 +24,15 @@ type Temp struct {
 // StartTemp starts a throwaway PostgreSQL server from the installed
 // binaries and creates fresh databases with the given names on it.
 func StartTemp(ctx context.Context, names ...string) (*Temp, error) {
+	return StartTempWith(ctx, Options{}, names...)
+}
+
+// LogicalReplication are the server settings a log-tailing relay needs
+// (outbox/pgtail): wal_level=logical and room for a few slots.
+var LogicalReplication = map[string]string{"wal_level": "logical", "max_replication_slots": "16", "max_wal_senders": "16"}
+
+// StartTempWith is StartTemp with server options.
+func StartTempWith(ctx context.Context, opts Options, names ...string) (*Temp, error) {
 	dir, err := os.MkdirTemp("", "dtx-pg-")
 	if err != nil {
 		return nil, err
@@ -31,7 +40,7 @@ func StartTemp(ctx context.Context, names ...string) (*Temp, error) {
 	// When running as root the server runs as an unprivileged user, who must
 	// be able to enter the directory.
 	os.Chmod(dir, 0o755)
-	srv, err := Start(ctx, dir)
+	srv, err := StartWith(ctx, dir, opts)
 	if err != nil {
 		os.RemoveAll(dir)
 		if errors.Is(err, ErrNotInstalled) {

@@ -61,6 +61,11 @@ type Config struct {
 	// SequentialTCC runs TCC tries and confirms one after another (see
 	// shop.Config.SequentialTCC).
 	SequentialTCC bool
+	// Relay publishes the choreography's outboxes: "" or shop.RelayPolling,
+	// or shop.RelayTailing (PostgreSQL's logical replication stream; the
+	// services then run on a throwaway PostgreSQL with wal_level=logical).
+	// Only the choreography pattern takes RelayTailing.
+	Relay string
 	// Seed seeds the orders and the faults.
 	Seed uint64
 	// Dir holds the databases; empty: a temporary directory, removed by
@@ -91,6 +96,15 @@ func (c Config) Validate() error {
 		return fmt.Errorf("concurrency must be between 1 and 1024")
 	case c.FaultRate < 0 || c.FaultRate > 1:
 		return fmt.Errorf("faults must be a rate between 0 and 1")
+	}
+	switch c.Relay {
+	case "", shop.RelayPolling:
+	case shop.RelayTailing:
+		if c.Pattern != order.PatternChoreography {
+			return fmt.Errorf("relay %s: only the choreography pattern publishes through outbox relays", c.Relay)
+		}
+	default:
+		return fmt.Errorf("relay %q: want %s or %s", c.Relay, shop.RelayPolling, shop.RelayTailing)
 	}
 	return checkBroker(c.Broker, c.Pattern)
 }
@@ -172,10 +186,14 @@ func (d *Demo) start(ctx context.Context) error {
 	// XA needs databases with two-phase commit: the services run on a
 	// throwaway PostgreSQL server started from the installed binaries.
 	var dsns [3]string
-	if d.cfg.Pattern == order.PatternXA {
-		t, err := pgserver.StartTemp(ctx, "orders", "inventory", "payment")
+	if d.cfg.Pattern == order.PatternXA || d.cfg.Relay == shop.RelayTailing {
+		var opts pgserver.Options
+		if d.cfg.Relay == shop.RelayTailing {
+			opts.Settings = pgserver.LogicalReplication
+		}
+		t, err := pgserver.StartTempWith(ctx, opts, "orders", "inventory", "payment")
 		if err != nil {
-			return fmt.Errorf("the xa pattern needs PostgreSQL for the services' databases: %w", err)
+			return fmt.Errorf("the %s needs PostgreSQL for the services' databases: %w", d.postgresUser(), err)
 		}
 		d.onClose(t.Close)
 		copy(dsns[:], t.DSNs)
@@ -314,6 +332,14 @@ func (d *Demo) startChoreography(ctx context.Context) (broker.Broker, error) {
 
 // startShop starts the shop: three services, three databases, faults in
 // every transaction endpoint.
+// postgresUser names what needs PostgreSQL, for an error.
+func (d *Demo) postgresUser() string {
+	if d.cfg.Relay == shop.RelayTailing {
+		return "tailing relay"
+	}
+	return "xa pattern"
+}
+
 func (d *Demo) startShop(ctx context.Context, events broker.Broker, dsns [3]string) error {
 	c := d.cfg
 	fc := func(salt uint64) faults.Config {
@@ -326,7 +352,7 @@ func (d *Demo) startShop(ctx context.Context, events broker.Broker, dsns [3]stri
 		OrderFaults:     fc(1), InventoryFaults: fc(2), PaymentFaults: fc(3),
 		BranchTimeout: 500 * time.Millisecond, SagaTimeout: 60 * time.Second,
 		ResubmitInterval: time.Second, ResubmitAfter: 3 * time.Second, WaitTimeout: 30 * time.Second,
-		Logger: c.Logger, CallVerifier: d.verifier, SequentialTCC: c.SequentialTCC,
+		Logger: c.Logger, CallVerifier: d.verifier, SequentialTCC: c.SequentialTCC, Relay: c.Relay,
 	})
 	if err != nil {
 		return err
