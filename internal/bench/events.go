@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -43,12 +44,21 @@ type EventsResult struct {
 	Warmup_s  float64 `json:"warmup_s"`
 	Dialect   string  `json:"dialect"`
 	Consumers int     `json:"consumer_groups"`
+	// InProcessCPUPerEvent is the CPU milliseconds per consumed event of
+	// the whole bench process (producers, relay, embedded broker and
+	// consumer together); InProcessCPUCores is that CPU over the wall time.
+	InProcessCPUPerEvent float64 `json:"inprocess_cpu_ms_per_event"`
+	InProcessCPUCores    float64 `json:"inprocess_cpu_cores"`
+	// HostCPUBusy is the busy share (0..1) of the whole host's CPU over the
+	// measured period, -1 if unknown.
+	HostCPUBusy float64 `json:"host_cpu_busy_share"`
 }
 
 // WriteText writes r as the table `dtx bench --pattern events` prints.
 func (r *EventsResult) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "pattern      events (outbox -> broker -> inbox)\nstore        %s\nbroker       %s\nproducers    %d\nproduced     %d in %.1fs\nconsumed     %d (%.0f events/s)\nlatency ms   commit to consumer commit: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n",
 		r.Store, r.Broker, r.Clients, r.Produced, r.Seconds, r.Consumed, r.PerSec, r.P50ms, r.P90ms, r.P99ms, r.MaxMs)
+	writeCPU(w, "events", r.InProcessCPUPerEvent, r.InProcessCPUCores, r.HostCPUBusy)
 }
 
 // benchEvents measures the event path of the choreographed shop: each
@@ -103,11 +113,25 @@ func RunEvents(ctx context.Context, cfg Config) (*EventsResult, error) {
 	}
 	fmt.Fprintf(cfg.Log, "bench: events outbox -> %s -> inbox, store %s, %d producers: warm-up %v, measuring %v…\n", blabel, e.label, cfg.Clients, cfg.Warmup, cfg.Duration)
 	sleepCtx(ctx, cfg.Warmup)
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+	}
 	e.measuring.Store(true)
-	start := time.Now()
+	start, cpu0 := time.Now(), sampleCPU()
 	sleepCtx(ctx, cfg.Duration)
 	e.measuring.Store(false)
-	elapsed := time.Since(start)
+	cpu1, elapsed := sampleCPU(), time.Since(start)
+	if cfg.CPUProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	cpu := cpuBetween(cpu0, cpu1, elapsed, e.consumed.Load())
 	cancel()
 	wg.Wait()
 	relayDone.Wait()
@@ -121,6 +145,7 @@ func RunEvents(ctx context.Context, cfg Config) (*EventsResult, error) {
 		Produced: e.produced.Load(), Consumed: e.consumed.Load(), PerSec: float64(e.consumed.Load()) / elapsed.Seconds(),
 		P50ms: pct(0.5), P90ms: pct(0.9), P99ms: pct(0.99), MaxMs: pct(1), LagMs: float64(relay.Stats().Lag.Microseconds()) / 1000,
 		Warmup_s: cfg.Warmup.Seconds(), Dialect: strings.ToLower(fmt.Sprint(e.dialect)), Consumers: 1,
+		InProcessCPUPerEvent: cpu.processMsPerTx, InProcessCPUCores: cpu.processCores, HostCPUBusy: cpu.hostBusy,
 	}, nil
 }
 
