@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"os"
 	"testing"
 	"time"
 )
@@ -48,9 +49,14 @@ func TestCPUBetween(t *testing.T) {
 
 func TestSampleCPUAdvances(t *testing.T) {
 	a := sampleCPU()
-	x := 0
-	for b := sampleCPU(); b.process == a.process; b = sampleCPU() {
-		x++ // burn CPU until the process's counter moves
+	b := sampleCPU()
+	for b.process == a.process { // burn CPU until the process's counter moves
+		b = sampleCPU()
 	}
-	_ = x
+	if b.process < a.process {
+		t.Fatalf("process CPU went back: %v then %v", a.process, b.process)
+	}
+	if _, err := os.Stat("/proc/stat"); err == nil && (!b.hostOK || b.hostTotal < a.hostTotal) {
+		t.Fatalf("host counters: %+v then %+v", a, b)
+	}
 }
