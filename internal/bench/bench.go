@@ -81,6 +81,16 @@ type Result struct {
 	OfRaw      float64 `json:"ratio_to_raw_commits,omitempty"`
 	Steps      int     `json:"steps"`
 	Warmup_s   float64 `json:"warmup_s"`
+	// InProcessCPUPerTx is the CPU milliseconds per transaction of the
+	// whole bench process over the measured period: coordinator, store
+	// client, participants and load clients all run in it, so it is an
+	// upper bound of the coordinator's own cost. InProcessCPUCores is that
+	// CPU time over the wall time.
+	InProcessCPUPerTx float64 `json:"inprocess_cpu_ms_per_tx"`
+	InProcessCPUCores float64 `json:"inprocess_cpu_cores"`
+	// HostCPUBusy is the busy share (0..1) of the whole host's CPU over the
+	// measured period (/proc/stat, every process counted), -1 if unknown.
+	HostCPUBusy float64 `json:"host_cpu_busy_share"`
 }
 
 // WriteText writes r as the table `dtx bench` prints.
@@ -91,6 +101,24 @@ func (r *Result) WriteText(w io.Writer) {
 	if r.RawCommits > 0 {
 		fmt.Fprintf(w, "raw commits  %.0f single-row commits/s with %d clients on the same store (the physical limit)\nratio        %.2f transactions per raw commit\n", r.RawCommits, r.Clients, r.OfRaw)
 	}
+	writeCPU(w, noun, r.InProcessCPUPerTx, r.InProcessCPUCores, r.HostCPUBusy)
+}
+
+// writeCPU writes the CPU line of the text output.
+func writeCPU(w io.Writer, noun string, perTx, cores, hostBusy float64) {
+	host := "unknown"
+	if hostBusy >= 0 {
+		host = fmt.Sprintf("%.0f%% busy", hostBusy*100)
+	}
+	fmt.Fprintf(w, "cpu          %.3f ms per %s in process (%.2f cores; coordinator, participants and clients together), host %s\n", perTx, singular(noun), cores, host)
+}
+
+// singular turns "sagas", "events" into "saga", "event".
+func singular(noun string) string {
+	if len(noun) > 1 && noun[len(noun)-1] == 's' {
+		return noun[:len(noun)-1]
+	}
+	return noun
 }
 
 // Run measures cfg.Pattern (saga, tcc or xa) transactions through an
@@ -140,6 +168,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		PerSec: float64(m.count) / m.elapsed.Seconds(),
 		P50ms:  pct(0.50), P90ms: pct(0.90), P99ms: pct(0.99), P999ms: pct(0.999), MaxMs: pct(1),
 		Steps: 2, Warmup_s: cfg.Warmup.Seconds(), RawCommits: raw,
+		InProcessCPUPerTx: m.cpu.processMsPerTx, InProcessCPUCores: m.cpu.processCores, HostCPUBusy: m.cpu.hostBusy,
 	}
 	if raw > 0 {
 		res.OfRaw = res.PerSec / raw
@@ -217,6 +246,7 @@ type measured struct {
 	count, errs int64
 	lat         []time.Duration // sorted
 	elapsed     time.Duration
+	cpu         cpuUse
 }
 
 // measure runs cfg.Clients closed-loop clients calling one until the end,
@@ -263,17 +293,17 @@ func measure(ctx context.Context, cfg Config, one func(ctx context.Context, hc *
 		defer f.Close()
 		pprof.StartCPUProfile(f)
 	}
-	start := time.Now()
+	start, cpu0 := time.Now(), sampleCPU()
 	sleepCtx(ctx, cfg.Duration)
 	measuring.Store(false)
+	cpu1, elapsed := sampleCPU(), time.Since(start)
 	if cfg.CPUProfile != "" {
 		pprof.StopCPUProfile()
 	}
-	elapsed := time.Since(start)
 	cancel()
 	wg.Wait()
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	return &measured{count: count.Load(), errs: errs.Load(), lat: lat, elapsed: elapsed}, nil
+	return &measured{count: count.Load(), errs: errs.Load(), lat: lat, elapsed: elapsed, cpu: cpuBetween(cpu0, cpu1, elapsed, count.Load())}, nil
 }
 
 func submitAndWait(ctx context.Context, hc *http.Client, apiURL string, body []byte) bool {

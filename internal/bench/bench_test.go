@@ -2,6 +2,8 @@ package bench_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -25,16 +27,42 @@ func TestRunSagaOnSQLite(t *testing.T) {
 	var b strings.Builder
 	res.WriteText(&b)
 	require.Contains(t, b.String(), "throughput")
+	require.Positive(t, res.InProcessCPUPerTx, "the process used CPU for its sagas")
+	require.Positive(t, res.InProcessCPUCores)
+	requireShare(t, res.HostCPUBusy)
+	require.Contains(t, b.String(), "ms per saga in process")
+}
+
+// requireShare checks a host busy share: within [0, 1], or -1 where the
+// host has no /proc/stat.
+func requireShare(t *testing.T, v float64) {
+	t.Helper()
+	if _, err := os.Stat("/proc/stat"); err != nil {
+		require.Equal(t, -1.0, v)
+		return
+	}
+	require.GreaterOrEqual(t, v, 0.0)
+	require.LessOrEqual(t, v, 1.0)
 }
 
 func TestRunEventsOnSQLite(t *testing.T) {
 	if testing.Short() {
 		t.Skip("measures for a second")
 	}
+	prof := filepath.Join(t.TempDir(), "cpu.prof")
 	res, err := bench.RunEvents(context.Background(), bench.Config{
 		Pattern: "events", Store: "sqlite", Broker: "embedded", Clients: 2, Duration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond,
+		CPUProfile: prof,
 	})
 	require.NoError(t, err)
 	require.Positive(t, res.Consumed)
 	require.Equal(t, "sqlite", res.Dialect)
+	require.Positive(t, res.InProcessCPUPerEvent)
+	requireShare(t, res.HostCPUBusy)
+	fi, err := os.Stat(prof)
+	require.NoError(t, err, "--cpuprofile applies to the events bench")
+	require.Positive(t, fi.Size())
+	var b strings.Builder
+	res.WriteText(&b)
+	require.Contains(t, b.String(), "ms per event in process")
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"sort"
 	"strings"
 	"sync"
@@ -43,12 +44,21 @@ type EventsResult struct {
 	Warmup_s  float64 `json:"warmup_s"`
 	Dialect   string  `json:"dialect"`
 	Consumers int     `json:"consumer_groups"`
+	// InProcessCPUPerEvent is the CPU milliseconds per consumed event of
+	// the whole bench process (producers, relay, embedded broker and
+	// consumer together); InProcessCPUCores is that CPU over the wall time.
+	InProcessCPUPerEvent float64 `json:"inprocess_cpu_ms_per_event"`
+	InProcessCPUCores    float64 `json:"inprocess_cpu_cores"`
+	// HostCPUBusy is the busy share (0..1) of the whole host's CPU over the
+	// measured period, -1 if unknown.
+	HostCPUBusy float64 `json:"host_cpu_busy_share"`
 }
 
 // WriteText writes r as the table `dtx bench --pattern events` prints.
 func (r *EventsResult) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "pattern      events (outbox -> broker -> inbox)\nstore        %s\nbroker       %s\nproducers    %d\nproduced     %d in %.1fs\nconsumed     %d (%.0f events/s)\nlatency ms   commit to consumer commit: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n",
 		r.Store, r.Broker, r.Clients, r.Produced, r.Seconds, r.Consumed, r.PerSec, r.P50ms, r.P90ms, r.P99ms, r.MaxMs)
+	writeCPU(w, "events", r.InProcessCPUPerEvent, r.InProcessCPUCores, r.HostCPUBusy)
 }
 
 // benchEvents measures the event path of the choreographed shop: each
@@ -103,11 +113,25 @@ func RunEvents(ctx context.Context, cfg Config) (*EventsResult, error) {
 	}
 	fmt.Fprintf(cfg.Log, "bench: events outbox -> %s -> inbox, store %s, %d producers: warm-up %v, measuring %v…\n", blabel, e.label, cfg.Clients, cfg.Warmup, cfg.Duration)
 	sleepCtx(ctx, cfg.Warmup)
+	if cfg.CPUProfile != "" {
+		f, err := os.Create(cfg.CPUProfile)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return nil, err
+		}
+	}
 	e.measuring.Store(true)
-	start := time.Now()
+	start, cpu0 := time.Now(), sampleCPU()
 	sleepCtx(ctx, cfg.Duration)
 	e.measuring.Store(false)
-	elapsed := time.Since(start)
+	cpu1, elapsed := sampleCPU(), time.Since(start)
+	if cfg.CPUProfile != "" {
+		pprof.StopCPUProfile()
+	}
+	cpu := cpuBetween(cpu0, cpu1, elapsed, e.consumed.Load())
 	cancel()
 	wg.Wait()
 	relayDone.Wait()
@@ -121,6 +145,7 @@ func RunEvents(ctx context.Context, cfg Config) (*EventsResult, error) {
 		Produced: e.produced.Load(), Consumed: e.consumed.Load(), PerSec: float64(e.consumed.Load()) / elapsed.Seconds(),
 		P50ms: pct(0.5), P90ms: pct(0.9), P99ms: pct(0.99), MaxMs: pct(1), LagMs: float64(relay.Stats().Lag.Microseconds()) / 1000,
 		Warmup_s: cfg.Warmup.Seconds(), Dialect: strings.ToLower(fmt.Sprint(e.dialect)), Consumers: 1,
+		InProcessCPUPerEvent: cpu.processMsPerTx, InProcessCPUCores: cpu.processCores, HostCPUBusy: cpu.hostBusy,
 	}, nil
 }
 
@@ -141,6 +166,16 @@ type eventsRun struct {
 	lat                []time.Duration
 }
 
+// sqliteEventConns is the connection pool size of each SQLite database of
+// the events bench. SQLite takes one writer at a time: with several pooled
+// connections, the producers, the relay and the consumer's writers wait
+// for the lock in SQLite's busy handler, which sleeps in growing steps
+// (up to 100 ms) rather than waking when the lock is free; with one
+// connection they queue in database/sql and go on the moment it is
+// released. Measured in the same run (8 producers, medians of 3 rounds):
+// see README, "Event pipeline throughput".
+const sqliteEventConns = 1
+
 // openDBs opens the producer's and the consumer's databases: SQLite files
 // in dir, or two databases on a throwaway PostgreSQL.
 func (e *eventsRun) openDBs(ctx context.Context, dir string) error {
@@ -148,10 +183,10 @@ func (e *eventsRun) openDBs(ctx context.Context, dir string) error {
 	switch e.cfg.Store {
 	case "sqlite":
 		e.dialect, e.label = appdb.SQLite, "sqlite ("+dir+")"
-		if e.prodDB, err = sqlitedb.Open(ctx, filepath.Join(dir, "producer.db"), 8); err != nil {
+		if e.prodDB, err = sqlitedb.Open(ctx, filepath.Join(dir, "producer.db"), sqliteEventConns); err != nil {
 			return err
 		}
-		e.consDB, err = sqlitedb.Open(ctx, filepath.Join(dir, "consumer.db"), 8)
+		e.consDB, err = sqlitedb.Open(ctx, filepath.Join(dir, "consumer.db"), sqliteEventConns)
 		return err
 	case "postgres-temp":
 		t, err := pgserver.StartTemp(ctx, "producer", "consumer")
