@@ -65,10 +65,7 @@ func (c Config) Validate() error {
 		return errors.New(`client: Config.URL is empty; want the coordinator's base URL, e.g. "http://127.0.0.1:8480"`)
 	}
 	u, err := url.Parse(c.URL)
-	if err != nil {
-		return fmt.Errorf("client: Config.URL %q: %v", c.URL, err)
-	}
-	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return fmt.Errorf(`client: Config.URL %q: want an absolute http:// or https:// URL, e.g. "http://127.0.0.1:8480"`, c.URL)
 	}
 	if u.RawQuery != "" || u.Fragment != "" {
