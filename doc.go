@@ -2,6 +2,38 @@
 // ids (gids), branch and transaction states, the typed outcome of a branch
 // call, and the Store interface that every durable store implements.
 //
+// # Where to start
+//
+// The module is github.com/dtxhq/dtx (go get github.com/dtxhq/dtx@latest);
+// README.md's "Use it from Go" runs a two-service saga in one file
+// (examples/quickstart). The packages, in the order a newcomer needs them:
+//
+//  1. participant: a service's side. Serve each branch operation with
+//     participant.Handler and run its writes through participant.Barrier.Do
+//     in the service's own database, so retries and out-of-order calls are
+//     harmless. participant/sqlitedb opens a SQLite database with the right
+//     settings; participant/pgxbarrier is the barrier on pgx;
+//     participant/xa the XA branches.
+//  2. saga and tcc: write a transaction in Go, saga.New(gid).Step(...) or
+//     tcc.New(gid).Participant(...), then Build (checked as the coordinator
+//     will).
+//  3. client: submit it to a coordinator and wait for the outcome
+//     (client.NewClient, StartSaga / StartTCC / StartXA, Wait); 4xx answers
+//     are *client.APIError values matching client.ErrNotFound,
+//     ErrConflict and ErrInvalid.
+//  4. embed: run the coordinator inside your own service (a store URL in,
+//     an http.Handler with the API and dashboard and a bound client out);
+//     or run the binary, `dtx server`.
+//  5. outbox, inbox (and broker/natsbroker, broker/kafkabroker):
+//     choreography without a coordinator, each event written with the
+//     change that caused it and applied once by its consumers; flow
+//     rebuilds a choreographed transaction's timeline.
+//  6. eventstore and projection: event sourcing and read models in the
+//     application's database.
+//  7. coordinator, server, store/..., transport/...: the engine and its
+//     parts, for embedding them differently or adding a store or transport
+//     (docs/ARCHITECTURE.md says where each change goes).
+//
 // # How the pieces fit
 //
 // A global transaction — an orchestrated saga (branch calls over HTTP or, for

@@ -1,6 +1,14 @@
-// Package client is the Go SDK for the coordinator's HTTP API: submit sagas
-// (optionally waiting for their outcome), inspect and abort transactions.
-// The bodies it sends and receives are those of package api.
+// Package client is the Go SDK for the coordinator's HTTP API: start
+// sagas, TCC and XA transactions, wait for their outcome, inspect, retry
+// and abort them. The bodies it sends and receives are those of package
+// api.
+//
+//	c, err := client.NewClient(client.Config{URL: "http://127.0.0.1:8480"})
+//	tx, err := c.StartSaga(ctx, spec) // spec from saga.New(gid).Step(...).Build()
+//	tx, err = c.Wait(ctx, tx.GID)     // tx.Status: succeeded or failed
+//
+// A 4xx answer is an *APIError (status, problem type, detail) that matches
+// ErrNotFound, ErrConflict and ErrInvalid with errors.Is.
 package client
 
 import (
@@ -45,6 +53,8 @@ type Client struct {
 	// WaitTimeout bounds server-side waiting for SubmitSaga(wait=true)
 	// (default 60s).
 	WaitTimeout time.Duration
+	// timeout bounds one request (0: none, as New leaves it).
+	timeout time.Duration
 	// AdminToken, when set, is sent as "Authorization: Bearer <token>"
 	// with every request: admin actions (Abort, Retry) need it, and a
 	// coordinator with an admin token shows participants' error details
@@ -54,6 +64,9 @@ type Client struct {
 
 // New returns a client for the coordinator at baseURL (e.g.
 // "http://127.0.0.1:8480"). A nil hc gets a keep-alive pooled client.
+// Requests are bounded only by their context and hc.
+//
+// NewClient, with a Config that is validated, is the newer way.
 func New(baseURL string, hc *http.Client) *Client {
 	if hc == nil {
 		hc = &http.Client{Transport: httptransport.NewRoundTripper()}
@@ -61,7 +74,8 @@ func New(baseURL string, hc *http.Client) *Client {
 	return &Client{base: strings.TrimRight(baseURL, "/"), hc: hc, WaitTimeout: 60 * time.Second}
 }
 
-// APIError is a non-2xx answer from the coordinator. It matches the dtx
+// APIError is a non-2xx answer from the coordinator; get it with
+// errors.As to read the status, problem type and detail. It matches the dtx
 // sentinels with errors.Is (409 → dtx.ErrConflict, 400 → dtx.ErrInvalid,
 // and 404 → dtx.ErrNotFound only when the coordinator says the transaction
 // does not exist: a 404 from a wrong URL or a proxy is not "no such
@@ -91,11 +105,15 @@ func (e *APIError) Is(target error) bool {
 // SubmitSaga submits spec. With wait, the call returns once the saga has
 // finished (or the wait timeout passed: the returned state is then still
 // running). Resubmitting the same gid and content is idempotent.
+//
+// Deprecated: use StartSaga, then Wait.
 func (c *Client) SubmitSaga(ctx context.Context, spec saga.Spec, wait bool) (*dtx.TxDetail, error) {
 	return c.submit(ctx, "/v1/sagas", &spec, wait)
 }
 
 // SubmitTCC submits a TCC transaction; like SubmitSaga otherwise.
+//
+// Deprecated: use StartTCC, then Wait.
 func (c *Client) SubmitTCC(ctx context.Context, spec tcc.Spec, wait bool) (*dtx.TxDetail, error) {
 	return c.submit(ctx, "/v1/tcc", &spec, wait)
 }
@@ -103,6 +121,8 @@ func (c *Client) SubmitTCC(ctx context.Context, spec tcc.Spec, wait bool) (*dtx.
 // SubmitXA submits a two-phase commit transaction: the tries prepare XA
 // branches (package participant/xa), in participant order; like SubmitTCC
 // otherwise.
+//
+// Deprecated: use StartXA, then Wait.
 func (c *Client) SubmitXA(ctx context.Context, spec tcc.Spec, wait bool) (*dtx.TxDetail, error) {
 	return c.submit(ctx, "/v1/xa", &spec, wait)
 }
@@ -112,11 +132,15 @@ func (c *Client) submit(ctx context.Context, path string, spec any, wait bool) (
 	if err != nil {
 		return nil, fmt.Errorf("encode transaction: %w", err)
 	}
+	timeout := c.timeout
 	if wait {
 		path += "?wait=true&timeout=" + url.QueryEscape(c.WaitTimeout.String())
+		if timeout > 0 {
+			timeout += c.WaitTimeout
+		}
 	}
 	var out dtx.TxDetail
-	if err := c.do(ctx, http.MethodPost, path, body, &out); err != nil {
+	if err := c.doFor(ctx, timeout, http.MethodPost, path, body, &out); err != nil {
 		return nil, err
 	}
 	return &out, nil
@@ -240,6 +264,16 @@ func (c *Client) Health(ctx context.Context) error {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, body []byte, out any) error {
+	return c.doFor(ctx, c.timeout, method, path, body, out)
+}
+
+// doFor is do with the request bounded by timeout (0: by ctx only).
+func (c *Client) doFor(ctx context.Context, timeout time.Duration, method, path string, body []byte, out any) error {
+	if timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, timeout)
+		defer cancel()
+	}
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)

@@ -4,7 +4,7 @@
 //	POST /v1/sagas                      submit a saga (?wait=true[&timeout=30s] waits for the outcome)
 //	POST /v1/tcc                        submit a TCC transaction (same query parameters)
 //	GET  /v1/transactions               list (?status=&limit=&before=RFC3339&since=RFC3339&pattern=&q=)
-//	GET  /v1/transactions/{gid}         one transaction with branches and history
+//	GET  /v1/transactions/{gid}         one transaction with branches and history (?wait=true[&timeout=30s]: once finished; 202 if the wait ends first)
 //	POST /v1/transactions/{gid}/abort   compensate a running saga; {"force":true,"operator":…} stops any unfinished one (admin)
 //	POST /v1/transactions/{gid}/retry   call operations waiting on backoff now (admin)
 //	GET  /v1/attention                  unfinished transactions that need a look (?min_attempts=&older_than=&limit=)
@@ -411,10 +411,52 @@ func decodeStrict(w http.ResponseWriter, r *http.Request, v any) error {
 
 func (s *Server) get(w http.ResponseWriter, r *http.Request) {
 	gid := r.PathValue("gid")
+	wait, waitFor, err := waitParams(r)
+	if err != nil {
+		problem.Write(w, http.StatusBadRequest, err.Error())
+		return
+	}
 	tx, br, err := s.c.Store().Get(r.Context(), gid)
 	if err != nil {
 		writeError(w, err)
 		return
+	}
+	if wait && !tx.Status.Terminal() {
+		// ?wait=true: answer once the transaction has finished (200), or
+		// with its latest state when the wait ends first (202).
+		if !acquire(s.waiters) {
+			tooBusy(w, fmt.Sprintf("too many requests (%d) are waiting for an outcome; retry later, or poll without wait=true", cap(s.waiters)))
+			return
+		}
+		defer release(s.waiters)
+		extendDeadlines(w, time.Now().Add(waitFor+s.writeTimeout))
+		ctx, cancel := context.WithTimeout(r.Context(), waitFor)
+		defer cancel()
+		final, err := s.c.Wait(ctx, gid)
+		switch {
+		case err == nil:
+			problem.WriteJSON(w, http.StatusOK, s.detailFor(r, final))
+			return
+		case errors.Is(err, context.DeadlineExceeded), errors.Is(err, dtx.ErrClosed):
+			if final != nil {
+				problem.WriteJSON(w, http.StatusAccepted, s.detailFor(r, final))
+				return
+			}
+			if tx, br, err = s.c.Store().Get(r.Context(), gid); err != nil {
+				writeError(w, err)
+				return
+			}
+			evs, err := s.c.Store().Events(r.Context(), gid)
+			if err != nil {
+				writeError(w, err)
+				return
+			}
+			problem.WriteJSON(w, http.StatusAccepted, s.detailFor(r, &dtx.TxDetail{Tx: *tx, Branches: br, Events: evs}))
+			return
+		default:
+			writeError(w, err)
+			return
+		}
 	}
 	evs, err := s.c.Store().Events(r.Context(), gid)
 	if err != nil {

@@ -87,6 +87,8 @@ func TestHouse_NoOuterRingBehindAnInnerOne(t *testing.T) {
 		{"saga", "broker"},
 		{"saga", "transport/brokertransport"},
 		{"client", "server"},
+		{"client", "embed"},
+		{"participant", "internal/sqlitedb"},
 		{"coordinator", "server"},
 		{"participant", "broker"},
 		{"store/sqlstore", "coordinator"},
