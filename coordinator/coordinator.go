@@ -179,7 +179,7 @@ func (c *Coordinator) SubmitPattern(ctx context.Context, pattern dtx.Pattern, sp
 	now := time.UnixMilli(c.cfg.Now().UnixMilli()).UTC()
 	tx := &dtx.Tx{
 		GID: spec.GID, Pattern: pattern, Status: dtx.StatusRunning,
-		Spec: raw, Digest: digest(pattern, &spec), CreatedAt: now, UpdatedAt: now,
+		Spec: raw, Digest: submitDigest(pattern, &spec, raw), CreatedAt: now, UpdatedAt: now,
 		Deadline:   now.Add(spec.Timeout.Std()),
 		LeaseOwner: c.cfg.Owner, LeaseUntil: now.Add(c.cfg.LeaseTTL),
 	}
@@ -594,6 +594,19 @@ func legacyDigest(p dtx.Pattern, s *saga.Spec) string {
 		old.Steps[i] = st
 	}
 	return digest(p, &old)
+}
+
+// submitDigest is digest(p, s) for a spec encoded as raw, without encoding
+// it a second time when raw is what Digest would hash (no trace context).
+func submitDigest(p dtx.Pattern, s *saga.Spec, raw []byte) string {
+	if s.TraceParent != "" {
+		return digest(p, s)
+	}
+	d := saga.DigestEncoded(raw)
+	if p == dtx.PatternSaga {
+		return d
+	}
+	return string(p) + ":" + d
 }
 
 // digest identifies a submission: the spec, and the pattern unless saga.

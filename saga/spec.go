@@ -306,7 +306,14 @@ func (s *Spec) Digest() string {
 	c := *s
 	c.TraceParent = ""
 	b, _ := json.Marshal(&c)
-	h := sha256.Sum256(b)
+	return DigestEncoded(b)
+}
+
+// DigestEncoded is Digest of a spec given as its JSON encoding
+// (json.Marshal of a Spec whose TraceParent is empty): a caller that has
+// encoded the spec already need not encode it again.
+func DigestEncoded(encoded []byte) string {
+	h := sha256.Sum256(encoded)
 	return hex.EncodeToString(h[:12])
 }
 
