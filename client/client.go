@@ -19,16 +19,15 @@ import (
 	"github.com/dtxhq/dtx/internal/problem"
 	"github.com/dtxhq/dtx/saga"
 	"github.com/dtxhq/dtx/tcc"
-	"github.com/dtxhq/dtx/traceparent"
 	"github.com/dtxhq/dtx/transport/httptransport"
 )
 
 type traceKey struct{}
 
 // WithTraceParent returns a context whose submissions carry tp (a W3C
-// traceparent header value, e.g. from the caller's OpenTelemetry span) so
-// that the transaction's branch calls join that trace. An invalid tp is
-// ignored by the coordinator.
+// traceparent header value) so that the transaction's branch calls join
+// that trace. An invalid tp is ignored by the coordinator. Without it, a
+// submission carries the OpenTelemetry span context of its ctx, if any.
 func WithTraceParent(ctx context.Context, tp string) context.Context {
 	return context.WithValue(ctx, traceKey{}, tp)
 }
@@ -254,9 +253,7 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, out a
 	if c.AdminToken != "" {
 		req.Header.Set("Authorization", "Bearer "+c.AdminToken)
 	}
-	if tp := traceparentFrom(ctx); tp != "" {
-		req.Header.Set(traceparent.Header, tp)
-	}
+	setTraceContext(ctx, req.Header)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return err

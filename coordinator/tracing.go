@@ -16,25 +16,17 @@ import (
 // TracerName is the instrumentation scope of the coordinator's spans.
 const TracerName = "github.com/dtxhq/dtx/coordinator"
 
-// Span attribute keys of the coordinator's spans (and of the participant
-// SDK's, which use the same names).
-const (
-	AttrGID     = attribute.Key("dtx.gid")
-	AttrPattern = attribute.Key("dtx.pattern")
-	AttrStatus  = attribute.Key("dtx.status")
-	AttrBranch  = attribute.Key("dtx.branch")
-	AttrOp      = attribute.Key("dtx.op")
-	AttrAttempt = attribute.Key("dtx.attempt")
-	// AttrOutcome is the outcome class of a branch call as the coordinator
-	// acts on it: success, failure or unknown.
-	AttrOutcome = attribute.Key("dtx.outcome")
-	// AttrRetry is true on a branch call whose operation will be called
-	// again (its outcome is unknown and its retry policy allows another
-	// attempt).
-	AttrRetry = attribute.Key("dtx.retry")
-	// AttrRecovered is true on a transaction span of a run resumed from
-	// the store (after a restart or a lease takeover).
-	AttrRecovered = attribute.Key("dtx.recovered")
+// Span attribute keys (names in package dtx).
+var (
+	attrGID       = attribute.Key(dtx.AttrGID)
+	attrPattern   = attribute.Key(dtx.AttrPattern)
+	attrStatus    = attribute.Key(dtx.AttrStatus)
+	attrRecovered = attribute.Key(dtx.AttrRecovered)
+	attrBranch    = attribute.Key(dtx.AttrBranch)
+	attrOp        = attribute.Key(dtx.AttrOp)
+	attrAttempt   = attribute.Key(dtx.AttrAttempt)
+	attrOutcome   = attribute.Key(dtx.AttrOutcome)
+	attrRetry     = attribute.Key(dtx.AttrRetry)
 )
 
 // Span names.
@@ -84,7 +76,7 @@ func (c *Coordinator) startTxSpan(ctx context.Context, tx *dtx.Tx, spec *saga.Sp
 	}
 	ctx, span := c.tracer.Start(ctx, spanTransaction, trace.WithSpanKind(trace.SpanKindInternal))
 	if span.IsRecording() {
-		span.SetAttributes(AttrGID.String(tx.GID), AttrPattern.String(string(tx.Pattern)), AttrRecovered.Bool(recovered))
+		span.SetAttributes(attrGID.String(tx.GID), attrPattern.String(string(tx.Pattern)), attrRecovered.Bool(recovered))
 	}
 	return ctx, span
 }
@@ -94,7 +86,7 @@ func (c *Coordinator) startTxSpan(ctx context.Context, tx *dtx.Tx, spec *saga.Sp
 // unfinished).
 func endTxSpan(span trace.Span, status dtx.Status) {
 	if span.IsRecording() {
-		span.SetAttributes(AttrStatus.String(string(status)))
+		span.SetAttributes(attrStatus.String(string(status)))
 		if status == dtx.StatusFailed {
 			span.SetStatus(codes.Error, "transaction failed")
 		}
@@ -126,8 +118,8 @@ func branchSpanName(op dtx.Op) string {
 func (r *run) startBranchSpan(req *dtx.Call) (context.Context, trace.Span) {
 	ctx, span := r.c.tracer.Start(r.ctx, branchSpanName(req.Op), trace.WithSpanKind(trace.SpanKindClient))
 	if span.IsRecording() {
-		span.SetAttributes(AttrGID.String(req.GID), AttrBranch.Int(req.Branch), AttrOp.String(string(req.Op)),
-			AttrAttempt.Int(req.Attempt))
+		span.SetAttributes(attrGID.String(req.GID), attrBranch.Int(req.Branch), attrOp.String(string(req.Op)),
+			attrAttempt.Int(req.Attempt))
 	}
 	req.TraceParent = traceParentOf(ctx)
 	return ctx, span
@@ -137,7 +129,7 @@ func (r *run) startBranchSpan(req *dtx.Call) (context.Context, trace.Span) {
 // the driver, which decides the outcome class and whether it retries).
 func endBranchSpan(span trace.Span, end time.Time, class dtx.Class, retry bool, out dtx.Outcome) {
 	if span.IsRecording() {
-		span.SetAttributes(AttrOutcome.String(class.String()), AttrRetry.Bool(retry))
+		span.SetAttributes(attrOutcome.String(class.String()), attrRetry.Bool(retry))
 		if class != dtx.Success {
 			span.SetStatus(codes.Error, out.Reason())
 		}
