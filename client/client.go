@@ -27,16 +27,15 @@ import (
 	"github.com/dtxhq/dtx/internal/problem"
 	"github.com/dtxhq/dtx/saga"
 	"github.com/dtxhq/dtx/tcc"
-	"github.com/dtxhq/dtx/traceparent"
 	"github.com/dtxhq/dtx/transport/httptransport"
 )
 
 type traceKey struct{}
 
 // WithTraceParent returns a context whose submissions carry tp (a W3C
-// traceparent header value, e.g. from the caller's OpenTelemetry span) so
-// that the transaction's branch calls join that trace. An invalid tp is
-// ignored by the coordinator.
+// traceparent header value) so that the transaction's branch calls join
+// that trace. An invalid tp is ignored by the coordinator. Without it, a
+// submission carries the OpenTelemetry span context of its ctx, if any.
 func WithTraceParent(ctx context.Context, tp string) context.Context {
 	return context.WithValue(ctx, traceKey{}, tp)
 }
@@ -288,9 +287,7 @@ func (c *Client) doFor(ctx context.Context, timeout time.Duration, method, path 
 	if c.AdminToken != "" {
 		req.Header.Set("Authorization", "Bearer "+c.AdminToken)
 	}
-	if tp := traceparentFrom(ctx); tp != "" {
-		req.Header.Set(traceparent.Header, tp)
-	}
+	setTraceContext(ctx, req.Header)
 	resp, err := c.hc.Do(req)
 	if err != nil {
 		return err

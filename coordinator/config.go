@@ -9,6 +9,9 @@ import (
 	"os"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/dtxhq/dtx/saga"
 )
 
@@ -101,6 +104,13 @@ type Config struct {
 	MaxTimeout, MaxBranchTimeout time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// TracerProvider receives the coordinator's spans: one per run of a
+	// transaction (a child of its submitter's span when the submission
+	// carried a W3C traceparent) and one per branch call under it, whose
+	// context the call carries to the participant (see tracing.go for the
+	// attributes). Default otel.GetTracerProvider(), which is a no-op
+	// until the application installs one.
+	TracerProvider trace.TracerProvider
 	// Now is the clock (default time.Now).
 	Now func() time.Time
 	// After, if set, is how the coordinator waits for a retry's backoff or
@@ -154,6 +164,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.Observer == nil {
 		c.Observer = nopObserver{}
+	}
+	if c.TracerProvider == nil {
+		c.TracerProvider = otel.GetTracerProvider()
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/saga"
 )
@@ -29,6 +31,7 @@ type Coordinator struct {
 	store     dtx.Store
 	transport dtx.Transport
 	log       *slog.Logger
+	tracer    trace.Tracer
 
 	// calls holds one token per branch call in flight (calls.go).
 	calls chan struct{}
@@ -64,6 +67,7 @@ func New(store dtx.Store, transport dtx.Transport, cfg Config) (*Coordinator, er
 	hard, cancel := context.WithCancel(context.Background())
 	return &Coordinator{
 		cfg: cfg, store: store, transport: transport,
+		tracer:   cfg.TracerProvider.Tracer(TracerName),
 		log:      cfg.Logger.With(slog.String("component", "coordinator"), slog.String("owner", cfg.Owner)),
 		calls:    make(chan struct{}, cfg.MaxCalls),
 		active:   map[string]*run{},
@@ -155,6 +159,11 @@ func (c *Coordinator) Submit(ctx context.Context, spec saga.Spec) (*dtx.TxDetail
 
 // SubmitPattern is Submit for a pattern the saga engine drives (saga, or
 // tcc and xa as built by package tcc); the pattern is recorded for display.
+//
+// A spec without TraceParent takes the trace context of ctx (an
+// OpenTelemetry span, or a remote span context a server extracted): the
+// transaction is recorded with it and its spans and branch calls join that
+// trace, after a recovery too.
 func (c *Coordinator) SubmitPattern(ctx context.Context, pattern dtx.Pattern, spec saga.Spec) (*dtx.TxDetail, bool, error) {
 	if !pattern.SagaEngine() {
 		return nil, false, fmt.Errorf("%w: pattern %q is not driven by the saga engine", dtx.ErrInvalid, pattern)
@@ -164,6 +173,9 @@ func (c *Coordinator) SubmitPattern(ctx context.Context, pattern dtx.Pattern, sp
 	}
 	if spec.GID == "" {
 		spec.GID = NewGID()
+	}
+	if spec.TraceParent == "" {
+		spec.TraceParent = traceParentOf(ctx)
 	}
 	if err := c.normalize(&spec); err != nil {
 		return nil, false, err

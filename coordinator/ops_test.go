@@ -12,11 +12,14 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/otel/propagation"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/coordinator"
 	"github.com/dtxhq/dtx/saga"
-	"github.com/dtxhq/dtx/traceparent"
 )
 
 const submitterTP = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -48,41 +51,75 @@ func (tr *traceRecorder) headers() []string {
 }
 
 // requireOneTrace checks that every header carries the submitter's trace
-// id and flags with a span id of its own.
-func requireOneTrace(t *testing.T, headers []string) {
+// id and sampling flag. With tracing on (spans), each call also has a span
+// id of its own: its branch span's; with tracing off (the default no-op
+// tracer provider) the submitter's context passes through unchanged.
+func requireOneTrace(t *testing.T, headers []string, spans bool) {
 	t.Helper()
-	parent, _ := traceparent.Parse(submitterTP)
-	spans := map[[8]byte]bool{parent.SpanID: true}
+	parent := parseTP(t, submitterTP)
+	seen := map[trace.SpanID]bool{parent.SpanID(): true}
 	for _, h := range headers {
-		tp, ok := traceparent.Parse(h)
-		require.True(t, ok, "traceparent %q", h)
-		require.Equal(t, parent.TraceID, tp.TraceID, "same trace")
-		require.Equal(t, parent.Flags, tp.Flags, "sampling decision kept")
-		require.False(t, spans[tp.SpanID], "each call has a span id of its own")
-		spans[tp.SpanID] = true
+		sc := parseTP(t, h)
+		require.Equal(t, parent.TraceID(), sc.TraceID(), "same trace")
+		require.Equal(t, parent.IsSampled(), sc.IsSampled(), "sampling decision kept")
+		if !spans {
+			require.Equal(t, parent.SpanID(), sc.SpanID(), "no spans: the submitter's context passes through")
+			continue
+		}
+		require.False(t, seen[sc.SpanID()], "each call has a span id of its own")
+		seen[sc.SpanID()] = true
 	}
 }
 
+// parseTP reads a traceparent with OpenTelemetry's W3C propagator.
+func parseTP(t *testing.T, h string) trace.SpanContext {
+	t.Helper()
+	ctx := propagation.TraceContext{}.Extract(context.Background(), propagation.MapCarrier{"traceparent": h})
+	sc := trace.SpanContextFromContext(ctx)
+	require.True(t, sc.IsValid(), "traceparent %q", h)
+	return sc
+}
+
 func TestTraceParent_PropagatedToEveryCall(t *testing.T) {
-	tr := newTraceRecorder(t)
-	st := openStore(t, filepath.Join(t.TempDir(), "c.db"))
-	defer st.Close()
-	c := newCoordinator(t, st, coordinator.Config{})
+	for _, traced := range []bool{false, true} {
+		t.Run(map[bool]string{false: "tracing off", true: "tracing on"}[traced], func(t *testing.T) {
+			tr := newTraceRecorder(t)
+			st := openStore(t, filepath.Join(t.TempDir(), "c.db"))
+			defer st.Close()
+			cfg := coordinator.Config{}
+			exp := tracetest.NewInMemoryExporter()
+			if traced {
+				tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+				t.Cleanup(func() { tp.Shutdown(context.Background()) })
+				cfg.TracerProvider = tp
+			}
+			c := newCoordinator(t, st, cfg)
 
-	spec := saga.Spec{GID: "traced", TraceParent: submitterTP, Steps: []saga.Step{
-		{Name: "a", Action: tr.srv.URL + "/a", Compensate: tr.srv.URL + "/a-undo"},
-		{Name: "b", Action: tr.srv.URL + "/b", Compensate: tr.srv.URL + "/b-undo"},
-	}}
-	d := submitWait(t, c, spec)
-	require.Equal(t, dtx.StatusSucceeded, d.Status)
-	hs := tr.headers()
-	require.Len(t, hs, 2)
-	requireOneTrace(t, hs)
+			spec := saga.Spec{GID: "traced", TraceParent: submitterTP, Steps: []saga.Step{
+				{Name: "a", Action: tr.srv.URL + "/a", Compensate: tr.srv.URL + "/a-undo"},
+				{Name: "b", Action: tr.srv.URL + "/b", Compensate: tr.srv.URL + "/b-undo"},
+			}}
+			d := submitWait(t, c, spec)
+			require.Equal(t, dtx.StatusSucceeded, d.Status)
+			hs := tr.headers()
+			require.Len(t, hs, 2)
+			requireOneTrace(t, hs, traced)
 
-	// Without a trace context, calls carry none.
-	spec.GID, spec.TraceParent = "untraced", ""
-	require.Equal(t, dtx.StatusSucceeded, submitWait(t, c, spec).Status)
-	require.Equal(t, []string{"", ""}, tr.headers()[2:])
+			// Without a trace context, calls carry none when tracing is
+			// off, and a trace of the transaction's own when it is on.
+			spec.GID, spec.TraceParent = "untraced", ""
+			require.Equal(t, dtx.StatusSucceeded, submitWait(t, c, spec).Status)
+			hs = tr.headers()[2:]
+			if !traced {
+				require.Equal(t, []string{"", ""}, hs)
+				return
+			}
+			require.Len(t, hs, 2)
+			a, b := parseTP(t, hs[0]), parseTP(t, hs[1])
+			require.Equal(t, a.TraceID(), b.TraceID(), "one new trace for the transaction")
+			require.NotEqual(t, parseTP(t, submitterTP).TraceID(), a.TraceID())
+		})
+	}
 }
 
 func TestTraceParent_KeptAcrossRecovery(t *testing.T) {
@@ -113,7 +150,7 @@ func TestTraceParent_KeptAcrossRecovery(t *testing.T) {
 	require.Equal(t, dtx.StatusSucceeded, d.Status)
 	hs := tr.headers()
 	require.Len(t, hs, 2)
-	requireOneTrace(t, hs)
+	requireOneTrace(t, hs, false)
 	require.GreaterOrEqual(t, obs.claimedTotal(), 1, "recovery reports its claims")
 }
 

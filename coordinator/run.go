@@ -9,11 +9,12 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/api"
 	"github.com/dtxhq/dtx/internal/backoff"
 	"github.com/dtxhq/dtx/saga"
-	"github.com/dtxhq/dtx/traceparent"
 )
 
 // run drives one saga. It is the only goroutine that touches its fields;
@@ -44,13 +45,11 @@ type run struct {
 	// own. Any other outcome is written at once, with them.
 	dirty  map[int]bool
 	unsent []dtx.Event
-	// trace is the submitter's trace context (invalid: none); every call
-	// carries its trace id with a new span id.
-	trace traceparent.TraceParent
 	// retry asks the driver to retry calls waiting on backoff now.
 	retry chan chan int
 	// ctx is the context of this saga's calls: cancelled when the driver
-	// stops, when the saga is aborted by force, or with hardCtx.
+	// stops, when the saga is aborted by force, or with hardCtx. Once the
+	// driver runs, it carries the transaction's span (tracing.go).
 	ctx    context.Context
 	cancel context.CancelFunc
 }
@@ -59,6 +58,10 @@ type result struct {
 	call    saga.Call
 	outcome dtx.Outcome
 	took    time.Duration
+	// span is the call's span, ended by handle once the outcome is
+	// classified; end is when the call returned.
+	span trace.Span
+	end  time.Time
 	// notCalled: the call gave up waiting for a slot of the call pool
 	// (shutdown or forced abort); the participant was not called.
 	notCalled bool
@@ -74,14 +77,10 @@ type abortReq struct {
 }
 
 func (c *Coordinator) newRun(tx *dtx.Tx, spec *saga.Spec, br []dtx.Branch, recovered bool) *run {
-	var trace traceparent.TraceParent
-	if spec.TraceParent != "" {
-		trace, _ = traceparent.Parse(spec.TraceParent)
-	}
 	ctx, cancel := context.WithCancel(c.hardCtx)
 	return &run{
 		ctx: ctx, cancel: cancel,
-		trace: trace, retry: make(chan chan int),
+		retry:     make(chan chan int),
 		recovered: recovered, dirty: map[int]bool{},
 		c: c, gid: tx.GID, spec: spec, tx: *tx,
 		br:       append([]dtx.Branch(nil), br...),
@@ -105,7 +104,10 @@ func (r *run) busy(c saga.Call) bool {
 
 func (r *run) loop() {
 	var final *dtx.TxDetail
+	var span trace.Span
+	r.ctx, span = r.c.startTxSpan(r.ctx, &r.tx, r.spec, r.recovered)
 	defer func() {
+		endTxSpan(span, r.tx.Status)
 		r.cancel()
 		close(r.done)
 		r.c.runDone(r.gid, final)
@@ -208,6 +210,9 @@ func (r *run) stopOnError(err error) {
 	for len(r.inflight) > 0 {
 		res := <-r.results
 		delete(r.inflight, res.call)
+		if res.span != nil {
+			res.span.End()
+		}
 	}
 }
 
@@ -258,19 +263,18 @@ func (r *run) start(call saga.Call) {
 		GID: r.gid, Branch: st.BranchIndex(call.Index), Op: st.WireOp(call.Op), URL: url, Payload: st.Payload,
 		Attempt: attempt, Timeout: r.spec.BranchTimeout.Std(),
 	}
-	if r.trace.Valid() {
-		req.TraceParent = r.trace.Child().String()
-	}
+	ctx, span := r.startBranchSpan(&req)
 	go func() {
-		if !r.c.acquireCall(r.ctx) {
+		if !r.c.acquireCall(ctx) {
+			span.End()
 			r.results <- result{call: call, notCalled: true}
 			return
 		}
 		t0 := time.Now()
-		out := r.c.transport.Call(r.ctx, req)
+		out := r.c.transport.Call(ctx, req)
 		took := time.Since(t0)
 		r.c.releaseCall()
-		r.results <- result{call: call, outcome: out, took: took}
+		r.results <- result{call: call, outcome: out, took: took, span: span, end: t0.Add(took)}
 	}()
 }
 
@@ -357,6 +361,8 @@ func (r *run) handle(res result) error {
 		}
 	}
 	r.br[i] = b
+	_, retry := r.retryAt[res.call]
+	endBranchSpan(res.span, res.end, class, retry, res.outcome)
 	if status == "" {
 		// Fold a now-final decision into this write.
 		status = saga.NextWith(r.spec, r.tx.Status, r.br, r.busy, r.recovered).Status

@@ -12,6 +12,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/broker"
 )
@@ -99,6 +101,11 @@ type Consumer struct {
 	OnDeadLetter func(ctx context.Context, p DeadLetterParams) error
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// TracerProvider records a consumer span ("dtx.inbox <topic>") per
+	// delivery, a child of the span whose context the message carries in
+	// its traceparent header (as package outbox writes it). Default
+	// otel.GetTracerProvider(), a no-op until the application installs one.
+	TracerProvider trace.TracerProvider
 }
 
 func (c Consumer) check() error {
@@ -135,18 +142,37 @@ func (c Consumer) logger() *slog.Logger {
 // when the message took effect, was a duplicate, or was dead-lettered, and
 // the error otherwise (the broker redelivers). A misconfigured Consumer
 // returns its configuration error for every delivery.
+//
+// Each delivery is recorded as an OpenTelemetry consumer span (see
+// Consumer.TracerProvider) that continues the trace of the message's
+// traceparent header; Process runs with it in its context.
 func (c Consumer) Handle(ctx context.Context, d broker.Delivery) error {
 	if err := c.check(); err != nil {
 		return err
 	}
+	ctx, span := c.startSpan(ctx, d)
+	outcome, err := c.handle(ctx, d)
+	endSpan(span, outcome, err)
+	if outcome == outcomeDeadLettered {
+		return nil // recorded as handled; err was its cause
+	}
+	return err
+}
+
+// handle is Handle's work; outcome is how the delivery ended (see endSpan)
+// and err the error of a failed or dead-lettered one.
+func (c Consumer) handle(ctx context.Context, d broker.Delivery) (outcome string, _ error) {
 	err := c.Inbox.Handle(ctx, c.DB, d, c.Group, func(tx *sql.Tx) error {
 		if err := c.Process(ctx, tx, d); err != nil {
 			return err
 		}
 		return c.Inbox.clearFailures(ctx, tx, c.Group, d.ID)
 	})
-	if err == nil || ctx.Err() != nil {
-		return err
+	if err == nil {
+		return outcomeProcessed, nil
+	}
+	if ctx.Err() != nil {
+		return outcomeFailed, err
 	}
 	maxAttempts := c.MaxAttempts
 	if maxAttempts == 0 {
@@ -164,15 +190,15 @@ func (c Consumer) Handle(ctx context.Context, d broker.Delivery) error {
 		attempt = max(attempt, n)
 		if attempt < maxAttempts {
 			c.wait(ctx)
-			return err
+			return outcomeFailed, err
 		}
 	}
 	if dlErr := c.deadLetter(ctx, d, attempt, err); dlErr != nil {
-		return errors.Join(err, dlErr)
+		return outcomeFailed, errors.Join(err, dlErr)
 	}
 	c.logger().WarnContext(ctx, "inbox: message dead-lettered",
 		"group", c.Group, "msg_id", d.ID, "topic", d.Topic, "attempt", attempt, "err", err)
-	return nil
+	return outcomeDeadLettered, err
 }
 
 // wait sleeps RetryDelay or until ctx is done.

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/dtxhq/dtx/appdb"
 	"github.com/dtxhq/dtx/broker"
 )
@@ -57,6 +59,12 @@ type Outbox struct {
 	// schema-qualified ("schema.table"); at most 57 characters for the
 	// table part.
 	Table string
+	// TracerProvider records a producer span ("dtx.outbox <topic>") per
+	// message Add writes, under the span of Add's context, and the message
+	// carries that span's context in its traceparent header, so that its
+	// consumers (package inbox) continue the trace. Default
+	// otel.GetTracerProvider(), a no-op until the application installs one.
+	TracerProvider trace.TracerProvider
 }
 
 // dialectSQL is every statement of one dialect, with placeholders
@@ -260,6 +268,7 @@ func (o Outbox) Add(ctx context.Context, tx *sql.Tx, msgs ...broker.Message) err
 			return fmt.Errorf("outbox: add message %d: %w", i, err)
 		}
 	}
+	msgs = o.traced(ctx, msgs)
 	for len(msgs) > 0 {
 		n := min(len(msgs), insertChunk)
 		args = args[:0]

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 
+	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/internal/problem"
 )
 
@@ -46,6 +47,9 @@ type BranchFunc func(ctx context.Context, br Branch, body []byte) (any, error)
 // Only POST is accepted (405 otherwise). With RequireSignature, a call
 // whose signature is refused is answered 401 before fn runs.
 //
+// Each call is recorded as an OpenTelemetry server span continuing the
+// coordinator's trace (see WithTracerProvider); fn's context carries it.
+//
 // fn should run its local writes through Barrier.Do, so that retries and
 // duplicate deliveries are harmless.
 func Handler(fn BranchFunc, opts ...Option) http.Handler {
@@ -53,19 +57,24 @@ func Handler(fn BranchFunc, opts ...Option) http.Handler {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	tracer := cfg.tracer()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			w.Header().Set("Allow", http.MethodPost)
 			problem.Write(w, http.StatusMethodNotAllowed, "branch operations are called with POST")
 			return
 		}
+		ctx, span := startServerSpan(tracer, r)
 		br, err := BranchFromRequest(r)
 		if err != nil {
+			endServerSpan(span, http.StatusBadRequest, err)
 			problem.Write(w, http.StatusBadRequest, err.Error())
 			return
 		}
+		describeSpan(span, br, r.Header.Get(dtx.HeaderAttempt))
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodySize))
 		if err != nil {
+			endServerSpan(span, http.StatusBadRequest, err)
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
 				problem.Write(w, http.StatusBadRequest, "participant: request body larger than 1 MiB")
@@ -76,15 +85,18 @@ func Handler(fn BranchFunc, opts ...Option) http.Handler {
 		}
 		if cfg.verifier != nil {
 			if err := Verify(cfg.verifier, r.Header.Get, body); err != nil {
+				endServerSpan(span, http.StatusUnauthorized, err)
 				writeUnauthorized(w, err)
 				return
 			}
 		}
-		result, err := fn(r.Context(), br, body)
+		result, err := fn(ctx, br, body)
 		if err != nil {
+			endServerSpan(span, Status(err), err)
 			WriteError(w, err)
 			return
 		}
+		endServerSpan(span, http.StatusOK, nil)
 		if result == nil {
 			result = struct{}{}
 		}

@@ -3,6 +3,8 @@ package participant
 import (
 	"net/http"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/dtxhq/dtx/callsig"
 	"github.com/dtxhq/dtx/internal/problem"
 )
@@ -11,7 +13,8 @@ import (
 type Option func(*handlerConfig)
 
 type handlerConfig struct {
-	verifier *callsig.Verifier
+	verifier       *callsig.Verifier
+	tracerProvider trace.TracerProvider // tracing.go
 }
 
 // RequireSignature makes Handler verify every call's Dtx-Signature with v

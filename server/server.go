@@ -68,6 +68,8 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/api"
 	"github.com/dtxhq/dtx/coordinator"
@@ -75,7 +77,6 @@ import (
 	"github.com/dtxhq/dtx/internal/problem"
 	"github.com/dtxhq/dtx/saga"
 	"github.com/dtxhq/dtx/tcc"
-	"github.com/dtxhq/dtx/traceparent"
 )
 
 // MaxBody bounds request bodies.
@@ -329,13 +330,11 @@ func (s *Server) start(w http.ResponseWriter, r *http.Request, pattern dtx.Patte
 		}
 		defer release(s.waiters)
 	}
-	if spec.TraceParent == "" {
-		// W3C Trace Context: a malformed header is ignored, not an error.
-		if tp, ok := traceparent.Parse(r.Header.Get(traceparent.Header)); ok {
-			spec.TraceParent = tp.String()
-		}
-	}
-	d, created, err := s.c.SubmitPattern(r.Context(), pattern, spec)
+	// W3C Trace Context, read by OpenTelemetry's propagator: a malformed
+	// header is ignored, not an error. The coordinator keeps the trace
+	// context with the transaction (unless the body names one).
+	ctx := propagation.TraceContext{}.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	d, created, err := s.c.SubmitPattern(ctx, pattern, spec)
 	if err != nil {
 		writeError(w, err)
 		return

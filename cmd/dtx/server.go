@@ -10,6 +10,7 @@ import (
 	"github.com/dtxhq/dtx/coordinator"
 	"github.com/dtxhq/dtx/internal/open"
 	"github.com/dtxhq/dtx/internal/serve"
+	"github.com/dtxhq/dtx/internal/tracing"
 	"github.com/dtxhq/dtx/server"
 )
 
@@ -46,8 +47,14 @@ func runServer(ctx context.Context, args []string) error {
 	fs.IntVar(&conns.MaxWaiters, "max-waiters", server.DefaultMaxWaiters, "most concurrent ?wait=true submissions; past it 503 with Retry-After (nothing submitted)")
 	apiHosts := fs.String("api-hosts", "", "comma-separated host names clients reach the API by (besides IP addresses, localhost and the --listen host); requests naming another Host are refused with 421 (DNS rebinding)")
 	retention := fs.Duration("retention", serve.DefaultRetention, "how long a finished transaction is kept after its last update before it is purged (0: forever; at least 1h: a purged gid can be submitted again)")
+	otlpEndpoint := fs.String("otlp-endpoint", "", "export OpenTelemetry spans (each transaction and branch call) over OTLP/HTTP to this collector, e.g. http://127.0.0.1:4318 (default $"+tracing.EnvEndpoint+"; none: tracing is off)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *otlpEndpoint != "" {
+		if err := tracing.CheckEndpoint(*otlpEndpoint); err != nil {
+			return usageError{"--otlp-endpoint: " + err.Error()}
+		}
 	}
 	signer, err := callSigner(*callKeyFile)
 	if err != nil {
@@ -80,6 +87,11 @@ func runServer(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	tr, err := startTracing(ctx, *otlpEndpoint, "dtx-coordinator", log)
+	if err != nil {
+		return err
+	}
+	defer tr.Shutdown(context.WithoutCancel(ctx))
 	err = serve.Run(ctx, serve.Config{
 		Listen: *listen, Store: *storeDSN, Owner: *owner, LeaseTTL: *leaseTTL, RetryBase: *retryBase, RetryMax: *retryMax,
 		RetryMaxAttempts: *retryMaxAttempts,
@@ -88,9 +100,10 @@ func runServer(ctx context.Context, args []string) error {
 		AllowParticipants: *allowParticipants,
 		MaxTimeout:        *maxTimeout, MaxBranchTimeout: *maxBranchTimeout,
 		MaxCalls: *maxCalls, RecoverBatch: *recoverBatch,
-		CallSigner: signer,
-		Conns:      conns,
-		Retention:  *retention,
+		CallSigner:     signer,
+		Conns:          conns,
+		Retention:      *retention,
+		TracerProvider: tr.Provider,
 	})
 	var ce *serve.ConfigError
 	if errors.As(err, &ce) {

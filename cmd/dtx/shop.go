@@ -14,6 +14,7 @@ import (
 	"github.com/dtxhq/dtx/examples/shop/order"
 	"github.com/dtxhq/dtx/internal/atomicfile"
 	"github.com/dtxhq/dtx/internal/open"
+	"github.com/dtxhq/dtx/internal/tracing"
 	"github.com/dtxhq/dtx/tcc"
 )
 
@@ -48,8 +49,14 @@ func runShop(ctx context.Context, args []string) error {
 	outboxAttempts := fs.Int("outbox-max-attempts", 0, "choreography: failed publishes of an event before the relay gives it up as FAILED and dead-letters it (0: retry until the broker takes it; seed: 5)")
 	lockURL := fs.String("lock", "", "guard each placement of a draft order (POST /order/place) with a Redis lock on order:{id}: redis://host:port (default: no lock; the idempotency key already prevents duplicates)")
 	lockTTL := fs.Duration("lock-ttl", 0, "lifetime of a --lock lock, longer than the slowest placement (default 2m)")
+	otlpEndpoint := fs.String("otlp-endpoint", "", "export OpenTelemetry spans (branch calls served, outbox and inbox messages) over OTLP/HTTP to this collector, e.g. http://127.0.0.1:4318 (default $"+tracing.EnvEndpoint+"; none: tracing is off)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *otlpEndpoint != "" {
+		if err := tracing.CheckEndpoint(*otlpEndpoint); err != nil {
+			return usageError{"--otlp-endpoint: " + err.Error()}
+		}
 	}
 	verifier, err := callVerifier(*callKeyFile)
 	if err != nil {
@@ -87,6 +94,11 @@ func runShop(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	tr, err := startTracing(ctx, *otlpEndpoint, "dtx-shop", log)
+	if err != nil {
+		return err
+	}
+	defer tr.Shutdown(context.WithoutCancel(ctx))
 	if verifier == nil {
 		log.Warn("the services accept unsigned branch calls: anyone who reaches them can compensate or cancel an order; give the coordinator's key with --call-key-file or $" + open.CallKeyEnv)
 	}

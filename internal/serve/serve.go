@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/callsig"
 	"github.com/dtxhq/dtx/coordinator"
@@ -68,6 +70,10 @@ type Config struct {
 	// last update before a background loop purges them (0: forever; else
 	// at least MinRetention; the binary's default is DefaultRetention).
 	Retention time.Duration
+	// TracerProvider receives the coordinator's spans (see
+	// coordinator.Config.TracerProvider; package internal/tracing builds
+	// the binary's). Nil: OpenTelemetry's global provider.
+	TracerProvider trace.TracerProvider
 }
 
 // Conns bounds the API's connections; a zero field takes its default.
@@ -165,6 +171,7 @@ func Run(ctx context.Context, cfg Config) error {
 		ShutdownTimeout:  cfg.ShutdownTimeout, Logger: log, Observer: mx,
 		MaxTimeout: cfg.MaxTimeout, MaxBranchTimeout: cfg.MaxBranchTimeout,
 		MaxCalls: cfg.MaxCalls, RecoverBatch: cfg.RecoverBatch,
+		TracerProvider: cfg.TracerProvider,
 	})
 	if err != nil {
 		ln.Close()
