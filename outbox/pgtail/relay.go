@@ -404,13 +404,27 @@ func (r *Relay) publishLoop(ctx context.Context, txs <-chan txn) error {
 
 // backlog publishes the rows of the table that no relay marked published,
 // in seq order, and returns their seqs.
+//
+// It reads them from one snapshot (REPEATABLE READ), taken after the
+// stream started: a row the snapshot misses comes through the stream. A
+// fresh snapshot per page would not do: seqs are drawn at insert, not at
+// commit, so a later page could show a key's next row while its previous
+// one, with a lower seq than the cursor, was still uncommitted at the
+// earlier page (and would then be published after it, from the stream).
+// Within one snapshot, a key's rows (committed one after another) are
+// all visible or the later ones are not.
 func (r *Relay) backlog(ctx context.Context) (map[int64]struct{}, error) {
 	skip := make(map[int64]struct{})
 	stmt := fmt.Sprintf(`SELECT seq, msg_id, topic, msg_key, headers::text, payload FROM %s
 WHERE published_at IS NULL AND seq > $1 ORDER BY seq LIMIT $2`, r.table.Full)
+	snap, err := r.db.BeginTx(ctx, &sql.TxOptions{Isolation: sql.LevelRepeatableRead, ReadOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("pgtail: read unpublished rows: %w", err)
+	}
+	defer snap.Rollback()
 	var after int64
 	for {
-		rows, err := r.fetch(ctx, stmt, after)
+		rows, err := r.fetch(ctx, snap, stmt, after)
 		if err != nil {
 			return nil, err
 		}
@@ -427,8 +441,10 @@ WHERE published_at IS NULL AND seq > $1 ORDER BY seq LIMIT $2`, r.table.Full)
 	}
 }
 
-func (r *Relay) fetch(ctx context.Context, stmt string, after int64) ([]row, error) {
-	rs, err := r.db.QueryContext(ctx, stmt, after, r.cfg.BatchSize)
+func (r *Relay) fetch(ctx context.Context, q interface {
+	QueryContext(context.Context, string, ...any) (*sql.Rows, error)
+}, stmt string, after int64) ([]row, error) {
+	rs, err := q.QueryContext(ctx, stmt, after, r.cfg.BatchSize)
 	if err != nil {
 		return nil, fmt.Errorf("pgtail: read unpublished rows: %w", err)
 	}
