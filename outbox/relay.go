@@ -407,7 +407,7 @@ func (r *Relay) cycle(ctx context.Context, until time.Time) (more bool, err erro
 
 	var done []int64
 	var perr error
-	for _, round := range rounds(rows) {
+	for _, round := range Rounds(rows, rowMessage) {
 		if err := pctx.Err(); err != nil {
 			perr = fmt.Errorf("outbox: lease about to expire: %w", err)
 			break
@@ -451,27 +451,32 @@ func (r *Relay) cycle(ctx context.Context, until time.Time) (more bool, err erro
 	return len(rows) == r.cfg.BatchSize, nil
 }
 
-// rounds splits rows (in seq order) into publish rounds: round i holds the
-// i-th row of each (topic, key), so that one Publish call never carries two
-// messages of a key; rows without a key all go in round 0.
-func rounds(rows []row) [][]row {
+// Rounds splits items (in publishing order) into publish rounds: round i
+// holds the i-th item of each (topic, key) of msg(item), so that one
+// Publish call never carries two messages of a key; items without a key
+// all go in round 0. Publishing the rounds one after another, each only
+// once the previous one was acknowledged, keeps per-key order. Both relays
+// (this package's and outbox/pgtail's) publish this way.
+func Rounds[T any](items []T, msg func(T) broker.Message) [][]T {
 	type orderKey struct{ topic, key string }
 	next := make(map[orderKey]int)
-	var out [][]row
-	for _, rw := range rows {
+	var out [][]T
+	for _, it := range items {
 		i := 0
-		if rw.msg.Key != "" {
-			k := orderKey{rw.msg.Topic, rw.msg.Key}
+		if m := msg(it); m.Key != "" {
+			k := orderKey{m.Topic, m.Key}
 			i = next[k]
 			next[k] = i + 1
 		}
 		for len(out) <= i {
 			out = append(out, nil)
 		}
-		out[i] = append(out[i], rw)
+		out[i] = append(out[i], it)
 	}
 	return out
 }
+
+func rowMessage(rw row) broker.Message { return rw.msg }
 
 // fetch reads the oldest unpublished rows and the database clock.
 func (r *Relay) fetch(ctx context.Context) ([]row, int64, error) {

@@ -486,7 +486,7 @@ func (r *Relay) publish(ctx context.Context, rows []row) error {
 	for len(rows) > 0 {
 		chunk := rows[:min(len(rows), r.cfg.BatchSize)]
 		rows = rows[len(chunk):]
-		for _, round := range rounds(chunk) {
+		for _, round := range outbox.Rounds(chunk, rowMessage) {
 			msgs := make([]broker.Message, len(round))
 			for i, rw := range round {
 				msgs[i] = rw.msg
@@ -528,26 +528,7 @@ func (r *Relay) publish(ctx context.Context, rows []row) error {
 	return nil
 }
 
-// rounds splits rows (in order) into publish rounds: round i holds the
-// i-th row of each (topic, key); rows without a key all go in round 0.
-func rounds(rows []row) [][]row {
-	type orderKey struct{ topic, key string }
-	next := make(map[orderKey]int)
-	var out [][]row
-	for _, rw := range rows {
-		i := 0
-		if rw.msg.Key != "" {
-			k := orderKey{rw.msg.Topic, rw.msg.Key}
-			i = next[k]
-			next[k] = i + 1
-		}
-		for len(out) <= i {
-			out = append(out, nil)
-		}
-		out[i] = append(out[i], rw)
-	}
-	return out
-}
+func rowMessage(rw row) broker.Message { return rw.msg }
 
 func (r *Relay) enqueueClean(seqs []int64) {
 	r.cleanMu.Lock()
