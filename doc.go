@@ -18,7 +18,7 @@
 //     tcc.New(gid).Participant(...), then Build (checked as the coordinator
 //     will).
 //  3. client: submit it to a coordinator and wait for the outcome
-//     (client.NewClient, StartSaga / StartTCC / StartXA, Wait); 4xx answers
+//     (client.New, StartSaga / StartTCC / StartXA, Wait); 4xx answers
 //     are *client.APIError values matching client.ErrNotFound,
 //     ErrConflict and ErrInvalid.
 //  4. embed: run the coordinator inside your own service (a store URL in,
@@ -30,7 +30,9 @@
 //     rebuilds a choreographed transaction's timeline.
 //  6. eventstore and projection: event sourcing and read models in the
 //     application's database.
-//  7. coordinator, server, store/..., transport/...: the engine and its
+//  7. dtxtest: test your own participants against every delivery
+//     anomaly and a coordinator crash at every durable write.
+//  8. coordinator, server, store/..., transport/...: the engine and its
 //     parts, for embedding them differently or adding a store or transport
 //     (docs/ARCHITECTURE.md says where each change goes).
 //

@@ -3,7 +3,7 @@
 // and abort them. The bodies it sends and receives are those of package
 // api.
 //
-//	c, err := client.NewClient(client.Config{URL: "http://127.0.0.1:8480"})
+//	c, err := client.New(client.Config{URL: "http://127.0.0.1:8480"})
 //	tx, err := c.StartSaga(ctx, spec) // spec from saga.New(gid).Step(...).Build()
 //	tx, err = c.Wait(ctx, tx.GID)     // tx.Status: succeeded or failed
 //
@@ -52,7 +52,7 @@ type Client struct {
 	// WaitTimeout bounds server-side waiting for SubmitSaga(wait=true)
 	// (default 60s).
 	WaitTimeout time.Duration
-	// timeout bounds one request (0: none, as New leaves it).
+	// timeout bounds one request (0: none, as ForURL leaves it).
 	timeout time.Duration
 	// AdminToken, when set, is sent as "Authorization: Bearer <token>"
 	// with every request: admin actions (Abort, Retry) need it, and a
@@ -61,12 +61,13 @@ type Client struct {
 	AdminToken string
 }
 
-// New returns a client for the coordinator at baseURL (e.g.
-// "http://127.0.0.1:8480"). A nil hc gets a keep-alive pooled client.
-// Requests are bounded only by their context and hc.
+// ForURL returns a client for the coordinator at baseURL (e.g.
+// "http://127.0.0.1:8480") without checking it. A nil hc gets a keep-alive
+// pooled client. Requests are bounded only by their context and hc.
 //
-// NewClient, with a Config that is validated, is the newer way.
-func New(baseURL string, hc *http.Client) *Client {
+// New, with a Config that is validated and per-request timeouts, is the
+// usual way; ForURL is the shorthand for tests and tools.
+func ForURL(baseURL string, hc *http.Client) *Client {
 	if hc == nil {
 		hc = &http.Client{Transport: httptransport.NewRoundTripper()}
 	}

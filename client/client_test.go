@@ -50,7 +50,7 @@ func setup(t *testing.T, behave func(path string) int) (*client.Client, string) 
 	t.Cleanup(func() { c.Close(context.Background()) })
 	api := httptest.NewServer(server.New(c, server.WithAdminToken(adminToken)))
 	t.Cleanup(api.Close)
-	cl := client.New(api.URL+"/", nil)
+	cl := client.ForURL(api.URL+"/", nil)
 	cl.WaitTimeout = 5 * time.Second
 	cl.AdminToken = adminToken
 	return cl, part.URL
@@ -210,7 +210,7 @@ func TestClient_Errors(t *testing.T) {
 			http.Error(w, "upstream exploded", http.StatusBadGateway)
 		}))
 		defer srv.Close()
-		err := client.New(srv.URL, nil).Health(ctx(t))
+		err := client.ForURL(srv.URL, nil).Health(ctx(t))
 		var apiErr *client.APIError
 		require.True(t, errors.As(err, &apiErr))
 		require.Equal(t, http.StatusBadGateway, apiErr.Status)
@@ -224,7 +224,7 @@ func TestClient_Errors(t *testing.T) {
 		// not read as "no such transaction" (callers presume abort on it).
 		srv := httptest.NewServer(http.NotFoundHandler())
 		defer srv.Close()
-		_, err := client.New(srv.URL, nil).Get(ctx(t), "g-1")
+		_, err := client.ForURL(srv.URL, nil).Get(ctx(t), "g-1")
 		var apiErr *client.APIError
 		require.True(t, errors.As(err, &apiErr))
 		require.Equal(t, http.StatusNotFound, apiErr.Status)
@@ -234,7 +234,7 @@ func TestClient_Errors(t *testing.T) {
 		srv := httptest.NewServer(http.NotFoundHandler())
 		addr := srv.URL
 		srv.Close()
-		err := client.New(addr, nil).Health(ctx(t))
+		err := client.ForURL(addr, nil).Health(ctx(t))
 		require.Error(t, err)
 		var apiErr *client.APIError
 		require.False(t, errors.As(err, &apiErr))
@@ -244,7 +244,7 @@ func TestClient_Errors(t *testing.T) {
 			w.Write([]byte("not json"))
 		}))
 		defer srv.Close()
-		_, err := client.New(srv.URL, nil).Get(ctx(t), "x")
+		_, err := client.ForURL(srv.URL, nil).Get(ctx(t), "x")
 		require.ErrorContains(t, err, "decode response")
 	})
 }

@@ -80,9 +80,9 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// NewClient returns a client for the coordinator cfg names, or the error
+// New returns a client for the coordinator cfg names, or the error
 // of cfg.Validate.
-func NewClient(cfg Config) (*Client, error) {
+func New(cfg Config) (*Client, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -38,14 +38,14 @@ func TestConfig_ValidateNamesTheField(t *testing.T) {
 	} {
 		err := c.cfg.Validate()
 		require.ErrorContains(t, err, c.want, "%+v", c.cfg)
-		_, err = client.NewClient(c.cfg)
+		_, err = client.New(c.cfg)
 		require.ErrorContains(t, err, c.want)
 	}
 	require.NoError(t, client.Config{URL: "https://dtx.example:8480/base/"}.Validate())
 }
 
 // newAPI starts a participant whose handler is behave, a coordinator and
-// its API, and returns a client made by NewClient and the participant's
+// its API, and returns a client made by New and the participant's
 // URL.
 func newAPI(t *testing.T, behave http.HandlerFunc) (*client.Client, string) {
 	t.Helper()
@@ -62,7 +62,7 @@ func newAPI(t *testing.T, behave http.HandlerFunc) (*client.Client, string) {
 	t.Cleanup(func() { c.Close(context.Background()) })
 	api := httptest.NewServer(server.New(c))
 	t.Cleanup(api.Close)
-	cl, err := client.NewClient(client.Config{URL: api.URL, WaitTimeout: 200 * time.Millisecond})
+	cl, err := client.New(client.Config{URL: api.URL, WaitTimeout: 200 * time.Millisecond})
 	require.NoError(t, err)
 	return cl, part.URL
 }

@@ -18,13 +18,13 @@ import (
 
 // A client for a coordinator run by `dtx server`; a mistake in the Config
 // is named before any request.
-func ExampleNewClient() {
-	c, err := client.NewClient(client.Config{URL: "http://127.0.0.1:8480", Token: os.Getenv("DTX_ADMIN_TOKEN")})
+func ExampleNew() {
+	c, err := client.New(client.Config{URL: "http://127.0.0.1:8480", Token: os.Getenv("DTX_ADMIN_TOKEN")})
 	if err != nil {
 		log.Fatal(err)
 	}
 	_ = c
-	_, err = client.NewClient(client.Config{URL: "127.0.0.1:8480"})
+	_, err = client.New(client.Config{URL: "127.0.0.1:8480"})
 	fmt.Println(err)
 	// Output: client: Config.URL "127.0.0.1:8480": want an absolute http:// or https:// URL, e.g. "http://127.0.0.1:8480"
 }

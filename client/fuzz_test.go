@@ -57,7 +57,7 @@ func FuzzGet(f *testing.F) {
 			mux.ServeHTTP(httptest.NewRecorder(), r)
 			return &http.Response{StatusCode: code, Header: http.Header{}, Body: io.NopCloser(bytes.NewReader(body)), Request: r}, nil
 		})}
-		c := client.New("http://coordinator.local", hc)
+		c := client.ForURL("http://coordinator.local", hc)
 		d, err := c.Get(context.Background(), gid)
 		if routed != gid {
 			t.Fatalf("Get(%q) reached the {gid} route as %q", gid, routed)

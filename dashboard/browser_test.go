@@ -128,7 +128,7 @@ func TestBrowser(t *testing.T) {
 	srv := httptest.NewServer(g)
 	t.Cleanup(srv.Close)
 	t.Cleanup(api.CloseStreams) // runs before srv.Close
-	cl := client.New(srv.URL, nil)
+	cl := client.ForURL(srv.URL, nil)
 
 	// The shop; user 2 is always declined by the payment service.
 	sh, err := shop.Start(ctx, shop.Config{

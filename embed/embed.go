@@ -138,7 +138,7 @@ func Open(ctx context.Context, cfg Config) (*Coordinator, error) {
 		ccl.URL = "http://127.0.0.1"
 		ccl.HTTPClient = &http.Client{Transport: inProcess{e.handler}}
 	}
-	if e.client, err = client.NewClient(ccl); err != nil {
+	if e.client, err = client.New(ccl); err != nil {
 		e.Close(context.Background())
 		return nil, err
 	}

@@ -124,7 +124,7 @@ func (o *txOpts) parse(fs *flag.FlagSet, args []string, positional ...string) ([
 	if o.token == "" {
 		o.token = os.Getenv(adminTokenEnv)
 	}
-	o.cl = client.New(o.server, nil)
+	o.cl = client.ForURL(o.server, nil)
 	o.cl.AdminToken = o.token
 	return pos, nil
 }

@@ -105,7 +105,7 @@ func requireFailure(t *testing.T, err error, want string) {
 func TestTxCLI(t *testing.T) {
 	apiURL, partURL := txEnv(t)
 	srv := "--server=" + apiURL
-	cl := client.New(apiURL, nil)
+	cl := client.ForURL(apiURL, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	tp := "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -291,12 +291,12 @@ func TestTxCLI_EscapesControlCharacters(t *testing.T) {
 	defer cancel()
 	// A step name with control characters is refused at submission; the
 	// participant's error text is the way in that is left.
-	_, err := client.New(apiURL, nil).SubmitSaga(ctx, saga.Spec{GID: "esc-0", Steps: []saga.Step{
+	_, err := client.ForURL(apiURL, nil).SubmitSaga(ctx, saga.Spec{GID: "esc-0", Steps: []saga.Step{
 		{Name: "pay" + hostile, Action: evil.URL + "/pay", Compensate: evil.URL + "/undo"},
 	}}, true)
 	require.ErrorIs(t, err, dtx.ErrInvalid)
 	require.ErrorContains(t, err, "steps[0].name")
-	holder := client.New(apiURL, nil)
+	holder := client.ForURL(apiURL, nil)
 	holder.AdminToken = cliToken // participants' text is shown to the token's holders only
 	d, err := holder.SubmitSaga(ctx, saga.Spec{GID: "esc-1", Steps: []saga.Step{
 		{Name: "p", Action: evil.URL + "/pay", Compensate: evil.URL + "/undo"},
@@ -324,7 +324,7 @@ func TestTxCLI_EscapesControlCharacters(t *testing.T) {
 func TestTxCLI_ForcedAbort(t *testing.T) {
 	apiURL, partURL := txEnv(t)
 	srv := "--server=" + apiURL
-	cl := client.New(apiURL, nil)
+	cl := client.ForURL(apiURL, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_, err := cl.SubmitSaga(ctx, saga.Spec{GID: "stuck-1", Steps: []saga.Step{

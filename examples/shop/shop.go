@@ -191,7 +191,7 @@ func Start(ctx context.Context, cfg Config) (_ *Shop, err error) {
 	}
 	coord := cfg.Coordinator
 	if coord == nil && cfg.CoordinatorURL != "" {
-		coord = client.New(cfg.CoordinatorURL, nil)
+		coord = client.ForURL(cfg.CoordinatorURL, nil)
 	}
 	if coord == nil && cfg.Pattern != order.PatternChoreography {
 		return nil, errors.New("shop: Config.Coordinator or Config.CoordinatorURL is required")

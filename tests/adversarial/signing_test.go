@@ -77,7 +77,7 @@ func TestSigning_HandMadeCompensateOfASucceededSagaRefused(t *testing.T) {
 	require.NoError(t, err)
 	o := placed.Order
 	require.Equal(t, order.Completed, o.Status, "the saga ran through the signing server and succeeded (reason %q)", o.Reason)
-	tx, err := client.New(s.URL, nil).Get(ctx, o.GID)
+	tx, err := client.ForURL(s.URL, nil).Get(ctx, o.GID)
 	require.NoError(t, err)
 	require.Equal(t, dtx.StatusSucceeded, tx.Status)
 
@@ -181,7 +181,7 @@ func TestSigning_SignedCallReplayedWithAnotherOpRefused(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	tx, err := client.New(s.URL, nil).SubmitSaga(ctx, saga.Spec{Steps: []saga.Step{
+	tx, err := client.ForURL(s.URL, nil).SubmitSaga(ctx, saga.Spec{Steps: []saga.Step{
 		{Name: "pay", Action: srv.URL + "/pay", Compensate: srv.URL + "/refund", Payload: json.RawMessage(`{"amount":5}`)},
 	}}, true)
 	require.NoError(t, err)

@@ -211,7 +211,7 @@ func TestRecovery_SIGKILL(t *testing.T) {
 			coord := startServer(t, "", dsn, logPath)
 			addr := coord.addr
 			sh := startShop(t, addr, tc.pattern)
-			c := client.New("http://"+addr, nil)
+			c := client.ForURL("http://"+addr, nil)
 
 			const n, conc = 240, 16
 			killed := make(chan struct{})
@@ -262,7 +262,7 @@ func TestRecovery_SIGKILLBetweenPrepareAndCommit(t *testing.T) {
 			Delay: 1500 * time.Millisecond, Ops: []dtx.Op{dtx.OpConfirm}, Seed: 3}
 		cfg.BranchTimeout = 3 * time.Second
 	})
-	c := client.New("http://"+addr, nil)
+	c := client.ForURL("http://"+addr, nil)
 
 	prepared := func() int {
 		n := 0
@@ -344,7 +344,7 @@ func TestRecovery_Takeover(t *testing.T) {
 	// A comes back; the order service resubmits the orders it could not
 	// submit, and everything ends consistent.
 	startServer(t, addrA, dsn, filepath.Join(logs, "a.log"), "--owner", "coordinator-a")
-	c := client.New("http://"+addrB, nil)
+	c := client.ForURL("http://"+addrB, nil)
 	waitAllFinal(t, sh, c, 2*time.Minute)
 	checkOutcome(t, sh, c, n)
 }

@@ -165,7 +165,7 @@ func TestSagaSpanTree(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	ctx, caller := tp.Tracer("shop").Start(ctx, "checkout")
-	d, err := client.New(api.URL, nil).SubmitSaga(ctx, saga.Spec{GID: "order-1", Steps: []saga.Step{
+	d, err := client.ForURL(api.URL, nil).SubmitSaga(ctx, saga.Spec{GID: "order-1", Steps: []saga.Step{
 		{Name: "reserve", Action: part.URL + "/reserve", Compensate: part.URL + "/release"},
 		{Name: "charge", Action: part.URL + "/charge", Compensate: part.URL + "/refund"},
 	}}, true)

@@ -115,9 +115,9 @@ func (d *Demo) Run(ctx context.Context) (*Result, error) {
 	}
 	switch c.Pattern {
 	case PatternEventSourcing:
-		res.example = append(d.cartExample(ctx, len(reqs)), compensated(ctx, d.sh.Orders, client.New(d.apiURL, nil))...)
+		res.example = append(d.cartExample(ctx, len(reqs)), compensated(ctx, d.sh.Orders, client.ForURL(d.apiURL, nil))...)
 	default:
-		res.example = compensated(ctx, d.sh.Orders, client.New(d.apiURL, nil))
+		res.example = compensated(ctx, d.sh.Orders, client.ForURL(d.apiURL, nil))
 	case order.PatternChoreography:
 		res.example = d.flowExample(ctx)
 	}

@@ -119,7 +119,7 @@ func serveCoordinator(tb testing.TB, tr dtx.Transport, owner string, opts ...ser
 		c.Close(ctx)
 		st.Close()
 	})
-	return client.New(srv.URL, nil)
+	return client.ForURL(srv.URL, nil)
 }
 
 // MustShop starts a shop closed when tb ends. Empty fields of cfg get: Dir a
