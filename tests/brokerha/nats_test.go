@@ -28,6 +28,7 @@ func TestNATSCluster_OutboxInbox(t *testing.T) {
 		require.NoError(t, c.WaitHealthy(ctx), "logs in %s", c.Dir())
 		p.pub.fault(false)
 	}
+	killDuring, killPause := p.pub.figures()
 	for i := range c.Size() { // a rolling restart
 		p.pub.fault(true)
 		require.NoError(t, c.Stop(i, 10*time.Second))
@@ -38,7 +39,8 @@ func TestNATSCluster_OutboxInbox(t *testing.T) {
 	}
 	total := stop()
 	p.check(ctx, total)
-	during, pause := p.pub.figures()
-	t.Logf("%d events in %v; %d published while a node was down or restarting; longest relay pause then %v",
-		total, time.Since(start).Round(time.Millisecond), during, pause.Round(time.Millisecond))
+	rollDuring, rollPause := p.pub.figures()
+	t.Logf("%d events in %v; 3 kills (until healthy again): %d events published, longest relay pause %v; rolling restart: %d published, longest pause %v",
+		total, time.Since(start).Round(time.Millisecond), killDuring, killPause.Round(time.Millisecond),
+		rollDuring, rollPause.Round(time.Millisecond))
 }

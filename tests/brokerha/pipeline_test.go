@@ -224,8 +224,11 @@ func (w *watchedPublisher) fault(on bool) {
 	}
 }
 
+// figures returns the figures since the last call and starts anew.
 func (w *watchedPublisher) figures() (during int, maxPause time.Duration) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.during, w.maxPause
+	during, maxPause = w.during, w.maxPause
+	w.during, w.maxPause = 0, 0
+	return during, maxPause
 }
