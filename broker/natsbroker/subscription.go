@@ -233,16 +233,21 @@ func (s *Subscription) handle(m jetstream.Msg) {
 // server stores the resulting due time with the consumer, while a plain nak
 // lives in memory only and, across a restart, the message would wait for
 // AckWait.
+//
+// A confirmation that fails for a passing reason (the consumer's leader
+// went away with its node and another is being elected) is asked again,
+// for up to AckWait: past it the server redelivers anyway.
 func (s *Subscription) settle(m jetstream.Msg, herr error, delay time.Duration) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), min(10*time.Second, s.b.cfg.AckWait))
 	defer cancel()
-	var err error
-	if herr == nil {
-		err = m.DoubleAck(ctx)
-	} else {
+	err := s.b.retry(ctx, func(ctx context.Context) error {
+		if herr == nil {
+			return m.DoubleAck(ctx)
+		}
 		body := fmt.Sprintf(`-NAK {"delay": %d}`, max(delay, time.Millisecond).Nanoseconds())
-		_, err = s.b.nc.RequestWithContext(ctx, m.Reply(), []byte(body))
-	}
+		_, err := s.b.nc.RequestWithContext(ctx, m.Reply(), []byte(body))
+		return err
+	})
 	if err != nil {
 		// The server redelivers after AckWait.
 		s.b.cfg.Logger.Error("natsbroker: acknowledge", "topic", s.topic, "error", err)
