@@ -40,6 +40,9 @@ func transient(err error) bool {
 		errors.Is(err, nats.ErrDisconnected),
 		errors.Is(err, nats.ErrStaleConnection):
 		return true
+	case errors.Is(err, jetstream.ErrJetStreamNotEnabled),
+		errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount):
+		return false // a 503 too, but it lasts
 	case errors.As(err, &apiErr):
 		return apiErr.Code == http.StatusServiceUnavailable
 	}
