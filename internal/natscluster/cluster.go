@@ -60,6 +60,7 @@ type Config struct {
 	// (node-<i>.log). Empty: a temporary directory that Close removes.
 	Dir string
 	// Nodes is the cluster's size; default DefaultNodes (3), at most 7.
+	// One node runs as a single JetStream server, not clustered.
 	Nodes int
 	// Name is the NATS cluster name; default DefaultName.
 	Name string
@@ -150,9 +151,11 @@ func (c *Cluster) startAll(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("natscluster: pick route ports: %w", err)
 	}
-	routes := make([]string, len(ports))
-	for i, p := range ports {
-		routes[i] = "nats-route://127.0.0.1:" + strconv.Itoa(p)
+	var routes []string // a single node runs unclustered
+	if c.cfg.Nodes > 1 {
+		for _, p := range ports {
+			routes = append(routes, "nats-route://127.0.0.1:"+strconv.Itoa(p))
+		}
 	}
 	c.mu.Lock()
 	c.nodes = make([]*node, c.cfg.Nodes)

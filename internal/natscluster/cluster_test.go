@@ -3,6 +3,7 @@ package natscluster_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -104,4 +105,25 @@ func TestStart_BadConfig(t *testing.T) {
 	defer c.Close()
 	require.ErrorContains(t, c.Kill(5), "no node 5")
 	require.ErrorContains(t, c.Restart(context.Background(), 0), "running")
+}
+
+// TestRestart_PortTaken: a node whose client port was taken while it was
+// down comes back on new ports, and URL names the new one.
+func TestRestart_PortTaken(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := natscluster.Start(ctx, natscluster.Config{Nodes: 1, Dir: t.TempDir()})
+	require.NoError(t, err)
+	defer c.Close()
+	old := c.URL(0)
+	require.NoError(t, c.Kill(0))
+	ln, err := net.Listen("tcp", strings.TrimPrefix(old, "nats://"))
+	require.NoError(t, err)
+	defer ln.Close()
+	require.NoError(t, c.Restart(ctx, 0))
+	require.NotEqual(t, old, c.URL(0))
+	require.NoError(t, c.WaitHealthy(ctx))
+	nc, err := nats.Connect(c.URL(0))
+	require.NoError(t, err)
+	nc.Close()
 }

@@ -27,7 +27,7 @@ type nodeSpec struct {
 	ClientPort  int      `json:"client_port"`  // -1: the kernel picks
 	HTTPPort    int      `json:"http_port"`    // -1: the kernel picks
 	ClusterPort int      `json:"cluster_port"` // always a known port: the others route to it
-	Routes      []string `json:"routes"`       // nats-route://127.0.0.1:port of every node
+	Routes      []string `json:"routes"`       // nats-route://127.0.0.1:port of every node; none: a single server, not clustered
 	Ready       string   `json:"ready"`
 	SyncAlways  bool     `json:"sync_always"`
 }
@@ -77,14 +77,16 @@ func runNode(path string) error {
 		SyncAlways: spec.SyncAlways,
 		NoSigs:     true,
 		Logtime:    true,
-		Cluster: server.ClusterOpts{
+	}
+	if len(spec.Routes) > 0 {
+		opts.Cluster = server.ClusterOpts{
 			Name: spec.Cluster,
 			Host: "127.0.0.1",
 			Port: spec.ClusterPort,
 			// Keep soliciting a route to a node that is down, however
 			// long: it comes back on the same port.
 			ConnectRetries: 0,
-		},
+		}
 	}
 	for _, r := range spec.Routes {
 		u, err := url.Parse(r)
