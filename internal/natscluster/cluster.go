@@ -57,7 +57,9 @@ const (
 // Config configures a cluster. Zero fields take the defaults named.
 type Config struct {
 	// Dir holds each node's store (node-<i>/), spec, ready and log files
-	// (node-<i>.log). Empty: a temporary directory that Close removes.
+	// (node-<i>.log). Start begins with empty stores: it removes the
+	// node-<i>/ directories it finds. Empty: a temporary directory that
+	// Close removes.
 	Dir string
 	// Nodes is the cluster's size; default DefaultNodes (3), at most 7.
 	// One node runs as a single JetStream server, not clustered.
