@@ -10,16 +10,17 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultStream        = "DTX"
-	DefaultSubjectPrefix = "dtx"
-	DefaultPartitions    = 16
-	DefaultReplicas      = 1
-	DefaultMaxAge        = 7 * 24 * time.Hour
-	DefaultAckWait       = 5 * time.Second
-	DefaultRetryDelay    = 200 * time.Millisecond
-	DefaultMaxRetryDelay = 10 * time.Second
-	DefaultStartTimeout  = 30 * time.Second
-	DefaultPollWait      = time.Second
+	DefaultStream         = "DTX"
+	DefaultSubjectPrefix  = "dtx"
+	DefaultPartitions     = 16
+	DefaultReplicas       = 1
+	DefaultMaxAge         = 7 * 24 * time.Hour
+	DefaultAckWait        = 5 * time.Second
+	DefaultRetryDelay     = 200 * time.Millisecond
+	DefaultMaxRetryDelay  = 10 * time.Second
+	DefaultStartTimeout   = 30 * time.Second
+	DefaultPollWait       = time.Second
+	DefaultRequestTimeout = 3 * time.Second
 )
 
 // Config configures a Broker. The zero value is usable: zero fields take
@@ -59,6 +60,15 @@ type Config struct {
 	// a shorter wait closes faster and sends more requests to an idle
 	// server. Default DefaultPollWait.
 	PollWait time.Duration
+	// RequestTimeout bounds one attempt of a request to the server (a
+	// publish awaiting its ack, creating a stream or consumer). A request
+	// that ran out of it, or failed for a passing reason (no stream
+	// leader while a clustered stream elects one, the connection lost
+	// while it moves to another node), is sent again, with a growing
+	// delay up to a second, until the caller's context ends; a re-sent
+	// publish is dropped by the server's duplicate check if the first one
+	// was stored after all. Default DefaultRequestTimeout.
+	RequestTimeout time.Duration
 	// Logger receives errors the broker handles itself (a failed ack);
 	// default slog.Default().
 	Logger *slog.Logger
@@ -107,6 +117,9 @@ func (c *Config) setDefaults() {
 	if c.PollWait == 0 {
 		c.PollWait = DefaultPollWait
 	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
 	if c.StartTimeout == 0 {
 		c.StartTimeout = DefaultStartTimeout
 	}
@@ -133,7 +146,7 @@ func (c *Config) Validate() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"max age", c.MaxAge}, {"ack wait", c.AckWait}, {"retry delay", c.RetryDelay}, {"max retry delay", c.MaxRetryDelay}, {"start timeout", c.StartTimeout}, {"poll wait", c.PollWait}} {
+	}{{"max age", c.MaxAge}, {"ack wait", c.AckWait}, {"retry delay", c.RetryDelay}, {"max retry delay", c.MaxRetryDelay}, {"start timeout", c.StartTimeout}, {"poll wait", c.PollWait}, {"request timeout", c.RequestTimeout}} {
 		if d.v < 0 {
 			errs = append(errs, fmt.Errorf("natsbroker: negative %s %v", d.name, d.v))
 		}

@@ -139,8 +139,12 @@ func OpenEmbedded(ctx context.Context, dir string, cfg Config) (*Broker, error) 
 }
 
 // Connect returns a Broker on the NATS server (or cluster) at url, which
-// must have JetStream enabled. The connection reconnects on its own after
-// losing the server.
+// must have JetStream enabled. For a cluster, url lists several of its
+// servers separated by commas ("nats://a:4222,nats://b:4222"); the client
+// also learns the others from the server. The connection reconnects on its
+// own after losing its server, to any other, and requests that fail while
+// it does, or while a clustered stream elects a leader, are retried (see
+// Config.RequestTimeout).
 func Connect(ctx context.Context, url string, cfg Config) (*Broker, error) {
 	cfg.setDefaults()
 	if err := cfg.Validate(); err != nil {
@@ -178,7 +182,30 @@ func open(ctx context.Context, cfg Config, nc *nats.Conn) (*Broker, error) {
 	return b, nil
 }
 
+// ensureStream finds or creates the stream, retrying while a cluster
+// elects its leaders.
 func (b *Broker) ensureStream(ctx context.Context) error {
+	var s jetstream.Stream
+	err := b.retry(ctx, func(ctx context.Context) error {
+		var err error
+		s, err = b.findOrCreateStream(ctx)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("natsbroker: stream %s: %w", b.cfg.Stream, err)
+	}
+	b.partitions = b.cfg.Partitions
+	if v, ok := s.CachedInfo().Config.Metadata[metaPartitions]; ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			return fmt.Errorf("natsbroker: stream %s: bad %s %q", b.cfg.Stream, metaPartitions, v)
+		}
+		b.partitions = n
+	}
+	return nil
+}
+
+func (b *Broker) findOrCreateStream(ctx context.Context) (jetstream.Stream, error) {
 	s, err := b.js.Stream(ctx, b.cfg.Stream)
 	if errors.Is(err, jetstream.ErrStreamNotFound) {
 		s, err = b.js.CreateStream(ctx, jetstream.StreamConfig{
@@ -195,18 +222,7 @@ func (b *Broker) ensureStream(ctx context.Context) error {
 			s, err = b.js.Stream(ctx, b.cfg.Stream)
 		}
 	}
-	if err != nil {
-		return fmt.Errorf("natsbroker: stream %s: %w", b.cfg.Stream, err)
-	}
-	b.partitions = b.cfg.Partitions
-	if v, ok := s.CachedInfo().Config.Metadata[metaPartitions]; ok {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			return fmt.Errorf("natsbroker: stream %s: bad %s %q", b.cfg.Stream, metaPartitions, v)
-		}
-		b.partitions = n
-	}
-	return nil
+	return s, err
 }
 
 // ClientURL returns the URL where the embedded server takes clients when
@@ -233,27 +249,41 @@ func (b *Broker) Publish(ctx context.Context, msgs ...broker.Message) error {
 		return broker.ErrClosed
 	}
 	for len(msgs) > 0 {
-		n := min(len(msgs), asyncWindow)
-		if err := b.publishWindow(ctx, msgs[:n]); err != nil {
+		window := msgs[:min(len(msgs), asyncWindow)]
+		msgs = msgs[len(window):]
+		// A failed attempt sends again from the first message not
+		// acknowledged: the messages after it that were stored are
+		// dropped as duplicates, so after a failure a later message of
+		// the window may be stored before an earlier one (the outbox
+		// relays never put two messages of a key in one call).
+		err := b.retry(ctx, func(ctx context.Context) error {
+			acked, err := b.publishWindow(ctx, window)
+			window = window[acked:]
+			return err
+		})
+		if err != nil {
 			return err
 		}
-		msgs = msgs[n:]
 	}
 	return nil
 }
 
-func (b *Broker) publishWindow(ctx context.Context, msgs []broker.Message) error {
+// publishWindow publishes msgs and returns how many of them, from the
+// first, the server acknowledged.
+func (b *Broker) publishWindow(ctx context.Context, msgs []broker.Message) (int, error) {
 	if len(msgs) == 1 {
 		if _, err := b.js.PublishMsg(ctx, b.natsMsg(&msgs[0])); err != nil {
-			return fmt.Errorf("natsbroker: publish %s: %w", msgs[0].ID, err)
+			return 0, fmt.Errorf("natsbroker: publish %s: %w", msgs[0].ID, err)
 		}
-		return nil
+		return 1, nil
 	}
 	acks := make([]jetstream.PubAckFuture, 0, len(msgs))
+	var sendErr error
 	for i := range msgs {
 		f, err := b.js.PublishMsgAsync(b.natsMsg(&msgs[i]))
 		if err != nil {
-			return fmt.Errorf("natsbroker: publish %s: %w", msgs[i].ID, err)
+			sendErr = fmt.Errorf("natsbroker: publish %s: %w", msgs[i].ID, err)
+			break
 		}
 		acks = append(acks, f)
 	}
@@ -261,12 +291,12 @@ func (b *Broker) publishWindow(ctx context.Context, msgs []broker.Message) error
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			return fmt.Errorf("natsbroker: publish %s: %w", msgs[i].ID, err)
+			return i, fmt.Errorf("natsbroker: publish %s: %w", msgs[i].ID, err)
 		case <-ctx.Done():
-			return fmt.Errorf("natsbroker: publish %s: %w", msgs[i].ID, ctx.Err())
+			return i, fmt.Errorf("natsbroker: publish %s: %w", msgs[i].ID, ctx.Err())
 		}
 	}
-	return nil
+	return len(acks), sendErr
 }
 
 func (b *Broker) natsMsg(m *broker.Message) *nats.Msg {

@@ -113,6 +113,9 @@ func TestConfig_Validate(t *testing.T) {
 		{"negative partitions", natsbroker.Config{Partitions: -1}, false},
 		{"short ack wait", natsbroker.Config{AckWait: time.Millisecond}, false},
 		{"negative poll wait", natsbroker.Config{PollWait: -time.Second}, false},
+		{"negative request timeout", natsbroker.Config{RequestTimeout: -time.Second}, false},
+		{"replicas 0 means 1", natsbroker.Config{Replicas: 0}, true},
+		{"negative replicas", natsbroker.Config{Replicas: -1}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

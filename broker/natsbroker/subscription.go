@@ -67,29 +67,46 @@ func (b *Broker) Subscribe(ctx context.Context, topic, group string, h broker.Ha
 		closing: make(chan struct{}),
 	}
 	for p := range b.partitions {
-		c, err := b.js.CreateOrUpdateConsumer(ctx, b.cfg.Stream, jetstream.ConsumerConfig{
-			Durable:       consumerName(group, topic, p),
-			Description:   fmt.Sprintf("dtx group %s, topic %s, partition %d", group, topic, p),
-			FilterSubject: b.subject(topic, p),
-			DeliverPolicy: jetstream.DeliverAllPolicy,
-			AckPolicy:     jetstream.AckExplicitPolicy,
-			AckWait:       b.cfg.AckWait,
-			MaxAckPending: 1, // the partition's order: see the package doc
-			MaxDeliver:    -1,
-		})
+		c, err := b.consumer(ctx, b.consumerConfig(group, topic, p))
 		if err != nil {
 			return nil, fmt.Errorf("natsbroker: subscribe %s to %s: %w", group, topic, err)
 		}
 		s.cons = append(s.cons, c)
 	}
-	for _, c := range s.cons {
+	for p, c := range s.cons {
 		s.wg.Add(1)
-		go s.run(c)
+		go s.run(c, b.consumerConfig(group, topic, p))
 	}
 	b.subsMu.Lock()
 	b.subs[s] = struct{}{}
 	b.subsMu.Unlock()
 	return s, nil
+}
+
+// consumerConfig is the durable consumer of group's partition p of topic.
+func (b *Broker) consumerConfig(group, topic string, p int) jetstream.ConsumerConfig {
+	return jetstream.ConsumerConfig{
+		Durable:       consumerName(group, topic, p),
+		Description:   fmt.Sprintf("dtx group %s, topic %s, partition %d", group, topic, p),
+		FilterSubject: b.subject(topic, p),
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       b.cfg.AckWait,
+		MaxAckPending: 1, // the partition's order: see the package doc
+		MaxDeliver:    -1,
+	}
+}
+
+// consumer creates (or finds) the consumer of cfg, retrying while a
+// cluster elects its leaders.
+func (b *Broker) consumer(ctx context.Context, cfg jetstream.ConsumerConfig) (jetstream.Consumer, error) {
+	var c jetstream.Consumer
+	err := b.retry(ctx, func(ctx context.Context) error {
+		var err error
+		c, err = b.js.CreateOrUpdateConsumer(ctx, b.cfg.Stream, cfg)
+		return err
+	})
+	return c, err
 }
 
 // consumerName is a valid durable name, readable and unique per group,
@@ -119,7 +136,11 @@ func clean(s string) string {
 // back what arrives meanwhile. A message the server delivered to a request
 // nobody reads any more would wait AckWait for redelivery, holding back its
 // partition.
-func (s *Subscription) run(c jetstream.Consumer) {
+//
+// A consumer that is gone (deleted by hand, or lost with the server's
+// store) is created again from cfg; it then starts from the partition's
+// oldest retained message, and the inbox drops what was handled before.
+func (s *Subscription) run(c jetstream.Consumer, cfg jetstream.ConsumerConfig) {
 	defer s.wg.Done()
 	for {
 		select {
@@ -129,6 +150,24 @@ func (s *Subscription) run(c jetstream.Consumer) {
 		}
 		expires := time.Now().Add(s.b.cfg.PollWait)
 		batch, err := c.Fetch(fetchBatch, jetstream.FetchMaxWait(s.b.cfg.PollWait))
+		if errors.Is(err, jetstream.ErrConsumerNotFound) || errors.Is(err, jetstream.ErrConsumerDeleted) {
+			s.b.cfg.Logger.Warn("natsbroker: consumer gone, creating it again", "consumer", cfg.Durable, "error", err)
+			ctx, cancel := context.WithCancel(context.Background())
+			go func() {
+				select {
+				case <-s.closing:
+					cancel()
+				case <-ctx.Done():
+				}
+			}()
+			nc, cerr := s.b.consumer(ctx, cfg)
+			cancel()
+			if cerr == nil {
+				c = nc
+				continue
+			}
+			err = cerr
+		}
 		if err != nil {
 			// The connection is reconnecting, or closed with the broker.
 			s.b.cfg.Logger.Debug("natsbroker: fetch", "topic", s.topic, "error", err)
@@ -194,16 +233,21 @@ func (s *Subscription) handle(m jetstream.Msg) {
 // server stores the resulting due time with the consumer, while a plain nak
 // lives in memory only and, across a restart, the message would wait for
 // AckWait.
+//
+// A confirmation that fails for a passing reason (the consumer's leader
+// went away with its node and another is being elected) is asked again,
+// for up to AckWait: past it the server redelivers anyway.
 func (s *Subscription) settle(m jetstream.Msg, herr error, delay time.Duration) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), min(10*time.Second, s.b.cfg.AckWait))
 	defer cancel()
-	var err error
-	if herr == nil {
-		err = m.DoubleAck(ctx)
-	} else {
+	err := s.b.retry(ctx, func(ctx context.Context) error {
+		if herr == nil {
+			return m.DoubleAck(ctx)
+		}
 		body := fmt.Sprintf(`-NAK {"delay": %d}`, max(delay, time.Millisecond).Nanoseconds())
-		_, err = s.b.nc.RequestWithContext(ctx, m.Reply(), []byte(body))
-	}
+		_, err := s.b.nc.RequestWithContext(ctx, m.Reply(), []byte(body))
+		return err
+	})
 	if err != nil {
 		// The server redelivers after AckWait.
 		s.b.cfg.Logger.Error("natsbroker: acknowledge", "topic", s.topic, "error", err)

@@ -24,6 +24,7 @@ import (
 	"runtime/debug"
 	"syscall"
 
+	"github.com/dtxhq/dtx/internal/natscluster"
 	"github.com/dtxhq/dtx/internal/open"
 )
 
@@ -123,6 +124,8 @@ func (e usageError) Error() string { return e.msg }
 func usagef(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
 
 func main() {
+	// A broker node started by internal/natscluster (dtx chaos) runs here.
+	natscluster.Main()
 	if len(os.Args) < 2 {
 		usage(os.Stderr)
 		os.Exit(2)
