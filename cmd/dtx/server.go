@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/dtxhq/dtx/coordinator"
@@ -48,6 +50,7 @@ func runServer(ctx context.Context, args []string) error {
 	apiHosts := fs.String("api-hosts", "", "comma-separated host names clients reach the API by (besides IP addresses, localhost and the --listen host); requests naming another Host are refused with 421 (DNS rebinding)")
 	retention := fs.Duration("retention", serve.DefaultRetention, "how long a finished transaction is kept after its last update before it is purged (0: forever; at least 1h: a purged gid can be submitted again)")
 	otlpEndpoint := fs.String("otlp-endpoint", "", "export OpenTelemetry spans (each transaction and branch call) over OTLP/HTTP to this collector, e.g. http://127.0.0.1:4318 (default $"+tracing.EnvEndpoint+"; none: tracing is off)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run, until shutdown, to this file (for go tool pprof)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -86,6 +89,13 @@ func runServer(ctx context.Context, args []string) error {
 	log, err := newLogger(*logLevel, *logJSON)
 	if err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	tr, err := startTracing(ctx, *otlpEndpoint, "dtx-coordinator", log)
 	if err != nil {
@@ -134,4 +144,18 @@ func checkAdminToken(tok string) error {
 		}
 	}
 	return nil
+}
+
+// startCPUProfile writes a CPU profile to path until the returned function
+// is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

@@ -40,6 +40,10 @@ type CompareConfig struct {
 	Rounds int
 	// Duration is each measurement, after an unmeasured Warmup.
 	Duration, Warmup time.Duration
+	// ServerCPUProfile, if set, is where each server writes a CPU profile
+	// of its whole run (dtx server --cpuprofile), the store's name appended
+	// ("cpu.prof.sqlite").
+	ServerCPUProfile string
 	// Log, if not nil, receives a line per measurement.
 	Log io.Writer
 }
@@ -140,7 +144,11 @@ func compareStore(ctx context.Context, cfg CompareConfig, store, partBase string
 	} else if store == "postgres-temp" {
 		label = "postgres-temp"
 	}
-	srv, err := startServerProcess(ctx, cfg.Exe, dsn)
+	var extra []string
+	if cfg.ServerCPUProfile != "" {
+		extra = append(extra, "--cpuprofile", cfg.ServerCPUProfile+"."+profileSuffix(label))
+	}
+	srv, err := startServerProcess(ctx, cfg.Exe, dsn, extra...)
 	if err != nil {
 		return nil, err
 	}
@@ -336,15 +344,16 @@ type serverProcess struct {
 
 // startServerProcess runs `exe server` on dsn, listening on a loopback
 // port the kernel picks, and waits until it has written its ready file.
-func startServerProcess(ctx context.Context, exe, dsn string) (*serverProcess, error) {
+func startServerProcess(ctx context.Context, exe, dsn string, extra ...string) (*serverProcess, error) {
 	dir, err := os.MkdirTemp("", "dtx-compare-")
 	if err != nil {
 		return nil, err
 	}
 	ready := filepath.Join(dir, "ready")
 	p := &serverProcess{dir: dir, done: make(chan struct{}), log: &bytes.Buffer{}}
-	p.cmd = exec.Command(exe, "server", "--listen", "127.0.0.1:0", "--ready-file", ready, "--store", dsn,
-		"--log-level", "warn", "--flows-db", filepath.Join(dir, "flows.db"))
+	args := []string{"server", "--listen", "127.0.0.1:0", "--ready-file", ready, "--store", dsn,
+		"--log-level", "warn", "--flows-db", filepath.Join(dir, "flows.db")}
+	p.cmd = exec.Command(exe, append(args, extra...)...)
 	p.cmd.Stdout, p.cmd.Stderr = io.Discard, &lockedWriter{w: p.log}
 	if err := p.cmd.Start(); err != nil {
 		os.RemoveAll(dir)
@@ -463,4 +472,14 @@ func median(v []float64) float64 {
 		return v[len(v)/2]
 	}
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2
+}
+
+// profileSuffix turns a store's label into a file name suffix.
+func profileSuffix(label string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' {
+			return r
+		}
+		return '_'
+	}, label)
 }
