@@ -23,19 +23,29 @@ var (
 	branchUpdateType = []string{"TEXT", "BIGINT", "TEXT", "TEXT", "BIGINT", "BIGINT", "TEXT", "BIGINT"}
 )
 
-func txRow(t *dtx.Tx) []any {
-	return []any{t.GID, string(t.Pattern), string(t.Status), t.Reason, string(t.Spec), t.Digest,
-		ms(t.CreatedAt), ms(t.UpdatedAt), ms(t.Deadline), t.LeaseOwner, ms(t.LeaseUntil)}
+func txRow(t *dtx.Tx) []any { return appendTxRow(make([]any, 0, len(txTypes)), t) }
+
+func appendTxRow(args []any, t *dtx.Tx) []any {
+	return append(args, t.GID, string(t.Pattern), string(t.Status), t.Reason, string(t.Spec), t.Digest,
+		ms(t.CreatedAt), ms(t.UpdatedAt), ms(t.Deadline), t.LeaseOwner, ms(t.LeaseUntil))
 }
 
 func branchRow(gid string, b dtx.Branch, at time.Time) []any {
-	return []any{gid, b.Index, b.Name, string(b.Action), string(b.Compensate),
-		b.ActionAttempts, b.CompensateAttempts, truncate(b.LastError, 1000), ms(at)}
+	return appendBranchRow(make([]any, 0, len(branchTypes)), gid, b, at)
+}
+
+func appendBranchRow(args []any, gid string, b dtx.Branch, at time.Time) []any {
+	return append(args, gid, b.Index, b.Name, string(b.Action), string(b.Compensate),
+		b.ActionAttempts, b.CompensateAttempts, truncate(b.LastError, 1000), ms(at))
 }
 
 // eventRow is an event as inserted, recording owner as its writer.
 func eventRow(gid, owner string, e dtx.Event) []any {
-	return []any{gid, ms(e.At), e.Branch, string(e.Op), e.Outcome, truncate(e.Detail, 1000), e.Duration.Microseconds(), owner}
+	return appendEventRow(make([]any, 0, len(eventTypes)), gid, owner, e)
+}
+
+func appendEventRow(args []any, gid, owner string, e dtx.Event) []any {
+	return append(args, gid, ms(e.At), e.Branch, string(e.Op), e.Outcome, truncate(e.Detail, 1000), e.Duration.Microseconds(), owner)
 }
 
 func createdEvent(t *dtx.Tx) dtx.Event {
@@ -43,16 +53,24 @@ func createdEvent(t *dtx.Tx) dtx.Event {
 }
 
 func txUpdateRow(u *dtx.Update) []any {
+	return appendTxUpdateRow(make([]any, 0, len(txUpdateTypes)), u)
+}
+
+func appendTxUpdateRow(args []any, u *dtx.Update) []any {
 	rel := 0
 	if u.Release {
 		rel = 1
 	}
-	return []any{u.GID, u.Owner, ms(u.At), string(u.Status), truncate(u.Reason, 1000), rel}
+	return append(args, u.GID, u.Owner, ms(u.At), string(u.Status), truncate(u.Reason, 1000), rel)
 }
 
 func branchUpdateRow(u *dtx.Update, b dtx.Branch) []any {
-	return []any{u.GID, b.Index, string(b.Action), string(b.Compensate),
-		b.ActionAttempts, b.CompensateAttempts, truncate(b.LastError, 1000), ms(u.At)}
+	return appendBranchUpdateRow(make([]any, 0, len(branchUpdateType)), u, b)
+}
+
+func appendBranchUpdateRow(args []any, u *dtx.Update, b dtx.Branch) []any {
+	return append(args, u.GID, b.Index, string(b.Action), string(b.Compensate),
+		b.ActionAttempts, b.CompensateAttempts, truncate(b.LastError, 1000), ms(u.At))
 }
 
 // Single-row statements of the transactional batch writer, with arguments
