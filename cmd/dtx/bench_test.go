@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 
@@ -84,4 +85,13 @@ func TestBenchCompareBadFlags(t *testing.T) {
 		var ue usageError
 		require.ErrorAs(t, err, &ue, "%v", args)
 	}
+}
+
+func TestSetGCPercent(t *testing.T) {
+	old := debug.SetGCPercent(100)
+	defer debug.SetGCPercent(old)
+	require.False(t, setGCPercent(400, "50"), "GOGC set: left alone")
+	require.Equal(t, 100, debug.SetGCPercent(100))
+	require.True(t, setGCPercent(400, ""))
+	require.Equal(t, 400, debug.SetGCPercent(100))
 }
