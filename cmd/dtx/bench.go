@@ -29,12 +29,13 @@ func runBench(ctx context.Context, args []string) error {
 	compare := fs.Bool("compare", false, "run the loadgen workload (saga or tcc, no-op HTTP participants, wait=true) against a separate dtx server process at each of --compare-clients, --rounds rounds of --duration, and print medians with the server's CPU per transaction; --store takes a comma-separated list (sqlite,postgres-temp)")
 	compareClients := fs.String("compare-clients", "1,8,32", "--compare: comma-separated closed-loop client counts")
 	rounds := fs.Int("rounds", 3, "--compare: rounds per client count (alternating order); the table shows medians")
+	serverExe := fs.String("server-exe", "", "--compare: run this dtx binary as the server (default: this one), e.g. an older build for a before/after table")
 	serverProfile := fs.String("server-cpuprofile", "", "--compare: each dtx server writes a CPU profile of its run to this file, the store's name appended (FILE.sqlite)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *compare {
-		return runCompare(ctx, *pattern, *storeDSN, *compareClients, *rounds, *duration, *warmup, *serverProfile, *asJSON)
+		return runCompare(ctx, *pattern, *storeDSN, *compareClients, *rounds, *duration, *warmup, *serverExe, *serverProfile, *asJSON)
 	}
 	switch {
 	case *pattern != "saga" && *pattern != "tcc" && *pattern != "xa" && *pattern != "events":
@@ -69,7 +70,7 @@ func runBench(ctx context.Context, args []string) error {
 }
 
 // runCompare is dtx bench --compare.
-func runCompare(ctx context.Context, pattern, stores, clientList string, rounds int, duration, warmup time.Duration, serverProfile string, asJSON bool) error {
+func runCompare(ctx context.Context, pattern, stores, clientList string, rounds int, duration, warmup time.Duration, exe, serverProfile string, asJSON bool) error {
 	if pattern != "saga" && pattern != "tcc" {
 		return usagef("--compare: pattern %q: want saga or tcc", pattern)
 	}
@@ -93,9 +94,12 @@ func runCompare(ctx context.Context, pattern, stores, clientList string, rounds 
 	if len(storeList) == 0 {
 		return usagef("--store: name at least one store")
 	}
-	exe, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("cannot find the dtx binary to run as the server: %w", err)
+	if exe == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("cannot find the dtx binary to run as the server: %w", err)
+		}
+		exe = self
 	}
 	cfg := bench.CompareConfig{Exe: exe, Stores: storeList, Pattern: pattern, Clients: clients, Rounds: rounds,
 		Duration: duration, Warmup: warmup, ServerCPUProfile: serverProfile, Log: os.Stderr}
