@@ -29,7 +29,7 @@ func runBench(ctx context.Context, args []string) error {
 	compare := fs.Bool("compare", false, "run the loadgen workload (saga or tcc, no-op HTTP participants, wait=true) against a separate dtx server process at each of --compare-clients, --rounds rounds of --duration, and print medians with the server's CPU per transaction; --store takes a comma-separated list (sqlite,postgres-temp)")
 	compareClients := fs.String("compare-clients", "1,8,32", "--compare: comma-separated closed-loop client counts")
 	rounds := fs.Int("rounds", 3, "--compare: rounds per client count (alternating order); the table shows medians")
-	serverExe := fs.String("server-exe", "", "--compare: run this dtx binary as the server (default: this one), e.g. an older build for a before/after table")
+	serverExe := fs.String("server-exe", "", "--compare: comma-separated dtx binaries to run as servers (default: this one); with several (an older build, this one) each measurement runs them in turn, side by side")
 	serverProfile := fs.String("server-cpuprofile", "", "--compare: each dtx server writes a CPU profile of its run to this file, the store's name appended (FILE.sqlite)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -94,14 +94,25 @@ func runCompare(ctx context.Context, pattern, stores, clientList string, rounds 
 	if len(storeList) == 0 {
 		return usagef("--store: name at least one store")
 	}
-	if exe == "" {
+	var exes []string
+	for _, e := range strings.Split(exe, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			exes = append(exes, e)
+		}
+	}
+	for _, st := range storeList {
+		if len(exes) > 1 && st != "sqlite" && st != "postgres-temp" {
+			return usagef("--server-exe names %d servers: each needs a store of its own, so --store takes sqlite or postgres-temp", len(exes))
+		}
+	}
+	if len(exes) == 0 {
 		self, err := os.Executable()
 		if err != nil {
 			return fmt.Errorf("cannot find the dtx binary to run as the server: %w", err)
 		}
-		exe = self
+		exes = []string{self}
 	}
-	cfg := bench.CompareConfig{Exe: exe, Stores: storeList, Pattern: pattern, Clients: clients, Rounds: rounds,
+	cfg := bench.CompareConfig{Exes: exes, Stores: storeList, Pattern: pattern, Clients: clients, Rounds: rounds,
 		Duration: duration, Warmup: warmup, ServerCPUProfile: serverProfile, Log: os.Stderr}
 	if asJSON {
 		cfg.Log = nil

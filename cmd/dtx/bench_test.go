@@ -27,22 +27,25 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// TestBenchCompare runs dtx bench --compare briefly against a separate
-// server process (this test binary running main) and checks the JSON
-// figures are sane: every client count measured in every round, sagas
-// completed without errors, the server's own CPU per saga read from /proc.
+// TestBenchCompare runs dtx bench --compare briefly against two separate
+// server processes side by side (this test binary running main, named
+// twice as --server-exe) and checks the JSON figures are sane: every
+// server and client count measured in every round, sagas completed without
+// errors, the servers' own CPU read from /proc.
 func TestBenchCompare(t *testing.T) {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		t.Skip("needs /proc to read the server's CPU time")
 	}
 	t.Setenv(runMainEnv, "1")
+	exe, err := os.Executable()
+	require.NoError(t, err)
 	out := filepath.Join(t.TempDir(), "out.json")
 	f, err := os.Create(out)
 	require.NoError(t, err)
 	stdout := os.Stdout
 	os.Stdout = f
 	err = runBench(context.Background(), []string{"--compare", "--store", "sqlite", "--compare-clients", "1,2",
-		"--rounds", "2", "--duration", "300ms", "--warmup", "100ms", "--json"})
+		"--server-exe", exe + "," + exe, "--rounds", "2", "--duration", "300ms", "--warmup", "100ms", "--json"})
 	os.Stdout = stdout
 	f.Close()
 	require.NoError(t, err)
@@ -52,9 +55,12 @@ func TestBenchCompare(t *testing.T) {
 	require.NoError(t, json.Unmarshal(b, &res), "%s", b)
 	require.Equal(t, "saga", res.Pattern)
 	require.Equal(t, 2, res.Rounds)
-	require.Len(t, res.Rows, 2)
+	require.Len(t, res.Rows, 4, "2 client counts x 2 servers")
+	name := filepath.Base(exe)
+	cpu := map[string]float64{}
 	for i, row := range res.Rows {
-		require.Equal(t, []int{1, 2}[i], row.Clients)
+		require.Equal(t, []int{1, 1, 2, 2}[i], row.Clients)
+		require.Equal(t, []string{name + "#1", name + "#2"}[i%2], row.Server)
 		require.Equal(t, "sqlite", row.Store)
 		require.Equal(t, 2, row.Rounds)
 		require.Positive(t, row.Completed)
@@ -65,8 +71,11 @@ func TestBenchCompare(t *testing.T) {
 		require.GreaterOrEqual(t, row.CoordCPUPerTx, 0.0, "the server's CPU, in 10 ms ticks, may round to 0 in a short round")
 		require.GreaterOrEqual(t, row.HostCPUBusy, 0.0)
 		require.LessOrEqual(t, row.HostCPUBusy, 1.0)
+		cpu[row.Server] += row.CoordCPUSeconds
 	}
-	require.Positive(t, res.Rows[0].CoordCPUSeconds+res.Rows[1].CoordCPUSeconds, "the server process used CPU for the sagas")
+	for server, s := range cpu {
+		require.Positive(t, s, "server %s used CPU for its sagas", server)
+	}
 	var text strings.Builder
 	res.WriteText(&text)
 	require.Contains(t, text.String(), "coord_cpu_ms/tx")
@@ -80,6 +89,7 @@ func TestBenchCompareBadFlags(t *testing.T) {
 		{"--compare", "--compare-clients", "0"},
 		{"--compare", "--rounds", "0"},
 		{"--compare", "--store", " , "},
+		{"--compare", "--store", "postgres://u@127.0.0.1:1/x", "--server-exe", "a,b"},
 	} {
 		err := runBench(context.Background(), args)
 		var ue usageError

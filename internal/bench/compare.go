@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -21,12 +22,17 @@ import (
 	"time"
 
 	"github.com/dtxhq/dtx/internal/loopback"
+	"github.com/dtxhq/dtx/internal/open"
+	"github.com/dtxhq/dtx/internal/pgserver"
 )
 
 // CompareConfig configures Compare.
 type CompareConfig struct {
-	// Exe is the dtx binary, run as `dtx server` in a process of its own.
-	Exe string
+	// Exes are the dtx binaries run as `dtx server`, each in a process of
+	// its own on a database of its own: with more than one (an older build
+	// and this one), each measurement runs them in turn, side by side, so
+	// that they share the machine's moments of load.
+	Exes []string
 	// Stores are the coordinator's stores, each measured in turn: sqlite
 	// (a fresh file), postgres-temp (a throwaway local server) or a DSN.
 	Stores []string
@@ -50,6 +56,8 @@ type CompareConfig struct {
 
 // CompareRow is one store and client count: medians over the rounds.
 type CompareRow struct {
+	// Server names the binary (its file name; Exes with one entry: "dtx").
+	Server  string `json:"server"`
 	Store   string `json:"store"`
 	Clients int    `json:"clients"`
 	Rounds  int    `json:"rounds"`
@@ -82,9 +90,9 @@ type CompareResult struct {
 func (r *CompareResult) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "%s against a separate dtx server process, no-op HTTP participants, wait=true; medians of %d rounds of %.0fs\n",
 		r.Pattern, r.Rounds, r.DurationS)
-	fmt.Fprintf(w, "%-16s %7s %10s %8s %8s %14s %9s %7s\n", "store", "clients", "per_s", "p50_ms", "p99_ms", "coord_cpu_ms/tx", "host_busy", "errors")
+	fmt.Fprintf(w, "%-14s %-16s %7s %10s %8s %8s %14s %9s %7s\n", "server", "store", "clients", "per_s", "p50_ms", "p99_ms", "coord_cpu_ms/tx", "host_busy", "errors")
 	for _, row := range r.Rows {
-		fmt.Fprintf(w, "%-16s %7d %10.0f %8.2f %8.2f %14.3f %8.0f%% %7d\n", row.Store, row.Clients, row.PerSec, row.P50ms, row.P99ms,
+		fmt.Fprintf(w, "%-14s %-16s %7d %10.0f %8.2f %8.2f %14.3f %8.0f%% %7d\n", row.Server, row.Store, row.Clients, row.PerSec, row.P50ms, row.P99ms,
 			row.CoordCPUPerTx, row.HostCPUBusy*100, row.Errors)
 	}
 }
@@ -100,7 +108,7 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 		cfg.Log = io.Discard
 	}
 	switch {
-	case cfg.Exe == "":
+	case len(cfg.Exes) == 0:
 		return nil, errors.New("compare: no dtx binary to run as the server")
 	case cfg.Pattern != "saga" && cfg.Pattern != "tcc":
 		return nil, fmt.Errorf("compare: pattern %q: want saga or tcc", cfg.Pattern)
@@ -130,79 +138,152 @@ func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 	return res, nil
 }
 
-// compareStore runs a server on store and measures every client count
-// cfg.Rounds times.
+// compareStore runs a server of each binary on store and measures every
+// client count cfg.Rounds times, the servers in turn.
 func compareStore(ctx context.Context, cfg CompareConfig, store, partBase string, maxClients int) ([]CompareRow, error) {
-	dsn, label, cleanup, err := resolveStore(ctx, store)
+	dsns, label, cleanup, err := resolveStores(ctx, store, len(cfg.Exes))
 	if err != nil {
 		return nil, err
 	}
 	defer cleanup()
-	if store == "sqlite" {
-		label = "sqlite"
-		dsn = "sqlite://" + dsn
-	} else if store == "postgres-temp" {
-		label = "postgres-temp"
+	names := serverNames(cfg.Exes)
+	servers := make([]*serverProcess, len(cfg.Exes))
+	defer func() {
+		for _, srv := range servers {
+			if srv != nil {
+				srv.stop()
+			}
+		}
+	}()
+	for i, exe := range cfg.Exes {
+		var extra []string
+		if cfg.ServerCPUProfile != "" {
+			suffix := profileSuffix(label)
+			if len(cfg.Exes) > 1 {
+				suffix += "." + profileSuffix(names[i])
+			}
+			extra = append(extra, "--cpuprofile", cfg.ServerCPUProfile+"."+suffix)
+		}
+		if servers[i], err = startServerProcess(ctx, exe, dsns[i], extra...); err != nil {
+			return nil, err
+		}
 	}
-	var extra []string
-	if cfg.ServerCPUProfile != "" {
-		extra = append(extra, "--cpuprofile", cfg.ServerCPUProfile+"."+profileSuffix(label))
-	}
-	srv, err := startServerProcess(ctx, cfg.Exe, dsn, extra...)
-	if err != nil {
-		return nil, err
-	}
-	defer srv.stop()
 	hc := &http.Client{Transport: &http.Transport{
-		MaxIdleConns: 2 * maxClients, MaxIdleConnsPerHost: 2 * maxClients, IdleConnTimeout: 90 * time.Second,
+		MaxIdleConns: 2 * maxClients * len(servers), MaxIdleConnsPerHost: 2 * maxClients, IdleConnTimeout: 90 * time.Second,
 		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 	}, Timeout: 30 * time.Second}
 	defer hc.CloseIdleConnections()
-	perClients := make(map[int][]roundFigures)
+	type key struct{ server, clients int }
+	figures := make(map[key][]roundFigures)
 	for r := range cfg.Rounds {
 		order := append([]int(nil), cfg.Clients...)
+		srvOrder := make([]int, len(servers))
+		for i := range srvOrder {
+			srvOrder[i] = i
+		}
 		if r%2 == 1 {
-			for i, j := 0, len(order)-1; i < j; i, j = i+1, j-1 {
-				order[i], order[j] = order[j], order[i]
-			}
+			slices.Reverse(order)
+			slices.Reverse(srvOrder)
 		}
 		for _, c := range order {
-			f, err := measureRound(ctx, cfg, hc, srv, partBase, c, r)
-			if err != nil {
+			for _, si := range srvOrder {
+				f, err := measureRound(ctx, cfg, hc, servers[si], partBase, c, r)
+				if err != nil {
+					return nil, err
+				}
+				fmt.Fprintf(cfg.Log, "compare: %s on %s, round %d, %d clients: %.0f/s p50 %.2f ms p99 %.2f ms, server %.3f ms CPU per tx, %d errors\n",
+					names[si], label, r+1, c, f.perSec, f.p50, f.p99, f.cpuPerTx, f.errs)
+				figures[key{si, c}] = append(figures[key{si, c}], f)
+			}
+		}
+		for _, srv := range servers {
+			if err := srv.exited(); err != nil {
 				return nil, err
 			}
-			fmt.Fprintf(cfg.Log, "compare: %s, round %d, %d clients: %.0f/s p50 %.2f ms p99 %.2f ms, coordinator %.3f ms CPU per tx, %d errors\n",
-				label, r+1, c, f.perSec, f.p50, f.p99, f.cpuPerTx, f.errs)
-			perClients[c] = append(perClients[c], f)
-		}
-		if err := srv.exited(); err != nil {
-			return nil, err
 		}
 	}
 	var rows []CompareRow
 	for _, c := range cfg.Clients {
-		fs := perClients[c]
-		row := CompareRow{Store: label, Clients: c, Rounds: len(fs)}
-		pick := func(get func(roundFigures) float64) float64 {
-			v := make([]float64, len(fs))
-			for i, f := range fs {
-				v[i] = get(f)
-			}
-			return median(v)
+		for si := range servers {
+			rows = append(rows, summarize(names[si], label, c, figures[key{si, c}]))
 		}
-		for _, f := range fs {
-			row.Completed += f.count
-			row.Errors += f.errs
-			row.CoordCPUSeconds += f.cpu.Seconds()
-		}
-		row.PerSec = pick(func(f roundFigures) float64 { return f.perSec })
-		row.P50ms = pick(func(f roundFigures) float64 { return f.p50 })
-		row.P99ms = pick(func(f roundFigures) float64 { return f.p99 })
-		row.CoordCPUPerTx = pick(func(f roundFigures) float64 { return f.cpuPerTx })
-		row.HostCPUBusy = pick(func(f roundFigures) float64 { return f.hostBusy })
-		rows = append(rows, row)
 	}
 	return rows, nil
+}
+
+// summarize makes the row of one server, store and client count: sums
+// and medians over its rounds.
+func summarize(server, store string, clients int, fs []roundFigures) CompareRow {
+	row := CompareRow{Server: server, Store: store, Clients: clients, Rounds: len(fs)}
+	pick := func(get func(roundFigures) float64) float64 {
+		v := make([]float64, len(fs))
+		for i, f := range fs {
+			v[i] = get(f)
+		}
+		return median(v)
+	}
+	for _, f := range fs {
+		row.Completed += f.count
+		row.Errors += f.errs
+		row.CoordCPUSeconds += f.cpu.Seconds()
+	}
+	row.PerSec = pick(func(f roundFigures) float64 { return f.perSec })
+	row.P50ms = pick(func(f roundFigures) float64 { return f.p50 })
+	row.P99ms = pick(func(f roundFigures) float64 { return f.p99 })
+	row.CoordCPUPerTx = pick(func(f roundFigures) float64 { return f.cpuPerTx })
+	row.HostCPUBusy = pick(func(f roundFigures) float64 { return f.hostBusy })
+	return row
+}
+
+// serverNames names each binary by its file name ("dtx" for one), with
+// its position added where two share a name.
+func serverNames(exes []string) []string {
+	if len(exes) == 1 {
+		return []string{"dtx"}
+	}
+	names := make([]string, len(exes))
+	seen := map[string]int{}
+	for _, e := range exes {
+		seen[filepath.Base(e)]++
+	}
+	for i, e := range exes {
+		names[i] = filepath.Base(e)
+		if seen[names[i]] > 1 {
+			names[i] = fmt.Sprintf("%s#%d", names[i], i+1)
+		}
+	}
+	return names
+}
+
+// resolveStores resolves a compare store to n databases of one kind: n
+// files in one temp dir (sqlite), n databases of one throwaway server
+// (postgres-temp), or the DSN given (n must be 1).
+func resolveStores(ctx context.Context, store string, n int) (dsns []string, label string, cleanup func(), err error) {
+	switch store {
+	case "sqlite":
+		dir, err := os.MkdirTemp("", "dtx-compare-")
+		if err != nil {
+			return nil, "", nil, err
+		}
+		for i := range n {
+			dsns = append(dsns, "sqlite://"+filepath.Join(dir, fmt.Sprintf("coordinator-%d.db", i)))
+		}
+		return dsns, "sqlite", func() { os.RemoveAll(dir) }, nil
+	case "postgres-temp":
+		names := make([]string, n)
+		for i := range names {
+			names[i] = fmt.Sprintf("dtx_%d", i)
+		}
+		t, err := pgserver.StartTemp(ctx, names...)
+		if err != nil {
+			return nil, "", nil, err
+		}
+		return t.DSNs, "postgres-temp", t.Close, nil
+	}
+	if n != 1 {
+		return nil, "", nil, fmt.Errorf("compare: store %s: several servers need a store each; use sqlite or postgres-temp", open.DescribeStore(store))
+	}
+	return []string{store}, open.DescribeStore(store), func() {}, nil
 }
 
 // roundFigures is one measurement of one client count.
