@@ -101,7 +101,8 @@ func (r *CompareResult) WriteText(w io.Writer) {
 // TCC transaction with no-op HTTP participants, submitted with wait=true
 // by closed-loop clients) against a coordinator running as a separate
 // `dtx server` process, whose CPU time is read from /proc. Each store gets
-// its own server; each client count is measured cfg.Rounds times, in
+// a server of each binary of cfg.Exes, on a database of its own; each
+// client count is measured cfg.Rounds times, the servers in turn, in
 // alternating order.
 func Compare(ctx context.Context, cfg CompareConfig) (*CompareResult, error) {
 	if cfg.Log == nil {
