@@ -38,7 +38,7 @@ type participant struct {
 	counts    map[string]int
 }
 
-func newParticipant(t *testing.T, behave func(path string, n int) int) *participant {
+func newParticipant(t testing.TB, behave func(path string, n int) int) *participant {
 	p := &participant{behave: behave, counts: map[string]int{}}
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)

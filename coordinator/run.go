@@ -85,12 +85,20 @@ func (c *Coordinator) newRun(tx *dtx.Tx, spec *saga.Spec, br []dtx.Branch, recov
 		c: c, gid: tx.GID, spec: spec, tx: *tx,
 		br:       append([]dtx.Branch(nil), br...),
 		inflight: map[saga.Call]bool{},
-		retryAt:  map[saga.Call]time.Time{},
-		parked:   map[saga.Call]bool{}, budgetBase: map[saga.Call]int{},
+		// retryAt, parked and budgetBase are made on their first entry
+		// (setIn): a transaction without retries never needs them.
 		results: make(chan result, len(spec.Steps)),
 		abort:   make(chan abortReq),
 		done:    make(chan struct{}),
 	}
+}
+
+// setIn sets (*m)[k] = v, making the map first if it is nil.
+func setIn[K comparable, V any](m *map[K]V, k K, v V) {
+	if *m == nil {
+		*m = map[K]V{}
+	}
+	(*m)[k] = v
 }
 
 // busy tells the machine which calls not to issue: in flight or backing off.
@@ -188,7 +196,7 @@ func (r *run) loop() {
 			resp <- len(r.retryAt) + len(r.parked)
 			clear(r.retryAt)
 			for call := range r.parked {
-				r.budgetBase[call] = r.attempts(call)
+				setIn(&r.budgetBase, call, r.attempts(call))
 			}
 			clear(r.parked)
 			r.c.setParked(r.gid, "")
@@ -350,11 +358,11 @@ func (r *run) handle(res result) error {
 		}
 		if mustSucceed && (exhausted || nonRetryable) {
 			ev.Detail += "; " + r.exhaustedLine(res.call, nonRetryable)
-			r.parked[res.call] = true // the alert follows the write, below
+			setIn(&r.parked, res.call, true) // the alert follows the write, below
 			parkAfter = true
 			break
 		}
-		r.retryAt[res.call] = r.c.cfg.Now().Add(r.delay(res.call, *attempts))
+		setIn(&r.retryAt, res.call, r.c.cfg.Now().Add(r.delay(res.call, *attempts)))
 		r.c.cfg.Observer.BranchRetry(op, wire)
 		if mustSucceed && *attempts%r.c.cfg.AlertAfter == 0 && !newlyMisrouted {
 			r.alert(i, op, *attempts, b.LastError)
@@ -436,7 +444,7 @@ func (r *run) base(c saga.Call) int {
 	if m, a := r.maxAttempts(c.Index), r.attempts(c); m > 0 && a > 0 {
 		b = (a - 1) / m * m
 	}
-	r.budgetBase[c] = b
+	setIn(&r.budgetBase, c, b)
 	return b
 }
 
@@ -476,7 +484,7 @@ func opNoun(op dtx.Op) string {
 
 // park stops calling c until an operator releases it, with an alert.
 func (r *run) park(c saga.Call, attempts int, lastErr string) {
-	r.parked[c] = true
+	setIn(&r.parked, c, true)
 	r.c.setParked(r.gid, r.exhaustedLine(c, !r.exhausted(c, attempts)))
 	a := Alert{GID: r.gid, Branch: c.Index, Name: r.spec.Steps[c.Index].Name, Op: string(r.spec.Steps[c.Index].WireOp(c.Op)),
 		Attempts: attempts, LastErr: lastErr, NeedsOperator: true}

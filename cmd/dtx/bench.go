@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dtxhq/dtx/internal/bench"
@@ -23,8 +26,16 @@ func runBench(ctx context.Context, args []string) error {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured period to this file")
 	brokerSpec := fs.String("broker", "embedded", "events pattern: embedded (NATS in process), nats://host:port or kafka://host:port")
 	withMetrics := fs.Bool("metrics", true, "record Prometheus metrics as dtx server does (false: measure without them)")
+	compare := fs.Bool("compare", false, "run the loadgen workload (saga or tcc, no-op HTTP participants, wait=true) against a separate dtx server process at each of --compare-clients, --rounds rounds of --duration, and print medians with the server's CPU per transaction; --store takes a comma-separated list (sqlite,postgres-temp)")
+	compareClients := fs.String("compare-clients", "1,8,32", "--compare: comma-separated closed-loop client counts")
+	rounds := fs.Int("rounds", 3, "--compare: rounds per client count (alternating order); the table shows medians")
+	serverExe := fs.String("server-exe", "", "--compare: comma-separated dtx binaries to run as servers (default: this one); with several (an older build, this one) each measurement runs them in turn, side by side")
+	serverProfile := fs.String("server-cpuprofile", "", "--compare: each dtx server writes a CPU profile of its run to this file, the store's name appended (FILE.sqlite)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *compare {
+		return runCompare(ctx, *pattern, *storeDSN, *compareClients, *rounds, *duration, *warmup, *serverExe, *serverProfile, *asJSON)
 	}
 	switch {
 	case *pattern != "saga" && *pattern != "tcc" && *pattern != "xa" && *pattern != "events":
@@ -52,6 +63,65 @@ func runBench(ctx context.Context, args []string) error {
 		return err
 	}
 	if *asJSON {
+		return json.NewEncoder(os.Stdout).Encode(res)
+	}
+	res.WriteText(os.Stdout)
+	return nil
+}
+
+// runCompare is dtx bench --compare.
+func runCompare(ctx context.Context, pattern, stores, clientList string, rounds int, duration, warmup time.Duration, exe, serverProfile string, asJSON bool) error {
+	if pattern != "saga" && pattern != "tcc" {
+		return usagef("--compare: pattern %q: want saga or tcc", pattern)
+	}
+	if rounds < 1 || duration <= 0 || warmup < 0 {
+		return usagef("--compare: need rounds >= 1, duration > 0, warmup >= 0")
+	}
+	var clients []int
+	for _, f := range strings.Split(clientList, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			return usagef("--compare-clients %q: want comma-separated counts of at least 1", clientList)
+		}
+		clients = append(clients, n)
+	}
+	var storeList []string
+	for _, s := range strings.Split(stores, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			storeList = append(storeList, s)
+		}
+	}
+	if len(storeList) == 0 {
+		return usagef("--store: name at least one store")
+	}
+	var exes []string
+	for _, e := range strings.Split(exe, ",") {
+		if e = strings.TrimSpace(e); e != "" {
+			exes = append(exes, e)
+		}
+	}
+	for _, st := range storeList {
+		if len(exes) > 1 && st != "sqlite" && st != "postgres-temp" {
+			return usagef("--server-exe names %d servers: each needs a store of its own, so --store takes sqlite or postgres-temp", len(exes))
+		}
+	}
+	if len(exes) == 0 {
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("cannot find the dtx binary to run as the server: %w", err)
+		}
+		exes = []string{self}
+	}
+	cfg := bench.CompareConfig{Exes: exes, Stores: storeList, Pattern: pattern, Clients: clients, Rounds: rounds,
+		Duration: duration, Warmup: warmup, ServerCPUProfile: serverProfile, Log: os.Stderr}
+	if asJSON {
+		cfg.Log = nil
+	}
+	res, err := bench.Compare(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if asJSON {
 		return json.NewEncoder(os.Stdout).Encode(res)
 	}
 	res.WriteText(os.Stdout)

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
+	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/dtxhq/dtx/coordinator"
@@ -48,6 +51,8 @@ func runServer(ctx context.Context, args []string) error {
 	apiHosts := fs.String("api-hosts", "", "comma-separated host names clients reach the API by (besides IP addresses, localhost and the --listen host); requests naming another Host are refused with 421 (DNS rebinding)")
 	retention := fs.Duration("retention", serve.DefaultRetention, "how long a finished transaction is kept after its last update before it is purged (0: forever; at least 1h: a purged gid can be submitted again)")
 	otlpEndpoint := fs.String("otlp-endpoint", "", "export OpenTelemetry spans (each transaction and branch call) over OTLP/HTTP to this collector, e.g. http://127.0.0.1:4318 (default $"+tracing.EnvEndpoint+"; none: tracing is off)")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run, until shutdown, to this file (for go tool pprof)")
+	gcPercent := fs.Int("gc-percent", defaultGCPercent, "Go garbage collector target (as GOGC; ignored when $GOGC is set): the live heap is small, so collecting less often saves CPU per transaction for a few MB of memory; -1 turns the collector off")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -86,6 +91,14 @@ func runServer(ctx context.Context, args []string) error {
 	log, err := newLogger(*logLevel, *logJSON)
 	if err != nil {
 		return err
+	}
+	setGCPercent(*gcPercent, os.Getenv("GOGC"))
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer stop()
 	}
 	tr, err := startTracing(ctx, *otlpEndpoint, "dtx-coordinator", log)
 	if err != nil {
@@ -134,4 +147,33 @@ func checkAdminToken(tok string) error {
 		}
 	}
 	return nil
+}
+
+// startCPUProfile writes a CPU profile to path until the returned function
+// is called.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// defaultGCPercent is dtx server's --gc-percent. Measured with dtx bench
+// --compare (SQLite, 8 clients): 400 uses 7-10% less CPU per saga than
+// Go's default 100; the coordinator's live heap is a few MB.
+const defaultGCPercent = 400
+
+// setGCPercent sets the collector's target to percent unless the GOGC
+// environment variable (gogc) already chose one; it reports whether it did.
+func setGCPercent(percent int, gogc string) bool {
+	if gogc != "" {
+		return false
+	}
+	debug.SetGCPercent(percent)
+	return true
 }

@@ -23,36 +23,39 @@ var (
 	branchUpdateType = []string{"TEXT", "BIGINT", "TEXT", "TEXT", "BIGINT", "BIGINT", "TEXT", "BIGINT"}
 )
 
-func txRow(t *dtx.Tx) []any {
-	return []any{t.GID, string(t.Pattern), string(t.Status), t.Reason, string(t.Spec), t.Digest,
-		ms(t.CreatedAt), ms(t.UpdatedAt), ms(t.Deadline), t.LeaseOwner, ms(t.LeaseUntil)}
+// appendTxRow and the functions below append one row's arguments, in the
+// row layouts above, to args.
+func appendTxRow(args []any, t *dtx.Tx) []any {
+	return append(args, t.GID, string(t.Pattern), string(t.Status), t.Reason, string(t.Spec), t.Digest,
+		ms(t.CreatedAt), ms(t.UpdatedAt), ms(t.Deadline), t.LeaseOwner, ms(t.LeaseUntil))
 }
 
-func branchRow(gid string, b dtx.Branch, at time.Time) []any {
-	return []any{gid, b.Index, b.Name, string(b.Action), string(b.Compensate),
-		b.ActionAttempts, b.CompensateAttempts, truncate(b.LastError, 1000), ms(at)}
+func appendBranchRow(args []any, gid string, b dtx.Branch, at time.Time) []any {
+	return append(args, gid, b.Index, b.Name, string(b.Action), string(b.Compensate),
+		b.ActionAttempts, b.CompensateAttempts, truncate(b.LastError, 1000), ms(at))
 }
 
-// eventRow is an event as inserted, recording owner as its writer.
-func eventRow(gid, owner string, e dtx.Event) []any {
-	return []any{gid, ms(e.At), e.Branch, string(e.Op), e.Outcome, truncate(e.Detail, 1000), e.Duration.Microseconds(), owner}
+// appendEventRow appends an event as inserted, recording owner as its
+// writer.
+func appendEventRow(args []any, gid, owner string, e dtx.Event) []any {
+	return append(args, gid, ms(e.At), e.Branch, string(e.Op), e.Outcome, truncate(e.Detail, 1000), e.Duration.Microseconds(), owner)
 }
 
 func createdEvent(t *dtx.Tx) dtx.Event {
 	return dtx.Event{At: t.CreatedAt, Branch: -1, Outcome: string(t.Status), Detail: "submitted", Owner: t.LeaseOwner}
 }
 
-func txUpdateRow(u *dtx.Update) []any {
+func appendTxUpdateRow(args []any, u *dtx.Update) []any {
 	rel := 0
 	if u.Release {
 		rel = 1
 	}
-	return []any{u.GID, u.Owner, ms(u.At), string(u.Status), truncate(u.Reason, 1000), rel}
+	return append(args, u.GID, u.Owner, ms(u.At), string(u.Status), truncate(u.Reason, 1000), rel)
 }
 
-func branchUpdateRow(u *dtx.Update, b dtx.Branch) []any {
-	return []any{u.GID, b.Index, string(b.Action), string(b.Compensate),
-		b.ActionAttempts, b.CompensateAttempts, truncate(b.LastError, 1000), ms(u.At)}
+func appendBranchUpdateRow(args []any, u *dtx.Update, b dtx.Branch) []any {
+	return append(args, u.GID, b.Index, string(b.Action), string(b.Compensate),
+		b.ActionAttempts, b.CompensateAttempts, truncate(b.LastError, 1000), ms(u.At))
 }
 
 // Single-row statements of the transactional batch writer, with arguments
@@ -144,13 +147,16 @@ func (s *Store) commitBatch(batch []*write) ([]error, error) {
 	defer tx.Rollback()
 	insTx, insBranch, insEvent := s.stmts.insertTx.in(ctx, tx), s.stmts.insertBranch.in(ctx, tx), s.stmts.insertEvent.in(ctx, tx)
 	updTx, updBranch := s.stmts.updateTx.in(ctx, tx), s.stmts.updateBranch.in(ctx, tx)
+	// One argument buffer for every statement: database/sql copies the
+	// arguments before it returns.
+	args := make([]any, 0, len(txTypes))
 	for i, w := range batch {
 		if w.ctx.Err() != nil {
 			results[i] = w.ctx.Err() // the caller gave up before we started
 			continue
 		}
 		if c := w.create; c != nil {
-			res, err := insTx.exec(ctx, txRow(c.tx))
+			res, err := insTx.exec(ctx, appendTxRow(args[:0], c.tx))
 			if err != nil && s.d.IsUniqueViolation != nil && s.d.IsUniqueViolation(err) {
 				// Dialects whose InsertTx fails on a taken gid (see
 				// Statements.InsertTx): only the statement was undone.
@@ -165,17 +171,17 @@ func (s *Store) commitBatch(batch []*write) ([]error, error) {
 				continue
 			}
 			for _, b := range c.branches {
-				if _, err := insBranch.exec(ctx, branchRow(c.tx.GID, b, c.tx.CreatedAt)); err != nil {
+				if _, err := insBranch.exec(ctx, appendBranchRow(args[:0], c.tx.GID, b, c.tx.CreatedAt)); err != nil {
 					return nil, fmt.Errorf("insert branch %s/%d: %w", c.tx.GID, b.Index, err)
 				}
 			}
-			if _, err := insEvent.exec(ctx, eventRow(c.tx.GID, c.tx.LeaseOwner, createdEvent(c.tx))); err != nil {
+			if _, err := insEvent.exec(ctx, appendEventRow(args[:0], c.tx.GID, c.tx.LeaseOwner, createdEvent(c.tx))); err != nil {
 				return nil, fmt.Errorf("insert event %s: %w", c.tx.GID, err)
 			}
 			continue
 		}
 		u := w.update
-		res, err := updTx.exec(ctx, txUpdateRow(u))
+		res, err := updTx.exec(ctx, appendTxUpdateRow(args[:0], u))
 		if err != nil {
 			return nil, fmt.Errorf("update tx %s: %w", u.GID, err)
 		}
@@ -184,12 +190,12 @@ func (s *Store) commitBatch(batch []*write) ([]error, error) {
 			continue
 		}
 		for _, b := range u.Branches {
-			if _, err := updBranch.exec(ctx, branchUpdateRow(u, b)); err != nil {
+			if _, err := updBranch.exec(ctx, appendBranchUpdateRow(args[:0], u, b)); err != nil {
 				return nil, fmt.Errorf("update branch %s/%d: %w", u.GID, b.Index, err)
 			}
 		}
 		for _, e := range u.Events {
-			if _, err := insEvent.exec(ctx, eventRow(u.GID, u.Owner, e)); err != nil {
+			if _, err := insEvent.exec(ctx, appendEventRow(args[:0], u.GID, u.Owner, e)); err != nil {
 				return nil, fmt.Errorf("insert event %s: %w", u.GID, err)
 			}
 		}

@@ -79,14 +79,40 @@ func paramsOf(w *write) int {
 	return len(txUpdateTypes) + len(u.Branches)*len(branchUpdateType) + len(u.Events)*len(eventTypes)
 }
 
-// stmt accumulates the CTEs of one statement.
-type stmt struct {
-	b    strings.Builder
-	args []any
-	ctes int
+// batchShape is what the text of a batch statement depends on: how many
+// rows of each kind it writes. Batches of one shape share one SQL text,
+// built once (Store.batchSQL) and prepared once by the driver's statement
+// cache.
+type batchShape struct {
+	tx, br, upd, ub, ev int
 }
 
-func (s *stmt) values(name, cols string, types []string, rows [][]any) {
+// maxShapes bounds the cache of batch statement texts.
+const maxShapes = 1024
+
+// sqlFor returns the statement text of a batch of shape sh.
+func (s *Store) sqlFor(sh batchShape) string {
+	if q, ok := s.shapes.Load(sh); ok {
+		return q.(string)
+	}
+	q := batchSQL(sh)
+	if s.nShapes.Load() < maxShapes {
+		if _, loaded := s.shapes.LoadOrStore(sh, q); !loaded {
+			s.nShapes.Add(1)
+		}
+	}
+	return q
+}
+
+// stmt accumulates the CTEs of one statement.
+type stmt struct {
+	b     strings.Builder
+	nargs int
+	ctes  int
+}
+
+// values writes a CTE of n rows of placeholders typed as types.
+func (s *stmt) values(name, cols string, types []string, n int) {
 	if s.ctes > 0 {
 		s.b.WriteString(",\n")
 	} else {
@@ -94,20 +120,20 @@ func (s *stmt) values(name, cols string, types []string, rows [][]any) {
 	}
 	s.ctes++
 	fmt.Fprintf(&s.b, "%s (%s) AS (VALUES ", name, cols)
-	for i, r := range rows {
+	for i := range n {
 		if i > 0 {
 			s.b.WriteString(", ")
 		}
 		s.b.WriteByte('(')
-		for j, v := range r {
+		for j, t := range types {
 			if j > 0 {
 				s.b.WriteString(", ")
 			}
-			s.args = append(s.args, v)
+			s.nargs++
 			s.b.WriteByte('$')
-			s.b.WriteString(strconv.Itoa(len(s.args)))
+			s.b.WriteString(strconv.Itoa(s.nargs))
 			s.b.WriteString("::")
-			s.b.WriteString(types[j])
+			s.b.WriteString(t)
 		}
 		s.b.WriteByte(')')
 	}
@@ -124,49 +150,30 @@ func (s *stmt) cte(name, body string) {
 	fmt.Fprintf(&s.b, "%s AS (%s)", name, body)
 }
 
-func (s *Store) execGroup(batch []*write, group []int, results []error) error {
-	// Events carry their kind (c: of a create, u: of an update) so that a
-	// create that finds its gid taken cannot slip its event into the
-	// history of an update of that gid in the same statement, and an
-	// ordinal so they are inserted (and numbered) in order.
-	var txRows, brRows, evRows, updRows, ubRows [][]any
-	event := func(kind, gid, owner string, e dtx.Event) {
-		evRows = append(evRows, append(eventRow(gid, owner, e), kind, int64(len(evRows))))
-	}
-	for _, i := range group {
-		w := batch[i]
-		if c := w.create; c != nil {
-			txRows = append(txRows, txRow(c.tx))
-			for _, b := range c.branches {
-				brRows = append(brRows, branchRow(c.tx.GID, b, c.tx.CreatedAt))
-			}
-			event("c", c.tx.GID, c.tx.LeaseOwner, createdEvent(c.tx))
-			continue
-		}
-		u := w.update
-		updRows = append(updRows, txUpdateRow(u))
-		for _, b := range u.Branches {
-			ubRows = append(ubRows, branchUpdateRow(u, b))
-		}
-		for _, e := range u.Events {
-			event("u", u.GID, u.Owner, e)
-		}
-	}
+// eventBatchTypes are the columns of an event row in a batch statement:
+// the event's, then its kind (c: of a create, u: of an update) and its
+// ordinal in the batch.
+var eventBatchTypes = append(eventTypes[:len(eventTypes):len(eventTypes)], "TEXT", "BIGINT")
+
+// batchSQL builds the statement of a batch of shape sh; its arguments are
+// the rows of created transactions, their branches, the updates, the
+// updated branches and the events, in that order (execGroup).
+func batchSQL(sh batchShape) string {
 	var st stmt
 	var done []string // CTE names yielding ("c"|"u", gid) rows
-	if len(txRows) > 0 {
-		st.values("ct", "gid, pattern, status, reason, spec, digest, created_at, updated_at, deadline, lease_owner, lease_until", txTypes, txRows)
+	if sh.tx > 0 {
+		st.values("ct", "gid, pattern, status, reason, spec, digest, created_at, updated_at, deadline, lease_owner, lease_until", txTypes, sh.tx)
 		st.cte("ins", `INSERT INTO dtx_tx (gid, pattern, status, reason, spec, digest, created_at, updated_at, deadline, lease_owner, lease_until)
 			SELECT * FROM ct ON CONFLICT (gid) DO NOTHING RETURNING gid`)
 		done = append(done, "SELECT 'c', gid FROM ins")
-		if len(brRows) > 0 {
-			st.values("cb", "gid, idx, name, action, compensate, action_attempts, compensate_attempts, last_error, updated_at", branchTypes, brRows)
+		if sh.br > 0 {
+			st.values("cb", "gid, idx, name, action, compensate, action_attempts, compensate_attempts, last_error, updated_at", branchTypes, sh.br)
 			st.cte("insb", `INSERT INTO dtx_branch (gid, idx, name, action, compensate, action_attempts, compensate_attempts, last_error, updated_at)
 				SELECT cb.* FROM cb JOIN ins ON ins.gid = cb.gid`)
 		}
 	}
-	if len(updRows) > 0 {
-		st.values("uv", "gid, owner, at, status, reason, rel", txUpdateTypes, updRows)
+	if sh.upd > 0 {
+		st.values("uv", "gid, owner, at, status, reason, rel", txUpdateTypes, sh.upd)
 		st.cte("upd", `UPDATE dtx_tx SET updated_at = uv.at,
 			status = CASE WHEN uv.status = '' THEN dtx_tx.status ELSE uv.status END,
 			reason = CASE WHEN uv.reason = '' THEN dtx_tx.reason ELSE uv.reason END,
@@ -175,20 +182,20 @@ func (s *Store) execGroup(batch []*write, group []int, results []error) error {
 			FROM uv WHERE dtx_tx.gid = uv.gid AND dtx_tx.lease_owner = uv.owner AND uv.owner <> ''
 			RETURNING dtx_tx.gid`)
 		done = append(done, "SELECT 'u', gid FROM upd")
-		if len(ubRows) > 0 {
-			st.values("ub", "gid, idx, action, compensate, aa, ca, err, at", branchUpdateType, ubRows)
+		if sh.ub > 0 {
+			st.values("ub", "gid, idx, action, compensate, aa, ca, err, at", branchUpdateType, sh.ub)
 			st.cte("updb", `UPDATE dtx_branch SET action = ub.action, compensate = ub.compensate,
 				action_attempts = ub.aa, compensate_attempts = ub.ca, last_error = ub.err, updated_at = ub.at
 				FROM ub JOIN upd ON upd.gid = ub.gid WHERE dtx_branch.gid = ub.gid AND dtx_branch.idx = ub.idx`)
 		}
 	}
-	if len(evRows) > 0 {
-		st.values("ev", "gid, at, branch, op, outcome, detail, duration_us, owner, kind, ord", append(eventTypes[:len(eventTypes):len(eventTypes)], "TEXT", "BIGINT"), evRows)
+	if sh.ev > 0 {
+		st.values("ev", "gid, at, branch, op, outcome, detail, duration_us, owner, kind, ord", eventBatchTypes, sh.ev)
 		var src []string
-		if len(txRows) > 0 {
+		if sh.tx > 0 {
 			src = append(src, "SELECT 'c', gid FROM ins")
 		}
-		if len(updRows) > 0 {
+		if sh.upd > 0 {
 			src = append(src, "SELECT 'u', gid FROM upd")
 		}
 		st.cte("inse", `INSERT INTO dtx_event (gid, at, branch, op, outcome, detail, duration_us, owner)
@@ -196,8 +203,69 @@ func (s *Store) execGroup(batch []*write, group []int, results []error) error {
 			WHERE (ev.kind, ev.gid) IN (`+strings.Join(src, " UNION ALL ")+`) ORDER BY ev.ord`)
 	}
 	st.b.WriteString("\n" + strings.Join(done, " UNION ALL "))
+	return st.b.String()
+}
 
-	rows, err := s.db.QueryContext(context.Background(), st.b.String(), st.args...)
+func (s *Store) execGroup(batch []*write, group []int, results []error) error {
+	// Events carry their kind (c: of a create, u: of an update) so that a
+	// create that finds its gid taken cannot slip its event into the
+	// history of an update of that gid in the same statement, and an
+	// ordinal so they are inserted (and numbered) in order.
+	var sh batchShape
+	params := 0
+	for _, i := range group {
+		w := batch[i]
+		params += paramsOf(w)
+		if c := w.create; c != nil {
+			sh.tx++
+			sh.br += len(c.branches)
+			sh.ev++
+			continue
+		}
+		sh.upd++
+		sh.ub += len(w.update.Branches)
+		sh.ev += len(w.update.Events)
+	}
+	args := make([]any, 0, params+2*sh.ev)
+	for _, i := range group { // ct
+		if c := batch[i].create; c != nil {
+			args = appendTxRow(args, c.tx)
+		}
+	}
+	for _, i := range group { // cb
+		if c := batch[i].create; c != nil {
+			for _, b := range c.branches {
+				args = appendBranchRow(args, c.tx.GID, b, c.tx.CreatedAt)
+			}
+		}
+	}
+	for _, i := range group { // uv
+		if u := batch[i].update; u != nil {
+			args = appendTxUpdateRow(args, u)
+		}
+	}
+	for _, i := range group { // ub
+		if u := batch[i].update; u != nil {
+			for _, b := range u.Branches {
+				args = appendBranchUpdateRow(args, u, b)
+			}
+		}
+	}
+	ord := int64(0)
+	for _, i := range group { // ev
+		w := batch[i]
+		if c := w.create; c != nil {
+			args = append(appendEventRow(args, c.tx.GID, c.tx.LeaseOwner, createdEvent(c.tx)), "c", ord)
+			ord++
+			continue
+		}
+		for _, e := range w.update.Events {
+			args = append(appendEventRow(args, w.update.GID, w.update.Owner, e), "u", ord)
+			ord++
+		}
+	}
+
+	rows, err := s.db.QueryContext(context.Background(), s.sqlFor(sh), args...)
 	if err != nil {
 		return fmt.Errorf("write batch: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -26,10 +27,14 @@ type Config struct {
 
 // Store is a dtx.Store on a *sql.DB.
 type Store struct {
-	db      *sql.DB
-	d       Dialect
-	cfg     Config
-	stmts   *stmts
+	db    *sql.DB
+	d     Dialect
+	cfg   Config
+	stmts *stmts
+	// shapes caches the statement texts of one-statement batches by
+	// batchShape (onestatement.go); nShapes counts them.
+	shapes  sync.Map
+	nShapes atomic.Int64
 	queue   chan *write
 	closeMu sync.RWMutex
 	closed  bool

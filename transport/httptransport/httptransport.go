@@ -214,7 +214,7 @@ func (t *Transport) Call(ctx context.Context, c dtx.Call) dtx.Outcome {
 	}
 	setCallHeaders(req.Header, c)
 	t.sign(req.Header, c, body)
-	resp, err := t.client.Do(req)
+	resp, err := t.do(req)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return dtx.Uncertain(fmt.Errorf("timeout after %v", c.Timeout))
@@ -241,6 +241,22 @@ func (t *Transport) Call(ctx context.Context, c dtx.Call) dtx.Outcome {
 		return dtx.Failed(serr)
 	}
 	return dtx.Uncertain(serr)
+}
+
+// do sends req. A client without a timeout or cookie jar adds nothing to
+// its round tripper for a call (redirects are answered, never followed), so
+// the round tripper is called directly: http.Client.Do would copy the
+// headers for redirects and arm a cancellation watcher per call. The error
+// is wrapped as Client.Do wraps it.
+func (t *Transport) do(req *http.Request) (*http.Response, error) {
+	if t.client.Timeout != 0 || t.client.Jar != nil {
+		return t.client.Do(req)
+	}
+	resp, err := t.client.Transport.RoundTrip(req)
+	if err != nil {
+		return nil, &url.Error{Op: "Post", URL: req.URL.String(), Err: err}
+	}
+	return resp, nil
 }
 
 // MaxDetail bounds the length in bytes of what Detail returns.
