@@ -157,7 +157,7 @@ type eventsRun struct {
 	label          string
 	cleanup        func()
 	ob             outbox.Outbox
-	cons           inbox.Consumer
+	cons           *inbox.Batcher
 
 	waiting            sync.Map // message id -> chan struct{}
 	measuring          atomic.Bool
@@ -236,11 +236,15 @@ func (e *eventsRun) migrate(ctx context.Context) error {
 	if err := in.Migrate(ctx, e.consDB); err != nil {
 		return err
 	}
-	e.cons = inbox.Consumer{Inbox: in, DB: e.consDB, Group: "bench", Process: func(ctx context.Context, tx *sql.Tx, d broker.Delivery) error {
+	// The consumer applies the deliveries of the broker's partitions in
+	// shared transactions (group commit): Process only writes through tx.
+	c := inbox.Consumer{Inbox: in, DB: e.consDB, Group: "bench", Process: func(ctx context.Context, tx *sql.Tx, d broker.Delivery) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO applied (client, n) VALUES ($1, 1) ON CONFLICT (client) DO UPDATE SET n = applied.n + 1`, d.Key)
 		return err
 	}}
-	return nil
+	var err error
+	e.cons, err = inbox.NewBatcher(c, 0)
+	return err
 }
 
 // consume applies one delivery once (inbox), wakes its producer and
