@@ -319,6 +319,7 @@ func (o Outbox) Add(ctx context.Context, tx *sql.Tx, msgs ...broker.Message) err
 		}
 		msgs = msgs[n:]
 	}
+	o.Notify() // see Notify: the relays look until the commit shows
 	return nil
 }
 
