@@ -224,12 +224,12 @@ func NewRelay(db *sql.DB, ob Outbox, pub Publisher, cfg RelayConfig) (*Relay, er
 	_, _ = rand.Read(b[:])
 	token := cfg.Owner + "#" + hex.EncodeToString(b[:])
 	return &Relay{
-		db:    db,
-		ob:    ob,
-		q:     q,
-		pub:   pub,
-		cfg:   cfg,
-		log:   cfg.Logger.With("component", "outbox.relay", "owner", token),
+		db:      db,
+		ob:      ob,
+		q:       q,
+		pub:     pub,
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "outbox.relay", "owner", token),
 		token:   token,
 		wake:    make(chan struct{}, 1),
 		marking: map[int64]struct{}{},
@@ -276,10 +276,10 @@ func (r *Relay) Run(ctx context.Context) error {
 	defer register(r)()
 
 	var (
-		woken   bool          // the last wait ended on a wake-up
-		recheck time.Duration // the next short look after an empty wake-up
-		leaseUntil  time.Time // local time up to which we may publish
-		failures    int       // consecutive failures, for the backoff
+		woken       bool          // the last wait ended on a wake-up
+		recheck     time.Duration // the next short look after an empty wake-up
+		leaseUntil  time.Time     // local time up to which we may publish
+		failures    int           // consecutive failures, for the backoff
 		nextPurge   time.Time
 		ttl         = r.cfg.LeaseTTL
 		renewMargin = ttl / 2 // renew when less than this is left
