@@ -40,10 +40,11 @@ func register(r *Relay) (unregister func()) {
 // Relay.Notify), to publish at once what a transaction that just
 // committed added. Add already wakes them, before the commit: a woken relay
 // that finds nothing looks again at short, growing intervals (1 ms, 2 ms,
-// 4 ms… up to its PollInterval), so that a commit right after Add is
+// 4 ms… up to 128 ms), so that a commit right after Add is
 // published within a few milliseconds without Notify; Notify after the
 // commit saves that wait. Relays in other processes are not woken: they
-// find the rows at their next poll (on PostgreSQL, see RelayConfig.Listen).
+// find the rows at their next poll, or on PostgreSQL at once with
+// NotifyOnCommit.
 // Notify never blocks.
 func (o Outbox) Notify() {
 	k := queryKey{o.Dialect, o.Table}
@@ -54,7 +55,11 @@ func (o Outbox) Notify() {
 	}
 }
 
-// firstRecheck is the first delay of a woken relay that found no rows
-// (the commit that woke it may not have landed yet); it doubles up to the
+// A woken relay that found no rows (the commit that woke it may not have
+// landed yet) looks again after firstRecheck, then after twice as long
+// each time up to maxRecheck (about 0.26 s in all), then goes back to its
 // PollInterval.
-const firstRecheck = time.Millisecond
+const (
+	firstRecheck = time.Millisecond
+	maxRecheck   = 128 * time.Millisecond
+)

@@ -67,6 +67,16 @@ type Outbox struct {
 	// consumers (package inbox) continue the trace. Default
 	// otel.GetTracerProvider(), a no-op until the application installs one.
 	TracerProvider trace.TracerProvider
+	// NotifyOnCommit, on PostgreSQL, makes Add also send a notification on
+	// NotifyChannel in the caller's transaction; PostgreSQL delivers it at
+	// commit, so the relays of the table in every process (they LISTEN)
+	// publish the rows at once. Without it, relays in this process are
+	// woken anyway (see Notify) and those elsewhere find the rows at their
+	// next poll. It costs a statement per Add, and PostgreSQL serialises
+	// the commits of notifying transactions, which caps their rate at
+	// about one commit per WAL flush: leave it off where the relay runs in
+	// the writing process.
+	NotifyOnCommit bool
 }
 
 // dialectSQL is every statement of one dialect, with placeholders
@@ -318,6 +328,11 @@ func (o Outbox) Add(ctx context.Context, tx *sql.Tx, msgs ...broker.Message) err
 			return fmt.Errorf("outbox: insert messages: %w", err)
 		}
 		msgs = msgs[n:]
+	}
+	if o.NotifyOnCommit && o.Dialect == appdb.Postgres {
+		if _, err := tx.ExecContext(ctx, `SELECT pg_notify($1, '')`, o.NotifyChannel()); err != nil {
+			return fmt.Errorf("outbox: notify: %w", err)
+		}
 	}
 	o.Notify() // see Notify: the relays look until the commit shows
 	return nil

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -195,6 +196,9 @@ type Relay struct {
 	markSeqs []int64            // the rows of the mark in flight
 	markDone chan error         // the mark in flight's result; nil if none
 	found    int                // rows the last cycle read to publish
+	// noRecheck turns the short looks after an empty wake-up off (tests
+	// of the other wake-ups set it).
+	noRecheck bool
 
 	running   atomic.Bool
 	published atomic.Uint64
@@ -274,6 +278,11 @@ func (r *Relay) Run(ctx context.Context) error {
 	defer r.release(ctx)
 	defer r.finishMarks(ctx)
 	defer register(r)()
+	lctx, stopListening := context.WithCancel(ctx)
+	var listening sync.WaitGroup
+	listening.Go(func() { r.listen(lctx) })
+	defer listening.Wait()
+	defer stopListening()
 
 	var (
 		woken       bool          // the last wait ended on a wake-up
@@ -327,11 +336,11 @@ func (r *Relay) Run(ctx context.Context) error {
 					wait = 0
 				case r.found > 0:
 					recheck = 0
-				case woken || recheck > 0:
+				case (woken || recheck > 0) && !r.noRecheck:
 					// Woken by Add before its commit, probably: look
 					// again soon, less and less often.
 					recheck = max(firstRecheck, 2*recheck)
-					if recheck < wait {
+					if recheck <= maxRecheck && recheck < wait {
 						wait = recheck
 					} else {
 						recheck = 0

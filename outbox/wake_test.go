@@ -2,11 +2,15 @@ package outbox_test
 
 import (
 	"context"
+	"database/sql"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
+	"github.com/dtxhq/dtx/appdb"
 	"github.com/dtxhq/dtx/internal/testdb"
 	"github.com/dtxhq/dtx/outbox"
 )
@@ -15,6 +19,23 @@ import (
 // the lease wakes the relay during a test: only a wake-up can.
 func idle() outbox.RelayConfig {
 	return fast(outbox.RelayConfig{PollInterval: time.Hour, LeaseTTL: time.Hour})
+}
+
+// runRelayNoRecheck is runRelay with the short looks after an empty
+// wake-up turned off: only the wake-up under test publishes.
+func runRelayNoRecheck(t *testing.T, db *sql.DB, ob outbox.Outbox, pub outbox.Publisher, cfg outbox.RelayConfig) *outbox.Relay {
+	cfg.Logger = discard
+	r, err := outbox.NewRelay(db, ob, pub, cfg)
+	require.NoError(t, err)
+	outbox.NoRecheck(r)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		require.NoError(t, <-done)
+	})
+	return r
 }
 
 func TestRelay_AddWakesIdleRelay(t *testing.T) {
@@ -42,7 +63,7 @@ func TestOutbox_NotifyWakesRelaysOfItsTableOnly(t *testing.T) {
 	require.NoError(t, ob.Migrate(ctx, db))
 	require.NoError(t, other.Migrate(ctx, db))
 	pub := &recorder{}
-	r, _ := runRelay(t, db, ob, pub, idle())
+	r := runRelayNoRecheck(t, db, ob, pub, idle())
 	require.Eventually(t, func() bool { return r.Stats().Leader }, waitLong, 5*time.Millisecond)
 
 	// A row written without Add (another process, say): only a wake-up
@@ -73,4 +94,69 @@ func TestRelay_PipelinedMarkPublishesOnce(t *testing.T) {
 		require.Equal(t, want, firstSeen(pub.messages()))
 		require.Zero(t, countRows(t, db, "1=1"), "every published row is deleted")
 	})
+}
+
+// On PostgreSQL the relay LISTENs on its table's channel: a row added by
+// another process, with a NOTIFY in its transaction, is published at once.
+func TestRelay_ListensOnPostgres(t *testing.T) {
+	ctx := context.Background()
+	db := testdb.Postgres(t).Open(t)
+	ob := outbox.Outbox{Dialect: appdb.Postgres, Table: "listen_test"}
+	require.NoError(t, ob.Migrate(ctx, db))
+	pub := &recorder{}
+	r := runRelayNoRecheck(t, db, ob, pub, idle())
+	require.Eventually(t, func() bool { return r.Stats().Leader }, waitLong, 5*time.Millisecond)
+
+	// Written with plain SQL, as another process would: no in-process
+	// wake-up. Repeated until the relay's LISTEN is in place (a
+	// notification sent before it is not delivered).
+	_, err := db.ExecContext(ctx, `INSERT INTO listen_test (msg_id, topic, msg_key, headers, payload, created_at) VALUES ('x-1', 'orders', 'x', '{}', '\x7b7d', 0)`)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		_, err := db.ExecContext(ctx, `NOTIFY `+ob.NotifyChannel())
+		require.NoError(t, err)
+		return pub.distinct() == 1
+	}, waitLong, 20*time.Millisecond)
+}
+
+// NotifyOnCommit makes Add notify the table's channel, delivered when its
+// transaction commits (and not before).
+func TestOutbox_NotifyOnCommit(t *testing.T) {
+	ctx := context.Background()
+	d := testdb.Postgres(t)
+	db := d.Open(t)
+	ob := outbox.Outbox{Dialect: appdb.Postgres, Table: "notify_on_commit", NotifyOnCommit: true}
+	require.NoError(t, ob.Migrate(ctx, db))
+
+	conn, err := db.Conn(ctx)
+	require.NoError(t, err)
+	defer conn.Close()
+	_, err = conn.ExecContext(ctx, `LISTEN `+ob.NotifyChannel())
+	require.NoError(t, err)
+	wait := func(d time.Duration) error {
+		wctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		return conn.Raw(func(dc any) error {
+			_, err := dc.(interface{ Conn() *pgx.Conn }).Conn().WaitForNotification(wctx)
+			return err
+		})
+	}
+
+	tx, err := db.BeginTx(ctx, nil)
+	require.NoError(t, err)
+	require.NoError(t, ob.Add(ctx, tx, msg("a", 1)))
+	require.ErrorIs(t, wait(50*time.Millisecond), context.DeadlineExceeded, "nothing before the commit")
+	require.NoError(t, tx.Commit())
+	require.NoError(t, wait(waitLong), "notified at commit")
+
+	plain := outbox.Outbox{Dialect: appdb.Postgres, Table: "notify_on_commit"}
+	add(t, db, plain, true, msg("a", 2))
+	require.ErrorIs(t, wait(50*time.Millisecond), context.DeadlineExceeded, "off by default")
+}
+
+func TestOutbox_NotifyChannel(t *testing.T) {
+	require.Equal(t, "dtx_outbox", outbox.Outbox{}.NotifyChannel())
+	require.Equal(t, "app.events", outbox.Outbox{Table: "app.events"}.NotifyChannel())
+	long := outbox.Outbox{Table: "s" + strings.Repeat("x", 62) + ".t"}.NotifyChannel()
+	require.Len(t, long, 63)
 }
