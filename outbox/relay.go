@@ -472,14 +472,22 @@ func (r *Relay) cycle(ctx context.Context, until time.Time) (more bool, err erro
 		for i, rw := range round {
 			msgs[i] = rw.msg
 		}
-		if err := r.pub.Publish(pctx, msgs...); err != nil {
+		errs, err := r.publish(pctx, msgs)
+		if err != nil {
 			r.failures.Add(1)
 			perr = fmt.Errorf("outbox: publish %d messages (first %s): %w", len(msgs), msgs[0].ID, err)
 			if r.cfg.MaxAttempts == 0 || pctx.Err() != nil {
+				// What the broker reported stored is done; the rest
+				// (and the later messages of their keys) waits.
+				for i, rw := range round {
+					if errs != nil && errs[i] == nil {
+						done = append(done, rw.seq)
+					}
+				}
 				break
 			}
 			var stuck bool
-			done, stuck = r.attribute(pctx, round, err, done)
+			done, stuck = r.attribute(pctx, round, err, errs, done)
 			if stuck {
 				break
 			}
@@ -664,19 +672,61 @@ func (r *Relay) purge(ctx context.Context) error {
 	return err
 }
 
+// publish publishes one round: through broker.BatchPublisher when the
+// publisher has it, which keeps every acknowledgement of the round in
+// flight at once and says which message failed (errs, nil if none did),
+// else through Publish (errs nil). err is the first failure.
+//
+// Per-key order does not rest on the broker ordering a round's messages:
+// a round holds at most one message per key, and the next round starts
+// only once this one is acknowledged, so a key's next message is never
+// published before its previous one is stored. A single ordered stream
+// per key (NATS and Kafka keep the order of one connection's publishes)
+// would allow more in flight, but after a failed acknowledgement its
+// successors may already be stored, and publishing the failed one again
+// would put it after them.
+func (r *Relay) publish(ctx context.Context, msgs []broker.Message) (errs []error, err error) {
+	bp, ok := r.pub.(broker.BatchPublisher)
+	if !ok {
+		return nil, r.pub.Publish(ctx, msgs...)
+	}
+	errs = bp.PublishBatch(ctx, msgs)
+	if errs == nil {
+		return nil, nil
+	}
+	if len(errs) != len(msgs) {
+		return nil, fmt.Errorf("outbox: broker returned %d results for %d messages", len(errs), len(msgs))
+	}
+	for _, e := range errs {
+		if e != nil {
+			return errs, e
+		}
+	}
+	return nil, nil
+}
+
 // attribute handles a failed round under RelayConfig.MaxAttempts: it finds
-// which messages fail (publishing a round of several one by one), adds
+// which messages fail (from errs, the broker's per-message results, or by
+// publishing a round of several one by one), adds
 // those published to done, counts a failed attempt for each of the others
 // and gives up those that reached MaxAttempts. stuck reports that a
 // message is still to be retried (or that the database failed), so that
 // the cycle stops and backs off.
-func (r *Relay) attribute(ctx context.Context, round []row, err error, done []int64) (_ []int64, stuck bool) {
+func (r *Relay) attribute(ctx context.Context, round []row, err error, errs []error, done []int64) (_ []int64, stuck bool) {
 	type failed struct {
 		rw  row
 		err error
 	}
 	var fails []failed
-	if len(round) == 1 {
+	if errs != nil { // the broker said which failed
+		for i, rw := range round {
+			if errs[i] != nil {
+				fails = append(fails, failed{rw, errs[i]})
+			} else {
+				done = append(done, rw.seq)
+			}
+		}
+	} else if len(round) == 1 {
 		fails = append(fails, failed{round[0], err})
 	} else {
 		for _, rw := range round {
