@@ -441,6 +441,13 @@ func (r *Relay) cycle(ctx context.Context, until time.Time) (more bool, err erro
 	if err := r.collectMark(false); err != nil {
 		return false, err
 	}
+	if r.markDone == nil && len(r.markSeqs) > 0 {
+		// An earlier mark failed: retry it, even with nothing new to
+		// publish, so that its rows leave the table.
+		if err := r.startMark(ctx, nil); err != nil {
+			return false, err
+		}
+	}
 	fetched, now, err := r.fetch(pctx, r.cfg.BatchSize+len(r.marking))
 	if err != nil {
 		r.dbErrors.Add(1)

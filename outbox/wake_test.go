@@ -160,3 +160,29 @@ func TestOutbox_NotifyChannel(t *testing.T) {
 	long := outbox.Outbox{Table: "s" + strings.Repeat("x", 62) + ".t"}.NotifyChannel()
 	require.Len(t, long, 63)
 }
+
+// A mark (here the delete of published rows) that fails is retried, even
+// with nothing new to publish, and its rows are not published again
+// meanwhile.
+func TestRelay_FailedMarkIsRetried(t *testing.T) {
+	ctx := context.Background()
+	db := testdbSQLite(t)
+	ob := outbox.Outbox{}
+	require.NoError(t, ob.Migrate(ctx, db))
+	_, err := db.ExecContext(ctx, `CREATE TRIGGER mark_retry_refuse BEFORE DELETE ON dtx_outbox BEGIN SELECT RAISE(FAIL, 'delete refused'); END`)
+	require.NoError(t, err)
+	pub := &recorder{}
+	r, stop := runRelay(t, db, ob, pub, fast(outbox.RelayConfig{}))
+	add(t, db, ob, true, msg("a", 1), msg("b", 1))
+	require.Eventually(t, func() bool { return r.Stats().DBErrors >= 3 }, waitLong, 5*time.Millisecond,
+		"the relay keeps failing to delete the published rows")
+	require.Equal(t, 2, countRows(t, db, "1=1"))
+	require.Len(t, pub.messages(), 2, "rows whose mark failed are not published again")
+
+	_, err = db.ExecContext(ctx, `DROP TRIGGER mark_retry_refuse`)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return countRows(t, db, "1=1") == 0 }, waitLong, 5*time.Millisecond)
+	stop()
+	require.Len(t, pub.messages(), 2)
+	require.Equal(t, uint64(2), r.Stats().Published)
+}
