@@ -69,6 +69,23 @@ type Broker interface {
 	Close() error
 }
 
+// BatchPublisher is implemented by brokers that keep the acknowledgements
+// of many messages in flight at once and can tell which of them were
+// stored. The outbox relay uses it when its broker has it (and Publish
+// otherwise): one failed message then costs neither a publish of the
+// others again nor the search for which one failed.
+type BatchPublisher interface {
+	// PublishBatch publishes msgs with all their acknowledgements in
+	// flight together, and returns nil once every message is durably
+	// stored, or else one error per message, errs[i] being nil when
+	// msgs[i] was stored. Messages of one call carry no order among
+	// them: a caller that needs a key's order passes at most one message
+	// of each key and waits for the result before the next. It returns
+	// soon after ctx is done (the messages not yet acknowledged then
+	// fail, though the broker may still store them).
+	PublishBatch(ctx context.Context, msgs []Message) (errs []error)
+}
+
 // Standard header names.
 const (
 	HeaderCorrelationID = "Dtx-Correlation-Id" // the global transaction (order, saga) id

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sync"
 
 	"github.com/dtxhq/dtx/appdb"
 )
@@ -62,8 +63,23 @@ type attemptSQL struct {
 	count, read, clear string
 }
 
+// attemptCache memoises buildAttemptQueries per Inbox value.
+var attemptCache sync.Map // Inbox -> attemptSQL
+
 // attemptQueries returns the statements of the attempts table.
 func (in Inbox) attemptQueries() (attemptSQL, error) {
+	if q, ok := attemptCache.Load(in); ok {
+		return q.(attemptSQL), nil
+	}
+	q, err := in.buildAttemptQueries()
+	if err != nil {
+		return attemptSQL{}, err
+	}
+	attemptCache.Store(in, q)
+	return q, nil
+}
+
+func (in Inbox) buildAttemptQueries() (attemptSQL, error) {
 	if _, err := in.queries(); err != nil {
 		return attemptSQL{}, err
 	}

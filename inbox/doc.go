@@ -29,6 +29,14 @@
 // (Consumer.Replay, which runs Process again, at most once, and removes the
 // dead letter on success) or discards it (Consumer.Discard).
 //
+// # Group commit
+//
+// A Batcher (NewBatcher) is a broker.Handler that applies the deliveries
+// arriving concurrently (one per broker partition) in shared transactions,
+// one commit for many messages, each acknowledged only after its commit; a
+// batch that fails is applied again one delivery at a time, so a poison
+// message fails alone.
+//
 // SQLite (modernc, through internal/sqlitedb or with BEGIN IMMEDIATE and a
 // busy timeout), PostgreSQL (pgx's database/sql driver) and MySQL/MariaDB
 // (InnoDB) are supported, selected with appdb.Dialect.

@@ -13,7 +13,11 @@
 //	tx, _ := db.BeginTx(ctx, nil)
 //	// ... business writes in tx ...
 //	err := ob.Add(ctx, tx, broker.Message{ID: id, Topic: "orders", Key: orderID, Payload: body})
-//	// ... then tx.Commit(), and relay.Notify() to publish right away
+//	// ... then tx.Commit(), and ob.Notify() to publish right away
+//
+// Add wakes the relays of the table running in the process (they look again
+// at short intervals until the commit shows); on PostgreSQL relays also
+// LISTEN on NotifyChannel, which NotifyOnCommit makes Add notify.
 //
 // # Relaying
 //
@@ -21,7 +25,8 @@
 //	go relay.Run(ctx) // returns when ctx is done
 //
 // The relay reads the oldest unpublished rows (in seq order), publishes
-// them at least once, keeping the order of messages with the same Topic and
+// them at least once (through broker.BatchPublisher when the broker has
+// it), keeping the order of messages with the same Topic and
 // Key even across failed and partial publishes, and then deletes them (or
 // marks them published and keeps them for RelayConfig.Retention). Several
 // relays may run against one outbox for availability: a lease row in the

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -188,6 +190,16 @@ type Relay struct {
 	token string // owner written to the lease row
 	wake  chan struct{}
 
+	// Marking published rows runs beside the next cycle (see startMark);
+	// these are used by Run's goroutine only.
+	marking  map[int64]struct{} // published rows not yet marked: fetch skips them
+	markSeqs []int64            // the rows of the mark in flight
+	markDone chan error         // the mark in flight's result; nil if none
+	found    int                // rows the last cycle read to publish
+	// noRecheck turns the short looks after an empty wake-up off (tests
+	// of the other wake-ups set it).
+	noRecheck bool
+
 	running   atomic.Bool
 	published atomic.Uint64
 	failures  atomic.Uint64
@@ -216,14 +228,15 @@ func NewRelay(db *sql.DB, ob Outbox, pub Publisher, cfg RelayConfig) (*Relay, er
 	_, _ = rand.Read(b[:])
 	token := cfg.Owner + "#" + hex.EncodeToString(b[:])
 	return &Relay{
-		db:    db,
-		ob:    ob,
-		q:     q,
-		pub:   pub,
-		cfg:   cfg,
-		log:   cfg.Logger.With("component", "outbox.relay", "owner", token),
-		token: token,
-		wake:  make(chan struct{}, 1),
+		db:      db,
+		ob:      ob,
+		q:       q,
+		pub:     pub,
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "outbox.relay", "owner", token),
+		token:   token,
+		wake:    make(chan struct{}, 1),
+		marking: map[int64]struct{}{},
 	}, nil
 }
 
@@ -263,10 +276,19 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 	defer r.running.Store(false)
 	defer r.release(ctx)
+	defer r.finishMarks(ctx)
+	defer register(r)()
+	lctx, stopListening := context.WithCancel(ctx)
+	var listening sync.WaitGroup
+	listening.Go(func() { r.listen(lctx) })
+	defer listening.Wait()
+	defer stopListening()
 
 	var (
-		leaseUntil  time.Time // local time up to which we may publish
-		failures    int       // consecutive failures, for the backoff
+		woken       bool          // the last wait ended on a wake-up
+		recheck     time.Duration // the next short look after an empty wake-up
+		leaseUntil  time.Time     // local time up to which we may publish
+		failures    int           // consecutive failures, for the backoff
 		nextPurge   time.Time
 		ttl         = r.cfg.LeaseTTL
 		renewMargin = ttl / 2 // renew when less than this is left
@@ -309,8 +331,20 @@ func (r *Relay) Run(ctx context.Context) error {
 				fail()
 			default:
 				failures = 0
-				if more {
+				switch {
+				case more:
 					wait = 0
+				case r.found > 0:
+					recheck = 0
+				case (woken || recheck > 0) && !r.noRecheck:
+					// Woken by Add before its commit, probably: look
+					// again soon, less and less often.
+					recheck = max(firstRecheck, 2*recheck)
+					if recheck <= maxRecheck && recheck < wait {
+						wait = recheck
+					} else {
+						recheck = 0
+					}
 				}
 			}
 			if r.cfg.Retention > 0 && time.Now().After(nextPurge) {
@@ -327,15 +361,24 @@ func (r *Relay) Run(ctx context.Context) error {
 		if wait <= 0 {
 			continue
 		}
+		// Going idle: let the mark in flight commit first, so that the
+		// table and Stats show what was published.
+		if err := r.collectMark(true); err != nil && ctx.Err() == nil {
+			r.log.WarnContext(ctx, "outbox relay: mark published rows", "err", err, "attempt", failures+1)
+			fail()
+		}
 		var wake <-chan struct{}
 		if wakeable && r.leader.Load() {
 			wake = r.wake
 		}
 		t := time.NewTimer(wait)
+		woken = false
 		select {
 		case <-ctx.Done():
 		case <-t.C:
 		case <-wake:
+			woken = true
+			recheck = 0
 		}
 		t.Stop()
 	}
@@ -394,11 +437,31 @@ type row struct {
 func (r *Relay) cycle(ctx context.Context, until time.Time) (more bool, err error) {
 	pctx, cancel := context.WithDeadline(ctx, until)
 	defer cancel()
-	rows, now, err := r.fetch(pctx)
+	r.found = 0
+	if err := r.collectMark(false); err != nil {
+		return false, err
+	}
+	if r.markDone == nil && len(r.markSeqs) > 0 {
+		// An earlier mark failed: retry it, even with nothing new to
+		// publish, so that its rows leave the table.
+		if err := r.startMark(ctx, nil); err != nil {
+			return false, err
+		}
+	}
+	fetched, now, err := r.fetch(pctx, r.cfg.BatchSize+len(r.marking))
 	if err != nil {
 		r.dbErrors.Add(1)
 		return false, err
 	}
+	// Rows published in an earlier cycle whose mark is still running (or
+	// failed and is to be retried) are not published again.
+	rows := fetched[:0]
+	for _, rw := range fetched {
+		if _, ok := r.marking[rw.seq]; !ok {
+			rows = append(rows, rw)
+		}
+	}
+	r.found = len(rows)
 	if len(rows) == 0 {
 		r.lag.Store(0)
 		return false, nil
@@ -416,14 +479,22 @@ func (r *Relay) cycle(ctx context.Context, until time.Time) (more bool, err erro
 		for i, rw := range round {
 			msgs[i] = rw.msg
 		}
-		if err := r.pub.Publish(pctx, msgs...); err != nil {
+		errs, err := r.publish(pctx, msgs)
+		if err != nil {
 			r.failures.Add(1)
 			perr = fmt.Errorf("outbox: publish %d messages (first %s): %w", len(msgs), msgs[0].ID, err)
 			if r.cfg.MaxAttempts == 0 || pctx.Err() != nil {
+				// What the broker reported stored is done; the rest
+				// (and the later messages of their keys) waits.
+				for i, rw := range round {
+					if errs != nil && errs[i] == nil {
+						done = append(done, rw.seq)
+					}
+				}
 				break
 			}
 			var stuck bool
-			done, stuck = r.attribute(pctx, round, err, done)
+			done, stuck = r.attribute(pctx, round, err, errs, done)
 			if stuck {
 				break
 			}
@@ -435,20 +506,88 @@ func (r *Relay) cycle(ctx context.Context, until time.Time) (more bool, err erro
 		}
 	}
 	if len(done) > 0 {
-		// Record even if ctx is done: the messages are out, and recording
-		// them saves duplicates after a restart.
-		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-		defer cancel()
-		if err := r.markPublished(mctx, done); err != nil {
-			r.dbErrors.Add(1)
+		if err := r.startMark(ctx, done); err != nil {
 			return false, errors.Join(perr, err)
 		}
-		r.published.Add(uint64(len(done)))
 	}
 	if perr != nil {
 		return false, perr
 	}
 	return len(rows) == r.cfg.BatchSize, nil
+}
+
+// startMark marks the published rows done (and those of an earlier failed
+// mark) in the background, so that the next cycle reads and publishes
+// while the database commits the mark: the relay's cycle is then one read
+// and one publish, not also a durable write. The rows stay in r.marking,
+// which fetch skips, until their mark committed; per-key order is kept,
+// since a row is in done only once the broker acknowledged it. At most one
+// mark runs at a time: startMark first waits for the previous one. A crash
+// before a mark commits publishes its rows again, as before (at least
+// once).
+func (r *Relay) startMark(ctx context.Context, done []int64) error {
+	err := r.collectMark(true)
+	seqs := append(slices.Clone(r.markSeqs), done...) // markSeqs: a failed mark's rows
+	for _, s := range done {
+		r.marking[s] = struct{}{}
+	}
+	r.markSeqs = seqs
+	r.markDone = make(chan error, 1)
+	// Record even if ctx is done: the messages are out, and recording them
+	// saves duplicates after a restart.
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	go func(ch chan<- error) {
+		defer cancel()
+		ch <- r.markPublished(mctx, seqs)
+	}(r.markDone)
+	return err
+}
+
+// collectMark takes the result of the mark in flight, waiting for it if
+// wait is set (else only if it is over). Marked rows leave r.marking; after
+// a failure they stay there and in r.markSeqs, for the next mark to retry,
+// and the error is returned (the relay backs off).
+func (r *Relay) collectMark(wait bool) error {
+	if r.markDone == nil {
+		return nil
+	}
+	var err error
+	if wait {
+		err = <-r.markDone
+	} else {
+		select {
+		case err = <-r.markDone:
+		default:
+			return nil
+		}
+	}
+	r.markDone = nil
+	if err != nil {
+		r.dbErrors.Add(1)
+		return err
+	}
+	for _, s := range r.markSeqs {
+		delete(r.marking, s)
+	}
+	r.published.Add(uint64(len(r.markSeqs)))
+	r.markSeqs = nil
+	return nil
+}
+
+// finishMarks waits for the mark in flight when Run ends and retries a
+// failed one once, so that a stopping relay leaves no published row
+// unmarked that it could mark.
+func (r *Relay) finishMarks(ctx context.Context) {
+	if err := r.collectMark(true); err == nil || len(r.markSeqs) == 0 {
+		return
+	}
+	r.markDone = make(chan error, 1)
+	mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	r.markDone <- r.markPublished(mctx, r.markSeqs)
+	if err := r.collectMark(true); err != nil {
+		r.log.WarnContext(ctx, "outbox relay: mark published rows (they are published again)", "rows", len(r.markSeqs), "err", err)
+	}
 }
 
 // Rounds splits items (in publishing order) into publish rounds: round i
@@ -479,8 +618,8 @@ func Rounds[T any](items []T, msg func(T) broker.Message) [][]T {
 func rowMessage(rw row) broker.Message { return rw.msg }
 
 // fetch reads the oldest unpublished rows and the database clock.
-func (r *Relay) fetch(ctx context.Context) ([]row, int64, error) {
-	rs, err := r.db.QueryContext(ctx, r.q.fetch, r.cfg.BatchSize)
+func (r *Relay) fetch(ctx context.Context, limit int) ([]row, int64, error) {
+	rs, err := r.db.QueryContext(ctx, r.q.fetch, limit)
 	if err != nil {
 		return nil, 0, fmt.Errorf("outbox: read unpublished rows: %w", err)
 	}
@@ -540,19 +679,61 @@ func (r *Relay) purge(ctx context.Context) error {
 	return err
 }
 
+// publish publishes one round: through broker.BatchPublisher when the
+// publisher has it, which keeps every acknowledgement of the round in
+// flight at once and says which message failed (errs, nil if none did),
+// else through Publish (errs nil). err is the first failure.
+//
+// Per-key order does not rest on the broker ordering a round's messages:
+// a round holds at most one message per key, and the next round starts
+// only once this one is acknowledged, so a key's next message is never
+// published before its previous one is stored. A single ordered stream
+// per key (NATS and Kafka keep the order of one connection's publishes)
+// would allow more in flight, but after a failed acknowledgement its
+// successors may already be stored, and publishing the failed one again
+// would put it after them.
+func (r *Relay) publish(ctx context.Context, msgs []broker.Message) (errs []error, err error) {
+	bp, ok := r.pub.(broker.BatchPublisher)
+	if !ok {
+		return nil, r.pub.Publish(ctx, msgs...)
+	}
+	errs = bp.PublishBatch(ctx, msgs)
+	if errs == nil {
+		return nil, nil
+	}
+	if len(errs) != len(msgs) {
+		return nil, fmt.Errorf("outbox: broker returned %d results for %d messages", len(errs), len(msgs))
+	}
+	for _, e := range errs {
+		if e != nil {
+			return errs, e
+		}
+	}
+	return nil, nil
+}
+
 // attribute handles a failed round under RelayConfig.MaxAttempts: it finds
-// which messages fail (publishing a round of several one by one), adds
+// which messages fail (from errs, the broker's per-message results, or by
+// publishing a round of several one by one), adds
 // those published to done, counts a failed attempt for each of the others
 // and gives up those that reached MaxAttempts. stuck reports that a
 // message is still to be retried (or that the database failed), so that
 // the cycle stops and backs off.
-func (r *Relay) attribute(ctx context.Context, round []row, err error, done []int64) (_ []int64, stuck bool) {
+func (r *Relay) attribute(ctx context.Context, round []row, err error, errs []error, done []int64) (_ []int64, stuck bool) {
 	type failed struct {
 		rw  row
 		err error
 	}
 	var fails []failed
-	if len(round) == 1 {
+	if errs != nil { // the broker said which failed
+		for i, rw := range round {
+			if errs[i] != nil {
+				fails = append(fails, failed{rw, errs[i]})
+			} else {
+				done = append(done, rw.seq)
+			}
+		}
+	} else if len(round) == 1 {
 		fails = append(fails, failed{round[0], err})
 	} else {
 		for _, rw := range round {

@@ -45,6 +45,7 @@ func Run(t *testing.T, setup Setup) {
 	}{
 		{"RoundTrip", testRoundTrip},
 		{"PublishValidates", testPublishValidates},
+		{"PublishBatch", testPublishBatch},
 		{"KeyOrder", testKeyOrder},
 		{"Redelivery", testRedelivery},
 		{"GroupSharesWork", testGroupSharesWork},

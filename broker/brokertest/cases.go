@@ -85,6 +85,43 @@ func testPublishValidates(t *testing.T, open func(t *testing.T) broker.Broker) {
 	require.Error(t, b.Publish(ctx, broker.Message{ID: "m", Payload: []byte("x")}), "missing Topic")
 }
 
+// testPublishBatch checks broker.BatchPublisher, for brokers that have it:
+// a batch is stored and delivered whole, and an invalid message fails
+// alone, the others of its batch being stored.
+func testPublishBatch(t *testing.T, open func(t *testing.T) broker.Broker) {
+	b := open(t)
+	bp, ok := b.(broker.BatchPublisher)
+	if !ok {
+		return // the relay falls back to Publish; nothing to check
+	}
+	ctx := ctxT(t)
+	const topic = "orders.batch"
+	var msgs []broker.Message
+	var ids []string
+	for i := range 50 {
+		m := broker.Message{ID: fmt.Sprintf("b-%02d", i), Topic: topic, Key: fmt.Sprintf("k%d", i), Payload: []byte("x")}
+		msgs = append(msgs, m)
+		ids = append(ids, m.ID)
+	}
+	l := newRecorder()
+	subscribe(t, b, topic, "g", l.handler(nil))
+	require.Nil(t, bp.PublishBatch(ctx, msgs), "every message stored")
+	require.Nil(t, bp.PublishBatch(ctx, nil), "publishing nothing")
+
+	bad := []broker.Message{
+		{ID: "b-ok-1", Topic: topic, Key: "a", Payload: []byte("x")},
+		{Topic: topic, Key: "b", Payload: []byte("x")}, // no ID
+		{ID: "b-ok-2", Topic: topic, Key: "c", Payload: []byte("x")},
+	}
+	errs := bp.PublishBatch(ctx, bad)
+	require.Len(t, errs, 3)
+	require.NoError(t, errs[0])
+	require.Error(t, errs[1], "the message without ID fails")
+	require.NoError(t, errs[2])
+	ids = append(ids, "b-ok-1", "b-ok-2")
+	waitFor(t, "every stored message", func() bool { return l.handledAll(ids) })
+}
+
 // testKeyOrder publishes several keys from concurrent publishers, with a
 // handler that fails some first and second attempts, and checks that every
 // key's messages are handled one at a time and in order: a message that is

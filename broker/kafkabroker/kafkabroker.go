@@ -155,6 +155,62 @@ func (b *Broker) Publish(ctx context.Context, msgs ...broker.Message) error {
 	return nil
 }
 
+var _ broker.BatchPublisher = (*Broker)(nil)
+
+// PublishBatch produces msgs together (the client batches them per
+// partition, every acknowledgement in flight) and reports each message's
+// outcome (see broker.BatchPublisher). A message that is invalid fails
+// alone.
+func (b *Broker) PublishBatch(ctx context.Context, msgs []broker.Message) []error {
+	errs := make([]error, len(msgs))
+	failed := false
+	fail := func(i int, err error) {
+		errs[i], failed = err, true
+	}
+	recs := make([]*kgo.Record, 0, len(msgs))
+	idx := make(map[*kgo.Record]int, len(msgs)) // the index in msgs of each record
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for i, m := range msgs {
+		switch {
+		case b.closed:
+			fail(i, broker.ErrClosed)
+			continue
+		case m.ID == "":
+			fail(i, errors.New("kafkabroker: message without ID"))
+			continue
+		}
+		if err := checkTopic(m.Topic); err != nil {
+			fail(i, fmt.Errorf("kafkabroker: message %s: %w", m.ID, err))
+			continue
+		}
+		if _, ok := m.Headers[headerID]; ok {
+			fail(i, fmt.Errorf("kafkabroker: message %s: header name %s is reserved", m.ID, headerID))
+			continue
+		}
+		if err := b.ensureTopic(ctx, m.Topic); err != nil {
+			fail(i, err)
+			continue
+		}
+		r := record(m)
+		recs = append(recs, r)
+		idx[r] = i
+	}
+	if len(recs) > 0 {
+		// The results come in the order the records completed.
+		for _, res := range b.cl.ProduceSync(ctx, recs...) {
+			if res.Err != nil {
+				i := idx[res.Record]
+				fail(i, fmt.Errorf("kafkabroker: produce %s: %w", msgs[i].ID, res.Err))
+			}
+		}
+	}
+	if !failed {
+		return nil
+	}
+	return errs
+}
+
 func record(m broker.Message) *kgo.Record {
 	r := &kgo.Record{Topic: m.Topic, Value: m.Payload}
 	if m.Key != "" {

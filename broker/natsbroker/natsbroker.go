@@ -299,6 +299,66 @@ func (b *Broker) publishWindow(ctx context.Context, msgs []broker.Message) (int,
 	return len(acks), sendErr
 }
 
+var _ broker.BatchPublisher = (*Broker)(nil)
+
+// PublishBatch publishes msgs asynchronously, up to asyncWindow
+// acknowledgements in flight, and reports each message's outcome (see
+// broker.BatchPublisher). A message that is invalid fails alone.
+func (b *Broker) PublishBatch(ctx context.Context, msgs []broker.Message) []error {
+	errs := make([]error, len(msgs))
+	failed := false
+	fail := func(i int, err error) {
+		errs[i], failed = err, true
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	type pending struct {
+		i   int
+		ack jetstream.PubAckFuture
+	}
+	window := make([]pending, 0, min(len(msgs), asyncWindow))
+	drain := func() {
+		for _, p := range window {
+			select {
+			case <-p.ack.Ok():
+			case err := <-p.ack.Err():
+				fail(p.i, fmt.Errorf("natsbroker: publish %s: %w", msgs[p.i].ID, err))
+			case <-ctx.Done():
+				fail(p.i, fmt.Errorf("natsbroker: publish %s: %w", msgs[p.i].ID, ctx.Err()))
+			}
+		}
+		window = window[:0]
+	}
+	for i := range msgs {
+		switch {
+		case b.closed:
+			fail(i, broker.ErrClosed)
+			continue
+		case ctx.Err() != nil:
+			fail(i, fmt.Errorf("natsbroker: publish %s: %w", msgs[i].ID, ctx.Err()))
+			continue
+		}
+		if err := checkMessage(&msgs[i]); err != nil {
+			fail(i, err)
+			continue
+		}
+		f, err := b.js.PublishMsgAsync(b.natsMsg(&msgs[i]))
+		if err != nil {
+			fail(i, fmt.Errorf("natsbroker: publish %s: %w", msgs[i].ID, err))
+			continue
+		}
+		window = append(window, pending{i, f})
+		if len(window) == cap(window) {
+			drain()
+		}
+	}
+	drain()
+	if !failed {
+		return nil
+	}
+	return errs
+}
+
 func (b *Broker) natsMsg(m *broker.Message) *nats.Msg {
 	nm := &nats.Msg{
 		Subject: b.subject(m.Topic, b.partition(m)),

@@ -25,6 +25,7 @@ func runBench(ctx context.Context, args []string) error {
 	writers := fs.Int("store-writers", 0, "group-commit writers of the store (0: the store's default)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the measured period to this file")
 	brokerSpec := fs.String("broker", "embedded", "events pattern: embedded (NATS in process), nats://host:port or kafka://host:port")
+	idle := fs.Duration("idle", 0, "events pattern: after measuring, stay running without events this long and report the process's CPU (0: skip)")
 	withMetrics := fs.Bool("metrics", true, "record Prometheus metrics as dtx server does (false: measure without them)")
 	compare := fs.Bool("compare", false, "run the loadgen workload (saga or tcc, no-op HTTP participants, wait=true) against a separate dtx server process at each of --compare-clients, --rounds rounds of --duration, and print medians with the server's CPU per transaction; --store takes a comma-separated list (sqlite,postgres-temp)")
 	compareClients := fs.String("compare-clients", "1,8,32", "--compare: comma-separated closed-loop client counts")
@@ -40,14 +41,14 @@ func runBench(ctx context.Context, args []string) error {
 	switch {
 	case *pattern != "saga" && *pattern != "tcc" && *pattern != "xa" && *pattern != "events":
 		return usagef("pattern %q: want saga, tcc, xa or events", *pattern)
-	case *clients < 1 || *duration <= 0 || *warmup < 0:
-		return usagef("need clients >= 1, duration > 0, warmup >= 0")
+	case *clients < 1 || *duration <= 0 || *warmup < 0 || *idle < 0:
+		return usagef("need clients >= 1, duration > 0, warmup >= 0, idle >= 0")
 	case *pattern == "events" && *storeDSN != "sqlite" && *storeDSN != "postgres-temp":
 		return usagef("store %q: the events bench takes sqlite or postgres-temp", *storeDSN)
 	}
 	cfg := bench.Config{
 		Pattern: *pattern, Store: *storeDSN, Clients: *clients, Duration: *duration, Warmup: *warmup,
-		Writers: *writers, CPUProfile: *cpuProfile, Broker: *brokerSpec, Metrics: *withMetrics, Log: os.Stderr,
+		Writers: *writers, CPUProfile: *cpuProfile, Broker: *brokerSpec, Metrics: *withMetrics, Log: os.Stderr, Idle: *idle,
 	}
 	if *asJSON {
 		cfg.Log = nil

@@ -57,6 +57,10 @@ type Config struct {
 	Metrics bool
 	// Log, if not nil, receives a line about what is measured.
 	Log io.Writer
+	// Idle, for RunEvents, is how long the pipeline stays running without
+	// events after the measurement, while the process's CPU is measured
+	// (0: not measured): the cost of polling and waiting.
+	Idle time.Duration
 }
 
 // Result is the JSON form of one benchmark run; its fields are a contract

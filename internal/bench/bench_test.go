@@ -52,10 +52,12 @@ func TestRunEventsOnSQLite(t *testing.T) {
 	prof := filepath.Join(t.TempDir(), "cpu.prof")
 	res, err := bench.RunEvents(context.Background(), bench.Config{
 		Pattern: "events", Store: "sqlite", Broker: "embedded", Clients: 2, Duration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond,
-		CPUProfile: prof,
+		CPUProfile: prof, Idle: 200 * time.Millisecond,
 	})
 	require.NoError(t, err)
 	require.Positive(t, res.Consumed)
+	require.Positive(t, res.RawCommits, "the producer store's commit rate is measured in the same run")
+	require.GreaterOrEqual(t, res.IdleCPUCores, 0.0, "the idle period is measured")
 	require.Equal(t, "sqlite", res.Dialect)
 	require.Positive(t, res.InProcessCPUPerEvent)
 	requireShare(t, res.HostCPUBusy)
@@ -65,4 +67,6 @@ func TestRunEventsOnSQLite(t *testing.T) {
 	var b strings.Builder
 	res.WriteText(&b)
 	require.Contains(t, b.String(), "ms per event in process")
+	require.Contains(t, b.String(), "single-row commits/s on the producer's store")
+	require.Contains(t, b.String(), "without events")
 }

@@ -52,6 +52,17 @@ type EventsResult struct {
 	// HostCPUBusy is the busy share (0..1) of the whole host's CPU over the
 	// measured period, -1 if unknown.
 	HostCPUBusy float64 `json:"host_cpu_busy_share"`
+	// RawCommits is the physical limit of the producer's side, measured
+	// right after in the same run: single-row INSERT transactions per
+	// second with as many clients, on the producer's PostgreSQL database
+	// or, for SQLite, a sibling file on the same disk with the same
+	// settings. Each event costs at least one producer commit, so events/s
+	// cannot pass it.
+	RawCommits float64 `json:"producer_raw_commits_per_s"`
+	// IdleCPUCores is the process's CPU over Config.Idle without events
+	// (relay, broker and consumer waiting), in cores; -1 if not measured.
+	IdleCPUCores float64 `json:"idle_cpu_cores"`
+	IdleSeconds  float64 `json:"idle_s"`
 }
 
 // WriteText writes r as the table `dtx bench --pattern events` prints.
@@ -59,6 +70,13 @@ func (r *EventsResult) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "pattern      events (outbox -> broker -> inbox)\nstore        %s\nbroker       %s\nproducers    %d\nproduced     %d in %.1fs\nconsumed     %d (%.0f events/s)\nlatency ms   commit to consumer commit: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n",
 		r.Store, r.Broker, r.Clients, r.Produced, r.Seconds, r.Consumed, r.PerSec, r.P50ms, r.P90ms, r.P99ms, r.MaxMs)
 	writeCPU(w, "events", r.InProcessCPUPerEvent, r.InProcessCPUCores, r.HostCPUBusy)
+	if r.IdleSeconds > 0 {
+		fmt.Fprintf(w, "idle         %.4f cores over %.0fs without events (polling and waiting)\n", r.IdleCPUCores, r.IdleSeconds)
+	}
+	if r.RawCommits > 0 {
+		fmt.Fprintf(w, "limit        %.0f single-row commits/s on the producer's store with %d clients (events/s over that: %.2f)\n",
+			r.RawCommits, r.Clients, r.PerSec/r.RawCommits)
+	}
 }
 
 // benchEvents measures the event path of the choreographed shop: each
@@ -93,7 +111,9 @@ func RunEvents(ctx context.Context, cfg Config) (*EventsResult, error) {
 	if err := e.migrate(ctx); err != nil {
 		return nil, err
 	}
-	relay, err := outbox.NewRelay(e.prodDB, e.ob, b, outbox.RelayConfig{PollInterval: 100 * time.Millisecond, Owner: "bench"})
+	// The default PollInterval: the producers' Add wakes the relay (and
+	// Notify after their commit), so polling is only the fallback.
+	relay, err := outbox.NewRelay(e.prodDB, e.ob, b, outbox.RelayConfig{Owner: "bench"})
 	if err != nil {
 		return nil, err
 	}
@@ -107,9 +127,11 @@ func RunEvents(ctx context.Context, cfg Config) (*EventsResult, error) {
 	}
 	defer sub.Close()
 
+	prodCtx, stopProducers := context.WithCancel(runCtx)
+	defer stopProducers()
 	var wg sync.WaitGroup
 	for c := range cfg.Clients {
-		wg.Go(func() { e.produce(runCtx, relay, c) })
+		wg.Go(func() { e.produce(prodCtx, relay, c) })
 	}
 	fmt.Fprintf(cfg.Log, "bench: events outbox -> %s -> inbox, store %s, %d producers: warm-up %v, measuring %v…\n", blabel, e.label, cfg.Clients, cfg.Warmup, cfg.Duration)
 	sleepCtx(ctx, cfg.Warmup)
@@ -132,20 +154,37 @@ func RunEvents(ctx context.Context, cfg Config) (*EventsResult, error) {
 		pprof.StopCPUProfile()
 	}
 	cpu := cpuBetween(cpu0, cpu1, elapsed, e.consumed.Load())
-	cancel()
+	stopProducers()
 	wg.Wait()
+	idle := -1.0
+	if cfg.Idle > 0 {
+		// Let the last events through, then measure doing nothing.
+		sleepCtx(ctx, 500*time.Millisecond)
+		i0, t0 := sampleCPU(), time.Now()
+		sleepCtx(ctx, cfg.Idle)
+		idle = cpuBetween(i0, sampleCPU(), time.Since(t0), 0).processCores
+	}
+	cancel()
 	relayDone.Wait()
+	// The physical limit, in the same run: single-row commits on the
+	// producer's database (PostgreSQL) or disk (SQLite).
+	raw, err := rawCommitRate(ctx, e.prodDSN, cfg.Clients, min(cfg.Duration, 3*time.Second))
+	if err != nil {
+		return nil, err
+	}
 
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	sort.Slice(e.lat, func(i, j int) bool { return e.lat[i] < e.lat[j] })
 	pct := func(p float64) float64 { return percentileMs(e.lat, p) }
+
 	return &EventsResult{
 		Pattern: "events", Store: e.label, Broker: blabel, Clients: cfg.Clients, Seconds: elapsed.Seconds(),
 		Produced: e.produced.Load(), Consumed: e.consumed.Load(), PerSec: float64(e.consumed.Load()) / elapsed.Seconds(),
 		P50ms: pct(0.5), P90ms: pct(0.9), P99ms: pct(0.99), MaxMs: pct(1), LagMs: float64(relay.Stats().Lag.Microseconds()) / 1000,
 		Warmup_s: cfg.Warmup.Seconds(), Dialect: strings.ToLower(fmt.Sprint(e.dialect)), Consumers: 1,
 		InProcessCPUPerEvent: cpu.processMsPerTx, InProcessCPUCores: cpu.processCores, HostCPUBusy: cpu.hostBusy,
+		RawCommits: raw, IdleCPUCores: idle, IdleSeconds: cfg.Idle.Seconds(),
 	}, nil
 }
 
@@ -153,11 +192,12 @@ func RunEvents(ctx context.Context, cfg Config) (*EventsResult, error) {
 type eventsRun struct {
 	cfg            Config
 	prodDB, consDB *sql.DB
+	prodDSN        string // for rawCommitRate
 	dialect        appdb.Dialect
 	label          string
 	cleanup        func()
 	ob             outbox.Outbox
-	cons           inbox.Consumer
+	cons           *inbox.Batcher
 
 	waiting            sync.Map // message id -> chan struct{}
 	measuring          atomic.Bool
@@ -183,7 +223,8 @@ func (e *eventsRun) openDBs(ctx context.Context, dir string) error {
 	switch e.cfg.Store {
 	case "sqlite":
 		e.dialect, e.label = appdb.SQLite, "sqlite ("+dir+")"
-		if e.prodDB, err = sqlitedb.Open(ctx, filepath.Join(dir, "producer.db"), sqliteEventConns); err != nil {
+		e.prodDSN = filepath.Join(dir, "producer.db")
+		if e.prodDB, err = sqlitedb.Open(ctx, e.prodDSN, sqliteEventConns); err != nil {
 			return err
 		}
 		e.consDB, err = sqlitedb.Open(ctx, filepath.Join(dir, "consumer.db"), sqliteEventConns)
@@ -195,11 +236,23 @@ func (e *eventsRun) openDBs(ctx context.Context, dir string) error {
 		}
 		e.cleanup = t.Close
 		e.label, e.dialect = t.Label, appdb.Postgres
-		if e.prodDB, err = sql.Open("pgx", t.DSNs[0]); err != nil {
+		e.prodDSN = t.DSNs[0]
+		if e.prodDB, err = sql.Open("pgx", e.prodDSN); err != nil {
 			return err
 		}
-		e.consDB, err = sql.Open("pgx", t.DSNs[1])
-		return err
+		if e.consDB, err = sql.Open("pgx", t.DSNs[1]); err != nil {
+			return err
+		}
+		// Keep every connection the run uses open: database/sql keeps 2
+		// idle by default, and with more concurrent transactions than that
+		// each one forked a new PostgreSQL backend and closed it again,
+		// which was most of the time of an event (measured: 43 events/s at
+		// 32 producers before, see README).
+		for _, db := range []*sql.DB{e.prodDB, e.consDB} {
+			db.SetMaxOpenConns(e.cfg.Clients + 32)
+			db.SetMaxIdleConns(e.cfg.Clients + 32)
+		}
+		return nil
 	}
 	return fmt.Errorf("store %q: the events bench takes sqlite or postgres-temp", e.cfg.Store)
 }
@@ -236,11 +289,15 @@ func (e *eventsRun) migrate(ctx context.Context) error {
 	if err := in.Migrate(ctx, e.consDB); err != nil {
 		return err
 	}
-	e.cons = inbox.Consumer{Inbox: in, DB: e.consDB, Group: "bench", Process: func(ctx context.Context, tx *sql.Tx, d broker.Delivery) error {
+	// The consumer applies the deliveries of the broker's partitions in
+	// shared transactions (group commit): Process only writes through tx.
+	c := inbox.Consumer{Inbox: in, DB: e.consDB, Group: "bench", Process: func(ctx context.Context, tx *sql.Tx, d broker.Delivery) error {
 		_, err := tx.ExecContext(ctx, `INSERT INTO applied (client, n) VALUES ($1, 1) ON CONFLICT (client) DO UPDATE SET n = applied.n + 1`, d.Key)
 		return err
 	}}
-	return nil
+	var err error
+	e.cons, err = inbox.NewBatcher(c, 0)
+	return err
 }
 
 // consume applies one delivery once (inbox), wakes its producer and

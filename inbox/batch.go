@@ -1,0 +1,220 @@
+package inbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/dtxhq/dtx/broker"
+)
+
+// DefaultMaxBatch is the most deliveries a Batcher applies in one
+// transaction when NewBatcher is given 0.
+const DefaultMaxBatch = 64
+
+// errBatchPanic is what the other members of a batch get when applying it
+// panicked (the panic goes on in the goroutine that ran the batch).
+var errBatchPanic = errors.New("inbox: a handler of the same batch panicked")
+
+// Batcher is a broker.Handler that applies deliveries handed to it
+// concurrently (a broker runs one handler per partition) in shared
+// transactions: group commit for consumers. The first delivery to arrive
+// is applied at once; those that arrive while a transaction is running
+// queue, and the next transaction takes up to its maximum of them, so a
+// busy consumer pays one commit (one fsync) for many messages while an
+// idle one adds no delay. Each Handle returns only after the transaction
+// holding its delivery committed, so the broker acknowledges a message
+// only once its effects and its inbox record are durable.
+//
+// A batch's transaction records each message in the inbox and runs
+// Consumer.Process for it, in arrival order; a duplicate (of an earlier
+// delivery, or of another in the same batch) is skipped. If anything in
+// the transaction fails, it is rolled back and each delivery of the batch
+// is applied on its own, exactly as Consumer.Handle does (failure counting,
+// retry delay, dead letters): a poison message fails (or is dead-lettered)
+// alone and the others take effect. Process may thus run twice for a
+// message, the first time in a rolled-back transaction, which its contract
+// already allows.
+//
+// Use a Batcher only when Process is fine sharing its transaction with the
+// Process calls of other messages: it writes only through tx, does not
+// depend on being alone in it, and does not keep state outside the
+// database that a rollback would not undo. Messages of one key stay in
+// order, since the broker hands a key's next message over only after the
+// previous one's Handle returned.
+type Batcher struct {
+	c   Consumer
+	max int
+
+	mu      sync.Mutex
+	queue   []*batchItem // waiting deliveries; non-empty only while leading
+	leading bool         // a goroutine is applying batches
+}
+
+// batchItem is one delivery waiting in (or taken from) a Batcher's queue.
+type batchItem struct {
+	ctx  context.Context // carries the delivery's span
+	d    broker.Delivery
+	span trace.Span
+	res  chan batchResult // buffered: the leader never waits on it
+}
+
+// batchResult tells a waiting Handle its outcome, or that it now leads.
+type batchResult struct {
+	lead    bool
+	outcome string
+	err     error
+}
+
+// NewBatcher returns a Batcher applying the deliveries of c in
+// transactions of up to maxBatch messages (0: DefaultMaxBatch).
+func NewBatcher(c Consumer, maxBatch int) (*Batcher, error) {
+	if maxBatch < 0 {
+		return nil, fmt.Errorf("inbox: negative batch size %d", maxBatch)
+	}
+	if maxBatch == 0 {
+		maxBatch = DefaultMaxBatch
+	}
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	return &Batcher{c: c, max: maxBatch}, nil
+}
+
+// Consumer returns the consumer the Batcher applies deliveries with (for
+// its dead letters, say).
+func (b *Batcher) Consumer() Consumer { return b.c }
+
+// Handle applies d, in a transaction shared with the deliveries arriving
+// meanwhile; it is a broker.Handler and returns what Consumer.Handle would
+// for d.
+func (b *Batcher) Handle(ctx context.Context, d broker.Delivery) error {
+	if checkIDs(b.c.Group, d.ID) != nil {
+		return b.c.Handle(ctx, d) // dead-lettered under a digest, alone
+	}
+	it := &batchItem{d: d, res: make(chan batchResult, 1)}
+	it.ctx, it.span = b.c.startSpan(ctx, d)
+
+	b.mu.Lock()
+	b.queue = append(b.queue, it)
+	lead := !b.leading
+	b.leading = true
+	b.mu.Unlock()
+
+	var r batchResult
+	if !lead {
+		r = <-it.res
+	}
+	if lead || r.lead {
+		// it is the head of the queue: the batch lead takes includes it.
+		r = b.lead(it)
+	}
+	endSpan(it.span, r.outcome, r.err)
+	if r.outcome == outcomeDeadLettered {
+		return nil
+	}
+	return r.err
+}
+
+// lead applies one batch from the head of the queue (which is self), hands
+// the lead to the next waiting delivery, if any, and returns self's result.
+func (b *Batcher) lead(self *batchItem) batchResult {
+	b.mu.Lock()
+	n := min(len(b.queue), b.max)
+	batch := make([]*batchItem, n)
+	copy(batch, b.queue)
+	b.queue = b.queue[n:]
+	b.mu.Unlock()
+
+	results := make([]batchResult, len(batch))
+	handedOver := false
+	handOver := func() {
+		handedOver = true
+		b.mu.Lock()
+		if len(b.queue) > 0 {
+			b.queue[0].res <- batchResult{lead: true}
+		} else {
+			b.leading = false
+			b.queue = nil
+		}
+		b.mu.Unlock()
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			if !handedOver {
+				handOver()
+			}
+			for _, it := range batch[1:] {
+				it.res <- batchResult{outcome: outcomeFailed, err: errBatchPanic}
+			}
+			panic(p)
+		}
+	}()
+	b.apply(batch, results)
+	handOver()
+	for i, it := range batch[1:] {
+		it.res <- results[i+1]
+	}
+	return results[0]
+}
+
+// apply applies batch together, or one by one if that fails, and fills
+// results.
+func (b *Batcher) apply(batch []*batchItem, results []batchResult) {
+	if len(batch) > 1 && b.together(batch) == nil {
+		for i := range results {
+			results[i] = batchResult{outcome: outcomeProcessed}
+		}
+		return
+	}
+	for i, it := range batch {
+		outcome, err := b.c.handle(it.ctx, it.d)
+		results[i] = batchResult{outcome: outcome, err: err}
+	}
+}
+
+// together applies batch in one transaction.
+func (b *Batcher) together(batch []*batchItem) (err error) {
+	c := b.c
+	ctx := batch[0].ctx
+	tx, err := c.DB.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("inbox: begin: %w", err)
+	}
+	committed := false
+	defer func() {
+		if !committed {
+			_ = tx.Rollback()
+		}
+	}()
+	for _, it := range batch {
+		first, err := c.Inbox.Claim(it.ctx, tx, c.Group, it.d.ID)
+		if err != nil {
+			return err
+		}
+		if !first {
+			continue
+		}
+		if err := c.Process(it.ctx, tx, it.d); err != nil {
+			return err
+		}
+		if err := c.Inbox.clearFailures(it.ctx, tx, c.Group, it.d.ID); err != nil {
+			return err
+		}
+	}
+	committed = true
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("inbox: commit batch of %d: %w", len(batch), err)
+	}
+	return nil
+}
+
+// queued returns the number of deliveries waiting for a transaction.
+func (b *Batcher) queued() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.queue)
+}
