@@ -331,6 +331,12 @@ func testRunnersInParallel(t *testing.T, store *eventstore.Store, model cartMode
 	}
 	appendCarts(t, store, "c", 8)
 	waitCaughtUp(t, runners[0], 40)
+	// The checkpoint shows a batch's commit before its runner has counted
+	// it: stop once both have, or a runner stopped between its commit and
+	// its count would be one batch short.
+	require.Eventually(t, func() bool {
+		return runners[0].Stats().Applied+runners[1].Stats().Applied == 40
+	}, time.Minute, 5*time.Millisecond)
 	stop()
 	wg.Wait()
 	close(errs)

@@ -3,6 +3,7 @@ package brokerha_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -128,7 +129,7 @@ func (p *pipeline) produce(interval time.Duration) (stop func() int) {
 	return func() int {
 		cancel()
 		wg.Wait()
-		if ctx.Err() == nil || (err != nil && err != context.Canceled) {
+		if ctx.Err() == nil || (err != nil && !errors.Is(err, context.Canceled)) {
 			require.NoError(p.t, err, "producer")
 		}
 		return int(p.added.Load())
