@@ -65,6 +65,11 @@ import (
 // (pg_autoctl and the PostgreSQL binaries) is not installed.
 var ErrNotInstalled = errors.New("pgha: pg_auto_failover not found (apt-get install postgresql-15-auto-failover pg-auto-failover-cli)")
 
+// EnvRequire is the environment variable that, set to "1", makes tests
+// that need pg_auto_failover fail instead of skip when it is missing (CI
+// sets it).
+const EnvRequire = "DTX_REQUIRE_PGHA"
+
 // superuser is the superuser of every node (the user pg_autoctl runs as
 // creates the clusters; pgha names it with --username).
 const superuser = "postgres"

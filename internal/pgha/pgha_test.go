@@ -11,10 +11,6 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// EnvRequire is the environment variable that, set to "1", turns a missing
-// pg_auto_failover installation from a skipped test into a failed one.
-const envRequire = "DTX_REQUIRE_PGHA"
-
 // start starts a cluster for t, closed when t ends; it skips t when
 // pg_auto_failover is not installed, unless DTX_REQUIRE_PGHA=1.
 func start(t *testing.T) *Cluster {
@@ -23,8 +19,8 @@ func start(t *testing.T) *Cluster {
 	defer cancel()
 	c, err := Start(ctx, Config{})
 	if err != nil {
-		if errorsIsNotInstalled(err) && os.Getenv(envRequire) != "1" {
-			t.Skipf("skipping pg_auto_failover test: %v (set %s=1 to make this a failure)", err, envRequire)
+		if errorsIsNotInstalled(err) && os.Getenv(EnvRequire) != "1" {
+			t.Skipf("skipping pg_auto_failover test: %v (set %s=1 to make this a failure)", err, EnvRequire)
 		}
 		t.Fatal(err)
 	}
