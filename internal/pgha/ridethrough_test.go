@@ -107,7 +107,7 @@ func TestCoordinatorsRideThroughFailover(t *testing.T) {
 			Owner: fmt.Sprintf("c%d", i+1), LeaseTTL: 2 * time.Second,
 			// Every store call fails while no node takes writes: keep the
 			// test log to the outcome.
-			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Logger:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 			RetryBase: 50 * time.Millisecond, RetryMax: time.Second,
 		}})
 		require.NoError(t, err)
