@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,14 +19,36 @@ type proc struct {
 	args    func(incarnation int) []string
 	ready   string // ready file, removed before each start
 	logPath string
+	retry   time.Duration // how long start tries again after an early exit
 
 	inc  int // incarnations started so far
 	cmd  *exec.Cmd
 	done chan struct{}
 }
 
-// start runs the next incarnation and waits until it is ready.
+// start runs the next incarnation and waits until it is ready. An
+// incarnation that exits before it is ready is followed by another one,
+// every half second, for p.retry.
 func (p *proc) start(ctx context.Context) error {
+	until := time.Now().Add(p.retry)
+	for {
+		err := p.startOnce(ctx)
+		if err == nil || !errors.Is(err, errExitedEarly) || time.Now().After(until) {
+			return err
+		}
+		select {
+		case <-time.After(500 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// errExitedEarly is matched by start's error when the process exited
+// before it was ready.
+var errExitedEarly = errors.New("exited before it was ready")
+
+func (p *proc) startOnce(ctx context.Context) error {
 	os.Remove(p.ready)
 	lf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -51,7 +74,7 @@ func (p *proc) start(ctx context.Context) error {
 		}
 		select {
 		case <-done:
-			return fmt.Errorf("%s exited before it was ready:\n%s", p.name, tail(p.logPath, 20))
+			return fmt.Errorf("%s %w:\n%s", p.name, errExitedEarly, tail(p.logPath, 20))
 		case <-deadline.C:
 			p.kill()
 			return fmt.Errorf("%s not ready after 60s:\n%s", p.name, tail(p.logPath, 20))
