@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,8 +29,11 @@ func TestChaos_HATopology(t *testing.T) {
 	defer cancel()
 	res, err := chaos.Run(ctx, chaos.Config{
 		Exe: exe, Dir: t.TempDir(), Duration: 30 * time.Second, Pattern: chaos.PatternSaga,
-		Topology: chaos.TopologyHA, Coordinators: 2, Rate: 20, FaultRate: 0.2, Seed: 11,
-		QuiesceTimeout: 2 * time.Minute, Log: testWriter{t},
+		Topology: chaos.TopologyHA, Coordinators: 2, Rate: 10, FaultRate: 0.2, Seed: 11,
+		// The failover stalls every write for 10-20s; the backlog it leaves
+		// drains slowly on a busy 2-core machine (branch calls time out at
+		// 500ms and are retried).
+		QuiesceTimeout: 5 * time.Minute, Log: testWriter{t},
 	})
 	if errors.Is(err, pgha.ErrNotInstalled) && os.Getenv(pgha.EnvRequire) != "1" {
 		t.Skipf("skipping: %v (set %s=1 to make this a failure)", err, pgha.EnvRequire)
@@ -56,4 +61,28 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(string(p))
 	return len(p), nil
+}
+
+// TestChaos_TopologyBadInput: a bad --topology, or one that conflicts with
+// other flags, is one line and exit 2.
+func TestChaos_TopologyBadInput(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the dtx binary")
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"chaos", "--topology", "mesh"}, `topology "mesh" is not available (available: single, ha)`},
+		{[]string{"chaos", "--topology", "ha", "--store", "sqlite"}, "drop --store"},
+		{[]string{"chaos", "--topology", "ha", "--pattern", "choreography"}, "needs saga, tcc or mixed"},
+	} {
+		out, err := exec.Command(dtxBinary(t), c.args...).CombinedOutput()
+		var ee *exec.ExitError
+		require.ErrorAs(t, err, &ee, "%v should fail", c.args)
+		require.Equal(t, 2, ee.ExitCode(), "%v: %s", c.args, out)
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		require.Len(t, lines, 1, "%v: one line, got %s", c.args, out)
+		require.Contains(t, lines[0], c.want)
+	}
 }
