@@ -31,6 +31,14 @@
 // prepare_promotion_walreceiver 1s. Measured on loopback, a SIGKILLed
 // primary's standby takes writes after about 6-9 seconds.
 //
+// # Processes
+//
+// Each node is one `pg_autoctl run` (its keeper, or the monitor's
+// listener, and its postgres) in a process group of its own: KillPrimary
+// and Close signal the whole group. pg_autoctl is killed if the calling
+// process dies, but a postgres it started may then outlive it (it is not
+// its direct child); Close stops everything.
+//
 // # Running as root
 //
 // PostgreSQL refuses to run as root; as internal/pgserver does, pgha then
