@@ -461,3 +461,12 @@ func (t *topology) restartRetry() time.Duration {
 func (r *runner) plannedKinds() []Kind {
 	return append(PlannedKinds(r.cfg.Pattern), r.topo.kinds()...)
 }
+
+// printFailovers writes the PostgreSQL failover times of an ha run.
+func printFailovers(w io.Writer, secs []float64) {
+	parts := make([]string, len(secs))
+	for i, s := range secs {
+		parts[i] = fmt.Sprintf("%.1fs", s)
+	}
+	fmt.Fprintf(w, "PostgreSQL failovers: the standby took writes %s after the primary was killed\n", strings.Join(parts, ", "))
+}
