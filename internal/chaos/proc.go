@@ -27,13 +27,14 @@ type proc struct {
 }
 
 // start runs the next incarnation and waits until it is ready. An
-// incarnation that exits before it is ready is followed by another one,
-// every half second, for p.retry.
+// incarnation that exits before it is ready, or is not ready within 60s
+// (it is then killed), is followed by another one, every half second, for
+// p.retry: as a supervisor with a readiness probe would.
 func (p *proc) start(ctx context.Context) error {
 	until := time.Now().Add(p.retry)
 	for {
 		err := p.startOnce(ctx)
-		if err == nil || !errors.Is(err, errExitedEarly) || time.Now().After(until) {
+		if err == nil || !(errors.Is(err, errExitedEarly) || errors.Is(err, errNotReady)) || time.Now().After(until) {
 			return err
 		}
 		select {
@@ -47,6 +48,10 @@ func (p *proc) start(ctx context.Context) error {
 // errExitedEarly is matched by start's error when the process exited
 // before it was ready.
 var errExitedEarly = errors.New("exited before it was ready")
+
+// errNotReady is matched by start's error when the process was not ready
+// in time (and was killed).
+var errNotReady = errors.New("not ready after 60s")
 
 func (p *proc) startOnce(ctx context.Context) error {
 	os.Remove(p.ready)
@@ -77,7 +82,7 @@ func (p *proc) startOnce(ctx context.Context) error {
 			return fmt.Errorf("%s %w:\n%s", p.name, errExitedEarly, tail(p.logPath, 20))
 		case <-deadline.C:
 			p.kill()
-			return fmt.Errorf("%s not ready after 60s:\n%s", p.name, tail(p.logPath, 20))
+			return fmt.Errorf("%s %w:\n%s", p.name, errNotReady, tail(p.logPath, 20))
 		case <-ctx.Done():
 			p.kill()
 			return ctx.Err()

@@ -8,6 +8,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -91,7 +93,13 @@ func startTopology(ctx context.Context, cfg *Config, log io.Writer) (*topology, 
 	default:
 		return nil, fmt.Errorf("chaos: topology %q: want one of %s", cfg.Topology, strings.Join(Topologies, ", "))
 	}
-	c, err := pgha.Start(ctx, pgha.Config{})
+	// The cluster's files (and each node's log) go in the work directory,
+	// kept after a failing run. PostgreSQL may run as another user (when
+	// we are root), who must be able to enter it.
+	if err := os.Chmod(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("chaos: %w", err)
+	}
+	c, err := pgha.Start(ctx, pgha.Config{Dir: filepath.Join(cfg.Dir, "pgha")})
 	if err != nil {
 		if errors.Is(err, pgha.ErrNotInstalled) {
 			return nil, fmt.Errorf("--topology ha needs pg_auto_failover: %w", err)

@@ -358,6 +358,11 @@ func (n *node) kill() {
 	if cmd == nil {
 		return
 	}
+	// The postmaster first, by the pid it recorded, in case it runs in a
+	// process group of its own; then the group.
+	if pid := n.postmasterPID(); pid > 0 {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
 	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	<-exited
 	// The postgres children are in the group too; wait until no one
@@ -371,6 +376,25 @@ func (n *node) kill() {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// postmasterPID is the pid in n's postmaster.pid, or 0.
+func (n *node) postmasterPID() int {
+	b, err := os.ReadFile(filepath.Join(n.pgdata(), "postmaster.pid"))
+	if err != nil {
+		return 0
+	}
+	first, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(first))
+	if err != nil || pid <= 1 {
+		return 0
+	}
+	// A stale file's pid may belong to another process by now.
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil || !strings.Contains(string(cmdline), n.pgdata()) {
+		return 0
+	}
+	return pid
 }
 
 // stop asks n's pg_autoctl to stop (SIGTERM: it stops postgres with a
@@ -399,7 +423,10 @@ func dsn(user string, ports []int, db string, attrs string) string {
 	for i, p := range ports {
 		hosts[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
 	}
-	q := url.Values{"sslmode": {"disable"}}
+	// connect_timeout bounds each host's attempt: a node that accepts
+	// connections but does not answer (starting, being killed) must not
+	// hold up the next one.
+	q := url.Values{"sslmode": {"disable"}, "connect_timeout": {"5"}}
 	if attrs != "" {
 		q.Set("target_session_attrs", attrs)
 	}
@@ -579,7 +606,7 @@ func (c *Cluster) Dir() string { return c.dir }
 // DSN returns the multi-host connection URL of database db as the
 // superuser "postgres" (trust authentication, no TLS): both data nodes,
 // target_session_attrs=read-write, so a client connects to whichever is
-// the writable primary.
+// the writable primary, and connect_timeout=5 (seconds per host).
 func (c *Cluster) DSN(db string) string {
 	return dsn(superuser, c.Ports(), db, "read-write")
 }
@@ -680,7 +707,8 @@ func (c *Cluster) WaitFailover(ctx context.Context) (time.Duration, error) {
 			return err
 		}
 		if !writable {
-			return errors.New("not writable yet")
+			sts, _ := c.states(ctx)
+			return fmt.Errorf("not writable yet (monitor: %v)", sts)
 		}
 		return nil
 	})
