@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/dtxhq/dtx/internal/pgha"
+	"github.com/dtxhq/dtx/internal/pgserver"
 )
 
 // Topologies: where the run's store, databases (and, later, broker) live.
@@ -94,12 +95,17 @@ func startTopology(ctx context.Context, cfg *Config, log io.Writer) (*topology, 
 		return nil, fmt.Errorf("chaos: topology %q: want one of %s", cfg.Topology, strings.Join(Topologies, ", "))
 	}
 	// The cluster's files (and each node's log) go in the work directory,
-	// kept after a failing run. PostgreSQL may run as another user (when
-	// we are root), who must be able to enter it.
+	// kept after a failing run, if PostgreSQL can reach it: it runs as
+	// another user when we are root. Else in a temporary directory of its
+	// own (removed with the cluster).
+	dir := filepath.Join(cfg.Dir, "pgha")
 	if err := os.Chmod(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("chaos: %w", err)
 	}
-	c, err := pgha.Start(ctx, pgha.Config{Dir: filepath.Join(cfg.Dir, "pgha")})
+	if cred, err := pgserver.RunAs(); err == nil && cred != nil && pgserver.CheckTraversable(dir, cred) != nil {
+		dir = ""
+	}
+	c, err := pgha.Start(ctx, pgha.Config{Dir: dir})
 	if err != nil {
 		if errors.Is(err, pgha.ErrNotInstalled) {
 			return nil, fmt.Errorf("--topology ha needs pg_auto_failover: %w", err)
