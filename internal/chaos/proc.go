@@ -81,8 +81,15 @@ func (p *proc) startOnce(ctx context.Context) error {
 		case <-done:
 			return fmt.Errorf("%s %w:\n%s", p.name, errExitedEarly, tail(p.logPath, 20))
 		case <-deadline.C:
+			// SIGQUIT first: a Go process writes its goroutines' stacks
+			// to its log, which shows where it hung.
+			p.cmd.Process.Signal(syscall.SIGQUIT)
+			select {
+			case <-done:
+			case <-time.After(2 * time.Second):
+			}
 			p.kill()
-			return fmt.Errorf("%s %w:\n%s", p.name, errNotReady, tail(p.logPath, 20))
+			return fmt.Errorf("%s %w (its goroutines are in %s):\n%s", p.name, errNotReady, p.logPath, tail(p.logPath, 20))
 		case <-ctx.Done():
 			p.kill()
 			return ctx.Err()
