@@ -220,7 +220,11 @@ func (d *dbFaults) inject(ctx context.Context, _ *rand.Rand, k Kind, logf func(s
 		}
 	}
 	node, err := d.c.KillPrimary(ctx)
-	if err != nil {
+	if errors.Is(err, pgha.ErrNotStable) {
+		// pg_auto_failover is failing over or rejoining on its own (a
+		// starved primary missed its health checks): no standby to promote.
+		return fmt.Errorf("%w: %v", errNotNow, err)
+	} else if err != nil {
 		return err
 	}
 	logf("%s: SIGKILL PostgreSQL node %d (the primary's postgres and keeper); the monitor promotes the standby", k, node+1)

@@ -21,15 +21,17 @@
 // # Failover timing
 //
 // pg_auto_failover's defaults take about 30-50 seconds to fail over. Start
-// sets, on the monitor: health_check_period 1s, health_check_timeout 1s,
+// sets, on the monitor: health_check_period 1s, health_check_timeout 2s,
 // health_check_max_retries 1, health_check_retry_delay 500ms,
-// node_considered_unhealthy_timeout 3s, startup_grace_period 2s and
+// node_considered_unhealthy_timeout 5s, startup_grace_period 2s and
 // primary_demote_timeout 5s (how long the monitor waits for a lost primary
 // to demote itself before it lets the standby take writes); on each
 // keeper: network_partition_timeout 3s (a primary cut off from the monitor
 // and the standby demotes itself after that, before the monitor's 5s), and
 // prepare_promotion_walreceiver 1s. Measured on loopback, a SIGKILLed
-// primary's standby takes writes after about 6-9 seconds.
+// primary's standby takes writes after about 10-15 seconds. (With a 1s
+// health check timeout and 3s unhealthy timeout, a starved machine saw
+// the monitor fail a live primary over.)
 //
 // # Processes
 //
@@ -465,10 +467,10 @@ func (c *Cluster) waitMonitor(ctx context.Context) error {
 // (see the package documentation).
 var monitorSettings = [][2]string{
 	{"pgautofailover.health_check_period", "1000"},
-	{"pgautofailover.health_check_timeout", "1000"},
+	{"pgautofailover.health_check_timeout", "2000"},
 	{"pgautofailover.health_check_max_retries", "1"},
 	{"pgautofailover.health_check_retry_delay", "500"},
-	{"pgautofailover.node_considered_unhealthy_timeout", "3000"},
+	{"pgautofailover.node_considered_unhealthy_timeout", "5000"},
 	{"pgautofailover.startup_grace_period", "2000"},
 	{"pgautofailover.primary_demote_timeout", "5000"},
 }
@@ -529,6 +531,24 @@ func (c *Cluster) waitState(ctx context.Context, n *node, state string) error {
 	})
 }
 
+// stable reports one node primary and the other secondary, as reported
+// and assigned.
+func stable(sts []nodeState) bool {
+	var primary, secondary int
+	for _, s := range sts {
+		if s.reported != s.assigned {
+			return false
+		}
+		switch s.reported {
+		case "primary":
+			primary++
+		case "secondary":
+			secondary++
+		}
+	}
+	return primary == 1 && secondary == 1
+}
+
 // waitStable waits until one node is primary and the other secondary,
 // both as reported and assigned: synchronous replication is on.
 func (c *Cluster) waitStable(ctx context.Context) error {
@@ -537,19 +557,7 @@ func (c *Cluster) waitStable(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		var primary, secondary int
-		for _, s := range sts {
-			if s.reported != s.assigned {
-				return fmt.Errorf("node on port %d is %s, assigned %s", s.port, s.reported, s.assigned)
-			}
-			switch s.reported {
-			case "primary":
-				primary++
-			case "secondary":
-				secondary++
-			}
-		}
-		if primary != 1 || secondary != 1 {
+		if !stable(sts) {
 			return fmt.Errorf("states %v", sts)
 		}
 		return nil
@@ -657,6 +665,11 @@ func (c *Cluster) Primary(ctx context.Context) (int, error) {
 	return -1, fmt.Errorf("pgha: no primary (states %v)", sts)
 }
 
+// ErrNotStable is returned by KillPrimary when the formation is not a
+// primary with a healthy secondary (a failover or rejoin is going on):
+// killing the primary then would leave no node to promote.
+var ErrNotStable = errors.New("pgha: no primary with a healthy secondary")
+
 // KillPrimary SIGKILLs the primary's postgres and its pg_autoctl keeper
 // (the node's whole process group), as a crash of its machine would, and
 // returns the node's index. The monitor then has the standby promoted.
@@ -668,6 +681,13 @@ func (c *Cluster) KillPrimary(ctx context.Context) (int, error) {
 		return -1, errors.New("pgha: a node is down already; Rejoin it first")
 	}
 	c.mu.Unlock()
+	sts, err := c.states(ctx)
+	if err != nil {
+		return -1, fmt.Errorf("pgha: monitor: %w", err)
+	}
+	if !stable(sts) {
+		return -1, fmt.Errorf("%w (states %v)", ErrNotStable, sts)
+	}
 	i, err := c.Primary(ctx)
 	if err != nil {
 		return -1, err
