@@ -19,6 +19,7 @@ func runChaos(ctx context.Context, args []string) error {
 	duration := fs.Duration("duration", time.Minute, "how long the load and the faults last (at least 10s)")
 	pattern := fs.String("pattern", chaos.PatternMixed, "saga, tcc, choreography, or mixed (the shop switches pattern at each restart)")
 	storeKind := fs.String("store", "sqlite", "coordinators' store and services' databases: sqlite (files in the work directory) or postgres-temp (a throwaway PostgreSQL from the installed binaries)")
+	topology := fs.String("topology", chaos.TopologySingle, "single (one store, embedded NATS) or ha (store and services' databases on a throwaway pg_auto_failover cluster, with PostgreSQL failovers and coordinator-store partitions among the faults; replaces --store)")
 	coordinators := fs.Int("coordinators", 1, "coordinator processes sharing the store (more than one needs --store postgres-temp)")
 	rate := fs.Float64("rate", 20, "orders placed per second (open loop)")
 	concurrency := fs.Int("concurrency", 0, "if set, that many clients each wait for an order's outcome before the next (closed loop; replaces --rate)")
@@ -33,14 +34,20 @@ func runChaos(ctx context.Context, args []string) error {
 	switch {
 	case !slices.Contains(chaos.Patterns, *pattern):
 		return usagef("pattern %q is not available (available: %s)", *pattern, strings.Join(chaos.Patterns, ", "))
+	case !slices.Contains(chaos.Topologies, *topology):
+		return usagef("topology %q is not available (available: %s)", *topology, strings.Join(chaos.Topologies, ", "))
+	case *topology == chaos.TopologyHA && flagSet(fs, "store"):
+		return usagef("--topology ha puts the store on its own PostgreSQL cluster; drop --store")
 	case *storeKind != "sqlite" && *storeKind != "postgres-temp":
 		return usagef("store %q: want sqlite or postgres-temp", *storeKind)
 	case *duration < 10*time.Second || *duration > 24*time.Hour:
 		return usagef("duration must be between 10s and 24h")
 	case *coordinators < 1 || *coordinators > 8:
 		return usagef("coordinators must be between 1 and 8")
-	case *coordinators > 1 && *storeKind != "postgres-temp":
+	case *coordinators > 1 && *storeKind != "postgres-temp" && *topology != chaos.TopologyHA:
 		return usagef("--coordinators %d needs --store postgres-temp (coordinators share a PostgreSQL store)", *coordinators)
+	case *topology == chaos.TopologyHA && *pattern == chaos.PatternChoreography:
+		return usagef("--topology ha faults the coordinators' store; it needs saga, tcc or mixed")
 	case *coordinators > 1 && *pattern == chaos.PatternChoreography:
 		return usagef("the choreography pattern runs no coordinator; --coordinators needs saga, tcc or mixed")
 	case *rate <= 0 || *rate > 2000:
@@ -67,7 +74,7 @@ func runChaos(ctx context.Context, args []string) error {
 	cfg := chaos.Config{
 		Exe: exe, Dir: work, Duration: *duration, Pattern: *pattern, Coordinators: *coordinators,
 		Rate: *rate, Concurrency: *concurrency, FaultRate: *faultRate, Seed: *seed,
-		QuiesceTimeout: *quiesce, Log: os.Stderr, TempPostgres: *storeKind == "postgres-temp",
+		QuiesceTimeout: *quiesce, Log: os.Stderr, TempPostgres: *storeKind == "postgres-temp", Topology: *topology,
 	}
 	res, err := chaos.Run(ctx, cfg)
 	if err != nil {
@@ -100,4 +107,11 @@ func workDir(dir, prefix string) (work string, keep bool, err error) {
 		return work, false, err
 	}
 	return dir, true, os.MkdirAll(dir, 0o755)
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }

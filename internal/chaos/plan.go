@@ -86,7 +86,12 @@ const faultEvery = 4 * time.Second
 // over the run with jitter. The last slot leaves time for a participant to
 // come back before the run ends.
 func Schedule(rng *rand.Rand, pattern string, d time.Duration) []Slot {
-	kinds := ProcessKinds(pattern)
+	return ScheduleKinds(rng, ProcessKinds(pattern), d)
+}
+
+// ScheduleKinds is Schedule for a given list of kinds (a pattern's process
+// faults and its topology's infrastructure faults).
+func ScheduleKinds(rng *rand.Rand, kinds []Kind, d time.Duration) []Slot {
 	start, end := 1500*time.Millisecond, d-4*time.Second
 	if end <= start {
 		end = start + time.Second

@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -18,14 +19,41 @@ type proc struct {
 	args    func(incarnation int) []string
 	ready   string // ready file, removed before each start
 	logPath string
+	retry   time.Duration // how long start tries again after an early exit
 
 	inc  int // incarnations started so far
 	cmd  *exec.Cmd
 	done chan struct{}
 }
 
-// start runs the next incarnation and waits until it is ready.
+// start runs the next incarnation and waits until it is ready. An
+// incarnation that exits before it is ready, or is not ready within 60s
+// (it is then killed), is followed by another one, every half second, for
+// p.retry: as a supervisor with a readiness probe would.
 func (p *proc) start(ctx context.Context) error {
+	until := time.Now().Add(p.retry)
+	for {
+		err := p.startOnce(ctx)
+		if err == nil || !(errors.Is(err, errExitedEarly) || errors.Is(err, errNotReady)) || time.Now().After(until) {
+			return err
+		}
+		select {
+		case <-time.After(500 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// errExitedEarly is matched by start's error when the process exited
+// before it was ready.
+var errExitedEarly = errors.New("exited before it was ready")
+
+// errNotReady is matched by start's error when the process was not ready
+// in time (and was killed).
+var errNotReady = errors.New("not ready after 60s")
+
+func (p *proc) startOnce(ctx context.Context) error {
 	os.Remove(p.ready)
 	lf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -51,10 +79,17 @@ func (p *proc) start(ctx context.Context) error {
 		}
 		select {
 		case <-done:
-			return fmt.Errorf("%s exited before it was ready:\n%s", p.name, tail(p.logPath, 20))
+			return fmt.Errorf("%s %w:\n%s", p.name, errExitedEarly, tail(p.logPath, 20))
 		case <-deadline.C:
+			// SIGQUIT first: a Go process writes its goroutines' stacks
+			// to its log, which shows where it hung.
+			p.cmd.Process.Signal(syscall.SIGQUIT)
+			select {
+			case <-done:
+			case <-time.After(2 * time.Second):
+			}
 			p.kill()
-			return fmt.Errorf("%s not ready after 60s:\n%s", p.name, tail(p.logPath, 20))
+			return fmt.Errorf("%s %w (its goroutines are in %s):\n%s", p.name, errNotReady, p.logPath, tail(p.logPath, 20))
 		case <-ctx.Done():
 			p.kill()
 			return ctx.Err()

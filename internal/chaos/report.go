@@ -63,6 +63,9 @@ func PrintTable(w io.Writer, r *Result) {
 		fmt.Fprintf(w, "coordinator histories: %d transactions checked, %d lease owners, %d taken over after a crash, %d overlapping drivers\n",
 			r.HA.Checked, r.HA.Owners, r.HA.TakenOver, len(r.HA.Overlaps))
 	}
+	if len(r.PGFailoverS) > 0 {
+		printFailovers(w, r.PGFailoverS)
+	}
 	fmt.Fprintf(w, "stuck      %d\nviolations %d\n", r.Stuck, r.Violations)
 	for _, v := range r.ViolationList {
 		fmt.Fprintf(w, "  - %s\n", v)

@@ -54,6 +54,11 @@ type Config struct {
 	// throwaway PostgreSQL server started from the installed binaries
 	// (replacing StoreDSN and ServiceDSNs).
 	TempPostgres bool
+	// Topology is TopologySingle (the default when empty) or TopologyHA:
+	// the store and the services' databases on a pg_auto_failover cluster
+	// (replacing StoreDSN, ServiceDSNs and TempPostgres), with database
+	// failovers and store partitions among the faults.
+	Topology string
 	// Coordinators is how many coordinator processes run (more than one
 	// needs a PostgreSQL store).
 	Coordinators int
@@ -76,6 +81,7 @@ type Config struct {
 // Result is the outcome of a run; its JSON form is a contract for scripts.
 type Result struct {
 	Pattern      string           `json:"pattern"`
+	Topology     string           `json:"topology"`
 	Store        string           `json:"store"`
 	Coordinators int              `json:"coordinators"`
 	Seed         uint64           `json:"seed"`
@@ -98,7 +104,10 @@ type Result struct {
 	RecoveryS     float64 `json:"recovery_s"`
 	// BrokerResumed counts broker restarts after which choreographed
 	// orders were seen to finish again through the same shop process.
-	BrokerResumed int       `json:"broker_resumed,omitempty"`
+	BrokerResumed int `json:"broker_resumed,omitempty"`
+	// PGFailoverS are the PostgreSQL failovers' times (kill of the primary
+	// until the standby took writes), in seconds (ha topology).
+	PGFailoverS   []float64 `json:"pg_failover_s,omitempty"`
 	HA            *HAReport `json:"ha,omitempty"`
 	ViolationList []string  `json:"violation_details,omitempty"`
 	StuckList     []string  `json:"stuck_details,omitempty"`
@@ -127,11 +136,16 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		cfg.ServiceDSNs = [3]string{t.DSNs[1], t.DSNs[2], t.DSNs[3]}
 		fmt.Fprintf(cfg.Log, "store and services' databases on %s\n", t.Label)
 	}
+	topo, err := startTopology(ctx, &cfg, cfg.Log)
+	if err != nil {
+		return nil, err
+	}
+	defer topo.close()
 	if cfg.Coordinators > 1 && cfg.StoreDSN == "" {
 		return nil, errors.New("chaos: several coordinators need a shared PostgreSQL store")
 	}
 	r := &runner{cfg: cfg, t0: time.Now(), rng: rand.New(rand.NewPCG(cfg.Seed, 0xc4a05)),
-		injected: map[Kind]int64{}}
+		injected: map[Kind]int64{}, topo: topo}
 	defer r.shutdown()
 	if err := r.setup(ctx); err != nil {
 		return nil, err
@@ -140,9 +154,10 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 }
 
 type runner struct {
-	cfg Config
-	t0  time.Time
-	rng *rand.Rand
+	cfg  Config
+	t0   time.Time
+	rng  *rand.Rand
+	topo *topology
 
 	logs, shopDir, statsDir string
 	callKeyFile             string // the run's branch call key, shared by coordinators and shop
@@ -233,6 +248,10 @@ func (r *runner) setup(ctx context.Context) error {
 		for i := range c.Coordinators {
 			addr := anyPort
 			name := fmt.Sprintf("coordinator-%d", i+1)
+			store, err := r.topo.coordinatorStore(i, store)
+			if err != nil {
+				return err
+			}
 			p := &proc{
 				name: name, exe: c.Exe, ready: filepath.Join(c.Dir, name+".ready"), logPath: filepath.Join(r.logs, name+".log"),
 				args: func(inc int) []string {
@@ -364,7 +383,16 @@ func (r *runner) inject(ctx context.Context, k Kind) error {
 		r.logf("%s: NATS stopped, reopened on the same files and port after %v", k, down.Round(time.Millisecond))
 		r.checkReconnect(ctx)
 	default:
-		return fmt.Errorf("chaos: no process fault %q", k)
+		d := r.topo.domainOf(k)
+		if d == nil {
+			return fmt.Errorf("chaos: no process fault %q", k)
+		}
+		if err := d.inject(ctx, r.rng, k, r.logf); errors.Is(err, errNotNow) {
+			r.logf("%s skipped: %v", k, err)
+			return nil
+		} else if err != nil {
+			return fmt.Errorf("chaos: %s: %w", k, err)
+		}
 	}
 	r.injected[k]++
 	return nil
@@ -445,15 +473,19 @@ func (r *runner) check(ctx context.Context) error {
 
 func (r *runner) run(ctx context.Context) (*Result, error) {
 	c := r.cfg
-	res := &Result{Pattern: c.Pattern, Store: "sqlite", Coordinators: c.Coordinators, Seed: c.Seed, Dir: c.Dir}
+	res := &Result{Pattern: c.Pattern, Topology: r.topo.name, Store: "sqlite", Coordinators: c.Coordinators, Seed: c.Seed, Dir: c.Dir}
 	if c.StoreDSN != "" {
 		res.Store = "postgres"
 	}
 	if !r.usesCoordinator() {
 		res.Coordinators = 0
 	}
-	for _, k := range PlannedKinds(c.Pattern) {
+	for _, k := range r.plannedKinds() {
 		res.Planned = append(res.Planned, string(k))
+	}
+
+	for _, p := range append(slices.Clone(r.coords), r.shop) {
+		p.retry = r.topo.restartRetry()
 	}
 
 	// Load and faults for the duration.
@@ -467,7 +499,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		l.startRate(gen, ctx, c.Rate)
 		r.logf("load: %.0f orders/s", c.Rate)
 	}
-	plan := Schedule(r.rng, c.Pattern, c.Duration)
+	plan := ScheduleKinds(r.rng, append(ProcessKinds(c.Pattern), r.topo.kinds()...), c.Duration)
 	for _, s := range plan {
 		wait := time.Until(r.t0.Add(s.At))
 		select {
@@ -492,6 +524,10 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 
 	// Stop the faults: the shop restarts gracefully without injection.
 	r.logf("load stopped; stopping the faults (graceful shop restart without injection)")
+	if err := r.topo.settle(ctx); err != nil {
+		return nil, err
+	}
+	res.PGFailoverS = r.topo.failovers()
 	if err := r.check(ctx); err != nil {
 		return nil, err
 	}
