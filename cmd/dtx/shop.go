@@ -43,6 +43,7 @@ func runShop(ctx context.Context, args []string) error {
 	statsFile := fs.String("stats-file", "", "keep the injected fault counts (JSON) in this file, rewritten every 100ms and on exit")
 	brokerSpec := fs.String("broker", "", "message broker for the choreography pattern: embedded (NATS in this process, files in --dir), nats://host:port or kafka://host:port")
 	callKeyFile := fs.String("call-key-file", "", "file of the key(s) the services verify branch calls with (callsig format, see dtx keygen; default $"+open.CallKeyEnv+"; none: unsigned calls are accepted)")
+	brokerReplicas := fs.Int("broker-replicas", 1, "with --broker nats://a,nats://b,nats://c (a NATS JetStream cluster): how many nodes keep a copy of each stream the shop creates (1 to 5; 3 survives the loss of any one node)")
 	kafkaSession := fs.Duration("kafka-session-timeout", 0, "with --broker kafka://: how long the group waits for a killed shop's heartbeats before its partitions move on (0: the client's 45s; the Kafka server allows 6s and up by default)")
 	consumerAttempts := fs.Int("consumer-max-attempts", shop.DefaultConsumerMaxAttempts, "choreography: attempts of a failing event before it is dead-lettered (seed: 3)")
 	consumerDelay := fs.Duration("consumer-retry-delay", shop.DefaultConsumerRetryDelay, "choreography: least wait between two attempts of a failing event (seed: 1s)")
@@ -81,6 +82,9 @@ func runShop(ctx context.Context, args []string) error {
 	if *lockTTL < 0 {
 		return usagef("--lock-ttl must not be negative")
 	}
+	if *brokerReplicas < 1 || *brokerReplicas > 5 {
+		return usagef("--broker-replicas %d: want 1 to 5", *brokerReplicas)
+	}
 	if *pattern == order.PatternChoreography && *brokerSpec == "" {
 		return usagef("the choreography pattern needs --broker")
 	}
@@ -104,7 +108,7 @@ func runShop(ctx context.Context, args []string) error {
 	}
 	var events broker.Broker
 	if *brokerSpec != "" {
-		b, label, err := open.BrokerWith(ctx, *brokerSpec, *dir, open.BrokerOptions{KafkaSessionTimeout: *kafkaSession})
+		b, label, err := open.BrokerWith(ctx, *brokerSpec, *dir, open.BrokerOptions{KafkaSessionTimeout: *kafkaSession, Replicas: *brokerReplicas})
 		if err != nil {
 			return err
 		}

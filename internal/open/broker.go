@@ -14,7 +14,8 @@ import (
 
 // Broker opens the broker named by spec: "embedded" (NATS JetStream in
 // this process, files in dir/nats), "nats://host:port" (an external NATS
-// server with JetStream) or "kafka://host:port[,host:port…]" (Apache Kafka).
+// server with JetStream; "nats://a:4222,nats://b:4222" for the nodes of a
+// cluster) or "kafka://host:port[,host:port…]" (Apache Kafka).
 func Broker(ctx context.Context, spec, dir string) (broker.Broker, string, error) {
 	return BrokerWith(ctx, spec, dir, BrokerOptions{})
 }
@@ -24,6 +25,9 @@ func Broker(ctx context.Context, spec, dir string) (broker.Broker, string, error
 type BrokerOptions struct {
 	// KafkaSessionTimeout is kafkabroker.Config.SessionTimeout.
 	KafkaSessionTimeout time.Duration
+	// Replicas is natsbroker.Config.Replicas for nats:// (the replication
+	// of the streams the broker creates on a cluster; 0: 1).
+	Replicas int
 }
 
 // BrokerWith is Broker with options.
@@ -37,7 +41,7 @@ func BrokerWith(ctx context.Context, spec, dir string, o BrokerOptions) (broker.
 		}
 		return b, "embedded NATS JetStream (files in " + d + ")", nil
 	case strings.HasPrefix(spec, "nats://"):
-		b, err := natsbroker.Connect(ctx, spec, natsbroker.Config{})
+		b, err := natsbroker.Connect(ctx, spec, natsbroker.Config{Replicas: o.Replicas})
 		if err != nil {
 			return nil, "", fmt.Errorf("NATS %s: %w", spec, err)
 		}
