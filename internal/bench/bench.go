@@ -16,9 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
-	"sort"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/dtxhq/dtx"
@@ -258,37 +255,10 @@ type measured struct {
 // warm-up), with a CPU profile of that period if asked.
 func measure(ctx context.Context, cfg Config, one func(ctx context.Context, hc *http.Client, w, i int) bool) (*measured, error) {
 	hc := &http.Client{Transport: httptransport.NewRoundTripper()}
-	var measuring atomic.Bool
-	var count, errs atomic.Int64
-	var mu sync.Mutex
-	var lat []time.Duration
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	for w := range cfg.Clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var local []time.Duration
-			defer func() { mu.Lock(); lat = append(lat, local...); mu.Unlock() }()
-			for i := 0; runCtx.Err() == nil; i++ {
-				t0 := time.Now()
-				ok := one(runCtx, hc, w, i)
-				took := time.Since(t0)
-				if !measuring.Load() || runCtx.Err() != nil {
-					continue
-				}
-				if ok {
-					count.Add(1)
-					local = append(local, took)
-				} else {
-					errs.Add(1)
-				}
-			}
-		}()
-	}
+	loop := startClosedLoop(ctx, cfg.Clients, func(ctx context.Context, w, i int) bool { return one(ctx, hc, w, i) })
+	defer loop.stop()
 	sleepCtx(ctx, cfg.Warmup)
-	measuring.Store(true)
+	loop.measuring.Store(true)
 	if cfg.CPUProfile != "" {
 		f, err := os.Create(cfg.CPUProfile)
 		if err != nil {
@@ -299,15 +269,14 @@ func measure(ctx context.Context, cfg Config, one func(ctx context.Context, hc *
 	}
 	start, cpu0 := time.Now(), sampleCPU()
 	sleepCtx(ctx, cfg.Duration)
-	measuring.Store(false)
+	loop.measuring.Store(false)
 	cpu1, elapsed := sampleCPU(), time.Since(start)
 	if cfg.CPUProfile != "" {
 		pprof.StopCPUProfile()
 	}
-	cancel()
-	wg.Wait()
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	return &measured{count: count.Load(), errs: errs.Load(), lat: lat, elapsed: elapsed, cpu: cpuBetween(cpu0, cpu1, elapsed, count.Load())}, nil
+	lat := loop.stop()
+	count := loop.count.Load()
+	return &measured{count: count, errs: loop.errs.Load(), lat: lat, elapsed: elapsed, cpu: cpuBetween(cpu0, cpu1, elapsed, count)}, nil
 }
 
 func submitAndWait(ctx context.Context, hc *http.Client, apiURL string, body []byte) bool {

@@ -17,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -297,60 +296,32 @@ type roundFigures struct {
 // measureRound runs clients closed-loop clients against the server for
 // the warm-up and the measured duration.
 func measureRound(ctx context.Context, cfg CompareConfig, hc *http.Client, srv *serverProcess, partBase string, clients, round int) (roundFigures, error) {
-	var measuring atomic.Bool
-	var count, errs atomic.Int64
-	var mu sync.Mutex
-	var lat []time.Duration
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	prefix := fmt.Sprintf("cmp%d-r%d-c%d", time.Now().UnixNano(), round, clients)
-	var wg sync.WaitGroup
-	for w := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var local []time.Duration
-			defer func() { mu.Lock(); lat = append(lat, local...); mu.Unlock() }()
-			for i := 0; runCtx.Err() == nil; i++ {
-				gid := fmt.Sprintf("%s-%d-%d", prefix, w, i)
-				t0 := time.Now()
-				ok := submitLoadgen(runCtx, hc, srv.url, cfg.Pattern, gid, partBase)
-				took := time.Since(t0)
-				if !measuring.Load() || runCtx.Err() != nil {
-					continue
-				}
-				if ok {
-					count.Add(1)
-					local = append(local, took)
-				} else {
-					errs.Add(1)
-				}
-			}
-		}()
-	}
+	loop := startClosedLoop(ctx, clients, func(ctx context.Context, w, i int) bool {
+		return submitLoadgen(ctx, hc, srv.url, cfg.Pattern, fmt.Sprintf("%s-%d-%d", prefix, w, i), partBase)
+	})
+	defer loop.stop()
 	sleepCtx(ctx, cfg.Warmup)
 	cpu0, err := procCPU(srv.pid)
 	if err != nil {
 		return roundFigures{}, err
 	}
 	host0 := sampleCPU()
-	measuring.Store(true)
+	loop.measuring.Store(true)
 	start := time.Now()
 	sleepCtx(ctx, cfg.Duration)
-	measuring.Store(false)
+	loop.measuring.Store(false)
 	elapsed := time.Since(start)
 	cpu1, err := procCPU(srv.pid)
 	if err != nil {
 		return roundFigures{}, err
 	}
 	host := cpuBetween(host0, sampleCPU(), elapsed, 0)
-	cancel()
-	wg.Wait()
+	lat := loop.stop()
 	if ctx.Err() != nil {
 		return roundFigures{}, ctx.Err()
 	}
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	f := roundFigures{count: count.Load(), errs: errs.Load(), hostBusy: host.hostBusy,
+	f := roundFigures{count: loop.count.Load(), errs: loop.errs.Load(), hostBusy: host.hostBusy,
 		p50: percentileMs(lat, 0.50), p99: percentileMs(lat, 0.99)}
 	f.perSec = float64(f.count) / elapsed.Seconds()
 	f.cpu = cpu1 - cpu0
