@@ -6,9 +6,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/dtxhq/dtx/internal/dbproc"
 )
 
 // proc is a child process (a dtx subcommand) that can be killed and
@@ -79,7 +80,7 @@ func (p *proc) startOnce(ctx context.Context) error {
 		}
 		select {
 		case <-done:
-			return fmt.Errorf("%s %w:\n%s", p.name, errExitedEarly, tail(p.logPath, 20))
+			return fmt.Errorf("%s %w:\n%s", p.name, errExitedEarly, dbproc.TailFile(p.logPath, 20))
 		case <-deadline.C:
 			// SIGQUIT first: a Go process writes its goroutines' stacks
 			// to its log, which shows where it hung.
@@ -89,7 +90,7 @@ func (p *proc) startOnce(ctx context.Context) error {
 			case <-time.After(2 * time.Second):
 			}
 			p.kill()
-			return fmt.Errorf("%s %w (its goroutines are in %s):\n%s", p.name, errNotReady, p.logPath, tail(p.logPath, 20))
+			return fmt.Errorf("%s %w (its goroutines are in %s):\n%s", p.name, errNotReady, p.logPath, dbproc.TailFile(p.logPath, 20))
 		case <-ctx.Done():
 			p.kill()
 			return ctx.Err()
@@ -136,16 +137,3 @@ func (p *proc) stop(grace time.Duration) {
 
 // exited reports an incarnation that died on its own (not killed by us).
 func (p *proc) exited() bool { return p.cmd != nil && !p.alive() }
-
-// tail returns the last n lines of a file.
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}

@@ -25,6 +25,7 @@ import (
 	"github.com/dtxhq/dtx/examples/shop/load"
 	"github.com/dtxhq/dtx/examples/shop/order"
 	"github.com/dtxhq/dtx/examples/shop/verify"
+	"github.com/dtxhq/dtx/internal/dbproc"
 	"github.com/dtxhq/dtx/internal/open"
 	"github.com/dtxhq/dtx/internal/pgserver"
 	"github.com/dtxhq/dtx/internal/sqlitedb"
@@ -462,7 +463,7 @@ poll:
 func (r *runner) check(ctx context.Context) error {
 	for _, p := range append(slices.Clone(r.coords), r.shop) {
 		if p.exited() {
-			r.logf("%s exited on its own; restarting it:\n%s", p.name, tail(p.logPath, 10))
+			r.logf("%s exited on its own; restarting it:\n%s", p.name, dbproc.TailFile(p.logPath, 10))
 			if err := p.start(ctx); err != nil {
 				return err
 			}

@@ -10,7 +10,6 @@
 package dbproc
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -172,13 +171,21 @@ func (p *Proc) LogPath() string { return p.spec.LogPath }
 // Exited is closed when the process has exited.
 func (p *Proc) Exited() <-chan struct{} { return p.exited }
 
-// LogTail returns the last 4000 bytes of the log, trimmed.
-func (p *Proc) LogTail() string {
-	b, _ := os.ReadFile(p.spec.LogPath)
-	if len(b) > 4000 {
-		b = b[len(b)-4000:]
+// LogTail returns the last 40 lines of the log.
+func (p *Proc) LogTail() string { return TailFile(p.spec.LogPath, 40) }
+
+// TailFile returns the last n lines of the file at path (a process's log,
+// for an error message), or the error that kept it from being read.
+func TailFile(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
 	}
-	return string(bytes.TrimSpace(b))
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 // Kill kills the process and waits for it to exit.

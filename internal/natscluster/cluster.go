@@ -43,6 +43,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/dtxhq/dtx/internal/dbproc"
 )
 
 // Defaults of Config.
@@ -254,14 +256,14 @@ func (c *Cluster) run(ctx context.Context, n *node) error {
 		}
 		select {
 		case <-done:
-			log := tail(logPath, 10)
+			log := dbproc.TailFile(logPath, 10)
 			if strings.Contains(log, "address already in use") {
 				return fmt.Errorf("natscluster: %s: %w:\n%s", n.spec.Name, errPortTaken, log)
 			}
 			return fmt.Errorf("natscluster: %s exited before it was ready:\n%s", n.spec.Name, log)
 		case <-deadline.C:
 			kill(cmd, done)
-			return fmt.Errorf("natscluster: %s not ready after %v:\n%s", n.spec.Name, c.cfg.StartTimeout, tail(logPath, 10))
+			return fmt.Errorf("natscluster: %s not ready after %v:\n%s", n.spec.Name, c.cfg.StartTimeout, dbproc.TailFile(logPath, 10))
 		case <-ctx.Done():
 			kill(cmd, done)
 			return ctx.Err()
@@ -558,17 +560,4 @@ func (c *Cluster) killAll() {
 			kill(c.proc(n))
 		}
 	}
-}
-
-// tail returns the last n lines of a file.
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

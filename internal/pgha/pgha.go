@@ -305,13 +305,7 @@ func openLog(n *node) (*os.File, error) {
 }
 
 // logTail is the end of a node's log, for errors.
-func logTail(n *node) string {
-	b, _ := os.ReadFile(n.logPath())
-	if len(b) > 3000 {
-		b = b[len(b)-3000:]
-	}
-	return strings.TrimSpace(string(b))
-}
+func logTail(n *node) string { return dbproc.TailFile(n.logPath(), 40) }
 
 // run starts `pg_autoctl run` for n in the background: the keeper (or
 // the monitor's listener) and its postgres, in a process group of their
