@@ -230,7 +230,7 @@ func (r *runner) setup(ctx context.Context) error {
 	if err := r.writeCallKey(); err != nil {
 		return err
 	}
-	if r.usesBroker() {
+	if r.usesBroker() && r.topo.broker == nil {
 		r.natsAddr = anyPort
 		r.natsDir = filepath.Join(c.Dir, "nats")
 		if err := r.openNATS(ctx); err != nil {
@@ -320,7 +320,10 @@ func (r *runner) shopArgs(inc int) []string {
 		"--branch-timeout", "500ms", "--saga-timeout", "2m",
 		"--ready-file", r.shop.ready, "--stats-file", filepath.Join(r.statsDir, fmt.Sprintf("shop-%d.json", inc)),
 		"--log-level", "warn", "--coordinator=" + r.coordURL, "--call-key-file", r.callKeyFile}
-	if r.usesBroker() {
+	switch {
+	case r.usesBroker() && r.topo.broker != nil:
+		args = append(args, "--broker", r.topo.broker.url(), "--broker-replicas", fmt.Sprint(BrokerReplicas))
+	case r.usesBroker():
 		args = append(args, "--broker", "nats://"+r.natsAddr)
 	}
 	for i, flag := range []string{"--order-db", "--inventory-db", "--payment-db"} {
@@ -393,6 +396,9 @@ func (r *runner) inject(ctx context.Context, k Kind) error {
 			return nil
 		} else if err != nil {
 			return fmt.Errorf("chaos: %s: %w", k, err)
+		}
+		if k == BrokerNodeKill {
+			r.checkReconnect(ctx)
 		}
 	}
 	r.injected[k]++
@@ -500,7 +506,12 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		l.startRate(gen, ctx, c.Rate)
 		r.logf("load: %.0f orders/s", c.Rate)
 	}
-	plan := ScheduleKinds(r.rng, append(ProcessKinds(c.Pattern), r.topo.kinds()...), c.Duration)
+	kinds := ProcessKinds(c.Pattern)
+	if r.topo.broker != nil {
+		// The broker is the cluster, whose faults are node kills.
+		kinds = slices.DeleteFunc(kinds, func(k Kind) bool { return k == BrokerRestart })
+	}
+	plan := ScheduleKinds(r.rng, append(kinds, r.topo.kinds()...), c.Duration)
 	for _, s := range plan {
 		wait := time.Until(r.t0.Add(s.At))
 		select {

@@ -77,9 +77,10 @@ type topology struct {
 	db      *pgha.Cluster // TopologyHA: the PostgreSQL cluster
 	links   *storeLinks   // TopologyHA: each coordinator's way to the store
 	domains []faultDomain
-	// A broker cluster (internal/natscluster: three NATS nodes whose kills
-	// are its faults) joins here as one more faultDomain, its client URLs
-	// replacing the embedded NATS in the shop's --broker.
+	// broker is TopologyHA's broker when the pattern uses one: three NATS
+	// nodes (internal/natscluster) whose kills are its faults; its client
+	// URLs replace the embedded NATS in the shop's --broker.
+	broker *brokerFaults
 }
 
 // startTopology starts the infrastructure of cfg.Topology and points cfg's
@@ -126,6 +127,16 @@ func startTopology(ctx context.Context, cfg *Config, log io.Writer) (*topology, 
 	cfg.StoreDSN = dsns[0]
 	cfg.ServiceDSNs = [3]string{dsns[1], dsns[2], dsns[3]}
 	t.domains = append(t.domains, &dbFaults{c: c})
+	if cfg.Pattern == PatternChoreography || cfg.Pattern == PatternMixed {
+		b, err := startBrokerCluster(ctx, cfg.Exe, cfg.Dir)
+		if err != nil {
+			t.close()
+			return nil, err
+		}
+		t.broker = b
+		t.domains = append(t.domains, b)
+		fmt.Fprintf(log, "broker: a NATS JetStream cluster of %d nodes (streams R%d): %s\n", b.c.Size(), BrokerReplicas, b.url())
+	}
 	if cfg.Pattern != PatternChoreography {
 		t.links = &storeLinks{ports: c.Ports()}
 		t.domains = append(t.domains, t.links)
