@@ -506,12 +506,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		l.startRate(gen, ctx, c.Rate)
 		r.logf("load: %.0f orders/s", c.Rate)
 	}
-	kinds := ProcessKinds(c.Pattern)
-	if r.topo.broker != nil {
-		// The broker is the cluster, whose faults are node kills.
-		kinds = slices.DeleteFunc(kinds, func(k Kind) bool { return k == BrokerRestart })
-	}
-	plan := ScheduleKinds(r.rng, append(kinds, r.topo.kinds()...), c.Duration)
+	plan := ScheduleKinds(r.rng, r.processKinds(), c.Duration)
 	for _, s := range plan {
 		wait := time.Until(r.t0.Add(s.At))
 		select {
@@ -554,7 +549,11 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	tq := time.Now()
 	deadline := tq.Add(c.QuiesceTimeout)
 	l.finish(deadline)
-	st, err := r.openStore(ctx)
+	var st dtx.Store
+	err := r.retryReads(ctx, deadline, func() (err error) {
+		st, err = r.openStore(ctx)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -610,6 +609,25 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	res.Violations, res.ViolationList = len(violations), load.First(violations, 20)
 	res.OK = res.Stuck == 0 && res.Violations == 0 && len(res.Missing) == 0
 	return res, nil
+}
+
+// retryReads runs fn, the checker's own connection or reads, until it
+// succeeds or deadline passes: on the ha topology a database node may be
+// rejoining or slow to answer a new connection on a starved machine, which
+// says nothing about what the run is verifying.
+func (r *runner) retryReads(ctx context.Context, deadline time.Time, fn func() error) error {
+	for {
+		err := fn()
+		if err == nil || r.topo.db == nil || time.Now().After(deadline) {
+			return err
+		}
+		r.logf("checker: %v; trying again", err)
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			return err
+		}
+	}
 }
 
 // openStore opens the coordinators' store (nil for choreography).
@@ -668,7 +686,11 @@ func (r *runner) verify(ctx context.Context, res *Result, st dtx.Store, l *drive
 		defer db.Close()
 		dbs[i] = db
 	}
-	rep, err := verify.Check(ctx, dbs[0], dbs[1], dbs[2])
+	var rep *verify.Report
+	err := r.retryReads(ctx, time.Now().Add(time.Minute), func() (err error) {
+		rep, err = verify.Check(ctx, dbs[0], dbs[1], dbs[2])
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
@@ -687,7 +709,10 @@ func (r *runner) verify(ctx context.Context, res *Result, st dtx.Store, l *drive
 				ID, Topic, Error string
 				Attempts         int
 			}
-			if err := getJSON(ctx, "http://"+r.addrs[i]+"/events/dead-letters", &dl); err != nil {
+			err := r.retryReads(ctx, time.Now().Add(time.Minute), func() error {
+				return getJSON(ctx, "http://"+r.addrs[i]+"/events/dead-letters", &dl)
+			})
+			if err != nil {
 				return nil, fmt.Errorf("%s dead letters: %w", svc, err)
 			}
 			for _, d := range dl {
@@ -699,7 +724,11 @@ func (r *runner) verify(ctx context.Context, res *Result, st dtx.Store, l *drive
 	// Every order against its transaction; the histories for overlapping
 	// coordinators.
 	oc := &order.Client{URL: r.orderURL, HTTP: &http.Client{Timeout: 30 * time.Second}}
-	all, err := oc.List(ctx, "")
+	var all []*order.Order
+	err = r.retryReads(ctx, time.Now().Add(time.Minute), func() (err error) {
+		all, err = oc.List(ctx, "")
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list orders: %w", err)
 	}
@@ -713,15 +742,19 @@ func (r *runner) verify(ctx context.Context, res *Result, st dtx.Store, l *drive
 	if st == nil {
 		return violations, nil
 	}
-	res.HA = &HAReport{}
-	owners := map[string]bool{}
-	mismatches, err := load.CrossCheck(ctx, all, st, func(o *order.Order) error {
-		evs, err := st.Events(ctx, o.GID)
-		if err != nil {
-			return err
-		}
-		res.HA.Add(o.GID, evs, owners)
-		return nil
+	var mismatches []string
+	err = r.retryReads(ctx, time.Now().Add(time.Minute), func() (err error) {
+		res.HA = &HAReport{}
+		owners := map[string]bool{}
+		mismatches, err = load.CrossCheck(ctx, all, st, func(o *order.Order) error {
+			evs, err := st.Events(ctx, o.GID)
+			if err != nil {
+				return err
+			}
+			res.HA.Add(o.GID, evs, owners)
+			return nil
+		})
+		return err
 	})
 	if err != nil {
 		return nil, err

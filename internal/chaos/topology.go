@@ -488,7 +488,22 @@ func (t *topology) restartRetry() time.Duration {
 // plannedKinds are the kinds the run must inject: the pattern's and the
 // topology's.
 func (r *runner) plannedKinds() []Kind {
-	return append(PlannedKinds(r.cfg.Pattern), r.topo.kinds()...)
+	return append(r.dropClusterBrokerRestart(PlannedKinds(r.cfg.Pattern)), r.topo.kinds()...)
+}
+
+// processKinds are the process faults the run schedules: the pattern's and
+// the topology's.
+func (r *runner) processKinds() []Kind {
+	return append(r.dropClusterBrokerRestart(ProcessKinds(r.cfg.Pattern)), r.topo.kinds()...)
+}
+
+// dropClusterBrokerRestart takes BrokerRestart out of kinds when the broker
+// is the ha topology's cluster, whose faults are node kills.
+func (r *runner) dropClusterBrokerRestart(kinds []Kind) []Kind {
+	if r.topo.broker == nil {
+		return kinds
+	}
+	return slices.DeleteFunc(kinds, func(k Kind) bool { return k == BrokerRestart })
 }
 
 // printFailovers writes the PostgreSQL failover times of an ha run.
