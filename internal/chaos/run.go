@@ -315,9 +315,9 @@ func (r *runner) shopArgs(inc int) []string {
 	c := r.cfg
 	args := []string{"shop", "--pattern", r.shopPattern(inc), "--dir", r.shopDir,
 		"--order-addr", r.addrs[0], "--inventory-addr", r.addrs[1], "--payment-addr", r.addrs[2],
-		"--faults", fmt.Sprint(r.shopFaults), "--fault-kinds", "all", "--fault-delay", "600ms",
+		"--faults", fmt.Sprint(r.shopFaults), "--fault-kinds", "all", "--fault-delay", (r.topo.branchTimeout() * 6 / 5).String(),
 		"--seed", fmt.Sprint(int64(c.Seed) + int64(inc)*101),
-		"--branch-timeout", "500ms", "--saga-timeout", "2m",
+		"--branch-timeout", r.topo.branchTimeout().String(), "--saga-timeout", "2m",
 		"--ready-file", r.shop.ready, "--stats-file", filepath.Join(r.statsDir, fmt.Sprintf("shop-%d.json", inc)),
 		"--log-level", "warn", "--coordinator=" + r.coordURL, "--call-key-file", r.callKeyFile}
 	switch {

@@ -485,6 +485,20 @@ func (t *topology) restartRetry() time.Duration {
 	return 0
 }
 
+// branchTimeout is the shop's branch timeout; the delay faults last up to
+// 1.2 times as long, so a sixth of them outlast it. On the ha topology every
+// commit waits for the synchronous standby, which on a shared 2-core machine
+// running both database nodes, the monitor and three NATS nodes takes
+// hundreds of milliseconds at times: with 500 ms, calls that would have
+// succeeded timed out and were retried into the same queue, and the backlog
+// after a failover did not drain.
+func (t *topology) branchTimeout() time.Duration {
+	if t.db != nil {
+		return 2 * time.Second
+	}
+	return 500 * time.Millisecond
+}
+
 // plannedKinds are the kinds the run must inject: the pattern's and the
 // topology's.
 func (r *runner) plannedKinds() []Kind {
