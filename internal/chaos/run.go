@@ -211,10 +211,10 @@ func (r *runner) usesBroker() bool {
 	return r.cfg.Pattern == PatternChoreography || r.cfg.Pattern == PatternMixed
 }
 
-// shopPattern is the pattern of new orders in shop incarnation inc.
-func (r *runner) shopPattern(inc int) string {
+// shopPattern is the pattern of new orders after the shop's start-th start.
+func (r *runner) shopPattern(start int) string {
 	if r.cfg.Pattern == PatternMixed {
-		return mixedRotation[inc%len(mixedRotation)]
+		return mixedRotation[start%len(mixedRotation)]
 	}
 	return r.cfg.Pattern
 }
@@ -255,7 +255,7 @@ func (r *runner) setup(ctx context.Context) error {
 			}
 			p := &proc{
 				name: name, exe: c.Exe, ready: filepath.Join(c.Dir, name+".ready"), logPath: filepath.Join(r.logs, name+".log"),
-				args: func(inc int) []string {
+				args: func(_, inc int) []string {
 					return []string{"server", "--listen", addr, "--store", store,
 						"--owner", fmt.Sprintf("c%d-%d", i+1, inc), "--lease-ttl", "2s",
 						"--retry-base", "50ms", "--retry-max", "1s", "--shutdown-timeout", "3s",
@@ -311,12 +311,15 @@ func (r *runner) setup(ctx context.Context) error {
 // storeLabel is the store's DSN to show, without its password.
 func storeLabel(dsn string) string { return open.RedactDSN(dsn) }
 
-func (r *runner) shopArgs(inc int) []string {
+// shopArgs is the command line of the shop's start-th start (its pattern,
+// so that the rotation of a mixed run follows the fault plan however many
+// attempts a restart takes) and inc-th process (its stats file).
+func (r *runner) shopArgs(start, inc int) []string {
 	c := r.cfg
-	args := []string{"shop", "--pattern", r.shopPattern(inc), "--dir", r.shopDir,
+	args := []string{"shop", "--pattern", r.shopPattern(start), "--dir", r.shopDir,
 		"--order-addr", r.addrs[0], "--inventory-addr", r.addrs[1], "--payment-addr", r.addrs[2],
 		"--faults", fmt.Sprint(r.shopFaults), "--fault-kinds", "all", "--fault-delay", (r.topo.branchTimeout() * 6 / 5).String(),
-		"--seed", fmt.Sprint(int64(c.Seed) + int64(inc)*101),
+		"--seed", fmt.Sprint(int64(c.Seed) + int64(start)*101),
 		"--branch-timeout", r.topo.branchTimeout().String(), "--saga-timeout", "2m",
 		"--ready-file", r.shop.ready, "--stats-file", filepath.Join(r.statsDir, fmt.Sprintf("shop-%d.json", inc)),
 		"--log-level", "warn", "--coordinator=" + r.coordURL, "--call-key-file", r.callKeyFile}
@@ -370,7 +373,7 @@ func (r *runner) inject(ctx context.Context, k Kind) error {
 			return err
 		}
 		r.logf("%s: SIGKILL shop, down %v, back in %v (new orders: %s)", k, down.Round(time.Millisecond),
-			time.Since(t).Round(time.Millisecond), r.shopPattern(r.shop.inc-1))
+			time.Since(t).Round(time.Millisecond), r.shopPattern(r.shop.starts-1))
 	case BrokerRestart:
 		if err := r.nats.Close(); err != nil {
 			r.logf("closing NATS: %v", err)
@@ -438,7 +441,7 @@ func (r *runner) checkReconnect(ctx context.Context) {
 		r.logf("broker reconnection not checked: %v", err)
 		return
 	}
-	if pending == 0 && r.shopPattern(r.shop.inc-1) != order.PatternChoreography {
+	if pending == 0 && r.shopPattern(r.shop.starts-1) != order.PatternChoreography {
 		r.logf("broker reconnection not checked: no choreographed order in flight")
 		return
 	}
