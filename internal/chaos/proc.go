@@ -15,16 +15,20 @@ import (
 // proc is a child process (a dtx subcommand) that can be killed and
 // started again; it is ready once it has written its ready file.
 type proc struct {
-	name    string
-	exe     string
-	args    func(incarnation int) []string
+	name string
+	exe  string
+	// args are the command line of a start (the how-manieth call of
+	// start: a restart tried again after an early exit is the same start)
+	// and of an incarnation (every process started, counting those).
+	args    func(start, incarnation int) []string
 	ready   string // ready file, removed before each start
 	logPath string
 	retry   time.Duration // how long start tries again after an early exit
 
-	inc  int // incarnations started so far
-	cmd  *exec.Cmd
-	done chan struct{}
+	starts int // calls of start so far
+	inc    int // incarnations started so far
+	cmd    *exec.Cmd
+	done   chan struct{}
 }
 
 // start runs the next incarnation and waits until it is ready. An
@@ -33,8 +37,10 @@ type proc struct {
 // p.retry: as a supervisor with a readiness probe would.
 func (p *proc) start(ctx context.Context) error {
 	until := time.Now().Add(p.retry)
+	n := p.starts
+	p.starts++
 	for {
-		err := p.startOnce(ctx)
+		err := p.startOnce(ctx, n)
 		if err == nil || !(errors.Is(err, errExitedEarly) || errors.Is(err, errNotReady)) || time.Now().After(until) {
 			return err
 		}
@@ -54,14 +60,14 @@ var errExitedEarly = errors.New("exited before it was ready")
 // in time (and was killed).
 var errNotReady = errors.New("not ready after 60s")
 
-func (p *proc) startOnce(ctx context.Context) error {
+func (p *proc) startOnce(ctx context.Context, start int) error {
 	os.Remove(p.ready)
 	lf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(lf, "---- %s incarnation %d, %s\n", p.name, p.inc, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(p.exe, p.args(p.inc)...)
+	cmd := exec.Command(p.exe, p.args(start, p.inc)...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {

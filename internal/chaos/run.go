@@ -211,10 +211,10 @@ func (r *runner) usesBroker() bool {
 	return r.cfg.Pattern == PatternChoreography || r.cfg.Pattern == PatternMixed
 }
 
-// shopPattern is the pattern of new orders in shop incarnation inc.
-func (r *runner) shopPattern(inc int) string {
+// shopPattern is the pattern of new orders after the shop's start-th start.
+func (r *runner) shopPattern(start int) string {
 	if r.cfg.Pattern == PatternMixed {
-		return mixedRotation[inc%len(mixedRotation)]
+		return mixedRotation[start%len(mixedRotation)]
 	}
 	return r.cfg.Pattern
 }
@@ -230,7 +230,7 @@ func (r *runner) setup(ctx context.Context) error {
 	if err := r.writeCallKey(); err != nil {
 		return err
 	}
-	if r.usesBroker() {
+	if r.usesBroker() && r.topo.broker == nil {
 		r.natsAddr = anyPort
 		r.natsDir = filepath.Join(c.Dir, "nats")
 		if err := r.openNATS(ctx); err != nil {
@@ -255,7 +255,7 @@ func (r *runner) setup(ctx context.Context) error {
 			}
 			p := &proc{
 				name: name, exe: c.Exe, ready: filepath.Join(c.Dir, name+".ready"), logPath: filepath.Join(r.logs, name+".log"),
-				args: func(inc int) []string {
+				args: func(_, inc int) []string {
 					return []string{"server", "--listen", addr, "--store", store,
 						"--owner", fmt.Sprintf("c%d-%d", i+1, inc), "--lease-ttl", "2s",
 						"--retry-base", "50ms", "--retry-max", "1s", "--shutdown-timeout", "3s",
@@ -311,16 +311,22 @@ func (r *runner) setup(ctx context.Context) error {
 // storeLabel is the store's DSN to show, without its password.
 func storeLabel(dsn string) string { return open.RedactDSN(dsn) }
 
-func (r *runner) shopArgs(inc int) []string {
+// shopArgs is the command line of the shop's start-th start (its pattern,
+// so that the rotation of a mixed run follows the fault plan however many
+// attempts a restart takes) and inc-th process (its stats file).
+func (r *runner) shopArgs(start, inc int) []string {
 	c := r.cfg
-	args := []string{"shop", "--pattern", r.shopPattern(inc), "--dir", r.shopDir,
+	args := []string{"shop", "--pattern", r.shopPattern(start), "--dir", r.shopDir,
 		"--order-addr", r.addrs[0], "--inventory-addr", r.addrs[1], "--payment-addr", r.addrs[2],
-		"--faults", fmt.Sprint(r.shopFaults), "--fault-kinds", "all", "--fault-delay", "600ms",
-		"--seed", fmt.Sprint(int64(c.Seed) + int64(inc)*101),
-		"--branch-timeout", "500ms", "--saga-timeout", "2m",
+		"--faults", fmt.Sprint(r.shopFaults), "--fault-kinds", "all", "--fault-delay", (r.topo.branchTimeout() * 6 / 5).String(),
+		"--seed", fmt.Sprint(int64(c.Seed) + int64(start)*101),
+		"--branch-timeout", r.topo.branchTimeout().String(), "--saga-timeout", "2m",
 		"--ready-file", r.shop.ready, "--stats-file", filepath.Join(r.statsDir, fmt.Sprintf("shop-%d.json", inc)),
 		"--log-level", "warn", "--coordinator=" + r.coordURL, "--call-key-file", r.callKeyFile}
-	if r.usesBroker() {
+	switch {
+	case r.usesBroker() && r.topo.broker != nil:
+		args = append(args, "--broker", r.topo.broker.url(), "--broker-replicas", fmt.Sprint(BrokerReplicas))
+	case r.usesBroker():
 		args = append(args, "--broker", "nats://"+r.natsAddr)
 	}
 	for i, flag := range []string{"--order-db", "--inventory-db", "--payment-db"} {
@@ -367,7 +373,7 @@ func (r *runner) inject(ctx context.Context, k Kind) error {
 			return err
 		}
 		r.logf("%s: SIGKILL shop, down %v, back in %v (new orders: %s)", k, down.Round(time.Millisecond),
-			time.Since(t).Round(time.Millisecond), r.shopPattern(r.shop.inc-1))
+			time.Since(t).Round(time.Millisecond), r.shopPattern(r.shop.starts-1))
 	case BrokerRestart:
 		if err := r.nats.Close(); err != nil {
 			r.logf("closing NATS: %v", err)
@@ -393,6 +399,9 @@ func (r *runner) inject(ctx context.Context, k Kind) error {
 			return nil
 		} else if err != nil {
 			return fmt.Errorf("chaos: %s: %w", k, err)
+		}
+		if k == BrokerNodeKill {
+			r.checkReconnect(ctx)
 		}
 	}
 	r.injected[k]++
@@ -432,7 +441,7 @@ func (r *runner) checkReconnect(ctx context.Context) {
 		r.logf("broker reconnection not checked: %v", err)
 		return
 	}
-	if pending == 0 && r.shopPattern(r.shop.inc-1) != order.PatternChoreography {
+	if pending == 0 && r.shopPattern(r.shop.starts-1) != order.PatternChoreography {
 		r.logf("broker reconnection not checked: no choreographed order in flight")
 		return
 	}
@@ -500,7 +509,7 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		l.startRate(gen, ctx, c.Rate)
 		r.logf("load: %.0f orders/s", c.Rate)
 	}
-	plan := ScheduleKinds(r.rng, append(ProcessKinds(c.Pattern), r.topo.kinds()...), c.Duration)
+	plan := ScheduleKinds(r.rng, r.processKinds(), c.Duration)
 	for _, s := range plan {
 		wait := time.Until(r.t0.Add(s.At))
 		select {
@@ -543,7 +552,11 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	tq := time.Now()
 	deadline := tq.Add(c.QuiesceTimeout)
 	l.finish(deadline)
-	st, err := r.openStore(ctx)
+	var st dtx.Store
+	err := r.retryReads(ctx, deadline, func() (err error) {
+		st, err = r.openStore(ctx)
+		return err
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -599,6 +612,25 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	res.Violations, res.ViolationList = len(violations), load.First(violations, 20)
 	res.OK = res.Stuck == 0 && res.Violations == 0 && len(res.Missing) == 0
 	return res, nil
+}
+
+// retryReads runs fn, the checker's own connection or reads, until it
+// succeeds or deadline passes: on the ha topology a database node may be
+// rejoining or slow to answer a new connection on a starved machine, which
+// says nothing about what the run is verifying.
+func (r *runner) retryReads(ctx context.Context, deadline time.Time, fn func() error) error {
+	for {
+		err := fn()
+		if err == nil || r.topo.db == nil || time.Now().After(deadline) {
+			return err
+		}
+		r.logf("checker: %v; trying again", err)
+		select {
+		case <-time.After(time.Second):
+		case <-ctx.Done():
+			return err
+		}
+	}
 }
 
 // openStore opens the coordinators' store (nil for choreography).
@@ -657,7 +689,11 @@ func (r *runner) verify(ctx context.Context, res *Result, st dtx.Store, l *drive
 		defer db.Close()
 		dbs[i] = db
 	}
-	rep, err := verify.Check(ctx, dbs[0], dbs[1], dbs[2])
+	var rep *verify.Report
+	err := r.retryReads(ctx, time.Now().Add(time.Minute), func() (err error) {
+		rep, err = verify.Check(ctx, dbs[0], dbs[1], dbs[2])
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("verify: %w", err)
 	}
@@ -676,7 +712,10 @@ func (r *runner) verify(ctx context.Context, res *Result, st dtx.Store, l *drive
 				ID, Topic, Error string
 				Attempts         int
 			}
-			if err := getJSON(ctx, "http://"+r.addrs[i]+"/events/dead-letters", &dl); err != nil {
+			err := r.retryReads(ctx, time.Now().Add(time.Minute), func() error {
+				return getJSON(ctx, "http://"+r.addrs[i]+"/events/dead-letters", &dl)
+			})
+			if err != nil {
 				return nil, fmt.Errorf("%s dead letters: %w", svc, err)
 			}
 			for _, d := range dl {
@@ -688,7 +727,11 @@ func (r *runner) verify(ctx context.Context, res *Result, st dtx.Store, l *drive
 	// Every order against its transaction; the histories for overlapping
 	// coordinators.
 	oc := &order.Client{URL: r.orderURL, HTTP: &http.Client{Timeout: 30 * time.Second}}
-	all, err := oc.List(ctx, "")
+	var all []*order.Order
+	err = r.retryReads(ctx, time.Now().Add(time.Minute), func() (err error) {
+		all, err = oc.List(ctx, "")
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("list orders: %w", err)
 	}
@@ -702,15 +745,19 @@ func (r *runner) verify(ctx context.Context, res *Result, st dtx.Store, l *drive
 	if st == nil {
 		return violations, nil
 	}
-	res.HA = &HAReport{}
-	owners := map[string]bool{}
-	mismatches, err := load.CrossCheck(ctx, all, st, func(o *order.Order) error {
-		evs, err := st.Events(ctx, o.GID)
-		if err != nil {
-			return err
-		}
-		res.HA.Add(o.GID, evs, owners)
-		return nil
+	var mismatches []string
+	err = r.retryReads(ctx, time.Now().Add(time.Minute), func() (err error) {
+		res.HA = &HAReport{}
+		owners := map[string]bool{}
+		mismatches, err = load.CrossCheck(ctx, all, st, func(o *order.Order) error {
+			evs, err := st.Events(ctx, o.GID)
+			if err != nil {
+				return err
+			}
+			res.HA.Add(o.GID, evs, owners)
+			return nil
+		})
+		return err
 	})
 	if err != nil {
 		return nil, err

@@ -77,9 +77,10 @@ type topology struct {
 	db      *pgha.Cluster // TopologyHA: the PostgreSQL cluster
 	links   *storeLinks   // TopologyHA: each coordinator's way to the store
 	domains []faultDomain
-	// A broker cluster (internal/natscluster: three NATS nodes whose kills
-	// are its faults) joins here as one more faultDomain, its client URLs
-	// replacing the embedded NATS in the shop's --broker.
+	// broker is TopologyHA's broker when the pattern uses one: three NATS
+	// nodes (internal/natscluster) whose kills are its faults; its client
+	// URLs replace the embedded NATS in the shop's --broker.
+	broker *brokerFaults
 }
 
 // startTopology starts the infrastructure of cfg.Topology and points cfg's
@@ -126,6 +127,16 @@ func startTopology(ctx context.Context, cfg *Config, log io.Writer) (*topology, 
 	cfg.StoreDSN = dsns[0]
 	cfg.ServiceDSNs = [3]string{dsns[1], dsns[2], dsns[3]}
 	t.domains = append(t.domains, &dbFaults{c: c})
+	if cfg.Pattern == PatternChoreography || cfg.Pattern == PatternMixed {
+		b, err := startBrokerCluster(ctx, cfg.Exe, cfg.Dir)
+		if err != nil {
+			t.close()
+			return nil, err
+		}
+		t.broker = b
+		t.domains = append(t.domains, b)
+		fmt.Fprintf(log, "broker: a NATS JetStream cluster of %d nodes (streams R%d): %s\n", b.c.Size(), BrokerReplicas, b.url())
+	}
 	if cfg.Pattern != PatternChoreography {
 		t.links = &storeLinks{ports: c.Ports()}
 		t.domains = append(t.domains, t.links)
@@ -474,10 +485,39 @@ func (t *topology) restartRetry() time.Duration {
 	return 0
 }
 
+// branchTimeout is the shop's branch timeout; the delay faults last up to
+// 1.2 times as long, so a sixth of them outlast it. On the ha topology every
+// commit waits for the synchronous standby, which on a shared 2-core machine
+// running both database nodes, the monitor and three NATS nodes takes
+// hundreds of milliseconds at times: with 500 ms, calls that would have
+// succeeded timed out and were retried into the same queue, and the backlog
+// after a failover did not drain.
+func (t *topology) branchTimeout() time.Duration {
+	if t.db != nil {
+		return 2 * time.Second
+	}
+	return 500 * time.Millisecond
+}
+
 // plannedKinds are the kinds the run must inject: the pattern's and the
 // topology's.
 func (r *runner) plannedKinds() []Kind {
-	return append(PlannedKinds(r.cfg.Pattern), r.topo.kinds()...)
+	return append(r.dropClusterBrokerRestart(PlannedKinds(r.cfg.Pattern)), r.topo.kinds()...)
+}
+
+// processKinds are the process faults the run schedules: the pattern's and
+// the topology's.
+func (r *runner) processKinds() []Kind {
+	return append(r.dropClusterBrokerRestart(ProcessKinds(r.cfg.Pattern)), r.topo.kinds()...)
+}
+
+// dropClusterBrokerRestart takes BrokerRestart out of kinds when the broker
+// is the ha topology's cluster, whose faults are node kills.
+func (r *runner) dropClusterBrokerRestart(kinds []Kind) []Kind {
+	if r.topo.broker == nil {
+		return kinds
+	}
+	return slices.DeleteFunc(kinds, func(k Kind) bool { return k == BrokerRestart })
 }
 
 // printFailovers writes the PostgreSQL failover times of an ha run.

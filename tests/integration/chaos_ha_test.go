@@ -16,19 +16,21 @@ import (
 )
 
 // TestChaos_HATopology runs a short chaos test on the ha topology: two
-// coordinators and the shop on a pg_auto_failover cluster, with the
-// primary killed (and the standby promoted) and a coordinator cut off from
+// coordinators and the shop on a pg_auto_failover cluster and a three-node
+// NATS JetStream cluster (streams R3), the shop switching between saga, TCC
+// and choreography at each restart, with the PostgreSQL primary killed (and
+// the standby promoted), a NATS node killed and a coordinator cut off from
 // the store among the faults. Nothing may be lost, stuck or driven by two
 // coordinators at once.
 func TestChaos_HATopology(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs dtx chaos for 30s")
+		t.Skip("runs dtx chaos for 40s")
 	}
 	exe := dtxBinary(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	res, err := chaos.Run(ctx, chaos.Config{
-		Exe: exe, Dir: t.TempDir(), Duration: 30 * time.Second, Pattern: chaos.PatternSaga,
+		Exe: exe, Dir: t.TempDir(), Duration: 40 * time.Second, Pattern: chaos.PatternMixed,
 		Topology: chaos.TopologyHA, Coordinators: 2, Rate: 10, FaultRate: 0.2, Seed: 11,
 		// The failover stalls every write for 10-20s; the backlog it leaves
 		// drains slowly on a busy 2-core machine (branch calls time out at
@@ -47,9 +49,18 @@ func TestChaos_HATopology(t *testing.T) {
 	require.Empty(t, res.Missing, "every planned fault injected")
 	require.Positive(t, res.Faults[string(chaos.PGFailover)])
 	require.Positive(t, res.Faults[string(chaos.StorePartition)])
+	require.Positive(t, res.Faults[string(chaos.BrokerNodeKill)])
+	require.NotContains(t, res.Faults, string(chaos.BrokerRestart), "the cluster's faults are node kills")
 	require.Len(t, res.PGFailoverS, int(res.Faults[string(chaos.PGFailover)]))
 	require.NotNil(t, res.HA)
-	require.Equal(t, res.Orders, res.HA.Checked, "every transaction's history checked")
+	coordinated := 0 // orders with a coordinator transaction: saga and TCC
+	for _, p := range []string{chaos.PatternSaga, chaos.PatternTCC} {
+		for _, n := range res.ByPattern[p] {
+			coordinated += n
+		}
+	}
+	require.Positive(t, res.ByPattern[chaos.PatternChoreography]["completed"]+res.ByPattern[chaos.PatternChoreography]["cancelled"], "choreographed orders ran: %v", res.ByPattern)
+	require.Equal(t, coordinated, res.HA.Checked, "every transaction's history checked")
 	require.Empty(t, res.HA.Overlaps)
 	require.Positive(t, res.Completed)
 	require.True(t, res.OK)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // registers the "pgx" driver
 
@@ -29,7 +30,14 @@ func Open(ctx context.Context, dsn, sqlitePath string) (*sql.DB, appdb.Dialect, 
 		if err != nil {
 			return nil, 0, fmt.Errorf("open postgres: %w", err)
 		}
+		// Keep every connection the pool opens: database/sql keeps only
+		// two idle by default, so under load each burst forked new
+		// backends, and with a multi-host DSN (target_session_attrs)
+		// every one of them first tried the standby. After a failover
+		// that churn alone took most of the machine.
 		db.SetMaxOpenConns(16)
+		db.SetMaxIdleConns(16)
+		db.SetConnMaxIdleTime(time.Minute)
 		if err := db.PingContext(ctx); err != nil {
 			db.Close()
 			return nil, 0, fmt.Errorf("open postgres: %w", err)
