@@ -80,6 +80,13 @@ type Result struct {
 	// OfRaw is PerSec / RawCommits (group commit can push it above 1).
 	RawCommits float64 `json:"raw_commits_per_s,omitempty"`
 	OfRaw      float64 `json:"ratio_to_raw_commits,omitempty"`
+	// RawXA, for xa, is the participants' two-branch XA rate with as many
+	// clients, measured in the same run on the same two databases without
+	// the coordinator: each client prepares a branch on each (BEGIN,
+	// UPDATE its row, PREPARE TRANSACTION), then commits both (COMMIT
+	// PREPARED). OfRawXA is PerSec / RawXA.
+	RawXA   float64 `json:"raw_xa_per_s,omitempty"`
+	OfRawXA float64 `json:"ratio_to_raw_xa,omitempty"`
 	Steps      int     `json:"steps"`
 	Warmup_s   float64 `json:"warmup_s"`
 	// InProcessCPUPerTx is the CPU milliseconds per transaction of the
@@ -101,6 +108,9 @@ func (r *Result) WriteText(w io.Writer) {
 		r.Pattern, r.Store, r.Clients, r.Sagas, noun, r.Seconds, r.Errors, r.PerSec, noun, r.P50ms, r.P90ms, r.P99ms, r.P999ms, r.MaxMs)
 	if r.RawCommits > 0 {
 		fmt.Fprintf(w, "raw commits  %.0f single-row commits/s with %d clients on the same store (the physical limit)\nratio        %.2f transactions per raw commit\n", r.RawCommits, r.Clients, r.OfRaw)
+	}
+	if r.RawXA > 0 {
+		fmt.Fprintf(w, "raw two-branch XA: %.0f/s with %d clients on the participants' databases, no coordinator (prepare A, prepare B, commit both)\nratio dtx/raw  %.2f\n", r.RawXA, r.Clients, r.OfRawXA)
 	}
 	writeCPU(w, noun, r.InProcessCPUPerTx, r.InProcessCPUCores, r.HostCPUBusy)
 }
@@ -139,7 +149,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	defer st.Close()
-	partURL, participants, stopPart, err := startParticipants(ctx, cfg)
+	partURL, participants, xaDSNs, stopPart, err := startParticipants(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -163,6 +173,14 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// For xa, the participants' own limit too: the same branch work on the
+	// same two databases, without the coordinator.
+	var rawXA float64
+	if len(xaDSNs) == 2 {
+		if rawXA, err = rawXARate(ctx, xaDSNs[0], xaDSNs[1], cfg.Clients, min(cfg.Duration, 3*time.Second)); err != nil {
+			return nil, err
+		}
+	}
 	pct := func(p float64) float64 { return percentileMs(m.lat, p) }
 	res := &Result{
 		Pattern: cfg.Pattern, Store: label, Clients: cfg.Clients, Seconds: m.elapsed.Seconds(), Sagas: m.count, Errors: m.errs,
@@ -174,15 +192,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if raw > 0 {
 		res.OfRaw = res.PerSec / raw
 	}
+	if rawXA > 0 {
+		res.RawXA, res.OfRawXA = rawXA, res.PerSec/rawXA
+	}
 	return res, nil
 }
 
 // startParticipants serves the transactions' participants: no-op
-// handlers, or for xa two real XA branches on a throwaway PostgreSQL.
-func startParticipants(ctx context.Context, cfg Config) (url, label string, stop func(), err error) {
+// handlers, or for xa two real XA branches on a throwaway PostgreSQL (whose
+// two databases' DSNs it returns).
+func startParticipants(ctx context.Context, cfg Config) (url, label string, xaDSNs []string, stop func(), err error) {
 	if cfg.Pattern == "xa" {
-		url, stop, err = xaBenchParticipants(ctx, cfg.Clients)
-		return url, "2 XA branches on a throwaway PostgreSQL", stop, err
+		url, xaDSNs, stop, err = xaBenchParticipants(ctx, cfg.Clients)
+		return url, "2 XA branches on a throwaway PostgreSQL", xaDSNs, stop, err
 	}
 	// No-op participants: the measurement is the coordinator's own cost.
 	noop := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -191,7 +213,7 @@ func startParticipants(ctx context.Context, cfg Config) (url, label string, stop
 		w.Write([]byte("{}"))
 	})
 	url, stop, err = loopback.Serve(noop)
-	return url, "no-op participants", stop, err
+	return url, "no-op participants", nil, stop, err
 }
 
 // startCoordinator runs a coordinator on st and serves its API (with

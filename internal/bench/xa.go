@@ -20,11 +20,12 @@ import (
 // xaBenchParticipants serves two XA participants, "/a" and "/b", each over
 // its own database on a throwaway PostgreSQL server: a try updates one row
 // (the client's own, so clients do not contend) and prepares the branch, a
-// confirm commits it, a cancel rolls it back. It returns their base URL.
-func xaBenchParticipants(ctx context.Context, clients int) (string, func(), error) {
+// confirm commits it, a cancel rolls it back. It returns their base URL
+// and the DSNs of their two databases.
+func xaBenchParticipants(ctx context.Context, clients int) (string, []string, func(), error) {
 	t, err := pgserver.StartTemp(ctx, "xa_a", "xa_b")
 	if err != nil {
-		return "", nil, fmt.Errorf("the xa bench needs PostgreSQL for its participants: %w", err)
+		return "", nil, nil, fmt.Errorf("the xa bench needs PostgreSQL for its participants: %w", err)
 	}
 	var dbs []*sql.DB
 	stop := func() {
@@ -38,7 +39,7 @@ func xaBenchParticipants(ctx context.Context, clients int) (string, func(), erro
 		db, err := sql.Open("pgx", t.DSNs[i])
 		if err != nil {
 			stop()
-			return "", nil, err
+			return "", nil, nil, err
 		}
 		dbs = append(dbs, db)
 		db.SetMaxOpenConns(4 * clients)
@@ -46,15 +47,15 @@ func xaBenchParticipants(ctx context.Context, clients int) (string, func(), erro
 		brs := xa.Branches{Dialect: appdb.Postgres, Barrier: participant.Barrier{Table: "bench_barrier"}}
 		if err := brs.Migrate(ctx, db); err != nil {
 			stop()
-			return "", nil, err
+			return "", nil, nil, err
 		}
 		if _, err := db.ExecContext(ctx, `CREATE TABLE counters (id INT PRIMARY KEY, n BIGINT NOT NULL)`); err != nil {
 			stop()
-			return "", nil, err
+			return "", nil, nil, err
 		}
 		if _, err := db.ExecContext(ctx, `INSERT INTO counters SELECT g, 0 FROM generate_series(0, $1) g`, clients); err != nil {
 			stop()
-			return "", nil, err
+			return "", nil, nil, err
 		}
 		mux.Handle("POST /"+name, participant.Handler(func(ctx context.Context, br participant.Branch, body []byte) (any, error) {
 			var p struct {
@@ -78,7 +79,7 @@ func xaBenchParticipants(ctx context.Context, clients int) (string, func(), erro
 	url, stopSrv, err := loopback.Serve(mux)
 	if err != nil {
 		stop()
-		return "", nil, err
+		return "", nil, nil, err
 	}
-	return url, func() { stopSrv(); stop() }, nil
+	return url, t.DSNs, func() { stopSrv(); stop() }, nil
 }
