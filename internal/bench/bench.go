@@ -87,6 +87,7 @@ type Result struct {
 	// PREPARED). OfRawXA is PerSec / RawXA.
 	RawXA   float64 `json:"raw_xa_per_s,omitempty"`
 	OfRawXA float64 `json:"ratio_to_raw_xa,omitempty"`
+
 	Steps      int     `json:"steps"`
 	Warmup_s   float64 `json:"warmup_s"`
 	// InProcessCPUPerTx is the CPU milliseconds per transaction of the
