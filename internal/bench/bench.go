@@ -80,14 +80,6 @@ type Result struct {
 	// OfRaw is PerSec / RawCommits (group commit can push it above 1).
 	RawCommits float64 `json:"raw_commits_per_s,omitempty"`
 	OfRaw      float64 `json:"ratio_to_raw_commits,omitempty"`
-	// RawXA, for xa, is the participants' two-branch XA rate with as many
-	// clients, measured in the same run on the same two databases without
-	// the coordinator: each client prepares a branch on each (BEGIN,
-	// UPDATE its row, PREPARE TRANSACTION), then commits both (COMMIT
-	// PREPARED). OfRawXA is PerSec / RawXA.
-	RawXA   float64 `json:"raw_xa_per_s,omitempty"`
-	OfRawXA float64 `json:"ratio_to_raw_xa,omitempty"`
-
 	Steps      int     `json:"steps"`
 	Warmup_s   float64 `json:"warmup_s"`
 	// InProcessCPUPerTx is the CPU milliseconds per transaction of the
@@ -100,6 +92,13 @@ type Result struct {
 	// HostCPUBusy is the busy share (0..1) of the whole host's CPU over the
 	// measured period (/proc/stat, every process counted), -1 if unknown.
 	HostCPUBusy float64 `json:"host_cpu_busy_share"`
+	// RawXA, for xa, is the participants' two-branch XA rate with as many
+	// clients, measured in the same run on the same two databases without
+	// the coordinator: each client prepares a branch on each (BEGIN,
+	// UPDATE its row, PREPARE TRANSACTION), then commits both (COMMIT
+	// PREPARED). OfRawXA is PerSec / RawXA.
+	RawXA   float64 `json:"raw_xa_per_s,omitempty"`
+	OfRawXA float64 `json:"ratio_to_raw_xa,omitempty"`
 }
 
 // WriteText writes r as the table `dtx bench` prints.
