@@ -99,6 +99,12 @@ type Result struct {
 	// PREPARED). OfRawXA is PerSec / RawXA.
 	RawXA   float64 `json:"raw_xa_per_s,omitempty"`
 	OfRawXA float64 `json:"ratio_to_raw_xa,omitempty"`
+	// RawXALib, for xa, is the same loop through the participants' own
+	// library (participant/xa: Try with its barrier row and checks, then
+	// Confirm) called directly, with no HTTP and no coordinator: what the
+	// participants themselves allow. OfRawXALib is PerSec / RawXALib.
+	RawXALib   float64 `json:"raw_xa_library_per_s,omitempty"`
+	OfRawXALib float64 `json:"ratio_to_raw_xa_library,omitempty"`
 }
 
 // WriteText writes r as the table `dtx bench` prints.
@@ -111,6 +117,9 @@ func (r *Result) WriteText(w io.Writer) {
 	}
 	if r.RawXA > 0 {
 		fmt.Fprintf(w, "raw two-branch XA: %.0f/s with %d clients on the participants' databases, no coordinator (prepare A, prepare B, commit both)\nratio dtx/raw  %.2f\n", r.RawXA, r.Clients, r.OfRawXA)
+	}
+	if r.RawXALib > 0 {
+		fmt.Fprintf(w, "raw XA through participant/xa: %.0f/s (Try A, Try B, Confirm both; barrier rows and checks, no HTTP), ratio dtx/raw %.2f\n", r.RawXALib, r.OfRawXALib)
 	}
 	writeCPU(w, noun, r.InProcessCPUPerTx, r.InProcessCPUCores, r.HostCPUBusy)
 }
@@ -149,7 +158,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	defer st.Close()
-	partURL, participants, xaDSNs, stopPart, err := startParticipants(ctx, cfg)
+	partURL, participants, xb, stopPart, err := startParticipants(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -175,10 +184,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	// For xa, the participants' own limit too: the same branch work on the
 	// same two databases, without the coordinator.
-	var rawXA float64
-	if len(xaDSNs) == 2 {
-		if rawXA, err = rawXARate(ctx, xaDSNs[0], xaDSNs[1], cfg.Clients, min(cfg.Duration, 3*time.Second)); err != nil {
-			return nil, err
+	var rawXA, rawXALib float64
+	if xb != nil {
+		if rawXA, err = rawXARate(ctx, xb.dsns[0], xb.dsns[1], cfg.Clients, min(cfg.Duration, 3*time.Second)); err != nil {
+			return nil, fmt.Errorf("raw XA rate: %w", err)
+		}
+		if rawXALib, err = rawXALibRate(ctx, xb, cfg.Clients, min(cfg.Duration, 3*time.Second)); err != nil {
+			return nil, fmt.Errorf("raw XA rate through participant/xa: %w", err)
 		}
 	}
 	pct := func(p float64) float64 { return percentileMs(m.lat, p) }
@@ -195,16 +207,21 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if rawXA > 0 {
 		res.RawXA, res.OfRawXA = rawXA, res.PerSec/rawXA
 	}
+	if rawXALib > 0 {
+		res.RawXALib, res.OfRawXALib = rawXALib, res.PerSec/rawXALib
+	}
 	return res, nil
 }
 
 // startParticipants serves the transactions' participants: no-op
 // handlers, or for xa two real XA branches on a throwaway PostgreSQL (whose
-// two databases' DSNs it returns).
-func startParticipants(ctx context.Context, cfg Config) (url, label string, xaDSNs []string, stop func(), err error) {
+// two databases and branches it returns).
+func startParticipants(ctx context.Context, cfg Config) (url, label string, xb *xaBench, stop func(), err error) {
 	if cfg.Pattern == "xa" {
-		url, xaDSNs, stop, err = xaBenchParticipants(ctx, cfg.Clients)
-		return url, "2 XA branches on a throwaway PostgreSQL", xaDSNs, stop, err
+		if xb, err = xaBenchParticipants(ctx, cfg.Clients); err != nil {
+			return "", "", nil, nil, err
+		}
+		return xb.url, "2 XA branches on a throwaway PostgreSQL", xb, xb.stop, nil
 	}
 	// No-op participants: the measurement is the coordinator's own cost.
 	noop := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

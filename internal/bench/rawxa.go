@@ -9,6 +9,9 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
+
+	"github.com/dtxhq/dtx"
+	"github.com/dtxhq/dtx/participant"
 )
 
 // rawXARate measures the limit the xa bench's participants work against:
@@ -27,7 +30,7 @@ func rawXARate(ctx context.Context, dsnA, dsnB string, clients int, d time.Durat
 	for i, dsn := range []string{dsnA, dsnB} {
 		db, err := sql.Open("pgx", dsn)
 		if err != nil {
-			return 0, fmt.Errorf("raw XA rate: %w", err)
+			return 0, err
 		}
 		defer db.Close()
 		db.SetMaxOpenConns(clients)
@@ -35,7 +38,65 @@ func rawXARate(ctx context.Context, dsnA, dsnB string, clients int, d time.Durat
 		dbs[i] = db
 	}
 	nonce := time.Now().UnixNano()
-	var done atomic.Int64
+	return rateOf(ctx, clients, d, func(runCtx context.Context, w int, done func()) error {
+		var conns [2]*sql.Conn
+		for i, db := range dbs {
+			c, err := db.Conn(ctx)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			conns[i] = c
+		}
+		for i := 0; runCtx.Err() == nil; i++ {
+			if err := rawXAOnce(ctx, conns, fmt.Sprintf("dtx-raw-%d-%d-%d", nonce, w, i), w); err != nil {
+				return err
+			}
+			done()
+		}
+		return nil
+	})
+}
+
+// rawXALibRate is rawXARate through the participants' own library, called
+// directly (no HTTP, no coordinator): each client runs xa.Branches.Try on
+// A then on B, updating its row, then Confirm on both together, as the
+// bench's participants do when the coordinator calls them.
+func rawXALibRate(ctx context.Context, xb *xaBench, clients int, d time.Duration) (float64, error) {
+	nonce := time.Now().UnixNano()
+	return rateOf(ctx, clients, d, func(runCtx context.Context, w int, done func()) error {
+		for i := 0; runCtx.Err() == nil; i++ {
+			gid := fmt.Sprintf("rawlib-%d-%d-%d", nonce, w, i)
+			for k := range 2 {
+				br := participant.Branch{GID: gid, Index: k, Op: dtx.OpTry}
+				if err := xb.brs[k].Try(ctx, xb.dbs[k], br, updateCounter(w)); err != nil {
+					return fmt.Errorf("try on database %d: %w", k+1, err)
+				}
+			}
+			errc := make(chan error, 1)
+			confirm := func(k int) error {
+				return xb.brs[k].Confirm(ctx, xb.dbs[k], participant.Branch{GID: gid, Index: k, Op: dtx.OpConfirm})
+			}
+			go func() { errc <- confirm(1) }()
+			err := confirm(0)
+			if err2 := <-errc; err == nil {
+				err = err2
+			}
+			if err != nil {
+				return fmt.Errorf("confirm: %w", err)
+			}
+			done()
+		}
+		return nil
+	})
+}
+
+// rateOf runs clients clients, each calling run once, for about d (run
+// ends its loop once runCtx is done, finishing the transaction it is in),
+// and returns how many transactions per second they reported done over the
+// time they took; the first error fails it.
+func rateOf(ctx context.Context, clients int, d time.Duration, run func(runCtx context.Context, w int, done func()) error) (float64, error) {
+	var count atomic.Int64
 	runCtx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	var (
@@ -43,41 +104,24 @@ func rawXARate(ctx context.Context, dsnA, dsnB string, clients int, d time.Durat
 		errMu    sync.Mutex
 		firstErr error
 	)
-	fail := func(err error) {
-		errMu.Lock()
-		defer errMu.Unlock()
-		if firstErr == nil {
-			firstErr = err
-		}
-	}
 	start := time.Now()
 	for w := range clients {
 		wg.Go(func() {
-			var conns [2]*sql.Conn
-			for i, db := range dbs {
-				c, err := db.Conn(ctx)
-				if err != nil {
-					fail(err)
-					return
+			if err := run(runCtx, w, func() { count.Add(1) }); err != nil {
+				errMu.Lock()
+				if firstErr == nil {
+					firstErr = err
 				}
-				defer c.Close()
-				conns[i] = c
-			}
-			for i := 0; runCtx.Err() == nil; i++ {
-				if err := rawXAOnce(ctx, conns, fmt.Sprintf("dtx-raw-%d-%d-%d", nonce, w, i), w); err != nil {
-					fail(err)
-					return
-				}
-				done.Add(1)
+				errMu.Unlock()
 			}
 		})
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
 	if firstErr != nil {
-		return 0, fmt.Errorf("raw XA rate: %w", firstErr)
+		return 0, firstErr
 	}
-	return float64(done.Load()) / elapsed.Seconds(), nil
+	return float64(count.Load()) / elapsed.Seconds(), nil
 }
 
 // rawXAOnce prepares a branch on each connection in turn, updating row,

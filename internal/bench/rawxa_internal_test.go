@@ -57,3 +57,32 @@ func TestRawXARateDoesTheBranchWork(t *testing.T) {
 	require.NoError(t, dbs[0].QueryRowContext(ctx, `SELECT count(*) FROM pg_prepared_xacts`).Scan(&left))
 	require.Zero(t, left, "no prepared transaction left behind")
 }
+
+// TestRawXALibRateDoesTheBranchWork runs rawXALibRate on the xa bench's
+// own participants and checks each transaction went through
+// participant/xa on both databases: the counters moved alike, every try
+// left its barrier row, nothing is left prepared.
+func TestRawXALibRateDoesTheBranchWork(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts PostgreSQL")
+	}
+	ctx := context.Background()
+	const clients = 2
+	xb, err := xaBenchParticipants(ctx, clients)
+	require.NoError(t, err)
+	defer xb.stop()
+	rate, err := rawXALibRate(ctx, xb, clients, 300*time.Millisecond)
+	require.NoError(t, err)
+	require.Positive(t, rate)
+	var sums, tries [2]int64
+	for k, db := range xb.dbs {
+		require.NoError(t, db.QueryRowContext(ctx, `SELECT sum(n) FROM counters`).Scan(&sums[k]))
+		require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM bench_barrier WHERE op = 'try'`).Scan(&tries[k]))
+		var left int
+		require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM pg_prepared_xacts`).Scan(&left))
+		require.Zero(t, left, "no prepared transaction left behind")
+	}
+	require.Positive(t, sums[0])
+	require.Equal(t, sums[0], sums[1], "every transaction committed on both")
+	require.Equal(t, sums, tries, "a barrier row per try")
+}

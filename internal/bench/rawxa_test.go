@@ -12,8 +12,9 @@ import (
 )
 
 // TestRunXAMeasuresRawXA runs the xa bench briefly and checks the raw
-// two-branch XA rate of its participants' databases is measured in the
-// same run, with the ratio to it, in JSON and text.
+// two-branch XA rates of its participants' databases (plain SQL, and
+// through participant/xa) are measured in the same run, with the ratios
+// to them, in JSON and text.
 func TestRunXAMeasuresRawXA(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts PostgreSQL and measures for a second")
@@ -26,10 +27,13 @@ func TestRunXAMeasuresRawXA(t *testing.T) {
 	require.Zero(t, res.Errors)
 	require.Positive(t, res.RawXA, "the raw XA rate is measured")
 	require.InDelta(t, res.PerSec/res.RawXA, res.OfRawXA, 1e-9)
+	require.Positive(t, res.RawXALib, "the raw XA rate through participant/xa is measured")
+	require.InDelta(t, res.PerSec/res.RawXALib, res.OfRawXALib, 1e-9)
 	var b strings.Builder
 	res.WriteText(&b)
 	require.Contains(t, b.String(), "raw two-branch XA:")
 	require.Contains(t, b.String(), "ratio dtx/raw")
+	require.Contains(t, b.String(), "raw XA through participant/xa:")
 }
 
 // TestRunSagaHasNoRawXA: the raw XA rate belongs to the xa bench only.
@@ -42,6 +46,7 @@ func TestRunSagaHasNoRawXA(t *testing.T) {
 	})
 	require.NoError(t, err)
 	require.Zero(t, res.RawXA)
+	require.Zero(t, res.RawXALib)
 	var b strings.Builder
 	res.WriteText(&b)
 	require.NotContains(t, b.String(), "raw two-branch XA")
