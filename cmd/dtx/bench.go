@@ -36,6 +36,9 @@ func runBench(ctx context.Context, args []string) error {
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if *floor && !*compare {
+		return usagef("--floor applies to --compare (a floor server measured next to the dtx servers)")
+	}
 	if *compare {
 		return runCompare(ctx, *pattern, *storeDSN, *compareClients, *rounds, *duration, *warmup, *serverExe, *serverProfile, *floor, *asJSON)
 	}

@@ -67,9 +67,11 @@ func TestBenchCompareFloor(t *testing.T) {
 }
 
 // TestBenchFloorServerBadFlags: the hidden floor server refuses bad flags
-// with a usage error, like every command.
+// with a usage error, like every command, and so does dtx bench --floor
+// without --compare.
 func TestBenchFloorServerBadFlags(t *testing.T) {
 	var ue usageError
 	require.ErrorAs(t, runBenchFloorServer(context.Background(), []string{"--nope"}), &ue)
 	require.ErrorAs(t, runBenchFloorServer(context.Background(), []string{"extra"}), &ue)
+	require.ErrorAs(t, runBench(context.Background(), []string{"--floor"}), &ue, "--floor without --compare")
 }
