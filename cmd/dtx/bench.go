@@ -31,12 +31,16 @@ func runBench(ctx context.Context, args []string) error {
 	compareClients := fs.String("compare-clients", "1,8,32", "--compare: comma-separated closed-loop client counts")
 	rounds := fs.Int("rounds", 3, "--compare: rounds per client count (alternating order); the table shows medians")
 	serverExe := fs.String("server-exe", "", "--compare: comma-separated dtx binaries to run as servers (default: this one); with several (an older build, this one) each measurement runs them in turn, side by side")
+	floor := fs.Bool("floor", false, "--compare: also measure, in the same rounds, a floor server (this binary): the same submissions parsed and the participants called over the coordinator's HTTP transport, with no store; its rows show the least a coordinator on net/http spends per transaction")
 	serverProfile := fs.String("server-cpuprofile", "", "--compare: each dtx server writes a CPU profile of its run to this file, the store's name appended (FILE.sqlite)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	if *floor && !*compare {
+		return usagef("--floor applies to --compare (a floor server measured next to the dtx servers)")
+	}
 	if *compare {
-		return runCompare(ctx, *pattern, *storeDSN, *compareClients, *rounds, *duration, *warmup, *serverExe, *serverProfile, *asJSON)
+		return runCompare(ctx, *pattern, *storeDSN, *compareClients, *rounds, *duration, *warmup, *serverExe, *serverProfile, *floor, *asJSON)
 	}
 	switch {
 	case *pattern != "saga" && *pattern != "tcc" && *pattern != "xa" && *pattern != "events":
@@ -71,7 +75,7 @@ func runBench(ctx context.Context, args []string) error {
 }
 
 // runCompare is dtx bench --compare.
-func runCompare(ctx context.Context, pattern, stores, clientList string, rounds int, duration, warmup time.Duration, exe, serverProfile string, asJSON bool) error {
+func runCompare(ctx context.Context, pattern, stores, clientList string, rounds int, duration, warmup time.Duration, exe, serverProfile string, floor, asJSON bool) error {
 	if pattern != "saga" && pattern != "tcc" {
 		return usagef("--compare: pattern %q: want saga or tcc", pattern)
 	}
@@ -106,15 +110,22 @@ func runCompare(ctx context.Context, pattern, stores, clientList string, rounds 
 			return usagef("--server-exe names %d servers: each needs a store of its own, so --store takes sqlite or postgres-temp", len(exes))
 		}
 	}
-	if len(exes) == 0 {
-		self, err := os.Executable()
-		if err != nil {
+	var self string
+	if len(exes) == 0 || floor {
+		var err error
+		if self, err = os.Executable(); err != nil {
 			return fmt.Errorf("cannot find the dtx binary to run as the server: %w", err)
 		}
+	}
+	if len(exes) == 0 {
 		exes = []string{self}
 	}
 	cfg := bench.CompareConfig{Exes: exes, Stores: storeList, Pattern: pattern, Clients: clients, Rounds: rounds,
 		Duration: duration, Warmup: warmup, ServerCPUProfile: serverProfile, Log: os.Stderr}
+	if floor {
+		// This binary serves the floor: an older --server-exe may not have it.
+		cfg.FloorExe = self
+	}
 	if asJSON {
 		cfg.Log = nil
 	}

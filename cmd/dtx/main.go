@@ -139,7 +139,7 @@ func main() {
 		return
 	}
 	name := os.Args[1]
-	for _, c := range commands {
+	for _, c := range append(commands, hiddenCommands...) {
 		if c.name != name {
 			continue
 		}

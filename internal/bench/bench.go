@@ -92,6 +92,19 @@ type Result struct {
 	// HostCPUBusy is the busy share (0..1) of the whole host's CPU over the
 	// measured period (/proc/stat, every process counted), -1 if unknown.
 	HostCPUBusy float64 `json:"host_cpu_busy_share"`
+	// RawXA, for xa, is the participants' two-branch XA rate with as many
+	// clients, measured in the same run on the same two databases without
+	// the coordinator: each client prepares a branch on each (BEGIN,
+	// UPDATE its row, PREPARE TRANSACTION), then commits both (COMMIT
+	// PREPARED). OfRawXA is PerSec / RawXA.
+	RawXA   float64 `json:"raw_xa_per_s,omitempty"`
+	OfRawXA float64 `json:"ratio_to_raw_xa,omitempty"`
+	// RawXALib, for xa, is the same loop through the participants' own
+	// library (participant/xa: Try with its barrier row and checks, then
+	// Confirm) called directly, with no HTTP and no coordinator: what the
+	// participants themselves allow. OfRawXALib is PerSec / RawXALib.
+	RawXALib   float64 `json:"raw_xa_library_per_s,omitempty"`
+	OfRawXALib float64 `json:"ratio_to_raw_xa_library,omitempty"`
 }
 
 // WriteText writes r as the table `dtx bench` prints.
@@ -101,6 +114,12 @@ func (r *Result) WriteText(w io.Writer) {
 		r.Pattern, r.Store, r.Clients, r.Sagas, noun, r.Seconds, r.Errors, r.PerSec, noun, r.P50ms, r.P90ms, r.P99ms, r.P999ms, r.MaxMs)
 	if r.RawCommits > 0 {
 		fmt.Fprintf(w, "raw commits  %.0f single-row commits/s with %d clients on the same store (the physical limit)\nratio        %.2f transactions per raw commit\n", r.RawCommits, r.Clients, r.OfRaw)
+	}
+	if r.RawXA > 0 {
+		fmt.Fprintf(w, "raw two-branch XA: %.0f/s with %d clients on the participants' databases, no coordinator (prepare A, prepare B, commit both)\nratio dtx/raw  %.2f\n", r.RawXA, r.Clients, r.OfRawXA)
+	}
+	if r.RawXALib > 0 {
+		fmt.Fprintf(w, "raw XA through participant/xa: %.0f/s (Try A, Try B, Confirm both; barrier rows and checks, no HTTP), ratio dtx/raw %.2f\n", r.RawXALib, r.OfRawXALib)
 	}
 	writeCPU(w, noun, r.InProcessCPUPerTx, r.InProcessCPUCores, r.HostCPUBusy)
 }
@@ -139,7 +158,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		return nil, err
 	}
 	defer st.Close()
-	partURL, participants, stopPart, err := startParticipants(ctx, cfg)
+	partURL, participants, xb, stopPart, err := startParticipants(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -163,6 +182,17 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// For xa, the participants' own limit too: the same branch work on the
+	// same two databases, without the coordinator.
+	var rawXA, rawXALib float64
+	if xb != nil {
+		if rawXA, err = rawXARate(ctx, xb.dsns[0], xb.dsns[1], cfg.Clients, min(cfg.Duration, 3*time.Second)); err != nil {
+			return nil, fmt.Errorf("raw XA rate: %w", err)
+		}
+		if rawXALib, err = rawXALibRate(ctx, xb, cfg.Clients, min(cfg.Duration, 3*time.Second)); err != nil {
+			return nil, fmt.Errorf("raw XA rate through participant/xa: %w", err)
+		}
+	}
 	pct := func(p float64) float64 { return percentileMs(m.lat, p) }
 	res := &Result{
 		Pattern: cfg.Pattern, Store: label, Clients: cfg.Clients, Seconds: m.elapsed.Seconds(), Sagas: m.count, Errors: m.errs,
@@ -174,15 +204,24 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if raw > 0 {
 		res.OfRaw = res.PerSec / raw
 	}
+	if rawXA > 0 {
+		res.RawXA, res.OfRawXA = rawXA, res.PerSec/rawXA
+	}
+	if rawXALib > 0 {
+		res.RawXALib, res.OfRawXALib = rawXALib, res.PerSec/rawXALib
+	}
 	return res, nil
 }
 
 // startParticipants serves the transactions' participants: no-op
-// handlers, or for xa two real XA branches on a throwaway PostgreSQL.
-func startParticipants(ctx context.Context, cfg Config) (url, label string, stop func(), err error) {
+// handlers, or for xa two real XA branches on a throwaway PostgreSQL (whose
+// two databases and branches it returns).
+func startParticipants(ctx context.Context, cfg Config) (url, label string, xb *xaBench, stop func(), err error) {
 	if cfg.Pattern == "xa" {
-		url, stop, err = xaBenchParticipants(ctx, cfg.Clients)
-		return url, "2 XA branches on a throwaway PostgreSQL", stop, err
+		if xb, err = xaBenchParticipants(ctx, cfg.Clients); err != nil {
+			return "", "", nil, nil, err
+		}
+		return xb.url, "2 XA branches on a throwaway PostgreSQL", xb, xb.stop, nil
 	}
 	// No-op participants: the measurement is the coordinator's own cost.
 	noop := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -191,7 +230,7 @@ func startParticipants(ctx context.Context, cfg Config) (url, label string, stop
 		w.Write([]byte("{}"))
 	})
 	url, stop, err = loopback.Serve(noop)
-	return url, "no-op participants", stop, err
+	return url, "no-op participants", nil, stop, err
 }
 
 // startCoordinator runs a coordinator on st and serves its API (with

@@ -49,6 +49,12 @@ type CompareConfig struct {
 	// of its whole run (dtx server --cpuprofile), the store's name appended
 	// ("cpu.prof.sqlite").
 	ServerCPUProfile string
+	// FloorExe, if set, is a dtx binary run as a floor server
+	// (FloorCommand, see FloorHandler) next to the servers of each store:
+	// it is measured in the same rounds, in turn with them, by the same
+	// clients against the same participants, and gets rows of its own
+	// (Floor set).
+	FloorExe string
 	// Log, if not nil, receives a line per measurement.
 	Log io.Writer
 }
@@ -73,6 +79,12 @@ type CompareRow struct {
 	HostCPUBusy float64 `json:"host_cpu_busy_share"`
 	// CoordCPUSeconds is the server's CPU time summed over the rounds.
 	CoordCPUSeconds float64 `json:"coordinator_cpu_s"`
+	// Floor marks the row of the floor server (Server is FloorName): the
+	// least a coordinator on net/http does per transaction, no store.
+	Floor bool `json:"floor"`
+	// CPUOverFloor, on a server's row when the floor was measured, is its
+	// CoordCPUPerTx over the floor's at the same store and client count.
+	CPUOverFloor float64 `json:"cpu_ratio_to_floor,omitempty"`
 }
 
 // CompareResult is the JSON form of a Compare run; its fields are a
@@ -89,10 +101,28 @@ type CompareResult struct {
 func (r *CompareResult) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "%s against a separate dtx server process, no-op HTTP participants, wait=true; medians of %d rounds of %.0fs\n",
 		r.Pattern, r.Rounds, r.DurationS)
-	fmt.Fprintf(w, "%-14s %-16s %7s %10s %8s %8s %14s %9s %7s\n", "server", "store", "clients", "per_s", "p50_ms", "p99_ms", "coord_cpu_ms/tx", "host_busy", "errors")
+	floor := false
 	for _, row := range r.Rows {
-		fmt.Fprintf(w, "%-14s %-16s %7d %10.0f %8.2f %8.2f %14.3f %8.0f%% %7d\n", row.Server, row.Store, row.Clients, row.PerSec, row.P50ms, row.P99ms,
+		floor = floor || row.Floor
+	}
+	fmt.Fprintf(w, "%-17s %-16s %7s %10s %8s %8s %14s %9s %7s", "server", "store", "clients", "per_s", "p50_ms", "p99_ms", "coord_cpu_ms/tx", "host_busy", "errors")
+	if floor {
+		fmt.Fprintf(w, " %8s", "x_floor")
+	}
+	fmt.Fprintln(w)
+	for _, row := range r.Rows {
+		fmt.Fprintf(w, "%-17s %-16s %7d %10.0f %8.2f %8.2f %14.3f %8.0f%% %7d", row.Server, row.Store, row.Clients, row.PerSec, row.P50ms, row.P99ms,
 			row.CoordCPUPerTx, row.HostCPUBusy*100, row.Errors)
+		switch {
+		case floor && row.CPUOverFloor > 0:
+			fmt.Fprintf(w, " %7.1fx", row.CPUOverFloor)
+		case floor:
+			fmt.Fprintf(w, " %8s", "-")
+		}
+		fmt.Fprintln(w)
+	}
+	if floor {
+		fmt.Fprintf(w, "%s: the same submissions parsed and the participants called over the coordinator's HTTP transport, no store (x_floor: CPU per tx over the floor's)\n", FloorName)
 	}
 }
 
@@ -168,6 +198,18 @@ func compareStore(ctx context.Context, cfg CompareConfig, store, partBase string
 			return nil, err
 		}
 	}
+	floorAt := -1
+	if cfg.FloorExe != "" {
+		fp, err := startChildProcess(ctx, cfg.FloorExe, func(_, ready string) []string {
+			return []string{FloorCommand, "--listen", "127.0.0.1:0", "--ready-file", ready}
+		})
+		if err != nil {
+			return nil, err
+		}
+		floorAt = len(servers)
+		servers = append(servers, fp)
+		names = append(names, FloorName)
+	}
 	hc := &http.Client{Transport: &http.Transport{
 		MaxIdleConns: 2 * maxClients * len(servers), MaxIdleConnsPerHost: 2 * maxClients, IdleConnTimeout: 90 * time.Second,
 		DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
@@ -204,8 +246,17 @@ func compareStore(ctx context.Context, cfg CompareConfig, store, partBase string
 	}
 	var rows []CompareRow
 	for _, c := range cfg.Clients {
+		var floorCPU float64
+		if floorAt >= 0 {
+			floorCPU = summarize(FloorName, label, c, figures[key{floorAt, c}]).CoordCPUPerTx
+		}
 		for si := range servers {
-			rows = append(rows, summarize(names[si], label, c, figures[key{si, c}]))
+			row := summarize(names[si], label, c, figures[key{si, c}])
+			row.Floor = si == floorAt
+			if !row.Floor && floorCPU > 0 {
+				row.CPUOverFloor = row.CoordCPUPerTx / floorCPU
+			}
+			rows = append(rows, row)
 		}
 	}
 	return rows, nil
@@ -384,8 +435,9 @@ func submitLoadgen(ctx context.Context, hc *http.Client, apiURL, pattern, gid, b
 	return json.Unmarshal(b, &v) == nil && v.Status == "succeeded"
 }
 
-// serverProcess is a `dtx server` child process.
+// serverProcess is a `dtx server` (or floor server) child process.
 type serverProcess struct {
+	what string // "dtx server"
 	cmd  *exec.Cmd
 	pid  int
 	url  string
@@ -398,19 +450,30 @@ type serverProcess struct {
 // startServerProcess runs `exe server` on dsn, listening on a loopback
 // port the kernel picks, and waits until it has written its ready file.
 func startServerProcess(ctx context.Context, exe, dsn string, extra ...string) (*serverProcess, error) {
+	return startChildProcess(ctx, exe, func(dir, ready string) []string {
+		args := []string{"server", "--listen", "127.0.0.1:0", "--ready-file", ready, "--store", dsn,
+			"--log-level", "warn", "--flows-db", filepath.Join(dir, "flows.db")}
+		return append(args, extra...)
+	})
+}
+
+// startChildProcess runs exe with the arguments args returns for the
+// process's temp dir and the ready file it is to write, and waits until
+// it has written its address there.
+func startChildProcess(ctx context.Context, exe string, args func(dir, ready string) []string) (*serverProcess, error) {
 	dir, err := os.MkdirTemp("", "dtx-compare-")
 	if err != nil {
 		return nil, err
 	}
 	ready := filepath.Join(dir, "ready")
 	p := &serverProcess{dir: dir, done: make(chan struct{}), log: &bytes.Buffer{}}
-	args := []string{"server", "--listen", "127.0.0.1:0", "--ready-file", ready, "--store", dsn,
-		"--log-level", "warn", "--flows-db", filepath.Join(dir, "flows.db")}
-	p.cmd = exec.Command(exe, append(args, extra...)...)
+	argv := args(dir, ready)
+	p.what = "dtx " + argv[0]
+	p.cmd = exec.Command(exe, argv...)
 	p.cmd.Stdout, p.cmd.Stderr = io.Discard, &lockedWriter{w: p.log}
 	if err := p.cmd.Start(); err != nil {
 		os.RemoveAll(dir)
-		return nil, fmt.Errorf("start dtx server: %w", err)
+		return nil, fmt.Errorf("start %s: %w", p.what, err)
 	}
 	p.pid = p.cmd.Process.Pid
 	go func() { p.err = p.cmd.Wait(); close(p.done) }()
@@ -426,10 +489,10 @@ func startServerProcess(ctx context.Context, exe, dsn string, extra ...string) (
 		select {
 		case <-p.done:
 			os.RemoveAll(dir)
-			return nil, fmt.Errorf("dtx server exited before it was ready (%v): %s", p.err, p.logTail())
+			return nil, fmt.Errorf("%s exited before it was ready (%v): %s", p.what, p.err, p.logTail())
 		case <-deadline.C:
 			p.stop()
-			return nil, fmt.Errorf("dtx server not ready after 60s: %s", p.logTail())
+			return nil, fmt.Errorf("%s not ready after 60s: %s", p.what, p.logTail())
 		case <-ctx.Done():
 			p.stop()
 			return nil, ctx.Err()
@@ -442,7 +505,7 @@ func startServerProcess(ctx context.Context, exe, dsn string, extra ...string) (
 func (p *serverProcess) exited() error {
 	select {
 	case <-p.done:
-		return fmt.Errorf("dtx server exited during the run (%v): %s", p.err, p.logTail())
+		return fmt.Errorf("%s exited during the run (%v): %s", p.what, p.err, p.logTail())
 	default:
 		return nil
 	}
