@@ -90,7 +90,9 @@ func Schedule(rng *rand.Rand, pattern string, d time.Duration) []Slot {
 }
 
 // ScheduleKinds is Schedule for a given list of kinds (a pattern's process
-// faults and its topology's infrastructure faults).
+// faults and its topology's infrastructure faults). Its first len(kinds)
+// slots hold each kind once, in random order; a run that falls behind its
+// plan still injects those before it stops the load.
 func ScheduleKinds(rng *rand.Rand, kinds []Kind, d time.Duration) []Slot {
 	start, end := 1500*time.Millisecond, d-4*time.Second
 	if end <= start {

@@ -23,6 +23,14 @@ func TestSchedule(t *testing.T) {
 			for _, k := range ProcessKinds(p) {
 				require.True(t, kinds[k], "%s %v: %s planned", p, d, k)
 			}
+			// The run relies on this: the first slots hold each kind once.
+			first := map[Kind]int{}
+			for _, sl := range s[:len(ProcessKinds(p))] {
+				first[sl.Kind]++
+			}
+			for _, k := range ProcessKinds(p) {
+				require.Equal(t, 1, first[k], "%s %v: %s once among the first slots", p, d, k)
+			}
 			require.Equal(t, s, Schedule(rand.New(rand.NewPCG(1, 2)), p, d), "seeded")
 		}
 	}

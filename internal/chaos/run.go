@@ -498,10 +498,16 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		p.retry = r.topo.restartRetry()
 	}
 
-	// Load and faults for the duration.
+	// Load and faults for the duration, and until every planned kind was
+	// injected once: the plan's first slots hold each kind once, and a
+	// fault that takes long (a failover, a restart while the database
+	// fails over) can push them past the end; the load then goes on until
+	// they are in.
 	l := newDriver(r.orderURL, c.Seed)
-	gen, stopGen := context.WithTimeout(ctx, c.Duration)
+	gen, stopGen := context.WithCancel(ctx)
 	defer stopGen()
+	loadStart := time.Now()
+	loadEnd := loadStart.Add(c.Duration)
 	if c.Concurrency > 0 {
 		l.startConcurrent(gen, ctx, c.Concurrency)
 		r.logf("load: %d clients, each waiting for its order's outcome", c.Concurrency)
@@ -509,14 +515,22 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		l.startRate(gen, ctx, c.Rate)
 		r.logf("load: %.0f orders/s", c.Rate)
 	}
-	plan := ScheduleKinds(r.rng, r.processKinds(), c.Duration)
-	for _, s := range plan {
-		wait := time.Until(r.t0.Add(s.At))
-		select {
-		case <-time.After(wait):
-		case <-gen.Done():
+	kinds := r.processKinds()
+	plan := ScheduleKinds(r.rng, kinds, c.Duration)
+	for i, s := range plan {
+		at := loadStart.Add(s.At)
+		if i >= len(kinds) && !at.Before(loadEnd) {
+			break
 		}
-		if gen.Err() != nil {
+		if at.After(loadEnd) {
+			at = loadEnd
+		}
+		select {
+		case <-time.After(time.Until(at)):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if i >= len(kinds) && !time.Now().Before(loadEnd) {
 			break
 		}
 		if err := r.check(ctx); err != nil {
@@ -526,7 +540,11 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 			return nil, err
 		}
 	}
-	<-gen.Done()
+	select {
+	case <-time.After(time.Until(loadEnd)):
+	case <-ctx.Done():
+	}
+	stopGen()
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
