@@ -58,6 +58,11 @@ type Config struct {
 	// events after the measurement, while the process's CPU is measured
 	// (0: not measured): the cost of polling and waiting.
 	Idle time.Duration
+	// EventsPerTx, for RunEvents, is how many events each producer
+	// transaction writes (0 or 1: one), each under its own key: a business
+	// transaction that emits several events, which shows the pipeline's
+	// own throughput where the producer's commit rate is the limit.
+	EventsPerTx int
 }
 
 // Result is the JSON form of one benchmark run; its fields are a contract

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -63,20 +64,33 @@ type EventsResult struct {
 	// (relay, broker and consumer waiting), in cores; -1 if not measured.
 	IdleCPUCores float64 `json:"idle_cpu_cores"`
 	IdleSeconds  float64 `json:"idle_s"`
+	// EventsPerTx is how many events each producer transaction wrote
+	// (Config.EventsPerTx); the producer's commit limit on events/s is
+	// RawCommits times it.
+	EventsPerTx int `json:"events_per_tx"`
 }
 
 // WriteText writes r as the table `dtx bench --pattern events` prints.
 func (r *EventsResult) WriteText(w io.Writer) {
-	fmt.Fprintf(w, "pattern      events (outbox -> broker -> inbox)\nstore        %s\nbroker       %s\nproducers    %d\nproduced     %d in %.1fs\nconsumed     %d (%.0f events/s)\nlatency ms   commit to consumer commit: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n",
-		r.Store, r.Broker, r.Clients, r.Produced, r.Seconds, r.Consumed, r.PerSec, r.P50ms, r.P90ms, r.P99ms, r.MaxMs)
+	fmt.Fprintf(w, "pattern      events (outbox -> broker -> inbox)\nstore        %s\nbroker       %s\nproducers    %d%s\nproduced     %d in %.1fs\nconsumed     %d (%.0f events/s)\nlatency ms   commit to consumer commit: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n",
+		r.Store, r.Broker, r.Clients, perTxText(r.EventsPerTx), r.Produced, r.Seconds, r.Consumed, r.PerSec, r.P50ms, r.P90ms, r.P99ms, r.MaxMs)
 	writeCPU(w, "events", r.InProcessCPUPerEvent, r.InProcessCPUCores, r.HostCPUBusy)
 	if r.IdleSeconds > 0 {
 		fmt.Fprintf(w, "idle         %.4f cores over %.0fs without events (polling and waiting)\n", r.IdleCPUCores, r.IdleSeconds)
 	}
 	if r.RawCommits > 0 {
-		fmt.Fprintf(w, "limit        %.0f single-row commits/s on the producer's store with %d clients (events/s over that: %.2f)\n",
-			r.RawCommits, r.Clients, r.PerSec/r.RawCommits)
+		n := float64(max(r.EventsPerTx, 1))
+		fmt.Fprintf(w, "limit        %.0f single-row commits/s on the producer's store with %d clients (events/s over that: %.2f; producer transactions/s over that: %.2f)\n",
+			r.RawCommits, r.Clients, r.PerSec/r.RawCommits, r.PerSec/n/r.RawCommits)
 	}
+}
+
+// perTxText is the producers line's note on events per transaction.
+func perTxText(n int) string {
+	if n <= 1 {
+		return " (one event per transaction)"
+	}
+	return fmt.Sprintf(" (%d events per transaction, each under its own key)", n)
 }
 
 // benchEvents measures the event path of the choreographed shop: each
@@ -98,7 +112,7 @@ func RunEvents(ctx context.Context, cfg Config) (*EventsResult, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	e := &eventsRun{cfg: cfg}
+	e := &eventsRun{cfg: cfg, perTx: max(cfg.EventsPerTx, 1)}
 	defer e.close()
 	if err := e.openDBs(ctx, dir); err != nil {
 		return nil, err
@@ -184,13 +198,14 @@ func RunEvents(ctx context.Context, cfg Config) (*EventsResult, error) {
 		P50ms: pct(0.5), P90ms: pct(0.9), P99ms: pct(0.99), MaxMs: pct(1), LagMs: float64(relay.Stats().Lag.Microseconds()) / 1000,
 		Warmup_s: cfg.Warmup.Seconds(), Dialect: strings.ToLower(fmt.Sprint(e.dialect)), Consumers: 1,
 		InProcessCPUPerEvent: cpu.processMsPerTx, InProcessCPUCores: cpu.processCores, HostCPUBusy: cpu.hostBusy,
-		RawCommits: raw, IdleCPUCores: idle, IdleSeconds: cfg.Idle.Seconds(),
+		RawCommits: raw, IdleCPUCores: idle, IdleSeconds: cfg.Idle.Seconds(), EventsPerTx: e.perTx,
 	}, nil
 }
 
 // eventsRun is the state of one RunEvents.
 type eventsRun struct {
 	cfg            Config
+	perTx          int // events per producer transaction
 	prodDB, consDB *sql.DB
 	prodDSN        string // for rawCommitRate
 	dialect        appdb.Dialect
@@ -199,7 +214,7 @@ type eventsRun struct {
 	ob             outbox.Outbox
 	cons           *inbox.Batcher
 
-	waiting            sync.Map // message id -> chan struct{}
+	waiting            sync.Map // message id -> *txWait
 	measuring          atomic.Bool
 	produced, consumed atomic.Int64
 	mu                 sync.Mutex
@@ -291,11 +306,16 @@ func (e *eventsRun) migrate(ctx context.Context) error {
 	}
 	// The consumer applies the deliveries of the broker's partitions in
 	// shared transactions (group commit): Process only writes through tx.
+	// Prepared once, as an application would (SQLite parses an
+	// unprepared statement on every Exec).
+	apply, err := e.consDB.PrepareContext(ctx, `INSERT INTO applied (client, n) VALUES ($1, 1) ON CONFLICT (client) DO UPDATE SET n = applied.n + 1`)
+	if err != nil {
+		return err
+	}
 	c := inbox.Consumer{Inbox: in, DB: e.consDB, Group: "bench", Process: func(ctx context.Context, tx *sql.Tx, d broker.Delivery) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO applied (client, n) VALUES ($1, 1) ON CONFLICT (client) DO UPDATE SET n = applied.n + 1`, d.Key)
+		_, err := tx.StmtContext(ctx, apply).ExecContext(ctx, d.Key)
 		return err
 	}}
-	var err error
 	e.cons, err = inbox.NewBatcher(c, 0)
 	return err
 }
@@ -306,8 +326,8 @@ func (e *eventsRun) consume(ctx context.Context, d broker.Delivery) error {
 	if err := e.cons.Handle(ctx, d); err != nil {
 		return err
 	}
-	if ch, ok := e.waiting.LoadAndDelete(d.ID); ok {
-		defer close(ch.(chan struct{}))
+	if w, ok := e.waiting.LoadAndDelete(d.ID); ok {
+		defer w.(*txWait).consumed()
 	}
 	if !e.measuring.Load() {
 		return nil
@@ -321,21 +341,42 @@ func (e *eventsRun) consume(ctx context.Context, d broker.Delivery) error {
 	return nil
 }
 
-// produce commits a row and its event, then waits for the event to be
-// consumed before the next, until ctx is done.
+// txWait is a producer transaction's events not consumed yet.
+type txWait struct {
+	left atomic.Int32
+	done chan struct{} // closed when left reaches 0
+}
+
+// consumed counts one of the transaction's events as consumed.
+func (w *txWait) consumed() {
+	if w.left.Add(-1) == 0 {
+		close(w.done)
+	}
+}
+
+// produce commits a row and its events (e.perTx, each under its own key),
+// then waits for them to be consumed before the next, until ctx is done.
 func (e *eventsRun) produce(ctx context.Context, relay *outbox.Relay, c int) {
+	ids := make([]string, e.perTx)
 	for i := 0; ctx.Err() == nil; i++ {
-		id := fmt.Sprintf("%d-%d-%d", time.Now().UnixNano(), c, i)
-		done := make(chan struct{})
-		e.waiting.Store(id, done)
+		w := &txWait{done: make(chan struct{})}
+		w.left.Store(int32(e.perTx))
+		for j := range ids {
+			ids[j] = fmt.Sprintf("%d-%d-%d-%d", time.Now().UnixNano(), c, i, j)
+			e.waiting.Store(ids[j], w)
+		}
 		tx, err := e.prodDB.BeginTx(ctx, nil)
 		if err != nil {
+			e.forget(ids)
 			continue
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO items (id, client) VALUES ($1, $2)`, id, c)
-		if err == nil {
-			err = e.ob.Add(ctx, tx, broker.Message{ID: id, Topic: "bench-events", Key: fmt.Sprint(c),
-				Headers: map[string]string{"Dtx-Time": time.Now().UTC().Format(time.RFC3339Nano)}, Payload: []byte(`{"n":1}`)})
+		_, err = tx.ExecContext(ctx, `INSERT INTO items (id, client) VALUES ($1, $2)`, ids[0], c)
+		at := time.Now().UTC().Format(time.RFC3339Nano)
+		for j := 0; err == nil && j < len(ids); j++ {
+			// The consumer's table counts per key (an integer column).
+			key := strconv.Itoa(c*e.perTx + j)
+			err = e.ob.Add(ctx, tx, broker.Message{ID: ids[j], Topic: "bench-events", Key: key,
+				Headers: map[string]string{"Dtx-Time": at}, Payload: []byte(`{"n":1}`)})
 		}
 		if err == nil {
 			err = tx.Commit()
@@ -343,16 +384,23 @@ func (e *eventsRun) produce(ctx context.Context, relay *outbox.Relay, c int) {
 			tx.Rollback()
 		}
 		if err != nil {
-			e.waiting.Delete(id)
+			e.forget(ids)
 			continue
 		}
 		relay.Notify()
 		if e.measuring.Load() {
-			e.produced.Add(1)
+			e.produced.Add(int64(e.perTx))
 		}
 		select {
-		case <-done:
+		case <-w.done:
 		case <-ctx.Done():
 		}
+	}
+}
+
+// forget stops waiting for the events of a transaction that did not commit.
+func (e *eventsRun) forget(ids []string) {
+	for _, id := range ids {
+		e.waiting.Delete(id)
 	}
 }
