@@ -24,6 +24,12 @@ var Dialect = sqlstore.Dialect{
 	Name:       "sqlite",
 	Migrations: mustSub(migrations, "migrations"),
 	Writers:    1, // SQLite has one writer; more would only queue on the lock.
+	Override: sqlstore.Statements{
+		// There is no index by lease owner (migration 003): the renewal
+		// walks the unfinished transactions on dtx_tx_status.
+		Renew: `UPDATE dtx_tx INDEXED BY dtx_tx_status SET lease_until = $1
+			WHERE lease_owner = $2 AND status IN ('running', 'compensating')`,
+	},
 	IsUniqueViolation: func(err error) bool {
 		var e *sqlite.Error
 		return errors.As(err, &e) && (e.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || e.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE)
