@@ -9,7 +9,10 @@
 // duplicated, lost, retried after a timeout while the original still
 // travels, and a compensation can overtake its action. Processes crash
 // between a database commit and the answer. dtxtest makes each of these
-// happen, one scenario per transaction, deterministically:
+// happen, one scenario per transaction (the faults are chosen from
+// Config.Seed, not at random; the crash scenarios follow the writes of the
+// clean run, whose number can vary with timing, as a success is folded into
+// a write already pending):
 //
 //   - clean: nothing goes wrong (the reference outcome of each case);
 //   - duplicate: every call is delivered twice, one after the other;

@@ -221,9 +221,18 @@ func TestRun_FindsANonIdempotentCompensation(t *testing.T) {
 	// The debit-only case never compensates in its clean scenarios: the
 	// bug shows only where a fault makes it compensate.
 	require.False(t, slices.Contains(first, "debit: every call delivered twice"))
-	// Deterministic: the same seed finds the same violations.
+	// The same seed finds the same violations in the delivery scenarios.
+	// The crash scenarios follow the clean run's writes, whose number
+	// depends on timing (a success is folded into a write already pending),
+	// and a call slower than its branch timeout on a busy machine is
+	// retried as an attempt a storm faults afresh: those are compared by
+	// presence only.
 	again, _ := scenarios(7)
-	require.Equal(t, first, again)
+	require.Equal(t, deliveryScenarios(first), deliveryScenarios(again))
+	for _, kind := range []string{"coordinator crash", "storm"} {
+		in := func(s string) bool { return strings.Contains(s, kind) }
+		require.Equal(t, slices.ContainsFunc(first, in), slices.ContainsFunc(again, in), "violations in %s scenarios in one run only", kind)
+	}
 }
 
 func TestConfig_Validate(t *testing.T) {
@@ -236,4 +245,12 @@ func TestConfig_Validate(t *testing.T) {
 	err = c.Validate()
 	require.ErrorContains(t, err, `case 1: Name and Build are required`)
 	require.ErrorContains(t, err, `unknown kind "typo"`)
+}
+
+// deliveryScenarios are the violations of names outside the crash and storm
+// scenarios.
+func deliveryScenarios(names []string) []string {
+	return slices.DeleteFunc(slices.Clone(names), func(s string) bool {
+		return strings.Contains(s, "coordinator crash") || strings.Contains(s, "storm")
+	})
 }
