@@ -5,12 +5,11 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/internal/pgtest"
 	"github.com/dtxhq/dtx/store/postgres"
 	"github.com/dtxhq/dtx/store/sqlstore"
+	"github.com/dtxhq/dtx/store/storetest"
 )
 
 // BenchmarkSagaWrites writes what the coordinator writes for a 2-step saga
@@ -25,28 +24,13 @@ func BenchmarkSagaWrites(b *testing.B) {
 	}
 	defer st.Close()
 	var n atomic.Int64
-	spec := []byte(`{"gid":"x","steps":[{"name":"out","action":"http://127.0.0.1:1/out","compensate":"http://127.0.0.1:1/out-undo","payload":{"amount":30}},` +
-		`{"name":"in","action":"http://127.0.0.1:1/in","compensate":"http://127.0.0.1:1/in-undo","payload":{"amount":30}}]}`)
 	b.SetParallelism(8)
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		ctx := context.Background()
 		for pb.Next() {
-			now := time.UnixMilli(time.Now().UnixMilli()).UTC()
-			gid := fmt.Sprintf("bench-%d", n.Add(1))
-			tx := &dtx.Tx{GID: gid, Pattern: dtx.PatternSaga, Status: dtx.StatusRunning, Spec: spec, Digest: "d",
-				CreatedAt: now, UpdatedAt: now, Deadline: now.Add(time.Hour), LeaseOwner: "bench", LeaseUntil: now.Add(time.Minute)}
-			br := []dtx.Branch{{Index: 0, Name: "out"}, {Index: 1, Name: "in"}}
-			if err := st.Create(ctx, tx, br); err != nil {
-				b.Fatal(err)
-			}
-			for i := range br {
-				br[i].Action, br[i].ActionAttempts = dtx.BranchSucceeded, 1
-			}
-			err := st.Apply(ctx, dtx.Update{GID: gid, Owner: "bench", At: now, Status: dtx.StatusSucceeded, Branches: br, Release: true,
-				Events: []dtx.Event{{At: now, Branch: 0, Op: dtx.OpAction, Outcome: "success"}, {At: now, Branch: 1, Op: dtx.OpAction, Outcome: "success"}}})
-			if err != nil {
+			if err := storetest.WriteSaga(ctx, st, fmt.Sprintf("bench-%d", n.Add(1))); err != nil {
 				b.Fatal(err)
 			}
 		}
