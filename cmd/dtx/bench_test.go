@@ -39,18 +39,8 @@ func TestBenchCompare(t *testing.T) {
 	t.Setenv(runMainEnv, "1")
 	exe, err := os.Executable()
 	require.NoError(t, err)
-	out := filepath.Join(t.TempDir(), "out.json")
-	f, err := os.Create(out)
-	require.NoError(t, err)
-	stdout := os.Stdout
-	os.Stdout = f
-	err = runBench(context.Background(), []string{"--compare", "--store", "sqlite", "--compare-clients", "1,2",
-		"--server-exe", exe + "," + exe, "--rounds", "2", "--duration", "300ms", "--warmup", "100ms", "--json"})
-	os.Stdout = stdout
-	f.Close()
-	require.NoError(t, err)
-	b, err := os.ReadFile(out)
-	require.NoError(t, err)
+	b := runBenchJSON(t, "--compare", "--store", "sqlite", "--compare-clients", "1,2",
+		"--server-exe", exe+","+exe, "--rounds", "2", "--duration", "300ms", "--warmup", "100ms", "--json")
 	var res bench.CompareResult
 	require.NoError(t, json.Unmarshal(b, &res), "%s", b)
 	require.Equal(t, "saga", res.Pattern)
@@ -104,4 +94,22 @@ func TestSetGCPercent(t *testing.T) {
 	require.Equal(t, 100, debug.SetGCPercent(100))
 	require.True(t, setGCPercent(400, ""))
 	require.Equal(t, 400, debug.SetGCPercent(100))
+}
+
+// runBenchJSON runs dtx bench with args, its standard output going to a
+// file, and returns what it printed there.
+func runBenchJSON(t *testing.T, args ...string) []byte {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "out.json")
+	f, err := os.Create(out)
+	require.NoError(t, err)
+	stdout := os.Stdout
+	os.Stdout = f
+	err = runBench(context.Background(), args)
+	os.Stdout = stdout
+	f.Close()
+	require.NoError(t, err)
+	b, err := os.ReadFile(out)
+	require.NoError(t, err)
+	return b
 }

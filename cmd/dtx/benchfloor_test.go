@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -25,18 +24,8 @@ func TestBenchCompareFloor(t *testing.T) {
 	t.Setenv(runMainEnv, "1")
 	exe, err := os.Executable()
 	require.NoError(t, err)
-	out := filepath.Join(t.TempDir(), "out.json")
-	f, err := os.Create(out)
-	require.NoError(t, err)
-	stdout := os.Stdout
-	os.Stdout = f
-	err = runBench(context.Background(), []string{"--compare", "--floor", "--pattern", "tcc", "--store", "sqlite", "--compare-clients", "2",
-		"--server-exe", exe, "--rounds", "1", "--duration", "1s", "--warmup", "200ms", "--json"})
-	os.Stdout = stdout
-	f.Close()
-	require.NoError(t, err)
-	b, err := os.ReadFile(out)
-	require.NoError(t, err)
+	b := runBenchJSON(t, "--compare", "--floor", "--pattern", "tcc", "--store", "sqlite", "--compare-clients", "2",
+		"--server-exe", exe, "--rounds", "1", "--duration", "1s", "--warmup", "200ms", "--json")
 	require.Contains(t, string(b), `"floor":true`)
 	var res bench.CompareResult
 	require.NoError(t, json.Unmarshal(b, &res), "%s", b)
