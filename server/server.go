@@ -280,7 +280,7 @@ func writeError(w http.ResponseWriter, err error) {
 
 func (s *Server) submit(w http.ResponseWriter, r *http.Request) {
 	var spec saga.Spec
-	if err := decodeStrict(w, r, &spec); err != nil {
+	if err := DecodeStrict(w, r, &spec); err != nil {
 		problem.Write(w, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -299,7 +299,7 @@ func (s *Server) submitXA(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) submitTry(w http.ResponseWriter, r *http.Request, pattern dtx.Pattern) {
 	var spec tcc.Spec
-	if err := decodeStrict(w, r, &spec); err != nil {
+	if err := DecodeStrict(w, r, &spec); err != nil {
 		problem.Write(w, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -385,9 +385,11 @@ func waitParams(r *http.Request) (bool, time.Duration, error) {
 	return wait, timeout, nil
 }
 
-// decodeStrict reads one JSON object, rejecting unknown fields and trailing
-// data, with a message that says where the input went wrong.
-func decodeStrict(w http.ResponseWriter, r *http.Request, v any) error {
+// DecodeStrict reads one JSON object of at most MaxBody bytes, rejecting
+// unknown fields and trailing data, with a message that says where the
+// input went wrong. The bench's floor server parses submissions with it, as
+// the API does.
+func DecodeStrict(w http.ResponseWriter, r *http.Request, v any) error {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -519,7 +521,7 @@ func (s *Server) abort(w http.ResponseWriter, r *http.Request) {
 	gid := r.PathValue("gid")
 	var req api.AbortRequest
 	if r.ContentLength != 0 {
-		if err := decodeStrict(w, r, &req); err != nil {
+		if err := DecodeStrict(w, r, &req); err != nil {
 			problem.Write(w, http.StatusBadRequest, err.Error())
 			return
 		}

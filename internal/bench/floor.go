@@ -2,10 +2,8 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -52,7 +50,7 @@ func FloorHandler(tr dtx.Transport) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /v1/sagas", func(w http.ResponseWriter, r *http.Request) {
 		var spec saga.Spec
-		if err := decodeFloorBody(w, r, &spec); err != nil {
+		if err := server.DecodeStrict(w, r, &spec); err != nil {
 			problem.Write(w, http.StatusBadRequest, err.Error())
 			return
 		}
@@ -60,7 +58,7 @@ func FloorHandler(tr dtx.Transport) http.Handler {
 	})
 	mux.HandleFunc("POST /v1/tcc", func(w http.ResponseWriter, r *http.Request) {
 		var spec tcc.Spec
-		if err := decodeFloorBody(w, r, &spec); err != nil {
+		if err := server.DecodeStrict(w, r, &spec); err != nil {
 			problem.Write(w, http.StatusBadRequest, err.Error())
 			return
 		}
@@ -173,23 +171,6 @@ func (f *floor) call(ctx context.Context, spec *saga.Spec, br []dtx.Branch) erro
 		if failed != nil {
 			return failed
 		}
-	}
-	return nil
-}
-
-// decodeFloorBody reads one JSON object as the coordinator's API does:
-// bounded, unknown fields refused, nothing after the object.
-func decodeFloorBody(w http.ResponseWriter, r *http.Request, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, server.MaxBody))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		if errors.Is(err, io.EOF) {
-			return errors.New("request body is empty; want a JSON object")
-		}
-		return fmt.Errorf("malformed JSON body: %v", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("malformed JSON body: trailing data after the object")
 	}
 	return nil
 }
