@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,35 +44,21 @@ func rawCommitRate(ctx context.Context, dsn string, clients int, d time.Duration
 		return 0, fmt.Errorf("raw commit rate: %w", err)
 	}
 	defer db.ExecContext(context.WithoutCancel(ctx), `DROP TABLE `+table)
-	var next, done atomic.Int64
-	runCtx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	start := time.Now()
-	var wg sync.WaitGroup
-	var (
-		errMu    sync.Mutex
-		firstErr error
-	)
-	for range clients {
-		wg.Go(func() {
-			for runCtx.Err() == nil {
-				if _, err := db.ExecContext(runCtx, `INSERT INTO `+table+` (id, v) VALUES ($1, 'x')`, next.Add(1)); err != nil {
-					if runCtx.Err() == nil {
-						errMu.Lock()
-						if firstErr == nil {
-							firstErr = err
-						}
-						errMu.Unlock()
-					}
-					return
+	var next atomic.Int64
+	rate, err := rateOf(ctx, clients, d, func(runCtx context.Context, _ int, done func()) error {
+		for runCtx.Err() == nil {
+			if _, err := db.ExecContext(runCtx, `INSERT INTO `+table+` (id, v) VALUES ($1, 'x')`, next.Add(1)); err != nil {
+				if runCtx.Err() != nil {
+					return nil // the measurement ended during the insert
 				}
-				done.Add(1)
+				return err
 			}
-		})
+			done()
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("raw commit rate: %w", err)
 	}
-	wg.Wait()
-	if firstErr != nil {
-		return 0, fmt.Errorf("raw commit rate: %w", firstErr)
-	}
-	return float64(done.Load()) / time.Since(start).Seconds(), nil
+	return rate, nil
 }
