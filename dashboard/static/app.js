@@ -270,17 +270,28 @@
     ok.textContent = abort ? 'Abort transaction' : 'Retry now';
     ok.className = abort ? 'danger' : 'primary';
     dlg.returnValue = '';
+    if (answer) answer(null); // a dialog still waiting is cancelled
     return new Promise((resolve) => {
-      dlg.addEventListener('close', () => {
-        if (dlg.returnValue !== 'ok') return resolve(null);
-        const token = document.getElementById('confirm-token').value.trim();
-        if (token) localStorage.setItem(TOKEN_KEY, token);
-        else localStorage.removeItem(TOKEN_KEY);
-        resolve({ token, reason: document.getElementById('confirm-reason').value.trim() });
-      }, { once: true });
+      answer = resolve;
       dlg.showModal();
     });
   }
+
+  // answer resolves the open dialog's promise. The close event is fired
+  // in a later task: when the dialog was opened again before it ran (a
+  // cancel, then a click on an action at once), it belongs to the closed
+  // dialog, and the open one keeps waiting for its own.
+  let answer = null;
+  dlg.addEventListener('close', () => {
+    if (dlg.open || !answer) return;
+    const resolve = answer;
+    answer = null;
+    if (dlg.returnValue !== 'ok') return resolve(null);
+    const token = document.getElementById('confirm-token').value.trim();
+    if (token) localStorage.setItem(TOKEN_KEY, token);
+    else localStorage.removeItem(TOKEN_KEY);
+    resolve({ token, reason: document.getElementById('confirm-reason').value.trim() });
+  });
 
   // ---- list view
 
