@@ -149,6 +149,18 @@ func discard(conn *sql.Conn) {
 // prepared reports whether xid is a prepared transaction of this database
 // (PostgreSQL) or server (MySQL).
 func (b Branches) prepared(ctx context.Context, q execerQuerier, xid string) (bool, error) {
+	if b.Dialect == appdb.Postgres {
+		rows, err := q.QueryContext(ctx, `SELECT 1 FROM pg_prepared_xacts WHERE gid = $1 AND database = current_database()`, xid)
+		if err != nil {
+			return false, fmt.Errorf("xa: look up prepared transaction: %w", err)
+		}
+		defer rows.Close()
+		found := rows.Next()
+		if err := rows.Err(); err != nil {
+			return false, fmt.Errorf("xa: look up prepared transaction: %w", err)
+		}
+		return found, nil
+	}
 	xids, err := b.preparedXIDs(ctx, q)
 	if err != nil {
 		return false, err

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/dtxhq/dtx"
 	"github.com/dtxhq/dtx/appdb"
 	"github.com/dtxhq/dtx/participant"
@@ -47,10 +49,12 @@ func (b Branches) Try(ctx context.Context, db *sql.DB, br participant.Branch, fn
 	}
 	br.Op = dtx.OpTry
 	xid := XID(br)
-	if ok, err := b.prepared(ctx, db, xid); err != nil {
-		return err
-	} else if ok {
-		return nil // duplicate: already prepared
+	if b.Dialect != appdb.Postgres { // PostgreSQL asks inside its transaction (tryPostgres)
+		if ok, err := b.prepared(ctx, db, xid); err != nil {
+			return err
+		} else if ok {
+			return nil // duplicate: already prepared
+		}
 	}
 	// On MySQL every XID is recorded: XA RECOVER lists the whole server's
 	// branches, and the table tells this database's apart.
@@ -87,13 +91,21 @@ func (b Branches) tryPostgres(ctx context.Context, conn *sql.Conn, xid string, b
 		return fmt.Errorf("xa: begin: %w", err)
 	}
 	open = true
-	// Bound the wait for the barrier row only, not fn.
+	// In one round trip: bound the wait for the barrier row only, not fn
+	// (the session's value is kept to be restored), and ask whether the
+	// branch is already prepared (a duplicate try: its barrier row is
+	// locked by the prepared transaction, so Enter would only time out).
+	// The materialized CTE reads the old value before set_config runs.
 	var old string
-	if err := conn.QueryRowContext(ctx, `SELECT current_setting('lock_timeout')`).Scan(&old); err != nil {
+	var dup bool
+	if err := conn.QueryRowContext(ctx, `WITH o AS MATERIALIZED (SELECT current_setting('lock_timeout') AS v)
+		SELECT o.v, set_config('lock_timeout', '`+pgLockWait+`', true) <> '',
+			EXISTS (SELECT 1 FROM pg_prepared_xacts WHERE gid = $1 AND database = current_database())
+		FROM o`, xid).Scan(&old, new(bool), &dup); err != nil {
 		return fmt.Errorf("xa: begin: %w", err)
 	}
-	if _, err := conn.ExecContext(ctx, `SET LOCAL lock_timeout = '`+pgLockWait+`'`); err != nil {
-		return fmt.Errorf("xa: begin: %w", err)
+	if dup {
+		return nil // duplicate: already prepared (the deferred ROLLBACK ends ours)
 	}
 	run, err := b.barrier().Enter(ctx, txExecer{conn}, br)
 	if err != nil || !run {
@@ -108,19 +120,40 @@ func (b Branches) tryPostgres(ctx context.Context, conn *sql.Conn, xid string, b
 	// PREPARE TRANSACTION ends the transaction block, whatever happens:
 	// on error (or in an aborted transaction) it rolls back.
 	open = false
-	if _, err := conn.ExecContext(ctx, `PREPARE TRANSACTION '`+xid+`'`); err != nil {
-		return fmt.Errorf("xa: prepare %s: %w", xid, err)
-	}
-	// In a transaction that fn left aborted, PREPARE TRANSACTION rolls back
-	// without an error: make sure it did prepare.
-	ok, err := b.prepared(ctx, conn, xid)
+	ok, err := b.preparePostgres(ctx, conn, xid)
 	if err != nil {
-		return err
+		return fmt.Errorf("xa: prepare %s: %w", xid, err)
 	}
 	if !ok {
 		return fmt.Errorf("xa: prepare %s: the transaction was aborted and has been rolled back", xid)
 	}
 	return nil
+}
+
+// preparePostgres runs PREPARE TRANSACTION xid and reports whether it
+// prepared: in a transaction that fn left aborted it rolls back without an
+// error. Through pgx the command tag tells ("ROLLBACK" instead of "PREPARE
+// TRANSACTION"); with another driver the database is asked.
+func (b Branches) preparePostgres(ctx context.Context, conn *sql.Conn, xid string) (bool, error) {
+	stmt := `PREPARE TRANSACTION '` + xid + `'`
+	viaPgx, ok := false, false
+	err := conn.Raw(func(dc any) error {
+		pc, isPgx := dc.(interface{ Conn() *pgx.Conn })
+		if !isPgx {
+			return nil
+		}
+		viaPgx = true
+		tag, err := pc.Conn().Exec(ctx, stmt)
+		ok = err == nil && tag.String() == "PREPARE TRANSACTION"
+		return err
+	})
+	if viaPgx || err != nil {
+		return ok, err
+	}
+	if _, err := conn.ExecContext(ctx, stmt); err != nil {
+		return false, err
+	}
+	return b.prepared(ctx, conn, xid)
 }
 
 func (b Branches) tryMySQL(ctx context.Context, conn *sql.Conn, xid string, br participant.Branch, fn func(ctx context.Context, conn *sql.Conn) error) (err error) {
