@@ -35,8 +35,12 @@ type Store struct {
 	// batchShape (onestatement.go); nShapes counts them.
 	shapes  sync.Map
 	nShapes atomic.Int64
-	queue   chan *write
-	closeMu sync.RWMutex
+	// Group commit (submit): pending writes wait for a committer; at
+	// most cfg.Writers committers run at once. wg counts them for Close.
+	mu      sync.Mutex
+	pending []*write
+	spare   []*write // the next pending, reused (pending and spare swap)
+	active  int
 	closed  bool
 	wg      sync.WaitGroup
 }
@@ -64,7 +68,7 @@ func Open(ctx context.Context, db *sql.DB, d Dialect, cfg Config) (*Store, error
 	if cfg.Writers <= 0 {
 		cfg.Writers = max(d.Writers, 1)
 	}
-	s := &Store{db: db, d: d, cfg: cfg, queue: make(chan *write, 4096)}
+	s := &Store{db: db, d: d, cfg: cfg}
 	if !d.OneStatement {
 		st, err := prepare(ctx, db, d)
 		if err != nil {
@@ -72,26 +76,22 @@ func Open(ctx context.Context, db *sql.DB, d Dialect, cfg Config) (*Store, error
 		}
 		s.stmts = st
 	}
-	for range cfg.Writers {
-		s.wg.Add(1)
-		go s.writer()
-	}
 	return s, nil
 }
 
 // DB returns the underlying database handle.
 func (s *Store) DB() *sql.DB { return s.db }
 
-// Close stops the writers after draining queued writes, then closes the DB.
+// Close waits for the writes already submitted to be committed, then
+// closes the DB. Writes submitted after Close fail with dtx.ErrClosed.
 func (s *Store) Close() error {
-	s.closeMu.Lock()
+	s.mu.Lock()
 	if s.closed {
-		s.closeMu.Unlock()
+		s.mu.Unlock()
 		return nil
 	}
 	s.closed = true
-	close(s.queue)
-	s.closeMu.Unlock()
+	s.mu.Unlock()
 	s.wg.Wait()
 	if s.stmts != nil {
 		s.stmts.close()
@@ -99,24 +99,77 @@ func (s *Store) Close() error {
 	return s.db.Close()
 }
 
+// submit commits w, sharing the commit with the writes submitted at the
+// same time (group commit). There is no writer goroutine: when fewer than
+// cfg.Writers commits are running, the caller commits itself, taking every
+// pending write (up to MaxBatch) with its own; otherwise its write waits
+// for the committer running now, which takes the pending writes once its
+// batch is done. A caller that committed and finds writes still pending
+// leaves them to a goroutine of their own, so no caller waits for more
+// than the commits that its own write needed. Without load a write costs
+// no hand-off between goroutines; under load the batches form as before.
 func (s *Store) submit(ctx context.Context, w *write) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	w.ctx = ctx
 	w.done = make(chan error, 1)
-	s.closeMu.RLock()
+	s.mu.Lock()
 	if s.closed {
-		s.closeMu.RUnlock()
+		s.mu.Unlock()
 		return dtx.ErrClosed
 	}
-	select {
-	case s.queue <- w:
-	case <-ctx.Done():
-		s.closeMu.RUnlock()
-		return ctx.Err()
+	s.pending = append(s.pending, w)
+	if s.active >= s.cfg.Writers {
+		s.mu.Unlock()
+		// Once pending the write is not abandoned: waiting for it keeps
+		// the caller's view consistent with what was committed.
+		return <-w.done
 	}
-	s.closeMu.RUnlock()
-	// Once queued the write is not abandoned: waiting for it keeps the
-	// caller's view consistent with what was committed.
+	s.active++
+	s.wg.Add(1)
+	s.mu.Unlock()
+	s.drain(w)
 	return <-w.done
+}
+
+// drain commits pending writes, a batch at a time, until own has been
+// committed (nil: until none is pending). It is one of the cfg.Writers
+// committers: it stops being one when nothing is pending, or hands the
+// pending writes to a new goroutine once own is done.
+func (s *Store) drain(own *write) {
+	batch := make([]*write, 0, 8)
+	for {
+		s.mu.Lock()
+		if len(s.pending) == 0 {
+			s.active--
+			s.mu.Unlock()
+			s.wg.Done()
+			return
+		}
+		if own != nil && len(own.done) > 0 {
+			// Our write is committed and others are pending: they get a
+			// committer of their own, still counted in active.
+			s.mu.Unlock()
+			go s.drain(nil)
+			return
+		}
+		n := min(len(s.pending), s.cfg.MaxBatch)
+		batch = append(batch[:0], s.pending[:n]...)
+		if n == len(s.pending) {
+			// Swap in the spare slice, so the next writes do not grow a
+			// new one.
+			clear(s.pending)
+			s.pending, s.spare = s.spare[:0], s.pending[:0]
+		} else {
+			rest := copy(s.pending, s.pending[n:])
+			clear(s.pending[rest:])
+			s.pending = s.pending[:rest]
+		}
+		s.mu.Unlock()
+		s.commit(batch)
+		clear(batch)
+	}
 }
 
 // Create implements dtx.TxLog.
@@ -127,29 +180,6 @@ func (s *Store) Create(ctx context.Context, tx *dtx.Tx, branches []dtx.Branch) e
 // Apply implements dtx.TxLog.
 func (s *Store) Apply(ctx context.Context, u dtx.Update) error {
 	return s.submit(ctx, &write{update: &u})
-}
-
-// writer takes the first queued write, gathers whatever else is queued (up
-// to MaxBatch) and commits them together.
-func (s *Store) writer() {
-	defer s.wg.Done()
-	batch := make([]*write, 0, s.cfg.MaxBatch)
-	for w := range s.queue {
-		batch = append(batch[:0], w)
-	gather:
-		for len(batch) < s.cfg.MaxBatch {
-			select {
-			case w2, ok := <-s.queue:
-				if !ok {
-					break gather
-				}
-				batch = append(batch, w2)
-			default:
-				break gather
-			}
-		}
-		s.commit(batch)
-	}
 }
 
 // commit writes a batch in one transaction. Per-write outcomes that change
