@@ -204,26 +204,49 @@ func (s *Subscription) handle(m jetstream.Msg) {
 	}
 	d := s.delivery(m, meta)
 
-	// Keep the server from redelivering while the handler runs.
-	stopBeat := make(chan struct{})
-	beat := sync.WaitGroup{}
-	beat.Go(func() {
-		t := time.NewTicker(s.b.cfg.AckWait / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-stopBeat:
-				return
-			case <-t.C:
-				_ = m.InProgress()
-			}
-		}
-	})
+	// Keep the server from redelivering while the handler runs: a timer,
+	// not a goroutine, so the common handler that returns well within
+	// AckWait costs no goroutine of its own.
+	beat := keepAlive(m, s.b.cfg.AckWait/3)
 	herr := s.h(s.hctx, d)
-	close(stopBeat)
-	beat.Wait()
+	beat.stop()
 
 	s.settle(m, herr, s.retryDelay(d.Attempt))
+}
+
+// heartbeat tells the server every period that a message is still being
+// worked on (InProgress), until stop.
+type heartbeat struct {
+	mu      sync.Mutex
+	stopped bool
+	t       *time.Timer
+}
+
+func keepAlive(m jetstream.Msg, period time.Duration) *heartbeat {
+	h := &heartbeat{}
+	var beat func()
+	beat = func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.stopped {
+			return
+		}
+		_ = m.InProgress()
+		h.t.Reset(period)
+	}
+	h.mu.Lock()
+	h.t = time.AfterFunc(period, beat)
+	h.mu.Unlock()
+	return h
+}
+
+// stop ends the beats; none is sent once it returns (a beat running now
+// finishes first).
+func (h *heartbeat) stop() {
+	h.mu.Lock()
+	h.stopped = true
+	h.t.Stop()
+	h.mu.Unlock()
 }
 
 // settle acknowledges m after a handler's success, or naks it so that it is
