@@ -58,12 +58,16 @@ type policy struct {
 	selfName string
 	// lookup resolves host names at dial time (tests replace it).
 	lookup func(ctx context.Context, host string) ([]netip.Addr, error)
+	// proxy is the proxy of an unrestricted transport built by New(nil):
+	// http.ProxyFromEnvironment (tests replace it, since the environment
+	// is read once per process and never proxies loopback).
+	proxy func(*http.Request) (*url.URL, error)
 }
 
 func newPolicy(opts []Option) *policy {
 	p := &policy{lookup: func(ctx context.Context, host string) ([]netip.Addr, error) {
 		return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
-	}}
+	}, proxy: http.ProxyFromEnvironment}
 	for _, o := range opts {
 		o(p)
 	}
@@ -216,9 +220,9 @@ func guarded(client *http.Client, p *policy) *http.Client {
 }
 
 // answerDetail is the Detail of a non-2xx answer.
-func answerDetail(resp *http.Response, body []byte) string {
-	if resp.StatusCode >= 300 && resp.StatusCode < 400 {
-		loc := resp.Header.Get("Location")
+func answerDetail(code int, header http.Header, body []byte) string {
+	if code >= 300 && code < 400 {
+		loc := header.Get("Location")
 		if len(loc) > 200 {
 			loc = loc[:200]
 		}

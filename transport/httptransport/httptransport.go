@@ -24,6 +24,13 @@
 // own code. `dtx server` allows loopback participants only unless
 // --allow-participants says otherwise. A client passed to New keeps its
 // own round tripper; the dial check needs an *http.Transport.
+//
+// A transport built by New(nil) makes calls to plain http:// URLs on its
+// own keep-alive pool (lean.go): the calling goroutine writes the request
+// and reads the answer with net/http's parser, with none of the two
+// goroutines per connection net/http's Transport hands every call through.
+// HTTPS, non-ASCII host names and calls the environment sends through a
+// proxy (HTTP_PROXY, NO_PROXY) go through net/http.
 package httptransport
 
 import (
@@ -55,11 +62,19 @@ var (
 // MaxResponseBody bounds how much of a response is read.
 const MaxResponseBody = 1 << 20
 
+// MaxResponseHeader bounds the status line and headers of a response (a
+// participant's are a few hundred bytes).
+const MaxResponseHeader = 1 << 20
+
 // Transport is a dtx.Transport over HTTP.
 type Transport struct {
 	client *http.Client
 	policy *policy
 	signer *callsig.Signer // see WithSigner
+	// lean carries http:// calls of a transport built by New(nil) without
+	// net/http's per-connection goroutines (lean.go); nil for a client
+	// passed to New.
+	lean *lean
 }
 
 // New returns a transport. A nil client gets a pooled one tuned for many
@@ -67,11 +82,18 @@ type Transport struct {
 // followed, and the options restrict what may be called (without options,
 // any host but none with credentials in its URL).
 func New(client *http.Client, opts ...Option) *Transport {
-	if client == nil {
-		client = &http.Client{Transport: NewRoundTripper()}
-	}
 	p := newPolicy(opts)
-	return &Transport{client: guarded(client, p), policy: p}
+	own := client == nil
+	if own {
+		rt := NewRoundTripper()
+		rt.Proxy = p.proxy
+		client = &http.Client{Transport: rt}
+	}
+	t := &Transport{client: guarded(client, p), policy: p}
+	if own {
+		t.lean = newLean(p)
+	}
+	return t
 }
 
 // CheckURL accepts the URLs Call can call: absolute http or https URLs
@@ -110,6 +132,7 @@ func NewRoundTripper() *http.Transport {
 	t := http.DefaultTransport.(*http.Transport).Clone()
 	t.MaxIdleConns = DefaultMaxConns
 	t.MaxIdleConnsPerHost = DefaultMaxConns
+	t.MaxResponseHeaderBytes = MaxResponseHeader
 	t.MaxConnsPerHost = DefaultMaxConns
 	t.IdleConnTimeout = 90 * time.Second
 	t.DialContext = (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext
@@ -131,6 +154,9 @@ func (t *Transport) LimitConns(n int) {
 	rt, ok := next.(*http.Transport)
 	if !ok || n <= 0 {
 		return
+	}
+	if t.lean != nil {
+		t.lean.limit(n)
 	}
 	rt.MaxConnsPerHost = n
 	rt.MaxIdleConns = min(rt.MaxIdleConns, n)
@@ -205,17 +231,14 @@ func (t *Transport) Call(ctx context.Context, c dtx.Call) dtx.Outcome {
 	if len(body) == 0 {
 		body = []byte("{}")
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(body))
+	code, header, data, readErr, err := t.roundTrip(ctx, c, body)
 	if err != nil {
-		// The URL was validated at submission; a failure here cannot be
-		// fixed by retrying, but guessing "failure" could skip work that
-		// must happen, so it stays unknown and alerts.
-		return dtx.Uncertain(fmt.Errorf("build request: %w", err))
-	}
-	setCallHeaders(req.Header, c)
-	t.sign(req.Header, c, body)
-	resp, err := t.do(req)
-	if err != nil {
+		if errors.Is(err, errBuild) {
+			// The URL was validated at submission; a failure here cannot be
+			// fixed by retrying, but guessing "failure" could skip work that
+			// must happen, so it stays unknown and alerts.
+			return dtx.Uncertain(err)
+		}
 		if errors.Is(err, context.DeadlineExceeded) {
 			return dtx.Uncertain(fmt.Errorf("timeout after %v", c.Timeout))
 		}
@@ -224,23 +247,82 @@ func (t *Transport) Call(ctx context.Context, c dtx.Call) dtx.Outcome {
 		}
 		return dtx.Uncertain(err)
 	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBody))
-	class := Classify(resp.StatusCode)
+	class := Classify(code)
 	if class == dtx.Success {
-		if err != nil {
+		if readErr != nil {
 			// The participant committed, but we could not read its answer.
 			// Success is still certain from the status line.
 			return dtx.Succeeded(nil)
 		}
 		return dtx.Succeeded(data)
 	}
-	serr := &StatusError{Code: resp.StatusCode, Detail: answerDetail(resp, data), URL: c.URL,
-		Misrouted: Misrouted(resp.StatusCode, resp.Header.Get("Content-Type"))}
+	serr := &StatusError{Code: code, Detail: answerDetail(code, header, data), URL: c.URL,
+		Misrouted: Misrouted(code, header.Get("Content-Type"))}
 	if class == dtx.Failure {
 		return dtx.Failed(serr)
 	}
 	return dtx.Uncertain(serr)
+}
+
+// errBuild marks a request that could not be built.
+var errBuild = errors.New("build request")
+
+// roundTrip sends the call and reads its answer: the status code, headers,
+// body (at most MaxResponseBody) and the error of reading the body, or the
+// error that prevented an answer.
+func (t *Transport) roundTrip(ctx context.Context, c dtx.Call, body []byte) (int, http.Header, []byte, error, error) {
+	if t.lean != nil {
+		u, err := url.Parse(c.URL)
+		if err != nil {
+			return 0, nil, nil, nil, fmt.Errorf("%w: %w", errBuild, err)
+		}
+		if t.leanable(u) {
+			if err := t.policy.check(u); err != nil {
+				return 0, nil, nil, nil, err
+			}
+			h := make(http.Header, 7)
+			setCallHeaders(h, c)
+			t.sign(h, c, body)
+			ans, err := t.lean.roundTrip(ctx, u, h, body)
+			if err != nil {
+				return 0, nil, nil, nil, &url.Error{Op: "Post", URL: u.String(), Err: err}
+			}
+			return ans.code, ans.header, ans.body, ans.bodyErr, nil
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.URL, bytes.NewReader(body))
+	if err != nil {
+		return 0, nil, nil, nil, fmt.Errorf("%w: %w", errBuild, err)
+	}
+	setCallHeaders(req.Header, c)
+	t.sign(req.Header, c, body)
+	resp, err := t.do(req)
+	if err != nil {
+		return 0, nil, nil, nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBody))
+	return resp.StatusCode, resp.Header, data, err, nil
+}
+
+// leanable reports whether u goes by the lean path: plain http to an ASCII
+// host, with no proxy to go through (a restricted transport never uses one;
+// otherwise the environment's HTTP_PROXY and NO_PROXY decide, as for
+// net/http's default transport).
+func (t *Transport) leanable(u *url.URL) bool {
+	if u.Scheme != "http" || u.Host == "" || u.User != nil || u.Opaque != "" {
+		return u.User != nil && u.Scheme == "http" // refused by the policy check
+	}
+	for i := 0; i < len(u.Host); i++ {
+		if u.Host[i] >= 0x80 {
+			return false
+		}
+	}
+	if t.policy.restricts() {
+		return true
+	}
+	proxy, err := t.policy.proxy(&http.Request{URL: u})
+	return err == nil && proxy == nil
 }
 
 // do sends req. A client without a timeout or cookie jar adds nothing to
