@@ -58,9 +58,18 @@ const (
 	clearAttemptsSQL = `DELETE FROM {table}_attempts WHERE consumer_group = ? AND msg_id = ?`
 )
 
+// clearManySQL deletes the failure counts of several messages in one
+// statement; args: group, the ids as a JSON array. Dialects with a
+// claimMany only.
+var clearManySQL = map[appdb.Dialect]string{
+	appdb.SQLite:   `DELETE FROM {table}_attempts WHERE consumer_group = ? AND msg_id IN (SELECT value FROM json_each(?))`,
+	appdb.Postgres: `DELETE FROM {table}_attempts WHERE consumer_group = ? AND msg_id IN (SELECT json_array_elements_text(?::json))`,
+}
+
 // attemptSQL is the attempts table's statements, names filled in.
 type attemptSQL struct {
 	count, read, clear string
+	clearMany          string // "" where the dialect has none
 }
 
 // attemptCache memoises buildAttemptQueries per Inbox value.
@@ -93,6 +102,8 @@ func (in Inbox) buildAttemptQueries() (attemptSQL, error) {
 		count: x(countFailureSQL[in.Dialect]),
 		read:  x(readAttemptsSQL),
 		clear: x(clearAttemptsSQL),
+		// x("") is "": no statement.
+		clearMany: x(clearManySQL[in.Dialect]),
 	}, nil
 }
 

@@ -70,6 +70,17 @@ func (r *batchRig) queueBehindHold(t *testing.T, ids []string) (holdErr chan err
 	return holdErr, errs
 }
 
+// applyBehindHold queues ids behind "hold", releases it, and requires
+// every delivery to be handled without error.
+func (r *batchRig) applyBehindHold(t *testing.T, ids []string) {
+	holdErr, errs := r.queueBehindHold(t, ids)
+	close(r.release)
+	require.NoError(t, <-holdErr)
+	for _, ch := range errs {
+		require.NoError(t, <-ch)
+	}
+}
+
 func TestBatcher(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, newDB func(testing.TB) testdb.DB) {
 		ctx := context.Background()
@@ -82,12 +93,7 @@ func TestBatcher(t *testing.T) {
 		t.Run("QueuedDeliveriesShareOneTransaction", func(t *testing.T) {
 			r := newBatchRig(t, db, in, fx, "g-share", nil)
 			ids := []string{"a", "b", "c", "d"}
-			holdErr, errs := r.queueBehindHold(t, ids)
-			close(r.release)
-			require.NoError(t, <-holdErr)
-			for _, ch := range errs {
-				require.NoError(t, <-ch)
-			}
+			r.applyBehindHold(t, ids)
 			tx := r.txOf["a"][0]
 			for _, id := range ids {
 				require.Len(t, r.txOf[id], 1, id)
@@ -132,6 +138,37 @@ func TestBatcher(t *testing.T) {
 			require.NoError(t, err)
 			require.Len(t, dls, 1)
 			require.Equal(t, "bad", dls[0].Message.ID)
+		})
+
+		t.Run("DuplicatesInOneBatch", func(t *testing.T) {
+			r := newBatchRig(t, db, in, fx, "g-dup", nil)
+			require.NoError(t, r.b.Handle(ctx, delivery("done", 1)))
+			// Behind "hold": a message processed before, and one id twice.
+			ids := []string{"x", "done", "x", "y"}
+			r.applyBehindHold(t, ids)
+			for _, id := range []string{"x", "y", "done"} {
+				require.Equal(t, 1, fx.count(t, "g-dup/"+id), "%s took effect once", id)
+			}
+			require.Len(t, r.txOf["x"], 1, "a second delivery in the same batch is not processed")
+			require.Len(t, r.txOf["done"], 1, "a message processed before is not processed again")
+		})
+
+		t.Run("FailureCountsClearedByTheBatch", func(t *testing.T) {
+			r := newBatchRig(t, db, in, fx, "g-clear", nil)
+			// Earlier failed deliveries of two of the batch's messages.
+			for _, id := range []string{"f1", "f2", "f2"} {
+				_, err := in.CountFailure(ctx, db, "g-clear", id)
+				require.NoError(t, err)
+			}
+			ids := []string{"f1", "ok", "f2"}
+			r.applyBehindHold(t, ids)
+			require.Same(t, r.txOf["f1"][0], r.txOf["f2"][0], "one batch")
+			for _, id := range ids {
+				require.Equal(t, 1, fx.count(t, "g-clear/"+id))
+				n, err := in.Failures(ctx, db, "g-clear", id)
+				require.NoError(t, err)
+				require.Zero(t, n, "%s: its failure count went with its processing", id)
+			}
 		})
 
 		t.Run("ManyConcurrentDeliveries", func(t *testing.T) {

@@ -63,6 +63,11 @@ type Inbox struct {
 type dialectSQL struct {
 	schema []string
 	claim  string // args: group, id
+	// claimMany claims several messages in one statement and returns the
+	// ids it claimed; args: group, the ids as a JSON array. Empty where
+	// the dialect has no INSERT … RETURNING (MySQL): one claim per
+	// message there.
+	claimMany string
 	// addDead records a dead letter; args: group, id, topic, key, headers,
 	// payload, error, attempts.
 	addDead    string
@@ -95,8 +100,10 @@ var dialects = map[appdb.Dialect]dialectSQL{
 	PRIMARY KEY (consumer_group, msg_id)
 ) WITHOUT ROWID`,
 		},
-		claim:   `INSERT INTO {table} (consumer_group, msg_id, processed_at) VALUES (?, ?, {now}) ON CONFLICT DO NOTHING`,
-		addDead: `INSERT INTO {table}_dead (consumer_group, msg_id, topic, msg_key, headers, payload, error, attempts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, {now}) ON CONFLICT DO NOTHING`,
+		claim: `INSERT INTO {table} (consumer_group, msg_id, processed_at) VALUES (?, ?, {now}) ON CONFLICT DO NOTHING`,
+		// WHERE true: without it SQLite would read ON CONFLICT as a join's.
+		claimMany: `INSERT INTO {table} (consumer_group, msg_id, processed_at) SELECT ?, value, {now} FROM json_each(?) WHERE true ON CONFLICT DO NOTHING RETURNING msg_id`,
+		addDead:   `INSERT INTO {table}_dead (consumer_group, msg_id, topic, msg_key, headers, payload, error, attempts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, {now}) ON CONFLICT DO NOTHING`,
 	},
 	appdb.Postgres: {
 		schema: []string{
@@ -121,8 +128,9 @@ var dialects = map[appdb.Dialect]dialectSQL{
 	PRIMARY KEY (consumer_group, msg_id)
 )`,
 		},
-		claim:   `INSERT INTO {table} (consumer_group, msg_id, processed_at) VALUES (?, ?, {now}) ON CONFLICT DO NOTHING`,
-		addDead: `INSERT INTO {table}_dead (consumer_group, msg_id, topic, msg_key, headers, payload, error, attempts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, {now}) ON CONFLICT DO NOTHING`,
+		claim:     `INSERT INTO {table} (consumer_group, msg_id, processed_at) VALUES (?, ?, {now}) ON CONFLICT DO NOTHING`,
+		claimMany: `INSERT INTO {table} (consumer_group, msg_id, processed_at) SELECT ?, value, {now} FROM json_array_elements_text(?::json) ON CONFLICT DO NOTHING RETURNING msg_id`,
+		addDead:   `INSERT INTO {table}_dead (consumer_group, msg_id, topic, msg_key, headers, payload, error, attempts, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, {now}) ON CONFLICT DO NOTHING`,
 	},
 	appdb.MySQL: {
 		// VARBINARY keys match byte for byte, whatever the server's
@@ -202,6 +210,7 @@ func (in Inbox) buildQueries() (dialectSQL, error) {
 	x := func(s string) string { return in.Dialect.Rebind(in.Dialect.Expand(t, s)) }
 	out := dialectSQL{
 		claim:      x(q.claim),
+		claimMany:  x(q.claimMany),
 		addDead:    x(q.addDead),
 		listDead:   x(listDeadSQL),
 		getDead:    x(getDeadSQL),
