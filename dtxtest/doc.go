@@ -11,8 +11,7 @@
 // between a database commit and the answer. dtxtest makes each of these
 // happen, one scenario per transaction (the faults are chosen from
 // Config.Seed, not at random; the crash scenarios follow the writes of the
-// clean run, whose number can vary with timing, as a success is folded into
-// a write already pending):
+// clean run):
 //
 //   - clean: nothing goes wrong (the reference outcome of each case);
 //   - duplicate: every call is delivered twice, one after the other;
@@ -32,8 +31,8 @@
 //     coordinator crashes just before (the write is lost) or just after
 //     (the write is kept, nothing after it happens) each write of the
 //     transaction's state; a new coordinator recovers it from the store
-//     once the dead one's lease expires, and the client resubmits if the
-//     submission was lost;
+//     once the dead one's lease is gone (the kit releases it, as its
+//     expiry would), and the client resubmits if the submission was lost;
 //   - storm: Config.Storm transactions per case with a random mix of the
 //     faults above on every call (seeded by Config.Seed).
 //

@@ -211,6 +211,13 @@ type Report struct {
 	// calls delivered after their transaction ended.
 	Crashes, Late int
 	Violations    []Violation
+	// CleanWrites is, by case name, the number of durable writes its
+	// clean run made: each write gives one crash-before and one
+	// crash-after scenario. For a transaction whose operations run one at
+	// a time it is the same in every run; where operations run in
+	// parallel, which of them a write records can depend on which answered
+	// first.
+	CleanWrites map[string]int
 }
 
 // Total is the number of scenarios played.
@@ -255,7 +262,7 @@ func Run(t testing.TB, cfg Config) Report {
 	t.Cleanup(func() { store.Close() })
 
 	k := &kit{t: t, cfg: cfg, store: store, urls: urls,
-		report: Report{Scenarios: map[Kind]int{}}}
+		report: Report{Scenarios: map[Kind]int{}, CleanWrites: map[string]int{}}}
 	for _, cs := range cfg.Cases {
 		k.runCase(cs)
 	}
@@ -307,6 +314,7 @@ func (k *kit) runCase(cs Case) {
 	if clean == nil {
 		return // reported: nothing to derive the other scenarios from
 	}
+	k.report.CleanWrites[cs.Name] = clean.writes
 	for _, sc := range derive(clean, k.cfg.Storm) {
 		if k.plays(sc.kind) {
 			k.play(cs, sc)
@@ -425,8 +433,13 @@ func (k *kit) drive(ctx context.Context, gid string, tx Transaction, f *faults, 
 		return w.d, false, nil
 	}
 	// The first coordinator is dead: whatever it was doing stops (its store
-	// and its calls fail from now on). A second one recovers.
+	// and its calls fail from now on). Its leases are released, as their
+	// expiry would (the kit's leases outlive any scenario, see start), and
+	// a second one recovers.
 	first.close()
+	if err := k.store.Release(ctx, first.c.Owner(), gid); err != nil {
+		return nil, true, fmt.Errorf("expire the crashed coordinator's lease: %w", err)
+	}
 	second, err := k.start(ctx, f, scenario{kind: Clean})
 	if err != nil {
 		return nil, true, err
@@ -470,7 +483,13 @@ func (k *kit) start(ctx context.Context, f *faults, sc scenario) (*instance, err
 	cs.onWrite = func() { f.writes.Add(1) }
 	tr := &deadTransport{next: f, store: cs}
 	c, err := coordinator.New(cs, tr, coordinator.Config{
-		LeaseTTL:        100 * time.Millisecond,
+		// A lease that never goes stale during a scenario: a coordinator
+		// writes an action's success lazily only while its lease is fresh,
+		// so a short lease renewed late on a busy machine would change
+		// which writes a transaction makes, and the crash scenarios that
+		// follow them, from one run to the next. A crashed coordinator's
+		// lease is released instead of waited out (drive).
+		LeaseTTL:        time.Hour,
 		RecoverInterval: 10 * time.Millisecond,
 		RetryBase:       time.Millisecond,
 		RetryMax:        20 * time.Millisecond,
