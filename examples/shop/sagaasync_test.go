@@ -96,12 +96,15 @@ func TestShopSagaAsync_Faults(t *testing.T) {
 		t.Skip("slow")
 	}
 	fc := func(seed int64) faults.Config {
-		return faults.Config{Rate: 0.3, Kinds: faults.AllKinds, Delay: 300 * time.Millisecond, Seed: seed}
+		return faults.Config{Rate: 0.3, Kinds: faults.AllKinds, Delay: time.Second, Seed: seed}
 	}
 	s, _, tr := asyncShop(t, shop.Config{
 		OrderFaults: fc(1), InventoryFaults: fc(2), PaymentFaults: fc(3),
-		// Shorter than the longest delay: some commands are answered late.
-		BranchTimeout: 250 * time.Millisecond,
+		// Shorter than the longest delay, so some commands are answered
+		// late, and long enough that a command without a delay is
+		// answered in time on a busy machine under -race (at 250 ms most
+		// calls timed out there, and the orders took minutes to settle).
+		BranchTimeout: 600 * time.Millisecond,
 	})
 	ctx := context.Background()
 	var wg sync.WaitGroup
