@@ -408,6 +408,36 @@ func (r *runner) inject(ctx context.Context, k Kind) error {
 	return nil
 }
 
+// A planned kind whose slot was skipped (errNotNow: say pg_auto_failover
+// was failing over on its own, its starved primary having missed health
+// checks) is tried again every missingEvery, with the load on, for at most
+// missingFor; one still missing then fails the run as never injected.
+var (
+	missingEvery = 2 * time.Second
+	missingFor   = 3 * time.Minute
+)
+
+// injectMissing injects, once each, the kinds not injected yet.
+func (r *runner) injectMissing(ctx context.Context, kinds []Kind) error {
+	deadline := time.Now().Add(missingFor)
+	for _, k := range kinds {
+		for r.injected[k] == 0 && time.Now().Before(deadline) {
+			select {
+			case <-time.After(missingEvery):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			if err := r.check(ctx); err != nil {
+				return err
+			}
+			if err := r.inject(ctx, k); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // checkReconnect waits until choreographed orders finish again after a
 // broker restart, through the same shop process: its NATS client must have
 // reconnected, its relays published again and its consumers resumed. A
@@ -502,7 +532,8 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 	// injected once: the plan's first slots hold each kind once, and a
 	// fault that takes long (a failover, a restart while the database
 	// fails over) can push them past the end; the load then goes on until
-	// they are in.
+	// they are in. A kind whose slot was skipped is tried again
+	// (injectMissing).
 	l := newDriver(r.orderURL, c.Seed)
 	gen, stopGen := context.WithCancel(ctx)
 	defer stopGen()
@@ -539,6 +570,9 @@ func (r *runner) run(ctx context.Context) (*Result, error) {
 		if err := r.inject(ctx, s.Kind); err != nil {
 			return nil, err
 		}
+	}
+	if err := r.injectMissing(ctx, kinds); err != nil {
+		return nil, err
 	}
 	select {
 	case <-time.After(time.Until(loadEnd)):
