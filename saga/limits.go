@@ -2,7 +2,6 @@ package saga
 
 import (
 	"fmt"
-	"net/url"
 	"strconv"
 	"time"
 	"unicode"
@@ -65,23 +64,6 @@ func checkName(name string) string {
 		}
 	}
 	return ""
-}
-
-// checkURLLimits checks what checkURL does not: the length and the port.
-func checkURLLimits(raw string) error {
-	if len(raw) > MaxURLLength {
-		return fmt.Errorf("URL is %d bytes long; the limit is %d", len(raw), MaxURLLength)
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil // checkURL reports it
-	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return fmt.Errorf("URL %s: port %s is out of range 1-65535", Quote(raw), Quote(p))
-		}
-	}
-	return nil
 }
 
 // Quote quotes s for an error message, cut to its first 64 bytes so that

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/url"
 	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/dtxhq/dtx"
@@ -154,9 +155,7 @@ func (s *Spec) Normalize() error {
 			if u == "" {
 				continue
 			}
-			if err := checkURLLimits(u); err != nil {
-				bad("step %d (%s): %v", i, st.Name, err)
-			} else if err := checkURL(u); err != nil {
+			if err := checkURL(u); err != nil {
 				bad("step %d (%s): %v", i, st.Name, err)
 			}
 		}
@@ -237,14 +236,23 @@ func (s *Spec) Normalize() error {
 
 var opRE = regexp.MustCompile(`^[a-z]{1,32}$`)
 
-// checkURL accepts absolute URLs (with a scheme); http and https URLs need
-// a host too. Which schemes can be called, and each scheme's own rule (such
-// as the topic of broker://<topic>), the coordinator checks against its
-// transport (dtx.URLChecker).
+// checkURL accepts absolute URLs (with a scheme) of at most MaxURLLength
+// bytes, with a port, if any, in 1-65535; http and https URLs need a host
+// too. Which schemes can be called, and each scheme's own rule (such as the
+// topic of broker://<topic>), the coordinator checks against its transport
+// (dtx.URLChecker).
 func checkURL(raw string) error {
+	if len(raw) > MaxURLLength {
+		return fmt.Errorf("URL is %d bytes long; the limit is %d", len(raw), MaxURLLength)
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return fmt.Errorf("invalid URL %s", Quote(raw))
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("URL %s: port %s is out of range 1-65535", Quote(raw), Quote(p))
+		}
 	}
 	if u.Scheme == "" {
 		return fmt.Errorf("URL %s is not absolute: it needs a scheme such as http", Quote(raw))
