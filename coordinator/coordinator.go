@@ -55,7 +55,13 @@ type Coordinator struct {
 	renewedAt atomic.Int64
 	runWG     sync.WaitGroup // drivers
 	closeOne  sync.Once
+	// workers run the drivers and their branch calls on goroutines kept
+	// between uses (until workerIdle without work, or Close).
+	workers *workers
 }
+
+// workerIdle is how long a driver or call goroutine is kept without work.
+const workerIdle = 10 * time.Second
 
 // New returns a coordinator. Call Start to resume unfinished transactions
 // and begin lease renewal; Close to stop.
@@ -76,6 +82,7 @@ func New(store dtx.Store, transport dtx.Transport, cfg Config) (*Coordinator, er
 		forcing:  map[string]bool{},
 		stopping: make(chan struct{}),
 		hardCtx:  hard, hardStop: cancel,
+		workers: newWorkers(workerIdle, hard.Done()),
 	}, nil
 }
 
@@ -260,7 +267,7 @@ func (c *Coordinator) startRun(r *run) bool {
 	}
 	c.active[r.gid] = r
 	c.runWG.Add(1)
-	go r.loop()
+	c.workers.Go(r.loop)
 	return true
 }
 

@@ -272,7 +272,7 @@ func (r *run) start(call saga.Call) {
 		Attempt: attempt, Timeout: r.spec.BranchTimeout.Std(),
 	}
 	ctx, span := r.startBranchSpan(&req)
-	go func() {
+	r.c.workers.Go(func() {
 		if !r.c.acquireCall(ctx) {
 			span.End()
 			r.results <- result{call: call, notCalled: true}
@@ -283,7 +283,7 @@ func (r *run) start(call saga.Call) {
 		took := time.Since(t0)
 		r.c.releaseCall()
 		r.results <- result{call: call, outcome: out, took: took, span: span, end: t0.Add(took)}
-	}()
+	})
 }
 
 // handle folds one call result into the state and persists it (together
