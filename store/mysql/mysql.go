@@ -44,6 +44,10 @@ var Dialect = sqlstore.Dialect{
 		// ER_DUP_ENTRY, ER_DUP_ENTRY_WITH_KEY_NAME
 		return errors.As(err, &e) && (e.Number == 1062 || e.Number == 1586)
 	},
+	IsDeadlock: func(err error) bool {
+		var e *mysql.MySQLError
+		return errors.As(err, &e) && e.Number == 1213 // ER_LOCK_DEADLOCK: the transaction was rolled back
+	},
 	Override: sqlstore.Statements{
 		MigrationsTable: `CREATE TABLE IF NOT EXISTS dtx_schema_migrations (
 			name VARCHAR(191) NOT NULL PRIMARY KEY, applied_at BIGINT NOT NULL

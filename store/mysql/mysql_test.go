@@ -80,3 +80,11 @@ func TestExactKeys(t *testing.T) {
 		Branches: []dtx.Branch{{Index: 0, LastError: "bad \xff byte" + strings.Repeat("é", 600)}},
 		Events:   []dtx.Event{{Branch: 0, Op: dtx.OpAction, Outcome: "failure", Detail: "\xfe"}}}))
 }
+
+func TestIsDeadlock(t *testing.T) {
+	t.Parallel()
+	s, err := mysql.Open(context.Background(), mariadbtest.DSN(t), sqlstore.Config{})
+	require.NoError(t, err)
+	defer s.Close()
+	storetest.Deadlock(t, s.DB(), mysql.Dialect)
+}

@@ -37,6 +37,11 @@ var Dialect = sqlstore.Dialect{
 		var e *pgconn.PgError
 		return errors.As(err, &e) && e.Code == "23505"
 	},
+	IsDeadlock: func(err error) bool {
+		var e *pgconn.PgError
+		// deadlock_detected, serialization_failure
+		return errors.As(err, &e) && (e.Code == "40P01" || e.Code == "40001")
+	},
 }
 
 func mustSub(f fs.FS, dir string) fs.FS {

@@ -41,3 +41,11 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 		require.NoError(t, <-errs)
 	}
 }
+
+func TestIsDeadlock(t *testing.T) {
+	t.Parallel()
+	s, err := postgres.Open(context.Background(), pgtest.DSN(t), sqlstore.Config{})
+	require.NoError(t, err)
+	defer s.Close()
+	storetest.Deadlock(t, s.DB(), postgres.Dialect)
+}

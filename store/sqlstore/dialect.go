@@ -25,6 +25,10 @@ type Dialect struct {
 	// IsUniqueViolation reports whether err is a primary-key or unique
 	// constraint violation.
 	IsUniqueViolation func(err error) bool
+	// IsDeadlock reports whether err says the database rolled the whole
+	// transaction back to break a deadlock (or a serialization failure),
+	// so that nothing of it was written and it may be run again.
+	IsDeadlock func(err error) bool
 
 	// BindVars is how the driver writes bind parameters. The store's SQL is
 	// written with $1, $2, …; with Question it is rewritten for the driver.

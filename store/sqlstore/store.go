@@ -191,7 +191,7 @@ func (s *Store) commit(batch []*write) {
 	if s.d.OneStatement {
 		commitFn = s.commitOneStatement
 	}
-	results, err := commitFn(batch)
+	results, err := s.commitAgainAfterDeadlock(commitFn, batch)
 	if err == nil {
 		for i, w := range batch {
 			w.done <- results[i]
@@ -203,11 +203,29 @@ func (s *Store) commit(batch []*write) {
 		return
 	}
 	for _, w := range batch {
-		res, err := commitFn([]*write{w})
+		res, err := s.commitAgainAfterDeadlock(commitFn, []*write{w})
 		if err == nil {
 			err = res[0]
 		}
 		w.done <- err
+	}
+}
+
+// deadlockRetries bounds how often a batch is run again after the
+// database chose it as a deadlock's victim.
+const deadlockRetries = 5
+
+// commitAgainAfterDeadlock runs commitFn on batch, and again when the
+// database broke a deadlock by rolling the batch back (Dialect.IsDeadlock:
+// nothing of it was written). Two committers can deadlock on MySQL: a
+// duplicate creation's key check holds a shared lock on the row that a
+// concurrent update waits to lock exclusively, and the reverse.
+func (s *Store) commitAgainAfterDeadlock(commitFn func([]*write) ([]error, error), batch []*write) ([]error, error) {
+	for try := 0; ; try++ {
+		results, err := commitFn(batch)
+		if err == nil || try == deadlockRetries || s.d.IsDeadlock == nil || !s.d.IsDeadlock(err) {
+			return results, err
+		}
 	}
 }
 
