@@ -97,6 +97,11 @@ func (p *pipeline) add(ctx context.Context, n int) error {
 		} else {
 			tx.Rollback()
 		}
+		if err != nil && ctx.Err() != nil {
+			// Cancelled while the transaction was open: database/sql rolled
+			// it back, and Commit may say only ErrTxDone.
+			return ctx.Err()
+		}
 		if err != nil {
 			return err
 		}
