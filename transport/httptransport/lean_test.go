@@ -59,6 +59,20 @@ func rawServer(t *testing.T, serve func(n int, c net.Conn, br *bufio.Reader)) st
 	return "http://" + ln.Addr().String()
 }
 
+// okAnswer is a kept-alive 200 with a JSON body, written raw.
+const okAnswer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}"
+
+// readRequest reads a request and its body from br; false once the
+// connection is done.
+func readRequest(br *bufio.Reader) bool {
+	req, err := http.ReadRequest(br)
+	if err != nil {
+		return false
+	}
+	io.Copy(io.Discard, req.Body)
+	return true
+}
+
 func call(tr *httptransport.Transport, url string) dtx.Outcome {
 	return tr.Call(context.Background(), dtx.Call{GID: "g", Branch: 1, Op: dtx.OpAction, URL: url, Attempt: 1, Timeout: 10 * time.Second})
 }
@@ -98,14 +112,12 @@ func TestLean_StaleConnectionIsRedialled(t *testing.T) {
 	var requests atomic.Int32
 	closed := make(chan struct{}, 3)
 	url := rawServer(t, func(n int, c net.Conn, br *bufio.Reader) {
-		req, err := http.ReadRequest(br)
-		if err != nil {
+		if !readRequest(br) {
 			return
 		}
-		io.Copy(io.Discard, req.Body)
 		requests.Add(1)
 		// Answer keep-alive, then close the connection anyway.
-		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+		io.WriteString(c, okAnswer)
 		c.Close()
 		closed <- struct{}{}
 	})
@@ -119,32 +131,39 @@ func TestLean_StaleConnectionIsRedialled(t *testing.T) {
 }
 
 // A participant that closes a kept-alive connection after reading a
-// request, without answering, may have acted on it: the call fails (the
-// coordinator retries it) and the request is not sent again by the
-// transport.
+// request, without answering or after part of an answer, may have acted
+// on it: the call fails with an unknown outcome (the coordinator retries
+// it) and the request is not sent again by the transport, which recovers
+// on a new connection.
 func TestLean_NoResendOnceTheRequestWasWritten(t *testing.T) {
-	var requests atomic.Int32
-	url := rawServer(t, func(n int, c net.Conn, br *bufio.Reader) {
-		for {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			io.Copy(io.Discard, req.Body)
-			if requests.Add(1) == 2 {
-				return // closed without an answer
-			}
-			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
-		}
-	})
-	tr := httptransport.New(nil)
-	require.Equal(t, dtx.Success, call(tr, url+"/a").Class)
-	out := call(tr, url+"/a")
-	require.Equal(t, dtx.Unknown, out.Class)
-	require.Error(t, out.Err)
-	require.EqualValues(t, 2, requests.Load(), "the request was sent again")
-	require.Equal(t, dtx.Success, call(tr, url+"/a").Class)
-	require.EqualValues(t, 3, requests.Load())
+	for _, tc := range []struct{ name, partial string }{
+		{"NoAnswer", ""},
+		{"PartOfAnAnswer", "HTTP/1.1 200 OK\r\nContent-Len"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var requests atomic.Int32
+			url := rawServer(t, func(n int, c net.Conn, br *bufio.Reader) {
+				for {
+					if !readRequest(br) {
+						return
+					}
+					if requests.Add(1) == 2 {
+						io.WriteString(c, tc.partial)
+						return // closed
+					}
+					io.WriteString(c, okAnswer)
+				}
+			})
+			tr := httptransport.New(nil)
+			require.Equal(t, dtx.Success, call(tr, url+"/a").Class)
+			out := call(tr, url+"/a")
+			require.Equal(t, dtx.Unknown, out.Class)
+			require.Error(t, out.Err)
+			require.EqualValues(t, 2, requests.Load(), "the request was sent again")
+			require.Equal(t, dtx.Success, call(tr, url+"/a").Class)
+			require.EqualValues(t, 3, requests.Load())
+		})
+	}
 }
 
 // Bytes that arrive on an idle connection (a server's 408 before it
@@ -155,13 +174,11 @@ func TestLean_StrayBytesOnAnIdleConnection(t *testing.T) {
 	var answered atomic.Int32
 	url := rawServer(t, func(n int, c net.Conn, br *bufio.Reader) {
 		for {
-			req, err := http.ReadRequest(br)
-			if err != nil {
+			if !readRequest(br) {
 				return
 			}
-			io.Copy(io.Discard, req.Body)
 			first := answered.Add(1) == 1
-			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
+			io.WriteString(c, okAnswer)
 			if first {
 				// Then, once the connection is idle, an answer no
 				// request is waiting for; the connection stays open.
@@ -185,11 +202,9 @@ func TestLean_StrayBytesOnAnIdleConnection(t *testing.T) {
 // may take a minute: only a bound on what is read ends it sooner.
 func callEndless(t *testing.T, head, fill string) dtx.Outcome {
 	url := rawServer(t, func(n int, c net.Conn, br *bufio.Reader) {
-		req, err := http.ReadRequest(br)
-		if err != nil {
+		if !readRequest(br) {
 			return
 		}
-		io.Copy(io.Discard, req.Body)
 		io.WriteString(c, head)
 		for {
 			if _, err := io.WriteString(c, fill); err != nil {
@@ -215,35 +230,6 @@ func TestLean_Endless1xxAnswers(t *testing.T) {
 	out := callEndless(t, "", "HTTP/1.1 102 Processing\r\n\r\n")
 	require.Equal(t, dtx.Unknown, out.Class)
 	require.ErrorContains(t, out.Err, "informational")
-}
-
-// A connection that breaks once a byte of the answer arrived is never
-// used to send the request again: the outcome is unknown.
-func TestLean_NoResendAfterPartialAnswer(t *testing.T) {
-	var requests atomic.Int32
-	url := rawServer(t, func(n int, c net.Conn, br *bufio.Reader) {
-		for {
-			req, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			io.Copy(io.Discard, req.Body)
-			if requests.Add(1) == 2 {
-				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Len")
-				return
-			}
-			io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}")
-		}
-	})
-	tr := httptransport.New(nil)
-	require.Equal(t, dtx.Success, call(tr, url+"/a").Class)
-	out := call(tr, url+"/a")
-	require.Equal(t, dtx.Unknown, out.Class)
-	require.Error(t, out.Err)
-	require.EqualValues(t, 2, requests.Load())
-	// The transport recovers on a new connection.
-	require.Equal(t, dtx.Success, call(tr, url+"/a").Class)
-	require.EqualValues(t, 3, requests.Load())
 }
 
 func TestLean_ChunkedAndUnsizedAnswers(t *testing.T) {
