@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,10 @@ type Stats struct {
 	// Errors counts lost or refused replication sessions and database
 	// errors.
 	Errors uint64
+	// CleanMissed counts the times the statement that deletes (or marks)
+	// published rows did not find one yet; each is tried again (see
+	// cleanRetries).
+	CleanMissed uint64
 	// Streaming reports whether the relay holds its slot and streams now.
 	Streaming bool
 	// ConfirmedLSN is the last log position the relay confirmed to the
@@ -60,6 +65,7 @@ type Relay struct {
 	published atomic.Uint64
 	failures  atomic.Uint64
 	errors    atomic.Uint64
+	missed    atomic.Uint64 // Stats.CleanMissed
 	acked     atomic.Uint64 // LSN up to which every message was acknowledged
 	confirmed atomic.Uint64 // LSN last sent to the server
 	retained  atomic.Int64
@@ -102,6 +108,7 @@ func (r *Relay) Stats() Stats {
 		Published:     r.published.Load(),
 		Failures:      r.failures.Load(),
 		Errors:        r.errors.Load(),
+		CleanMissed:   r.missed.Load(),
 		Streaming:     r.streaming.Load(),
 		RetainedBytes: r.retained.Load(),
 	}
@@ -540,34 +547,86 @@ func (r *Relay) enqueueClean(seqs []int64) {
 	}
 }
 
+// Rows the clean statement did not find are tried again: a commit the
+// relay decoded can reach it before the inserting transaction is visible
+// to other sessions (PostgreSQL flushes the commit record, which the
+// walsender may send, before it ends the transaction in shared memory).
+// A row still not found after cleanRetries tries is left (it was deleted
+// or marked already, or the next start publishes it again).
+const (
+	cleanRetries    = 10
+	cleanRetryFirst = 10 * time.Millisecond
+	cleanRetryMax   = time.Second
+)
+
 // clean deletes (or, with Retention, marks) the rows published, off the
 // publishing path, and purges old marked rows, until ctx is done.
 func (r *Relay) clean(ctx context.Context) {
 	var (
-		del  = fmt.Sprintf(`DELETE FROM %s WHERE seq = ANY($1)`, r.table.Full)
-		mark = fmt.Sprintf(`UPDATE %s SET published_at = %s WHERE seq = ANY($1) AND published_at IS NULL`,
+		del  = fmt.Sprintf(`DELETE FROM %s WHERE seq = ANY($1) RETURNING seq`, r.table.Full)
+		mark = fmt.Sprintf(`UPDATE %s SET published_at = %s WHERE seq = ANY($1) AND published_at IS NULL RETURNING seq`,
 			r.table.Full, appdb.Postgres.NowMillis())
 		ob        = outbox.Outbox{Dialect: appdb.Postgres, Table: r.cfg.Table}
 		nextPurge time.Time
+		late      = map[int64]int{} // seqs not found yet, with their tries
+		lateTimer = time.NewTimer(time.Hour)
 	)
+	lateTimer.Stop()
+	defer lateTimer.Stop()
+	stmt := del
+	if r.cfg.Retention > 0 {
+		stmt = mark
+	}
+	// apply runs stmt on seqs and returns those it did not find.
+	apply := func(ctx context.Context, seqs []int64) []int64 {
+		rows, err := r.db.QueryContext(ctx, stmt, seqs)
+		if err == nil {
+			found := make(map[int64]bool, len(seqs))
+			for rows.Next() {
+				var seq int64
+				if err = rows.Scan(&seq); err != nil {
+					break
+				}
+				found[seq] = true
+			}
+			rows.Close()
+			if err == nil {
+				err = rows.Err()
+			}
+			if err == nil {
+				return slices.DeleteFunc(seqs, func(seq int64) bool { return found[seq] })
+			}
+		}
+		// The rows stay unmarked: the next start publishes them again
+		// (duplicates, never a loss).
+		r.errors.Add(1)
+		r.log.WarnContext(ctx, "outbox tailing relay: mark rows published", "err", err, "rows", len(seqs))
+		return nil
+	}
 	flush := func(ctx context.Context) {
 		r.cleanMu.Lock()
 		seqs := r.cleanQ
 		r.cleanQ = nil
 		r.cleanMu.Unlock()
+		prev := late
+		late = map[int64]int{}
+		for seq := range prev {
+			seqs = append(seqs, seq)
+		}
+		tries := 0
 		for len(seqs) > 0 {
 			n := min(len(seqs), outbox.MaxBatchSize)
-			stmt := del
-			if r.cfg.Retention > 0 {
-				stmt = mark
-			}
-			if _, err := r.db.ExecContext(ctx, stmt, seqs[:n]); err != nil {
-				// The rows stay unmarked: the next start publishes them
-				// again (duplicates, never a loss).
-				r.errors.Add(1)
-				r.log.WarnContext(ctx, "outbox tailing relay: mark rows published", "err", err, "rows", n)
+			for _, seq := range apply(ctx, seqs[:n]) {
+				r.missed.Add(1)
+				if t := prev[seq] + 1; t < cleanRetries {
+					late[seq] = t
+					tries = max(tries, t)
+				}
 			}
 			seqs = seqs[n:]
+		}
+		if len(late) > 0 {
+			lateTimer.Reset(min(cleanRetryFirst<<(tries-1), cleanRetryMax))
 		}
 		if r.cfg.Retention > 0 && time.Now().After(nextPurge) {
 			nextPurge = time.Now().Add(min(r.cfg.Retention, time.Minute))
@@ -593,6 +652,8 @@ func (r *Relay) clean(ctx context.Context) {
 	for {
 		select {
 		case <-r.cleanCh:
+			detached()
+		case <-lateTimer.C:
 			detached()
 		case <-purgeTick:
 			detached()
