@@ -87,32 +87,10 @@ func (b Branches) tryPostgres(ctx context.Context, conn *sql.Conn, xid string, b
 		}
 		conn.Close()
 	}()
-	if _, err := conn.ExecContext(ctx, `BEGIN`); err != nil {
-		return fmt.Errorf("xa: begin: %w", err)
-	}
-	open = true
-	// In one round trip: bound the wait for the barrier row only, not fn
-	// (the session's value is kept to be restored), and ask whether the
-	// branch is already prepared (a duplicate try: its barrier row is
-	// locked by the prepared transaction, so Enter would only time out).
-	// The materialized CTE reads the old value before set_config runs.
-	var old string
-	var dup bool
-	if err := conn.QueryRowContext(ctx, `WITH o AS MATERIALIZED (SELECT current_setting('lock_timeout') AS v)
-		SELECT o.v, set_config('lock_timeout', '`+pgLockWait+`', true) <> '',
-			EXISTS (SELECT 1 FROM pg_prepared_xacts WHERE gid = $1 AND database = current_database())
-		FROM o`, xid).Scan(&old, new(bool), &dup); err != nil {
-		return fmt.Errorf("xa: begin: %w", err)
-	}
-	if dup {
-		return nil // duplicate: already prepared (the deferred ROLLBACK ends ours)
-	}
-	run, err := b.barrier().Enter(ctx, txExecer{conn}, br)
+	open = true // from here on, the deferred ROLLBACK ends whatever was begun
+	run, err := b.beginPostgres(ctx, conn, xid, br)
 	if err != nil || !run {
-		return busy(err)
-	}
-	if _, err := conn.ExecContext(ctx, `SELECT set_config('lock_timeout', $1, true)`, old); err != nil {
-		return fmt.Errorf("xa: begin: %w", err)
+		return busy(err) // !run: a duplicate (the deferred ROLLBACK ends ours)
 	}
 	if err := fn(ctx, conn); err != nil {
 		return err
@@ -128,6 +106,87 @@ func (b Branches) tryPostgres(ctx context.Context, conn *sql.Conn, xid string, b
 		return fmt.Errorf("xa: prepare %s: the transaction was aborted and has been rolled back", xid)
 	}
 	return nil
+}
+
+// beginPostgres begins the try's transaction, bounds the wait for the
+// branch's barrier row (a try of the same branch in progress holds it) and
+// writes the row, restoring the session's lock_timeout for fn. run is false
+// for a duplicate try: the branch is already prepared (its barrier row is
+// locked by the prepared transaction, so waiting for it would only time out),
+// or committed. A try after the branch's cancel returns
+// participant.ErrHanging.
+//
+// The four statements keep the old lock_timeout in a transaction-local
+// setting, so none needs an answer before the next is sent: through pgx they
+// go in one pipeline, one round trip; with another driver they take four.
+func (b Branches) beginPostgres(ctx context.Context, conn *sql.Conn, xid string, br participant.Branch) (run bool, err error) {
+	t, err := b.table()
+	if err != nil {
+		return false, err
+	}
+	var (
+		begin = `BEGIN`
+		bound = `SELECT set_config('dtx.lock_timeout', current_setting('lock_timeout'), true),
+			set_config('lock_timeout', '` + pgLockWait + `', true)`
+		// The duplicate check and the insert share a statement: a prepared
+		// branch's row is not waited for.
+		enter = b.Dialect.Expand(t, `WITH dup AS MATERIALIZED (
+				SELECT EXISTS (SELECT 1 FROM pg_prepared_xacts WHERE gid = $1 AND database = current_database()) AS d),
+			ins AS (INSERT INTO {table} (gid, branch, op, origin)
+				SELECT $2::text, $3::integer, 'try', 'try' WHERE NOT (SELECT d FROM dup)
+				ON CONFLICT DO NOTHING RETURNING 1)
+			SELECT (SELECT d FROM dup), EXISTS (SELECT 1 FROM ins)`)
+		restore = `SELECT set_config('lock_timeout', current_setting('dtx.lock_timeout'), true)`
+		args    = []any{xid, br.GID, br.Index}
+	)
+	viaPgx, dup, inserted := false, false, false
+	err = conn.Raw(func(dc any) error {
+		pc, isPgx := dc.(interface{ Conn() *pgx.Conn })
+		if !isPgx {
+			return nil
+		}
+		viaPgx = true
+		var batch pgx.Batch
+		batch.Queue(begin)
+		batch.Queue(bound)
+		batch.Queue(enter, args...)
+		batch.Queue(restore)
+		res := pc.Conn().SendBatch(ctx, &batch)
+		_, err := res.Exec()
+		if err == nil {
+			_, err = res.Exec()
+		}
+		if err == nil {
+			err = res.QueryRow().Scan(&dup, &inserted)
+		}
+		if err == nil {
+			_, err = res.Exec()
+		}
+		if cerr := res.Close(); err == nil {
+			err = cerr
+		}
+		return err
+	})
+	if err == nil && !viaPgx {
+		if _, err = conn.ExecContext(ctx, begin); err == nil {
+			if _, err = conn.ExecContext(ctx, bound); err == nil {
+				if err = conn.QueryRowContext(ctx, enter, args...).Scan(&dup, &inserted); err == nil {
+					_, err = conn.ExecContext(ctx, restore)
+				}
+			}
+		}
+	}
+	switch {
+	case err != nil:
+		return false, fmt.Errorf("xa: begin: %w", err)
+	case dup:
+		return false, nil
+	case inserted:
+		return true, nil
+	}
+	// The row was there: Enter tells a committed try (a duplicate) from a
+	// cancel's marker (ErrHanging).
+	return b.barrier().Enter(ctx, txExecer{conn}, br)
 }
 
 // preparePostgres runs PREPARE TRANSACTION xid and reports whether it

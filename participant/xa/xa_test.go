@@ -31,11 +31,17 @@ type env struct {
 }
 
 func newEnv(t *testing.T, dialect appdb.Dialect, dsn string) *env {
-	e := &env{t: t, dialect: dialect, dsn: dsn, driver: "pgx",
-		b: xa.Branches{Dialect: dialect}}
+	driver := "pgx"
 	if dialect == appdb.MySQL {
-		e.driver = "mysql"
+		driver = "mysql"
 	}
+	return newEnvDriver(t, dialect, driver, dsn)
+}
+
+// newEnvDriver is newEnv with the database/sql driver of the library's calls.
+func newEnvDriver(t *testing.T, dialect appdb.Dialect, driver, dsn string) *env {
+	e := &env{t: t, dialect: dialect, dsn: dsn, driver: driver,
+		b: xa.Branches{Dialect: dialect}}
 	e.db = e.open()
 	ctx := context.Background()
 	require.NoError(t, e.b.Migrate(ctx, e.db))
@@ -160,6 +166,16 @@ func br(gid string, i int, op dtx.Op) participant.Branch {
 func TestPostgres(t *testing.T) {
 	srv := startPostgres(t)
 	runAll(t, appdb.Postgres, func(t *testing.T) *env { return newEnv(t, appdb.Postgres, srv.createDB(t)) })
+}
+
+// TestPostgresOtherDriver runs the same scenarios through a PostgreSQL
+// driver that is not pgx (pgx with its Conn method hidden): the library
+// sends its statements one at a time instead of in one pipeline.
+func TestPostgresOtherDriver(t *testing.T) {
+	srv := startPostgres(t)
+	runAll(t, appdb.Postgres, func(t *testing.T) *env {
+		return newEnvDriver(t, appdb.Postgres, "pgx-plain", srv.createDB(t))
+	})
 }
 
 func TestMariaDB(t *testing.T) {
@@ -313,6 +329,19 @@ func runAll(t *testing.T, dialect appdb.Dialect, newEnv func(t *testing.T) *env)
 	// PREPARE TRANSACTION then silently rolls back.
 	if dialect == appdb.Postgres {
 		t.Run("SwallowedError", func(t *testing.T) { parallel(t); swallowedError(newEnv)(t) })
+		// The short wait for the barrier row bounds only the barrier: the
+		// work runs with the session's own lock_timeout.
+		t.Run("WorkKeepsLockTimeout", func(t *testing.T) {
+			parallel(t)
+			e := newEnv(t)
+			try := br("g-timeout", 1, dtx.OpTry)
+			var inWork string
+			require.NoError(t, e.b.Try(ctx, e.db, try, func(ctx context.Context, conn *sql.Conn) error {
+				return conn.QueryRowContext(ctx, `SELECT current_setting('lock_timeout')`).Scan(&inWork)
+			}))
+			require.Equal(t, "0", inWork)
+			require.NoError(t, e.b.Confirm(ctx, e.db, br("g-timeout", 1, dtx.OpConfirm)))
+		})
 	}
 
 	t.Run("InDoubtAfterCrash", func(t *testing.T) {
