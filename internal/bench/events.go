@@ -358,6 +358,7 @@ func (w *txWait) consumed() {
 // then waits for them to be consumed before the next, until ctx is done.
 func (e *eventsRun) produce(ctx context.Context, relay *outbox.Relay, c int) {
 	ids := make([]string, e.perTx)
+	msgs := make([]broker.Message, 0, e.perTx)
 	for i := 0; ctx.Err() == nil; i++ {
 		w := &txWait{done: make(chan struct{})}
 		w.left.Store(int32(e.perTx))
@@ -372,11 +373,15 @@ func (e *eventsRun) produce(ctx context.Context, relay *outbox.Relay, c int) {
 		}
 		_, err = tx.ExecContext(ctx, `INSERT INTO items (id, client) VALUES ($1, $2)`, ids[0], c)
 		at := time.Now().UTC().Format(time.RFC3339Nano)
-		for j := 0; err == nil && j < len(ids); j++ {
+		msgs = msgs[:0]
+		for j := range ids {
 			// The consumer's table counts per key (an integer column).
 			key := strconv.Itoa(c*e.perTx + j)
-			err = e.ob.Add(ctx, tx, broker.Message{ID: ids[j], Topic: "bench-events", Key: key,
+			msgs = append(msgs, broker.Message{ID: ids[j], Topic: "bench-events", Key: key,
 				Headers: map[string]string{"Dtx-Time": at}, Payload: []byte(`{"n":1}`)})
+		}
+		if err == nil {
+			err = e.ob.Add(ctx, tx, msgs...) // one statement for all of them
 		}
 		if err == nil {
 			err = tx.Commit()
