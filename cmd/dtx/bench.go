@@ -27,6 +27,7 @@ func runBench(ctx context.Context, args []string) error {
 	brokerSpec := fs.String("broker", "embedded", "events pattern: embedded (NATS in process), nats://host:port or kafka://host:port")
 	idle := fs.Duration("idle", 0, "events pattern: after measuring, stay running without events this long and report the process's CPU (0: skip)")
 	eventsPerTx := fs.Int("events-per-tx", 1, "events pattern: events each producer transaction writes (each under its own key); the producer waits until all are consumed")
+	partitions := fs.Int("partitions", 0, "events pattern: partitions of the stream (NATS) or topic (Kafka) the broker creates, each delivering one message at a time in order (0: the broker's default, NATS 16, Kafka 8)")
 	withMetrics := fs.Bool("metrics", true, "record Prometheus metrics as dtx server does (false: measure without them)")
 	compare := fs.Bool("compare", false, "run the loadgen workload (saga or tcc, no-op HTTP participants, wait=true) against a separate dtx server process at each of --compare-clients, --rounds rounds of --duration, and print medians with the server's CPU per transaction; --store takes a comma-separated list (sqlite,postgres-temp)")
 	compareClients := fs.String("compare-clients", "1,8,32", "--compare: comma-separated closed-loop client counts")
@@ -50,13 +51,15 @@ func runBench(ctx context.Context, args []string) error {
 		return usagef("need clients >= 1, duration > 0, warmup >= 0, idle >= 0")
 	case *eventsPerTx < 1 || *eventsPerTx > 1000:
 		return usagef("events-per-tx %d: want 1..1000", *eventsPerTx)
+	case *partitions < 0 || *partitions > 4096:
+		return usagef("partitions %d: want 0..4096", *partitions)
 	case *pattern == "events" && *storeDSN != "sqlite" && *storeDSN != "postgres-temp":
 		return usagef("store %q: the events bench takes sqlite or postgres-temp", *storeDSN)
 	}
 	cfg := bench.Config{
 		Pattern: *pattern, Store: *storeDSN, Clients: *clients, Duration: *duration, Warmup: *warmup,
 		Writers: *writers, CPUProfile: *cpuProfile, Broker: *brokerSpec, Metrics: *withMetrics, Log: os.Stderr, Idle: *idle,
-		EventsPerTx: *eventsPerTx,
+		EventsPerTx: *eventsPerTx, Partitions: *partitions,
 	}
 	if *asJSON {
 		cfg.Log = nil

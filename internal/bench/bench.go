@@ -63,6 +63,10 @@ type Config struct {
 	// transaction that emits several events, which shows the pipeline's
 	// own throughput where the producer's commit rate is the limit.
 	EventsPerTx int
+	// Partitions, for RunEvents, is the partition count of the stream or
+	// topic the broker creates (0: the adapter's default, NATS 16, Kafka 8):
+	// each partition delivers one message at a time, in order.
+	Partitions int
 }
 
 // Result is the JSON form of one benchmark run; its fields are a contract

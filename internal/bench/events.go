@@ -68,12 +68,14 @@ type EventsResult struct {
 	// (Config.EventsPerTx); the producer's commit limit on events/s is
 	// RawCommits times it.
 	EventsPerTx int `json:"events_per_tx"`
+	// Partitions is Config.Partitions (0: the broker's default).
+	Partitions int `json:"partitions,omitempty"`
 }
 
 // WriteText writes r as the table `dtx bench --pattern events` prints.
 func (r *EventsResult) WriteText(w io.Writer) {
 	fmt.Fprintf(w, "pattern      events (outbox -> broker -> inbox)\nstore        %s\nbroker       %s\nproducers    %d%s\nproduced     %d in %.1fs\nconsumed     %d (%.0f events/s)\nlatency ms   commit to consumer commit: p50 %.2f  p90 %.2f  p99 %.2f  max %.2f\n",
-		r.Store, r.Broker, r.Clients, perTxText(r.EventsPerTx), r.Produced, r.Seconds, r.Consumed, r.PerSec, r.P50ms, r.P90ms, r.P99ms, r.MaxMs)
+		r.Store, brokerText(r.Broker, r.Partitions), r.Clients, perTxText(r.EventsPerTx), r.Produced, r.Seconds, r.Consumed, r.PerSec, r.P50ms, r.P90ms, r.P99ms, r.MaxMs)
 	writeCPU(w, "events", r.InProcessCPUPerEvent, r.InProcessCPUCores, r.HostCPUBusy)
 	if r.IdleSeconds > 0 {
 		fmt.Fprintf(w, "idle         %.4f cores over %.0fs without events (polling and waiting)\n", r.IdleCPUCores, r.IdleSeconds)
@@ -83,6 +85,14 @@ func (r *EventsResult) WriteText(w io.Writer) {
 		fmt.Fprintf(w, "limit        %.0f single-row commits/s on the producer's store with %d clients (events/s over that: %.2f; producer transactions/s over that: %.2f)\n",
 			r.RawCommits, r.Clients, r.PerSec/r.RawCommits, r.PerSec/n/r.RawCommits)
 	}
+}
+
+// brokerText is the broker line: its label, and the partitions asked for.
+func brokerText(label string, partitions int) string {
+	if partitions > 0 {
+		return fmt.Sprintf("%s, %d partitions", label, partitions)
+	}
+	return label
 }
 
 // perTxText is the producers line's note on events per transaction.
@@ -117,7 +127,7 @@ func RunEvents(ctx context.Context, cfg Config) (*EventsResult, error) {
 	if err := e.openDBs(ctx, dir); err != nil {
 		return nil, err
 	}
-	b, blabel, err := open.Broker(ctx, cfg.Broker, dir)
+	b, blabel, err := open.BrokerWith(ctx, cfg.Broker, dir, open.BrokerOptions{Partitions: cfg.Partitions})
 	if err != nil {
 		return nil, err
 	}
@@ -199,6 +209,7 @@ func RunEvents(ctx context.Context, cfg Config) (*EventsResult, error) {
 		Warmup_s: cfg.Warmup.Seconds(), Dialect: strings.ToLower(fmt.Sprint(e.dialect)), Consumers: 1,
 		InProcessCPUPerEvent: cpu.processMsPerTx, InProcessCPUCores: cpu.processCores, HostCPUBusy: cpu.hostBusy,
 		RawCommits: raw, IdleCPUCores: idle, IdleSeconds: cfg.Idle.Seconds(), EventsPerTx: e.perTx,
+		Partitions: cfg.Partitions,
 	}, nil
 }
 

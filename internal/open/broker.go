@@ -28,6 +28,10 @@ type BrokerOptions struct {
 	// Replicas is natsbroker.Config.Replicas for nats:// (the replication
 	// of the streams the broker creates on a cluster; 0: 1).
 	Replicas int
+	// Partitions is the partition count of the streams (NATS) or topics
+	// (Kafka) the broker creates; 0: the adapter's default. Existing ones
+	// keep theirs.
+	Partitions int
 }
 
 // BrokerWith is Broker with options.
@@ -35,20 +39,20 @@ func BrokerWith(ctx context.Context, spec, dir string, o BrokerOptions) (broker.
 	switch {
 	case spec == "embedded":
 		d := filepath.Join(dir, "nats")
-		b, err := natsbroker.OpenEmbedded(ctx, d, natsbroker.Config{})
+		b, err := natsbroker.OpenEmbedded(ctx, d, natsbroker.Config{Partitions: o.Partitions})
 		if err != nil {
 			return nil, "", fmt.Errorf("embedded NATS: %w", err)
 		}
 		return b, "embedded NATS JetStream (files in " + d + ")", nil
 	case strings.HasPrefix(spec, "nats://"):
-		b, err := natsbroker.Connect(ctx, spec, natsbroker.Config{Replicas: o.Replicas})
+		b, err := natsbroker.Connect(ctx, spec, natsbroker.Config{Replicas: o.Replicas, Partitions: o.Partitions})
 		if err != nil {
 			return nil, "", fmt.Errorf("NATS %s: %w", spec, err)
 		}
 		return b, "NATS " + spec, nil
 	case strings.HasPrefix(spec, "kafka://"):
 		seeds := strings.Split(strings.TrimPrefix(spec, "kafka://"), ",")
-		b, err := kafkabroker.Connect(ctx, seeds, kafkabroker.Config{SessionTimeout: o.KafkaSessionTimeout})
+		b, err := kafkabroker.Connect(ctx, seeds, kafkabroker.Config{SessionTimeout: o.KafkaSessionTimeout, Partitions: int32(o.Partitions)})
 		if err != nil {
 			return nil, "", fmt.Errorf("Kafka %s: %w", spec, err)
 		}
