@@ -132,6 +132,13 @@ func lockTimeout(err error) bool {
 	return false
 }
 
+// xidInUse reports whether err is MySQL's XAER_DUPID: the XID is another
+// session's, active or prepared.
+func xidInUse(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1440
+}
+
 // busy wraps a lock timeout as ErrBusy.
 func busy(err error) error {
 	if err != nil && lockTimeout(err) {

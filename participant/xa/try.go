@@ -139,40 +139,24 @@ func (b Branches) beginPostgres(ctx context.Context, conn *sql.Conn, xid string,
 		restore = `SELECT set_config('lock_timeout', current_setting('dtx.lock_timeout'), true)`
 		args    = []any{xid, br.GID, br.Index}
 	)
-	viaPgx, dup, inserted := false, false, false
-	err = conn.Raw(func(dc any) error {
-		pc, isPgx := dc.(interface{ Conn() *pgx.Conn })
-		if !isPgx {
-			return nil
-		}
-		viaPgx = true
+	var dup, inserted bool
+	viaPgx, err := withPgx(conn, func(pc *pgx.Conn) error {
 		var batch pgx.Batch
 		batch.Queue(begin)
 		batch.Queue(bound)
-		batch.Queue(enter, args...)
+		batch.Queue(enter, args...).QueryRow(func(row pgx.Row) error { return row.Scan(&dup, &inserted) })
 		batch.Queue(restore)
-		res := pc.Conn().SendBatch(ctx, &batch)
-		_, err := res.Exec()
-		if err == nil {
-			_, err = res.Exec()
-		}
-		if err == nil {
-			err = res.QueryRow().Scan(&dup, &inserted)
-		}
-		if err == nil {
-			_, err = res.Exec()
-		}
-		if cerr := res.Close(); err == nil {
-			err = cerr
-		}
-		return err
+		return pc.SendBatch(ctx, &batch).Close() // reads every result; the first error
 	})
 	if err == nil && !viaPgx {
-		if _, err = conn.ExecContext(ctx, begin); err == nil {
-			if _, err = conn.ExecContext(ctx, bound); err == nil {
-				if err = conn.QueryRowContext(ctx, enter, args...).Scan(&dup, &inserted); err == nil {
-					_, err = conn.ExecContext(ctx, restore)
-				}
+		for _, q := range []string{begin, bound, enter, restore} {
+			if q == enter {
+				err = conn.QueryRowContext(ctx, q, args...).Scan(&dup, &inserted)
+			} else {
+				_, err = conn.ExecContext(ctx, q)
+			}
+			if err != nil {
+				break
 			}
 		}
 	}
@@ -189,20 +173,29 @@ func (b Branches) beginPostgres(ctx context.Context, conn *sql.Conn, xid string,
 	return b.barrier().Enter(ctx, txExecer{conn}, br)
 }
 
+// withPgx runs fn on conn's pgx connection, if conn is one (pgx's
+// database/sql driver), and reports whether it was.
+func withPgx(conn *sql.Conn, fn func(pc *pgx.Conn) error) (viaPgx bool, err error) {
+	err = conn.Raw(func(dc any) error {
+		pc, ok := dc.(interface{ Conn() *pgx.Conn })
+		if !ok {
+			return nil
+		}
+		viaPgx = true
+		return fn(pc.Conn())
+	})
+	return viaPgx, err
+}
+
 // preparePostgres runs PREPARE TRANSACTION xid and reports whether it
 // prepared: in a transaction that fn left aborted it rolls back without an
 // error. Through pgx the command tag tells ("ROLLBACK" instead of "PREPARE
 // TRANSACTION"); with another driver the database is asked.
 func (b Branches) preparePostgres(ctx context.Context, conn *sql.Conn, xid string) (bool, error) {
 	stmt := `PREPARE TRANSACTION '` + xid + `'`
-	viaPgx, ok := false, false
-	err := conn.Raw(func(dc any) error {
-		pc, isPgx := dc.(interface{ Conn() *pgx.Conn })
-		if !isPgx {
-			return nil
-		}
-		viaPgx = true
-		tag, err := pc.Conn().Exec(ctx, stmt)
+	ok := false
+	viaPgx, err := withPgx(conn, func(pc *pgx.Conn) error {
+		tag, err := pc.Exec(ctx, stmt)
 		ok = err == nil && tag.String() == "PREPARE TRANSACTION"
 		return err
 	})
@@ -240,6 +233,11 @@ func (b Branches) tryMySQL(ctx context.Context, conn *sql.Conn, xid string, br p
 		return err
 	}
 	if _, err := conn.ExecContext(ctx, `XA START '`+xid+`'`); err != nil {
+		if xidInUse(err) {
+			// Another session holds the XID: a try of the same branch in
+			// progress, or one that prepared since the check above.
+			return fmt.Errorf("%w (XA START %s: %v)", ErrBusy, xid, err)
+		}
 		return fmt.Errorf("xa: XA START %s: %w", xid, err)
 	}
 	started = true

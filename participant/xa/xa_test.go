@@ -126,6 +126,30 @@ func (e *env) locked(id int) bool {
 	return true
 }
 
+// holdTry starts try and returns once its work has run, while the try
+// still holds its transaction open; closing release lets it prepare, and
+// done gets its result.
+func (e *env) holdTry(try participant.Branch) (release chan struct{}, done chan error) {
+	inside := make(chan struct{})
+	release, done = make(chan struct{}), make(chan error, 1)
+	go func() {
+		done <- e.b.Try(context.Background(), e.db, try, func(ctx context.Context, conn *sql.Conn) error {
+			if err := e.work(try)(ctx, conn); err != nil {
+				return err
+			}
+			close(inside)
+			<-release
+			return nil
+		})
+	}()
+	select {
+	case <-inside:
+	case err := <-done:
+		e.t.Fatalf("the try ended before its work was held: %v", err)
+	}
+	return release, done
+}
+
 // foreign prepares a transaction with an id XID does not produce.
 func (e *env) foreign(xid string) {
 	ctx := context.Background()
@@ -268,19 +292,7 @@ func runAll(t *testing.T, dialect appdb.Dialect, newEnv func(t *testing.T) *env)
 		parallel(t)
 		e := newEnv(t)
 		try := br("g-race", 1, dtx.OpTry)
-		inside, release := make(chan struct{}), make(chan struct{})
-		done := make(chan error, 1)
-		go func() {
-			done <- e.b.Try(ctx, e.db, try, func(ctx context.Context, conn *sql.Conn) error {
-				if err := e.work(try)(ctx, conn); err != nil {
-					return err
-				}
-				close(inside)
-				<-release
-				return nil
-			})
-		}()
-		<-inside
+		release, done := e.holdTry(try)
 		// The try holds on until the cancel has returned: a cancel that
 		// waited for the try would never return (the guard below fails
 		// the test instead of hanging it).
@@ -305,6 +317,24 @@ func runAll(t *testing.T, dialect appdb.Dialect, newEnv func(t *testing.T) *env)
 		require.Empty(t, e.inDoubt())
 		require.ErrorIs(t, e.b.Try(ctx, e.db, try, e.work(try)), participant.ErrHanging)
 		require.EqualValues(t, 1, e.calls.Load())
+	})
+
+	t.Run("TryDuringTry", func(t *testing.T) {
+		parallel(t)
+		e := newEnv(t)
+		try := br("g-twice", 1, dtx.OpTry)
+		release, done := e.holdTry(try)
+		// A second delivery of the same try while the first holds the
+		// barrier row: busy after a short wait, and its work never runs.
+		err := e.b.Try(ctx, e.db, try, e.work(try))
+		close(release)
+		require.ErrorIs(t, err, xa.ErrBusy)
+		require.NoError(t, <-done)
+		require.EqualValues(t, 1, e.calls.Load())
+		require.NoError(t, e.b.Try(ctx, e.db, try, e.work(try))) // prepared now: a duplicate
+		require.EqualValues(t, 1, e.calls.Load())
+		require.NoError(t, e.b.Confirm(ctx, e.db, br("g-twice", 1, dtx.OpConfirm)))
+		require.Equal(t, 90, e.balance(1))
 	})
 
 	t.Run("TryError", func(t *testing.T) {
