@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	gomysql "github.com/go-sql-driver/mysql"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dtxhq/dtx"
@@ -47,7 +48,27 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 	defer db.Close()
 	var n int
 	require.NoError(t, db.QueryRow(`SELECT count(*) FROM dtx_schema_migrations`).Scan(&n))
-	require.Equal(t, 2, n, "each migration recorded once (001_init, 002_event_owner)")
+	require.Equal(t, 3, n, "each migration recorded once (001_init, 002_event_owner, 003_event_by_tx)")
+}
+
+// TestMigrationsKeepData: a database written before migration 003 keeps
+// its rows, and the store goes on writing them (events found through
+// their transaction's creation time).
+func TestMigrationsKeepData(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := mariadbtest.DSN(t)
+	c, err := gomysql.ParseDSN(dsn)
+	require.NoError(t, err)
+	c.MultiStatements = true // the migrations' bodies
+	db, err := sql.Open("mysql", c.FormatDSN())
+	require.NoError(t, err)
+	defer db.Close()
+	storetest.MigrationsKeepData(t, db, mysql.Dialect, "003", func() *sqlstore.Store {
+		s, err := mysql.Open(ctx, dsn, sqlstore.Config{})
+		require.NoError(t, err)
+		return s
+	})
 }
 
 // Keys match byte for byte, as in the other stores: no case folding, no

@@ -2,8 +2,10 @@ package postgres_test
 
 import (
 	"context"
+	"database/sql"
 	"testing"
 
+	_ "github.com/jackc/pgx/v5/stdlib"
 	"github.com/stretchr/testify/require"
 
 	"github.com/dtxhq/dtx"
@@ -40,6 +42,23 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 	for range 4 {
 		require.NoError(t, <-errs)
 	}
+}
+
+// TestMigrationsKeepData: a database written before migration 003 keeps
+// its rows, and the store goes on writing them (events found through
+// their transaction's creation time).
+func TestMigrationsKeepData(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	dsn := pgtest.DSN(t)
+	db, err := sql.Open("pgx", dsn)
+	require.NoError(t, err)
+	defer db.Close()
+	storetest.MigrationsKeepData(t, db, postgres.Dialect, "003", func() *sqlstore.Store {
+		s, err := postgres.Open(ctx, dsn, sqlstore.Config{})
+		require.NoError(t, err)
+		return s
+	})
 }
 
 func TestIsDeadlock(t *testing.T) {

@@ -65,7 +65,10 @@ const (
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (gid) DO NOTHING`
 	sqlInsertBranch = `INSERT INTO dtx_branch (gid, idx, name, action, compensate, action_attempts, compensate_attempts, last_error, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
-	sqlInsertEvent = `INSERT INTO dtx_event (gid, at, branch, op, outcome, detail, duration_us, owner) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
+	// An event carries its transaction's creation time (tx_created), the
+	// first column of the events' index (see eventsOf).
+	sqlInsertEvent = `INSERT INTO dtx_event (gid, at, branch, op, outcome, detail, duration_us, owner, tx_created)
+		SELECT $1, $2, $3, $4, $5, $6, $7, $8, created_at FROM dtx_tx WHERE gid = $1`
 	// The lease fence: the row changes only where the writer owns it.
 	sqlUpdateTx = `UPDATE dtx_tx SET updated_at = $3,
 		status = CASE WHEN $4 = '' THEN status ELSE $4 END,

@@ -164,7 +164,7 @@ func batchSQL(sh batchShape) string {
 	if sh.tx > 0 {
 		st.values("ct", "gid, pattern, status, reason, spec, digest, created_at, updated_at, deadline, lease_owner, lease_until", txTypes, sh.tx)
 		st.cte("ins", `INSERT INTO dtx_tx (gid, pattern, status, reason, spec, digest, created_at, updated_at, deadline, lease_owner, lease_until)
-			SELECT * FROM ct ON CONFLICT (gid) DO NOTHING RETURNING gid`)
+			SELECT * FROM ct ON CONFLICT (gid) DO NOTHING RETURNING gid, created_at`)
 		done = append(done, "SELECT 'c', gid FROM ins")
 		if sh.br > 0 {
 			st.values("cb", "gid, idx, name, action, compensate, action_attempts, compensate_attempts, last_error, updated_at", branchTypes, sh.br)
@@ -180,7 +180,7 @@ func batchSQL(sh batchShape) string {
 			lease_owner = CASE WHEN uv.rel = 1 THEN '' ELSE dtx_tx.lease_owner END,
 			lease_until = CASE WHEN uv.rel = 1 THEN 0 ELSE dtx_tx.lease_until END
 			FROM uv WHERE dtx_tx.gid = uv.gid AND dtx_tx.lease_owner = uv.owner AND uv.owner <> ''
-			RETURNING dtx_tx.gid`)
+			RETURNING dtx_tx.gid, dtx_tx.created_at`)
 		done = append(done, "SELECT 'u', gid FROM upd")
 		if sh.ub > 0 {
 			st.values("ub", "gid, idx, action, compensate, aa, ca, err, at", branchUpdateType, sh.ub)
@@ -193,14 +193,16 @@ func batchSQL(sh batchShape) string {
 		st.values("ev", "gid, at, branch, op, outcome, detail, duration_us, owner, kind, ord", eventBatchTypes, sh.ev)
 		var src []string
 		if sh.tx > 0 {
-			src = append(src, "SELECT 'c', gid FROM ins")
+			src = append(src, "SELECT 'c' AS kind, gid, created_at FROM ins")
 		}
 		if sh.upd > 0 {
-			src = append(src, "SELECT 'u', gid FROM upd")
+			src = append(src, "SELECT 'u' AS kind, gid, created_at FROM upd")
 		}
-		st.cte("inse", `INSERT INTO dtx_event (gid, at, branch, op, outcome, detail, duration_us, owner)
-			SELECT ev.gid, ev.at, ev.branch, ev.op, ev.outcome, ev.detail, ev.duration_us, ev.owner FROM ev
-			WHERE (ev.kind, ev.gid) IN (`+strings.Join(src, " UNION ALL ")+`) ORDER BY ev.ord`)
+		// Each event carries its transaction's creation time, as written
+		// (tx_created: see eventsOf).
+		st.cte("inse", `INSERT INTO dtx_event (gid, at, branch, op, outcome, detail, duration_us, owner, tx_created)
+			SELECT ev.gid, ev.at, ev.branch, ev.op, ev.outcome, ev.detail, ev.duration_us, ev.owner, w.created_at FROM ev
+			JOIN (`+strings.Join(src, " UNION ALL ")+`) w ON w.kind = ev.kind AND w.gid = ev.gid ORDER BY ev.ord`)
 	}
 	st.b.WriteString("\n" + strings.Join(done, " UNION ALL "))
 	return st.b.String()

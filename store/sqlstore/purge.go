@@ -39,20 +39,25 @@ func (s *Store) PurgeFinished(ctx context.Context, before time.Time, limit int) 
 	defer tx.Rollback()
 	// created_at <= updated_at, so the created_at bound lets the
 	// (status, created_at) index narrow the scan.
-	q, args := s.d.bind(`SELECT gid FROM dtx_tx WHERE `+finished+` AND created_at < $1 AND updated_at < $1
+	q, args := s.d.bind(`SELECT gid, created_at FROM dtx_tx WHERE `+finished+` AND created_at < $1 AND updated_at < $1
 		ORDER BY created_at LIMIT $2`, []any{cutoff, limit})
 	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return 0, fmt.Errorf("purge: %w", err)
 	}
 	var gids []any
+	var first, last int64 // the range of their creation times
 	for rows.Next() {
 		var gid string
-		if err := rows.Scan(&gid); err != nil {
+		var created int64
+		if err := rows.Scan(&gid, &created); err != nil {
 			rows.Close()
 			return 0, fmt.Errorf("purge: %w", err)
 		}
-		gids = append(gids, gid)
+		if len(gids) == 0 {
+			first = created
+		}
+		gids, last = append(gids, gid), created
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -71,11 +76,16 @@ func (s *Store) PurgeFinished(ctx context.Context, before time.Time, limit int) 
 	}
 	n, _ := res.RowsAffected()
 	in = dollarList(1, len(gids))
-	for _, table := range []string{"dtx_branch", "dtx_event"} {
-		if _, err := s.execTx(ctx, tx, `DELETE FROM `+table+` WHERE gid IN (`+in+`)
-			AND NOT EXISTS (SELECT 1 FROM dtx_tx t WHERE t.gid = `+table+`.gid)`, gids); err != nil {
-			return 0, err
-		}
+	if _, err := s.execTx(ctx, tx, `DELETE FROM dtx_branch WHERE gid IN (`+in+`)
+		AND NOT EXISTS (SELECT 1 FROM dtx_tx t WHERE t.gid = dtx_branch.gid)`, gids); err != nil {
+		return 0, err
+	}
+	// The events' index leads with their transaction's creation time
+	// (eventsOf): the batch's range of creation times bounds the scan.
+	in = dollarList(3, len(gids))
+	if _, err := s.execTx(ctx, tx, `DELETE FROM dtx_event WHERE tx_created BETWEEN $1 AND $2 AND gid IN (`+in+`)
+		AND NOT EXISTS (SELECT 1 FROM dtx_tx t WHERE t.gid = dtx_event.gid)`, append([]any{first, last}, gids...)); err != nil {
+		return 0, err
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("purge: %w", err)

@@ -338,10 +338,19 @@ func scanBranch(rows *sql.Rows) (dtx.Branch, error) {
 	return b, nil
 }
 
+// eventsOf selects the events of the transaction whose gid is $1. The
+// events' index leads with their transaction's creation time (tx_created),
+// not the gid, so that the entries of the transactions in flight, all
+// created lately, share the index's last pages: a commit then touches a
+// few pages whatever the shape of the gids in flight, where an index on
+// gid put each transaction's entries on a page of its own. A read finds
+// the creation time in dtx_tx first.
+const eventsOf = `tx_created = (SELECT created_at FROM dtx_tx WHERE gid = $1) AND gid = $1`
+
 // Events implements dtx.TxLog.
 func (s *Store) Events(ctx context.Context, gid string) ([]dtx.Event, error) {
 	rows, err := s.query(ctx, `SELECT id, at, branch, op, outcome, detail, duration_us, owner
-		FROM dtx_event WHERE gid = $1 ORDER BY id`, gid)
+		FROM dtx_event WHERE `+eventsOf+` ORDER BY id`, gid)
 	if err != nil {
 		return nil, fmt.Errorf("events %s: %w", gid, err)
 	}
