@@ -88,6 +88,7 @@ func openShards(ctx context.Context, list string, cfg sqlstore.Config) (_ dtx.St
 	}
 	type part struct{ name, dsn string }
 	var named []part
+	seen := map[string]bool{}
 	for _, p := range parts { // every part is checked before any is opened
 		name, d, ok := strings.Cut(p, "=")
 		if !ok || !shardName.MatchString(name) || d == "" {
@@ -96,6 +97,10 @@ func openShards(ctx context.Context, list string, cfg sqlstore.Config) (_ dtx.St
 		if strings.HasPrefix(d, ShardsPrefix) {
 			return nil, specf("store %s: shard %s is itself sharded", ShardsPrefix, name)
 		}
+		if seen[name] {
+			return nil, specf("store %s: shard name %q is used twice", ShardsPrefix, name)
+		}
+		seen[name] = true
 		named = append(named, part{name, d})
 	}
 	var shards []sharded.Shard
