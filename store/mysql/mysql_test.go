@@ -48,7 +48,7 @@ func TestConcurrentOpenMigratesOnce(t *testing.T) {
 	defer db.Close()
 	var n int
 	require.NoError(t, db.QueryRow(`SELECT count(*) FROM dtx_schema_migrations`).Scan(&n))
-	require.Equal(t, 3, n, "each migration recorded once (001_init, 002_event_owner, 003_event_by_tx)")
+	require.Equal(t, 3, n, "each migration recorded once (001_init, 002_event_owner, 003_rows_by_tx)")
 }
 
 // TestMigrationsKeepData: a database written before migration 003 keeps

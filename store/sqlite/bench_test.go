@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -23,29 +24,45 @@ import (
 // store's cost per saga (ns/op, allocs/op) in a SQLite file, and on Linux
 // the bytes and write calls it costs (wbytes/op, wcalls/op: the WAL frames
 // its commits write, two calls a page, and the checkpoints).
+//
+// The gids come in three shapes: time-ordered (as coordinator.NewGID
+// makes them), one sequence per client (as the loadgen and `dtx bench
+// --compare` make them: the gids in flight interleave), and random.
 func BenchmarkSagaWrites(b *testing.B) {
-	st, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"), sqlstore.Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
-	var n atomic.Int64
-	b.SetParallelism(8)
-	b.ReportAllocs()
-	b.ResetTimer()
-	bytes0, calls0, ok := procWrites()
-	b.RunParallel(func(pb *testing.PB) {
-		ctx := context.Background()
-		for pb.Next() {
-			if err := storetest.WriteSaga(ctx, st, fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), n.Add(1))); err != nil {
+	for _, shape := range []struct {
+		name string
+		gid  func(client, i int64) string
+	}{
+		{"gids=time", func(_, i int64) string { return fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), i) }},
+		{"gids=per-client", func(client, i int64) string { return fmt.Sprintf("lg-%d-%d", client, i) }},
+		{"gids=random", func(_, _ int64) string { return rand.Text() }},
+	} {
+		b.Run(shape.name, func(b *testing.B) {
+			st, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "bench.db"), sqlstore.Config{})
+			if err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
-	b.StopTimer()
-	if bytes1, calls1, ok1 := procWrites(); ok && ok1 {
-		b.ReportMetric(float64(bytes1-bytes0)/float64(b.N), "wbytes/op")
-		b.ReportMetric(float64(calls1-calls0)/float64(b.N), "wcalls/op")
+			defer st.Close()
+			var clients atomic.Int64
+			b.SetParallelism(8)
+			b.ReportAllocs()
+			b.ResetTimer()
+			bytes0, calls0, ok := procWrites()
+			b.RunParallel(func(pb *testing.PB) {
+				ctx := context.Background()
+				client := clients.Add(1)
+				for i := int64(0); pb.Next(); i++ {
+					if err := storetest.WriteSaga(ctx, st, shape.gid(client, i)); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+			b.StopTimer()
+			if bytes1, calls1, ok1 := procWrites(); ok && ok1 {
+				b.ReportMetric(float64(bytes1-bytes0)/float64(b.N), "wbytes/op")
+				b.ReportMetric(float64(calls1-calls0)/float64(b.N), "wcalls/op")
+			}
+		})
 	}
 }
 

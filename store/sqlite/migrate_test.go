@@ -18,8 +18,7 @@ import (
 // gid) and opens it with Open: every row reads back, the store goes on
 // writing it (storetest.MigrationsKeepData), and the b-trees are the ones
 // migrations 003 and 004 leave: dtx_tx keeps only the status and created
-// indexes, the events' index leads with tx_created, and branches are a
-// rowid table with a unique index on (gid, idx).
+// indexes, the events' index and the branches' key lead with tx_created.
 func TestMigrationsKeepData(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "old.db")
@@ -43,12 +42,21 @@ func TestMigrationsKeepData(t *testing.T) {
 	}
 	require.NoError(t, rows.Err())
 	require.Equal(t, []string{
-		"dtx_branch.dtx_branch_gid:CREATE UNIQUE INDEX dtx_branch_gid ON dtx_branch (gid, idx)",
 		"dtx_event.dtx_event_tx:CREATE INDEX dtx_event_tx ON dtx_event (tx_created, gid, id)",
 		"dtx_tx.dtx_tx_created:CREATE INDEX dtx_tx_created ON dtx_tx (created_at)",
 		"dtx_tx.dtx_tx_status:CREATE INDEX dtx_tx_status ON dtx_tx (status, created_at)",
 	}, idx)
-	var withoutRowid int
-	require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM pragma_table_list WHERE name = 'dtx_branch' AND wr = 1`).Scan(&withoutRowid))
-	require.Zero(t, withoutRowid, "dtx_branch is a rowid table")
+	var key []string
+	rows, err = db.QueryContext(ctx, `SELECT name FROM pragma_table_info('dtx_branch') WHERE pk > 0 ORDER BY pk`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var n string
+		require.NoError(t, rows.Scan(&n))
+		key = append(key, n)
+	}
+	require.NoError(t, rows.Err())
+	require.Equal(t, []string{"tx_created", "gid", "idx"}, key, "dtx_branch's primary key")
+	var clustered bool
+	require.NoError(t, db.QueryRowContext(ctx, `SELECT wr FROM pragma_table_list WHERE name = 'dtx_branch'`).Scan(&clustered))
+	require.True(t, clustered, "dtx_branch is a WITHOUT ROWID table: its rows are in its key's order")
 }

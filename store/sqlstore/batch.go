@@ -17,7 +17,7 @@ const maxParams = 30000
 // multi-row VALUES lists) and the functions that build one row's arguments.
 var (
 	txTypes          = []string{"TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "TEXT", "BIGINT"}
-	branchTypes      = []string{"TEXT", "BIGINT", "TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT", "TEXT", "BIGINT"}
+	branchTypes      = []string{"TEXT", "BIGINT", "TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT", "TEXT", "BIGINT", "BIGINT"}
 	eventTypes       = []string{"TEXT", "BIGINT", "BIGINT", "TEXT", "TEXT", "TEXT", "BIGINT", "TEXT"}
 	txUpdateTypes    = []string{"TEXT", "TEXT", "BIGINT", "TEXT", "TEXT", "BIGINT"}
 	branchUpdateType = []string{"TEXT", "BIGINT", "TEXT", "TEXT", "BIGINT", "BIGINT", "TEXT", "BIGINT"}
@@ -30,9 +30,11 @@ func appendTxRow(args []any, t *dtx.Tx) []any {
 		ms(t.CreatedAt), ms(t.UpdatedAt), ms(t.Deadline), t.LeaseOwner, ms(t.LeaseUntil))
 }
 
-func appendBranchRow(args []any, gid string, b dtx.Branch, at time.Time) []any {
+// appendBranchRow appends a branch of a transaction created at created, as
+// inserted (updated_at and tx_created are both the creation time).
+func appendBranchRow(args []any, gid string, b dtx.Branch, created time.Time) []any {
 	return append(args, gid, b.Index, b.Name, string(b.Action), string(b.Compensate),
-		b.ActionAttempts, b.CompensateAttempts, truncate(b.LastError, 1000), ms(at))
+		b.ActionAttempts, b.CompensateAttempts, truncate(b.LastError, 1000), ms(created), ms(created))
 }
 
 // appendEventRow appends an event as inserted, recording owner as its
@@ -63,10 +65,10 @@ func appendBranchUpdateRow(args []any, u *dtx.Update, b dtx.Branch) []any {
 const (
 	sqlInsertTx = `INSERT INTO dtx_tx (gid, pattern, status, reason, spec, digest, created_at, updated_at, deadline, lease_owner, lease_until)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (gid) DO NOTHING`
-	sqlInsertBranch = `INSERT INTO dtx_branch (gid, idx, name, action, compensate, action_attempts, compensate_attempts, last_error, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`
-	// An event carries its transaction's creation time (tx_created), the
-	// first column of the events' index (see eventsOf).
+	sqlInsertBranch = `INSERT INTO dtx_branch (gid, idx, name, action, compensate, action_attempts, compensate_attempts, last_error, updated_at, tx_created)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+	// Events and branches are keyed by their transaction's creation time
+	// (tx_created) first: see ofTx.
 	sqlInsertEvent = `INSERT INTO dtx_event (gid, at, branch, op, outcome, detail, duration_us, owner, tx_created)
 		SELECT $1, $2, $3, $4, $5, $6, $7, $8, created_at FROM dtx_tx WHERE gid = $1`
 	// The lease fence: the row changes only where the writer owns it.
@@ -77,7 +79,7 @@ const (
 		lease_until = CASE WHEN $6 = 1 THEN 0 ELSE lease_until END
 		WHERE gid = $1 AND lease_owner = $2 AND $2 <> ''`
 	sqlUpdateBranch = `UPDATE dtx_branch SET action = $3, compensate = $4, action_attempts = $5,
-		compensate_attempts = $6, last_error = $7, updated_at = $8 WHERE gid = $1 AND idx = $2`
+		compensate_attempts = $6, last_error = $7, updated_at = $8 WHERE ` + ofTx + ` AND idx = $2`
 )
 
 // stmts are the prepared statements of the transactional writer: preparing

@@ -167,8 +167,8 @@ func batchSQL(sh batchShape) string {
 			SELECT * FROM ct ON CONFLICT (gid) DO NOTHING RETURNING gid, created_at`)
 		done = append(done, "SELECT 'c', gid FROM ins")
 		if sh.br > 0 {
-			st.values("cb", "gid, idx, name, action, compensate, action_attempts, compensate_attempts, last_error, updated_at", branchTypes, sh.br)
-			st.cte("insb", `INSERT INTO dtx_branch (gid, idx, name, action, compensate, action_attempts, compensate_attempts, last_error, updated_at)
+			st.values("cb", "gid, idx, name, action, compensate, action_attempts, compensate_attempts, last_error, updated_at, tx_created", branchTypes, sh.br)
+			st.cte("insb", `INSERT INTO dtx_branch (gid, idx, name, action, compensate, action_attempts, compensate_attempts, last_error, updated_at, tx_created)
 				SELECT cb.* FROM cb JOIN ins ON ins.gid = cb.gid`)
 		}
 	}
@@ -186,7 +186,8 @@ func batchSQL(sh batchShape) string {
 			st.values("ub", "gid, idx, action, compensate, aa, ca, err, at", branchUpdateType, sh.ub)
 			st.cte("updb", `UPDATE dtx_branch SET action = ub.action, compensate = ub.compensate,
 				action_attempts = ub.aa, compensate_attempts = ub.ca, last_error = ub.err, updated_at = ub.at
-				FROM ub JOIN upd ON upd.gid = ub.gid WHERE dtx_branch.gid = ub.gid AND dtx_branch.idx = ub.idx`)
+				FROM ub JOIN upd ON upd.gid = ub.gid
+				WHERE dtx_branch.tx_created = upd.created_at AND dtx_branch.gid = ub.gid AND dtx_branch.idx = ub.idx`)
 		}
 	}
 	if sh.ev > 0 {
@@ -199,7 +200,7 @@ func batchSQL(sh batchShape) string {
 			src = append(src, "SELECT 'u' AS kind, gid, created_at FROM upd")
 		}
 		// Each event carries its transaction's creation time, as written
-		// (tx_created: see eventsOf).
+		// (tx_created: see ofTx).
 		st.cte("inse", `INSERT INTO dtx_event (gid, at, branch, op, outcome, detail, duration_us, owner, tx_created)
 			SELECT ev.gid, ev.at, ev.branch, ev.op, ev.outcome, ev.detail, ev.duration_us, ev.owner, w.created_at FROM ev
 			JOIN (`+strings.Join(src, " UNION ALL ")+`) w ON w.kind = ev.kind AND w.gid = ev.gid ORDER BY ev.ord`)

@@ -75,17 +75,14 @@ func (s *Store) PurgeFinished(ctx context.Context, before time.Time, limit int) 
 		return 0, err
 	}
 	n, _ := res.RowsAffected()
-	in = dollarList(1, len(gids))
-	if _, err := s.execTx(ctx, tx, `DELETE FROM dtx_branch WHERE gid IN (`+in+`)
-		AND NOT EXISTS (SELECT 1 FROM dtx_tx t WHERE t.gid = dtx_branch.gid)`, gids); err != nil {
-		return 0, err
-	}
-	// The events' index leads with their transaction's creation time
-	// (eventsOf): the batch's range of creation times bounds the scan.
+	// Branches and events are keyed by their transaction's creation time
+	// first (ofTx): the batch's range of creation times bounds the scan.
 	in = dollarList(3, len(gids))
-	if _, err := s.execTx(ctx, tx, `DELETE FROM dtx_event WHERE tx_created BETWEEN $1 AND $2 AND gid IN (`+in+`)
-		AND NOT EXISTS (SELECT 1 FROM dtx_tx t WHERE t.gid = dtx_event.gid)`, append([]any{first, last}, gids...)); err != nil {
-		return 0, err
+	for _, table := range []string{"dtx_branch", "dtx_event"} {
+		if _, err := s.execTx(ctx, tx, `DELETE FROM `+table+` WHERE tx_created BETWEEN $1 AND $2 AND gid IN (`+in+`)
+			AND NOT EXISTS (SELECT 1 FROM dtx_tx t WHERE t.gid = `+table+`.gid)`, append([]any{first, last}, gids...)); err != nil {
+			return 0, err
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, fmt.Errorf("purge: %w", err)

@@ -306,7 +306,7 @@ func (s *Store) Get(ctx context.Context, gid string) (*dtx.Tx, []dtx.Branch, err
 	if err != nil {
 		return nil, nil, fmt.Errorf("get %s: %w", gid, err)
 	}
-	rows, err := s.query(ctx, `SELECT `+branchColumns+` FROM dtx_branch WHERE gid = $1 ORDER BY idx`, gid)
+	rows, err := s.query(ctx, `SELECT `+branchColumns+` FROM dtx_branch WHERE tx_created = $1 AND gid = $2 ORDER BY idx`, ms(t.CreatedAt), gid)
 	if err != nil {
 		return nil, nil, fmt.Errorf("get branches %s: %w", gid, err)
 	}
@@ -338,19 +338,20 @@ func scanBranch(rows *sql.Rows) (dtx.Branch, error) {
 	return b, nil
 }
 
-// eventsOf selects the events of the transaction whose gid is $1. The
-// events' index leads with their transaction's creation time (tx_created),
-// not the gid, so that the entries of the transactions in flight, all
-// created lately, share the index's last pages: a commit then touches a
-// few pages whatever the shape of the gids in flight, where an index on
-// gid put each transaction's entries on a page of its own. A read finds
-// the creation time in dtx_tx first.
-const eventsOf = `tx_created = (SELECT created_at FROM dtx_tx WHERE gid = $1) AND gid = $1`
+// ofTx selects the rows of dtx_branch or dtx_event that belong to the
+// transaction whose gid is $1. Both tables are keyed by their
+// transaction's creation time first (tx_created, gid, …), not by gid, so
+// that the rows of the transactions in flight, all created lately, share
+// the last pages of the b-tree: a commit then touches a few pages whatever
+// the shape of the gids in flight, where a key on gid put each
+// transaction's rows on a page of its own (on SQLite, a WAL frame each).
+// A statement that has only the gid finds the creation time in dtx_tx.
+const ofTx = `tx_created = (SELECT created_at FROM dtx_tx WHERE gid = $1) AND gid = $1`
 
 // Events implements dtx.TxLog.
 func (s *Store) Events(ctx context.Context, gid string) ([]dtx.Event, error) {
 	rows, err := s.query(ctx, `SELECT id, at, branch, op, outcome, detail, duration_us, owner
-		FROM dtx_event WHERE `+eventsOf+` ORDER BY id`, gid)
+		FROM dtx_event WHERE `+ofTx+` ORDER BY id`, gid)
 	if err != nil {
 		return nil, fmt.Errorf("events %s: %w", gid, err)
 	}
@@ -463,9 +464,9 @@ func (s *Store) Attention(ctx context.Context, f dtx.AttentionFilter) ([]dtx.TxD
 		before = ms(f.CreatedBefore)
 	}
 	// The branch test runs per unfinished transaction on the branch
-	// table's primary key (gid, idx).
+	// table's primary key (tx_created, gid, idx).
 	rows, err := s.query(ctx, `SELECT `+txColumns+` FROM dtx_tx WHERE `+unfinished+` AND (created_at < $1
-		OR EXISTS (SELECT 1 FROM dtx_branch b WHERE b.gid = dtx_tx.gid AND
+		OR EXISTS (SELECT 1 FROM dtx_branch b WHERE b.tx_created = dtx_tx.created_at AND b.gid = dtx_tx.gid AND
 			((dtx_tx.status = 'running' AND b.action = 'pending' AND b.action_attempts >= $2)
 			OR (b.compensate = 'pending' AND b.compensate_attempts >= $2))))
 		ORDER BY created_at, gid LIMIT $3`, before, minAttempts, limit)
@@ -491,8 +492,8 @@ func (s *Store) Attention(ctx context.Context, f dtx.AttentionFilter) ([]dtx.TxD
 	return out, nil
 }
 
-// maxIn bounds the gids bound into one IN list (databases limit the
-// number of parameters of a statement).
+// maxIn bounds the transactions whose keys (creation time, gid) one
+// statement binds (databases limit the number of its parameters).
 const maxIn = 500
 
 // readBranches fills in the branches of txs, ordered by index.
@@ -503,14 +504,15 @@ func (s *Store) readBranches(ctx context.Context, txs []dtx.TxDetail) error {
 	}
 	for lo := 0; lo < len(txs); lo += maxIn {
 		chunk := txs[lo:min(lo+maxIn, len(txs))]
-		marks := make([]string, len(chunk))
-		args := make([]any, len(chunk))
+		// The rows whose creation time and gid are both in the lists are
+		// exactly the chunk's: a gid has one creation time.
+		args := make([]any, 2*len(chunk))
 		for i := range chunk {
-			marks[i] = fmt.Sprintf("$%d", i+1)
-			args[i] = chunk[i].GID
+			args[i], args[len(chunk)+i] = ms(chunk[i].CreatedAt), chunk[i].GID
 		}
 		if err := s.scanBranchesInto(ctx, txs, at, `SELECT `+branchColumns+` FROM dtx_branch
-			WHERE gid IN (`+strings.Join(marks, ", ")+`) ORDER BY gid, idx`, args); err != nil {
+			WHERE tx_created IN (`+dollarList(1, len(chunk))+`) AND gid IN (`+dollarList(len(chunk)+1, len(chunk))+`)
+			ORDER BY gid, idx`, args); err != nil {
 			return err
 		}
 	}

@@ -6,21 +6,18 @@
 -- interleave (TCC, `dtx bench --compare --pattern tcc`): 45 frames per
 -- commit of about 11 writes, 31 of them in dtx_event_gid and dtx_branch.
 --
--- dtx_event: its index leads with the creation time of the event's
--- transaction (tx_created), so the events of the transactions in flight,
--- all created lately, share the last pages. Reads go through dtx_tx:
--- WHERE tx_created = (SELECT created_at FROM dtx_tx WHERE gid = ?) AND
--- gid = ?.
+-- Branches and events are keyed by the creation time of their
+-- transaction first (tx_created, then gid): the rows of the transactions
+-- in flight, all created lately, share the last pages. Statements that
+-- have only the gid find the creation time in dtx_tx:
+-- WHERE tx_created = (SELECT created_at FROM dtx_tx WHERE gid = ?) AND gid = ?.
 ALTER TABLE dtx_event ADD COLUMN tx_created INTEGER NOT NULL DEFAULT 0;
 UPDATE dtx_event SET tx_created = COALESCE((SELECT created_at FROM dtx_tx WHERE dtx_tx.gid = dtx_event.gid), 0);
 CREATE INDEX dtx_event_tx ON dtx_event (tx_created, gid, id);
 DROP INDEX dtx_event_gid;
 
--- dtx_branch: rows in insertion order (a rowid table), found by a unique
--- index on (gid, idx). The index is written when a transaction is created;
--- its later writes only change rows, which sit together on the last pages.
-CREATE TABLE dtx_branch_rows (
-    id                  INTEGER PRIMARY KEY,
+CREATE TABLE dtx_branch_by_tx (
+    tx_created          INTEGER NOT NULL,
     gid                 TEXT NOT NULL,
     idx                 INTEGER NOT NULL,
     name                TEXT NOT NULL,
@@ -29,11 +26,12 @@ CREATE TABLE dtx_branch_rows (
     action_attempts     INTEGER NOT NULL DEFAULT 0,
     compensate_attempts INTEGER NOT NULL DEFAULT 0,
     last_error          TEXT NOT NULL DEFAULT '',
-    updated_at          INTEGER NOT NULL
-);
-INSERT INTO dtx_branch_rows (gid, idx, name, action, compensate, action_attempts, compensate_attempts, last_error, updated_at)
-    SELECT gid, idx, name, action, compensate, action_attempts, compensate_attempts, last_error, updated_at
-    FROM dtx_branch ORDER BY gid, idx;
+    updated_at          INTEGER NOT NULL,
+    PRIMARY KEY (tx_created, gid, idx)
+) WITHOUT ROWID;
+INSERT INTO dtx_branch_by_tx (tx_created, gid, idx, name, action, compensate, action_attempts, compensate_attempts, last_error, updated_at)
+    SELECT COALESCE((SELECT created_at FROM dtx_tx WHERE dtx_tx.gid = b.gid), 0),
+        gid, idx, name, action, compensate, action_attempts, compensate_attempts, last_error, updated_at
+    FROM dtx_branch b;
 DROP TABLE dtx_branch;
-ALTER TABLE dtx_branch_rows RENAME TO dtx_branch;
-CREATE UNIQUE INDEX dtx_branch_gid ON dtx_branch (gid, idx);
+ALTER TABLE dtx_branch_by_tx RENAME TO dtx_branch;
