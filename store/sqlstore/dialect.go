@@ -89,9 +89,9 @@ func (d Dialect) stmt(override, shared string) string {
 	return shared
 }
 
-// bind rewrites q for the dialect's placeholder style and returns the
-// arguments to pass with it.
-func (d Dialect) bind(q string, args []any) (string, []any) {
+// Bind rewrites q, written with $1, $2, …, for the dialect's placeholder
+// style, and returns the arguments to pass with it.
+func (d Dialect) Bind(q string, args []any) (string, []any) {
 	if d.BindVars != Question {
 		return q, args
 	}

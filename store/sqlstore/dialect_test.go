@@ -21,19 +21,19 @@ func TestRebindQuestion(t *testing.T) {
 
 func TestBind(t *testing.T) {
 	args := []any{"a", "b", 3}
-	q, got := Dialect{}.bind(`$1 $3 $2`, args)
+	q, got := Dialect{}.Bind(`$1 $3 $2`, args)
 	require.Equal(t, `$1 $3 $2`, q)
 	require.Equal(t, args, got)
 
 	d := Dialect{BindVars: Question}
-	q, got = d.bind(`$1 $2 $3`, args)
+	q, got = d.Bind(`$1 $2 $3`, args)
 	require.Equal(t, `? ? ?`, q)
 	require.Equal(t, args, got)
 
-	_, got = d.bind(`$3 $1 $1`, args)
+	_, got = d.Bind(`$3 $1 $1`, args)
 	require.Equal(t, []any{3, "a", "a"}, got)
 
-	_, got = d.bind(`$1 $4`, args)
+	_, got = d.Bind(`$1 $4`, args)
 	require.Equal(t, args, got, "a reference past the arguments leaves them for the driver to refuse")
 }
 

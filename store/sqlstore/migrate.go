@@ -43,7 +43,7 @@ func applyMigration(ctx context.Context, db *sql.DB, d Dialect, name, body strin
 	}
 	defer tx.Rollback()
 	var n int
-	q, args := d.bind(`SELECT count(*) FROM dtx_schema_migrations WHERE name = $1`, []any{name})
+	q, args := d.Bind(`SELECT count(*) FROM dtx_schema_migrations WHERE name = $1`, []any{name})
 	if err := tx.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
 		return fmt.Errorf("migration %s: %w", name, err)
 	}
@@ -54,7 +54,7 @@ func applyMigration(ctx context.Context, db *sql.DB, d Dialect, name, body strin
 		// Another process may have applied it concurrently.
 		return fmt.Errorf("apply migration %s (%s): %w", name, d.Name, err)
 	}
-	q, args = d.bind(`INSERT INTO dtx_schema_migrations (name, applied_at) VALUES ($1, $2)`, []any{name, time.Now().UnixMilli()})
+	q, args = d.Bind(`INSERT INTO dtx_schema_migrations (name, applied_at) VALUES ($1, $2)`, []any{name, time.Now().UnixMilli()})
 	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 		return fmt.Errorf("record migration %s: %w", name, err)
 	}

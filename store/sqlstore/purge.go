@@ -39,7 +39,7 @@ func (s *Store) PurgeFinished(ctx context.Context, before time.Time, limit int) 
 	defer tx.Rollback()
 	// created_at <= updated_at, so the created_at bound lets the
 	// (status, created_at) index narrow the scan.
-	q, args := s.d.bind(`SELECT gid, created_at FROM dtx_tx WHERE `+finished+` AND created_at < $1 AND updated_at < $1
+	q, args := s.d.Bind(`SELECT gid, created_at FROM dtx_tx WHERE `+finished+` AND created_at < $1 AND updated_at < $1
 		ORDER BY created_at LIMIT $2`, []any{cutoff, limit})
 	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
@@ -105,7 +105,7 @@ func dollarList(from, n int) string {
 
 // execTx runs stmt ($N placeholders) in tx.
 func (s *Store) execTx(ctx context.Context, tx *sql.Tx, stmt string, args []any) (sql.Result, error) {
-	q, args := s.d.bind(stmt, args)
+	q, args := s.d.Bind(stmt, args)
 	res, err := tx.ExecContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("purge: %w", err)

@@ -262,17 +262,17 @@ func truncate(s string, n int) string {
 // query, queryRow and exec run a statement written with $N placeholders on
 // the store's database, rewritten for the dialect.
 func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
-	q, args = s.d.bind(q, args)
+	q, args = s.d.Bind(q, args)
 	return s.db.QueryContext(ctx, q, args...)
 }
 
 func (s *Store) queryRow(ctx context.Context, q string, args ...any) *sql.Row {
-	q, args = s.d.bind(q, args)
+	q, args = s.d.Bind(q, args)
 	return s.db.QueryRowContext(ctx, q, args...)
 }
 
 func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	q, args = s.d.bind(q, args)
+	q, args = s.d.Bind(q, args)
 	return s.db.ExecContext(ctx, q, args...)
 }
 
@@ -620,7 +620,7 @@ func (s *Store) claimLocking(ctx context.Context, owner string, now, until time.
 		return nil, fmt.Errorf("claim: %w", err)
 	}
 	defer tx.Rollback()
-	q, args := s.d.bind(s.d.Override.ClaimDue, []any{ms(now), limit})
+	q, args := s.d.Bind(s.d.Override.ClaimDue, []any{ms(now), limit})
 	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
@@ -647,7 +647,7 @@ func (s *Store) claimLocking(ctx context.Context, owner string, now, until time.
 		args = append(args, g)
 		marks[i] = fmt.Sprintf("$%d", len(args))
 	}
-	q, args = s.d.bind(`UPDATE dtx_tx SET lease_owner = $1, lease_until = $2 WHERE gid IN (`+strings.Join(marks, ", ")+`)`, args)
+	q, args = s.d.Bind(`UPDATE dtx_tx SET lease_owner = $1, lease_until = $2 WHERE gid IN (`+strings.Join(marks, ", ")+`)`, args)
 	if _, err := tx.ExecContext(ctx, q, args...); err != nil {
 		return nil, fmt.Errorf("claim: %w", err)
 	}

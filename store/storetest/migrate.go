@@ -46,9 +46,7 @@ func MigrationsKeepData(t *testing.T, db *sql.DB, d sqlstore.Dialect, first stri
 	long := now.Add(-48 * time.Hour)
 	exec := func(q string, args ...any) {
 		t.Helper()
-		if d.BindVars == sqlstore.Question {
-			q = questionMarks(q)
-		}
+		q, args = d.Bind(q, args)
 		_, err := db.ExecContext(ctx, q, args...)
 		require.NoError(t, err, q)
 	}
@@ -132,21 +130,4 @@ func MigrationsKeepData(t *testing.T, db *sql.DB, d sqlstore.Dialect, first stri
 		require.NoError(t, db.QueryRowContext(ctx, `SELECT count(*) FROM `+table+` WHERE gid = 'done'`).Scan(&left))
 		require.Equal(t, 2, left, "%s rows of a kept transaction", table)
 	}
-}
-
-// questionMarks rewrites $N placeholders as ? (each $N used once, in
-// order).
-func questionMarks(q string) string {
-	out := []byte{}
-	for i := 0; i < len(q); i++ {
-		if q[i] == '$' {
-			out = append(out, '?')
-			for i+1 < len(q) && q[i+1] >= '0' && q[i+1] <= '9' {
-				i++
-			}
-			continue
-		}
-		out = append(out, q[i])
-	}
-	return string(out)
 }
