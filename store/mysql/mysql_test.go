@@ -64,7 +64,7 @@ func TestMigrationsKeepData(t *testing.T) {
 	db, err := sql.Open("mysql", c.FormatDSN())
 	require.NoError(t, err)
 	defer db.Close()
-	storetest.MigrationsKeepData(t, db, mysql.Dialect, "003", func() *sqlstore.Store {
+	storetest.MigrationsKeepData(t, db, mysql.Dialect, "003", true, func() *sqlstore.Store {
 		s, err := mysql.Open(ctx, dsn, sqlstore.Config{})
 		require.NoError(t, err)
 		return s

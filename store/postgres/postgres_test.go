@@ -54,7 +54,7 @@ func TestMigrationsKeepData(t *testing.T) {
 	db, err := sql.Open("pgx", dsn)
 	require.NoError(t, err)
 	defer db.Close()
-	storetest.MigrationsKeepData(t, db, postgres.Dialect, "003", func() *sqlstore.Store {
+	storetest.MigrationsKeepData(t, db, postgres.Dialect, "003", true, func() *sqlstore.Store {
 		s, err := postgres.Open(ctx, dsn, sqlstore.Config{})
 		require.NoError(t, err)
 		return s

@@ -25,7 +25,7 @@ func TestMigrationsKeepData(t *testing.T) {
 	db, err := sqlitedb.Open(ctx, path, 1)
 	require.NoError(t, err)
 	defer db.Close()
-	storetest.MigrationsKeepData(t, db, sqlite.Dialect, "003", func() *sqlstore.Store {
+	storetest.MigrationsKeepData(t, db, sqlite.Dialect, "003", false, func() *sqlstore.Store {
 		s, err := sqlite.Open(ctx, path, sqlstore.Config{})
 		require.NoError(t, err)
 		return s

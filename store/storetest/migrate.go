@@ -23,7 +23,12 @@ import (
 // rest. Every row reads back through the store; the store writes and
 // reads new events beside the old ones; the lease queries work; a purge
 // removes a transaction's branches and events with it (counted in db).
-func MigrationsKeepData(t *testing.T, db *sql.DB, d sqlstore.Dialect, first string, open func() *sqlstore.Store) {
+//
+// With oldWritesRefused, a branch or event inserted the way an earlier
+// version did (without tx_created) must fail, not be stored where this
+// version would not find it: databases that coordinators of several
+// versions may share refuse it.
+func MigrationsKeepData(t *testing.T, db *sql.DB, d sqlstore.Dialect, first string, oldWritesRefused bool, open func() *sqlstore.Store) {
 	t.Helper()
 	ctx := context.Background()
 	old := fstest.MapFS{}
@@ -106,6 +111,17 @@ func MigrationsKeepData(t *testing.T, db *sql.DB, d sqlstore.Dialect, first stri
 	require.NoError(t, err)
 	require.Equal(t, dtx.BranchSucceeded, br[0].Action)
 	require.Equal(t, dtx.BranchPending, br[1].Action)
+
+	if oldWritesRefused {
+		for _, q := range []string{
+			`INSERT INTO dtx_branch (gid, idx, name, action, compensate, action_attempts, compensate_attempts, last_error, updated_at)
+				VALUES ('running', 2, 'z', 'pending', 'pending', 0, 0, '', 1)`,
+			`INSERT INTO dtx_event (gid, at, branch, op, outcome, detail, duration_us, owner) VALUES ('running', 1, 0, 'action', 'success', '', 0, 'old')`,
+		} {
+			_, err := db.ExecContext(ctx, q)
+			require.Error(t, err, "an insert without tx_created: %s", q)
+		}
+	}
 
 	// Its lease: renewed by its owner, then, once expired, claimed by
 	// another.

@@ -14,3 +14,12 @@ DROP INDEX IF EXISTS dtx_event_gid ON dtx_event;
 ALTER TABLE dtx_branch ADD COLUMN IF NOT EXISTS tx_created BIGINT NOT NULL DEFAULT 0;
 UPDATE dtx_branch JOIN dtx_tx ON dtx_tx.gid = dtx_branch.gid SET dtx_branch.tx_created = dtx_tx.created_at WHERE dtx_branch.tx_created = 0;
 ALTER TABLE dtx_branch DROP PRIMARY KEY, ADD PRIMARY KEY (tx_created, gid, idx);
+
+-- No default from now on: a coordinator of an earlier version, which
+-- knows nothing of tx_created, cannot insert rows this one would not find
+-- (its insert fails under the strict sql_mode dtx sets, and its
+-- transactions wait for a coordinator of this version to take them over
+-- when their leases expire). Coordinators that share a database are
+-- upgraded together.
+ALTER TABLE dtx_event ALTER COLUMN tx_created DROP DEFAULT;
+ALTER TABLE dtx_branch ALTER COLUMN tx_created DROP DEFAULT;
