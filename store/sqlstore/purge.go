@@ -46,7 +46,7 @@ func (s *Store) PurgeFinished(ctx context.Context, before time.Time, limit int) 
 		return 0, fmt.Errorf("purge: %w", err)
 	}
 	var gids []any
-	var first, last int64 // the range of their creation times
+	var keys []any // (tx_created, gid) of each, the key of its branches and events
 	for rows.Next() {
 		var gid string
 		var created int64
@@ -54,10 +54,7 @@ func (s *Store) PurgeFinished(ctx context.Context, before time.Time, limit int) 
 			rows.Close()
 			return 0, fmt.Errorf("purge: %w", err)
 		}
-		if len(gids) == 0 {
-			first = created
-		}
-		gids, last = append(gids, gid), created
+		gids, keys = append(gids, gid), append(keys, created, gid)
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
@@ -76,11 +73,19 @@ func (s *Store) PurgeFinished(ctx context.Context, before time.Time, limit int) 
 	}
 	n, _ := res.RowsAffected()
 	// Branches and events are keyed by their transaction's creation time
-	// first (ofTx): the batch's range of creation times bounds the scan.
-	in = dollarList(3, len(gids))
+	// and gid (ofTx): the delete names each key, so it reads (and, on
+	// MySQL, locks) the purged transactions' rows only, not those of the
+	// transactions created at the same times and still running.
+	var pairs strings.Builder
+	for i := range gids {
+		if i > 0 {
+			pairs.WriteString(" OR ")
+		}
+		fmt.Fprintf(&pairs, "(tx_created = $%d AND gid = $%d)", 2*i+1, 2*i+2)
+	}
 	for _, table := range []string{"dtx_branch", "dtx_event"} {
-		if _, err := s.execTx(ctx, tx, `DELETE FROM `+table+` WHERE tx_created BETWEEN $1 AND $2 AND gid IN (`+in+`)
-			AND NOT EXISTS (SELECT 1 FROM dtx_tx t WHERE t.gid = `+table+`.gid)`, append([]any{first, last}, gids...)); err != nil {
+		if _, err := s.execTx(ctx, tx, `DELETE FROM `+table+` WHERE (`+pairs.String()+`)
+			AND NOT EXISTS (SELECT 1 FROM dtx_tx t WHERE t.gid = `+table+`.gid)`, keys); err != nil {
 			return 0, err
 		}
 	}

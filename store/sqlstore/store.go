@@ -327,6 +327,9 @@ func (s *Store) Get(ctx context.Context, gid string) (*dtx.Tx, []dtx.Branch, err
 
 const branchColumns = `gid, idx, name, action, compensate, action_attempts, compensate_attempts, last_error, updated_at`
 
+// branchColumnsOfB are branchColumns of the table aliased b.
+var branchColumnsOfB = "b." + strings.ReplaceAll(branchColumns, ", ", ", b.")
+
 func scanBranch(rows *sql.Rows) (dtx.Branch, error) {
 	var b dtx.Branch
 	var action, comp string
@@ -504,15 +507,16 @@ func (s *Store) readBranches(ctx context.Context, txs []dtx.TxDetail) error {
 	}
 	for lo := 0; lo < len(txs); lo += maxIn {
 		chunk := txs[lo:min(lo+maxIn, len(txs))]
-		// The rows whose creation time and gid are both in the lists are
-		// exactly the chunk's: a gid has one creation time.
-		args := make([]any, 2*len(chunk))
+		args := make([]any, len(chunk))
 		for i := range chunk {
-			args[i], args[len(chunk)+i] = ms(chunk[i].CreatedAt), chunk[i].GID
+			args[i] = chunk[i].GID
 		}
-		if err := s.scanBranchesInto(ctx, txs, at, `SELECT `+branchColumns+` FROM dtx_branch
-			WHERE tx_created IN (`+dollarList(1, len(chunk))+`) AND gid IN (`+dollarList(len(chunk)+1, len(chunk))+`)
-			ORDER BY gid, idx`, args); err != nil {
+		// Through dtx_tx, so that each transaction's branches are one key
+		// lookup (tx_created, gid): two IN lists made the databases try
+		// every pair, or scan the table.
+		if err := s.scanBranchesInto(ctx, txs, at, `SELECT `+branchColumnsOfB+` FROM dtx_tx t
+			JOIN dtx_branch b ON b.tx_created = t.created_at AND b.gid = t.gid
+			WHERE t.gid IN (`+dollarList(1, len(chunk))+`) ORDER BY b.gid, b.idx`, args); err != nil {
 			return err
 		}
 	}

@@ -14,7 +14,7 @@ ALTER TABLE dtx_branch ADD COLUMN tx_created BIGINT NOT NULL DEFAULT 0;
 UPDATE dtx_branch SET tx_created = dtx_tx.created_at FROM dtx_tx WHERE dtx_tx.gid = dtx_branch.gid;
 ALTER TABLE dtx_branch DROP CONSTRAINT dtx_branch_pkey, ADD PRIMARY KEY (tx_created, gid, idx);
 
--- No default from now on: a coordinator of an earlier version, which
+-- No default from now on (the migration is one transaction): a coordinator of an earlier version, which
 -- knows nothing of tx_created, cannot insert rows this one would not find
 -- (its insert fails, and its transactions wait for a coordinator of this
 -- version to take them over when their leases expire). Coordinators that
