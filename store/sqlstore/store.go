@@ -495,8 +495,8 @@ func (s *Store) Attention(ctx context.Context, f dtx.AttentionFilter) ([]dtx.TxD
 	return out, nil
 }
 
-// maxIn bounds the transactions whose keys (creation time, gid) one
-// statement binds (databases limit the number of its parameters).
+// maxIn bounds the gids bound into one IN list (databases limit the
+// number of parameters of a statement).
 const maxIn = 500
 
 // readBranches fills in the branches of txs, ordered by index.
